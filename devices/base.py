@@ -1,0 +1,265 @@
+"""Building blocks of a device kind: payload models, the fault table, storage points.
+
+A kind is a declaration (`DeviceKind`) composed from these blocks, not a class to
+subclass: the hub never branches on a kind's name, it only looks kinds up in
+`devices.REGISTRY`. Everything here is pure and imports nothing from `hub`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Mapping, NamedTuple
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    """What a fault code means to a person: how bad it is, and its title in Chinese and English."""
+
+    severity: Severity
+    zh: str
+    en: str
+
+
+class DevicePayload(BaseModel):
+    """Fields every device message may carry. Devices may add fields: they are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=False)
+
+    ts: AwareDatetime | StrictInt | None = Field(
+        None, description="When the device observed it: ISO 8601 with offset, or epoch milliseconds"
+    )
+    seq: int | None = Field(None, ge=0, description="Per-device counter, to count gaps and duplicates")
+
+
+class EventPayload(DevicePayload):
+    """A discrete happening; `id` lets the hub store a redelivered event once."""
+
+    type: str
+    id: str | None = Field(None, min_length=1, max_length=128)
+
+
+class StatePayload(DevicePayload):
+    """Retained `state` message, also the device's MQTT last will."""
+
+    online: bool
+    fw: str | None = None
+    ip: str | None = None
+    model: str | None = None
+
+
+class ReplyPayload(DevicePayload):
+    """A device's answer to a `cmd`."""
+
+    id: str = Field(min_length=1, max_length=128)
+    ok: bool
+    error: str | None = None
+
+
+class CommandPayload(BaseModel):
+    """Hub to device on `.../cmd`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    op: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+def fault_model(kind: str, faults: Mapping[str, FaultSpec]) -> type[EventPayload]:
+    """The one fault event shape, with `code` limited to this kind's fault table."""
+    codes = Literal[tuple(faults)]  # type: ignore[valid-type]
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        f"{kind.capitalize()}Fault",
+        __base__=EventPayload,
+        __doc__=f"{kind} fault: active=true raises it, active=false clears it.",
+        type=(Literal["fault"], ...),
+        code=(codes, ...),
+        active=(bool, ...),
+        detail=(str | None, None),
+    )
+
+
+class Point(NamedTuple):
+    """One storage point; a tuple so a batch encodes compactly (orjson writes arrays)."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, bool | int | float | str]
+    time_ms: int
+
+
+@dataclass(slots=True)
+class Accepted:
+    """A message that passed every check, with its point time settled.
+
+    `time_ms` is the device's `ts` when it gave a sane one, else the receive time.
+    """
+
+    site: str
+    kind: str
+    device: str
+    channel: str
+    payload: BaseModel
+    received_ms: int
+    time_ms: int
+    lag_ms: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """Registry tags (such as `building`) for telemetry points."""
+
+
+class Invalid(ValueError):
+    """A payload that is well-formed JSON but breaks the contract; `detail` says where."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+COMMON_FIELDS = frozenset({"ts", "seq", "type", "id"})
+TAG_NAMES = frozenset({"site", "kind", "device", "type", "code", "label", "building"})
+
+
+def field_value(value: Any) -> bool | int | float | str:
+    """A storage field value for a device-added field.
+
+    Numbers become floats, so a device that sends `3` and later `3.5` cannot cause
+    an InfluxDB field type conflict; objects and lists are kept as JSON text.
+    """
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return float(value)
+    return orjson.dumps(value).decode()
+
+
+def payload_fields(payload: BaseModel, exclude: frozenset[str]) -> dict[str, bool | int | float | str]:
+    """Declared fields as they are, device-added fields made storage-safe; None dropped."""
+    out: dict[str, Any] = payload.model_dump(exclude=exclude, exclude_none=True)  # type: ignore[arg-type]
+    extra = payload.__pydantic_extra__
+    if extra:
+        for name, value in extra.items():
+            out.pop(name, None)
+            if value is None:
+                continue
+            if name in TAG_NAMES or name in exclude:
+                name = f"{name}_value"  # a tag and a field may never share a name
+            out[name] = field_value(value)
+    return out
+
+
+@dataclass(frozen=True)
+class DeviceKind:
+    """Everything the hub knows about one kind of device."""
+
+    name: str
+    zh: str
+    en: str
+    telemetry: type[DevicePayload]
+    events: tuple[type[EventPayload], ...]
+    faults: Mapping[str, FaultSpec]
+    commands: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    """op -> model of its `args`; empty for kinds never driven remotely."""
+    event_tags: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """event type -> payload fields stored as tags (low cardinality only)."""
+    personal: tuple[str, ...] = ()
+    """Fields that identify a person or vehicle (masked by the API, never tags)."""
+    examples: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    """channel -> valid example payloads, used by tests and simulators."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fault", fault_model(self.name, self.faults))
+        union = self.events + (self.fault,)  # type: ignore[attr-defined]
+        if len(union) == 1:
+            event_adapter: TypeAdapter[Any] = TypeAdapter(union[0])
+        else:
+            from typing import Annotated, Union
+
+            event_adapter = TypeAdapter(Annotated[Union[union], Field(discriminator="type")])  # type: ignore[arg-type]
+        adapters: dict[str, Any] = {
+            "telemetry": self.telemetry.model_validate_json,
+            "event": event_adapter.validate_json,
+            "state": StatePayload.model_validate_json,
+            "reply": ReplyPayload.model_validate_json,
+        }
+        object.__setattr__(self, "_validators", adapters)
+        tags = {"fault": ("code",), **self.event_tags}
+        object.__setattr__(self, "_event_tags", tags)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """Every event type this kind may publish (the fault event included)."""
+        return tuple(m.model_fields["type"].annotation.__args__[0] for m in self.events) + ("fault",)  # type: ignore[union-attr]
+
+    def validate(self, channel: str, raw: bytes) -> BaseModel:
+        """Parse and check a raw payload for a channel; raises pydantic's ValidationError or Invalid."""
+        try:
+            validate = self._validators[channel]  # type: ignore[attr-defined]
+        except KeyError:
+            raise Invalid(f"the hub does not accept messages on channel {channel!r}") from None
+        payload: BaseModel = validate(raw)
+        if channel == "telemetry" and not (payload.model_fields_set - COMMON_FIELDS):
+            raise Invalid("telemetry carries no field")
+        return payload
+
+    def to_points(self, msg: Accepted) -> list[Point]:
+        """Map an accepted message to storage points, per the contract's storage schema."""
+        payload = msg.payload
+        if msg.channel == "telemetry":
+            tags = {"site": msg.site, "device": msg.device, **msg.tags}
+            fields = payload_fields(payload, COMMON_FIELDS)
+            measurement = self.name
+        elif msg.channel == "state":
+            tags = {"site": msg.site, "kind": self.name, "device": msg.device}
+            fields = payload_fields(payload, COMMON_FIELDS)
+            measurement = "device_state"
+        else:
+            event_type = payload.type if msg.channel == "event" else "reply"  # type: ignore[attr-defined]
+            tags = {"site": msg.site, "device": msg.device, "type": event_type}
+            tag_fields = self._event_tags.get(event_type, ())  # type: ignore[attr-defined]
+            for name in tag_fields:
+                tags[name] = str(getattr(payload, name))
+            fields = payload_fields(payload, COMMON_FIELDS.union(tag_fields))
+            event_id = getattr(payload, "id", None)
+            if event_id is not None:
+                fields["id"] = event_id
+            measurement = f"{self.name}_event"
+        seq = getattr(payload, "seq", None)
+        if seq is not None:
+            fields["seq"] = seq
+        fields["lag_ms"] = msg.lag_ms
+        return [Point(measurement, tags, fields, msg.time_ms)]
+
+
+def describe_error(exc: ValidationError, limit: int = 5) -> str:
+    """A short, human-readable summary of a validation error (field path and message)."""
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "payload"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)
