@@ -1,0 +1,101 @@
+"""Settle a message's time, and count sequence gaps and duplicates.
+
+Pure bookkeeping over small in-memory tables; no I/O. The point time is the
+device's `ts` when it is plausible, else the receive time: a device whose clock
+was never set (1970) or runs ahead must not scatter points across the years.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Hashable
+
+MAX_FUTURE_MS = 5 * 60 * 1000
+"""A `ts` further ahead of the receive time than this is a wrong clock, not a fact."""
+MIN_TS_MS = 946_684_800_000
+"""2000-01-01: anything earlier is an unset device clock."""
+
+
+def point_time(ts: datetime | int | None, received_ms: int) -> tuple[int, int, bool]:
+    """(point time ms, lag ms, clock_ok) for a payload's `ts`.
+
+    `clock_ok` is False when the device gave a `ts` that was implausible and the
+    receive time was used instead; lag is then 0.
+    """
+    if ts is None:
+        return received_ms, 0, True
+    ts_ms = ts if isinstance(ts, int) else int(ts.timestamp() * 1000)
+    if ts_ms < MIN_TS_MS or ts_ms > received_ms + MAX_FUTURE_MS:
+        return received_ms, 0, False
+    return ts_ms, received_ms - ts_ms, True
+
+
+@dataclass(slots=True)
+class SeqStats:
+    """Per-device sequence bookkeeping, shown with the device's live state."""
+
+    last: int = -1
+    gaps: int = 0
+    duplicates: int = 0
+    resets: int = 0
+
+
+SEQ_RESET_BELOW = 16
+"""A `seq` that falls back to a small number is a device restart, not a duplicate."""
+
+
+def track_seq(stats: SeqStats, seq: int) -> str:
+    """Update `stats` with a new `seq`; returns 'ok', 'gap', 'duplicate' or 'reset'."""
+    last = stats.last
+    if last < 0 or seq == last + 1:
+        outcome = "ok"
+    elif seq > last:
+        stats.gaps += seq - last - 1
+        outcome = "gap"
+    elif seq < min(last, SEQ_RESET_BELOW):
+        stats.resets += 1
+        outcome = "reset"
+    else:
+        stats.duplicates += 1  # a repeat or a late straggler: keep the high-water mark
+        return "duplicate"
+    stats.last = seq
+    return outcome
+
+
+class RecentKeys:
+    """A bounded set of recently seen keys (oldest forgotten first), for event de-duplication.
+
+    A redelivered QoS 1 event arrives within seconds to minutes; remembering the
+    last `capacity` events across all devices is plenty and keeps memory flat.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[Hashable, None] = OrderedDict()
+
+    def seen(self, key: Hashable) -> bool:
+        """True if `key` was seen before; otherwise remember it and return False."""
+        if key in self._keys:
+            return True
+        self._keys[key] = None
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+        return False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def event_key(device_key: Hashable, payload: Any) -> Hashable | None:
+    """The identity of an event for de-duplication, or None when it has no `id`.
+
+    A camera detection keeps one `id` through its `start`/`update`/`end` phases,
+    so the id alone is not enough: phase, `seq` and `ts` tell the phases apart,
+    while a redelivery repeats all of them.
+    """
+    event_id = getattr(payload, "id", None)
+    if event_id is None:
+        return None
+    return (device_key, event_id, getattr(payload, "phase", None), payload.seq, payload.ts)

@@ -1,0 +1,159 @@
+"""The one data path: topic -> decode/validate -> normalise -> store, live state, listeners.
+
+`Pipeline.handle` is synchronous and never raises: a bad message becomes a
+`Rejected` (dead-lettered and counted), a failing listener is logged and
+counted, and neither stops the next message. Points are collected and appended
+to the durable outbox in one transaction per `flush`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import orjson
+
+from devices.base import Accepted, DeviceKind, Point
+from hub import topics
+from hub.deadletter import DeadLetters
+from hub.ingest.decode import DecodeError, Rejected, decode
+from hub.ingest.normalize import RecentKeys, event_key, point_time, track_seq
+from hub.registry import DeviceKey, Registry
+from hub.state import DeviceState, LiveState
+from hub.storage.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Accepted, DeviceState], None]
+"""Called for every accepted message (alerts, live WebSocket, command replies)."""
+
+FLUSH_POINTS = 2_000
+"""Flush to the outbox as soon as this many points are pending (else on the timer)."""
+TOPIC_CACHE_MAX = 200_000
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Plain counters (cheap on the hot path); `hub.metrics` exposes them to Prometheus."""
+
+    received: int = 0
+    accepted: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(kind, channel) -> count"""
+    rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """(kind, reason) -> count; kind is '' when the topic named none we know"""
+    duplicates: Counter[str] = field(default_factory=Counter)
+    seq: Counter[str] = field(default_factory=Counter)
+    """'gap' (messages missed), 'duplicate', 'reset'"""
+    clock_skew: int = 0
+    listener_errors: int = 0
+    points: int = 0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        root: str,
+        kinds: Mapping[str, DeviceKind],
+        registry: Registry,
+        live: LiveState,
+        outbox: Outbox,
+        dead_letters: DeadLetters,
+    ) -> None:
+        self.root = root
+        self.kinds = kinds
+        self.registry = registry
+        self.live = live
+        self.outbox = outbox
+        self.dead_letters = dead_letters
+        self.listeners: list[Listener] = []
+        self.stats = IngestStats()
+        self._pending: list[Point] = []
+        self._recent_events = RecentKeys()
+        self._topics: dict[str, topics.TopicParts] = {}
+        self._tags: dict[DeviceKey, Mapping[str, str]] = {}
+
+    def handle(self, topic: str, raw: bytes, received_ms: int, retain: bool = False) -> Accepted | Rejected | None:
+        """Process one message; returns what became of it (None: a duplicate, dropped)."""
+        self.stats.received += 1
+        parts = self._topics.get(topic)
+        if parts is None:
+            try:
+                parts = topics.parse(topic, self.root, self.kinds)
+            except topics.UnknownKind as exc:
+                return self._reject(Rejected.of(topic, "unknown_kind", str(exc), raw, received_ms))
+            except topics.TopicError as exc:
+                return self._reject(Rejected.of(topic, "bad_topic", str(exc), raw, received_ms))
+            if len(self._topics) < TOPIC_CACHE_MAX:
+                self._topics[topic] = parts
+        kind = self.kinds[parts.kind]
+        try:
+            payload = decode(kind, parts.channel, raw)
+        except DecodeError as exc:
+            return self._reject(Rejected.of(topic, exc.reason, exc.detail, raw, received_ms, parts.kind))
+
+        key: DeviceKey = (parts.site, parts.kind, parts.device)
+        state = self.live.get(key)
+        seq = payload.seq  # type: ignore[attr-defined]
+        if seq is not None and not retain:
+            self.stats.seq[track_seq(state.seq, seq)] += 1
+        if parts.channel == "event":
+            dedupe_key = event_key(key, payload)
+            if dedupe_key is not None and self._recent_events.seen(dedupe_key):
+                self.stats.duplicates[parts.kind] += 1
+                return None
+
+        time_ms, lag_ms, clock_ok = point_time(payload.ts, received_ms)  # type: ignore[attr-defined]
+        if not clock_ok:
+            self.stats.clock_skew += 1
+        tags = self._tags.get(key)
+        if tags is None:
+            tags = self._tags[key] = self.registry.ensure(key).tags
+        msg = Accepted(parts.site, parts.kind, parts.device, parts.channel, payload, received_ms, time_ms, lag_ms, tags)
+        self.stats.accepted[(parts.kind, parts.channel)] += 1
+
+        # A retained delivery repeats a message stored when it was first published
+        # (a persistent session queues that one for us); it only refreshes live state.
+        if not retain:
+            points = kind.to_points(msg)
+            self._pending.extend(points)
+            self.stats.points += len(points)
+        self.live.apply(state, msg)
+        for listener in self.listeners:
+            try:
+                listener(msg, state)
+            except Exception:  # noqa: BLE001 - one listener's bug must not stop ingest
+                self.stats.listener_errors += 1
+                log.exception("listener %s failed on %s", getattr(listener, "__qualname__", listener), topic)
+        if len(self._pending) >= FLUSH_POINTS:
+            self.flush()
+        return msg
+
+    def _reject(self, rejected: Rejected) -> Rejected:
+        self.stats.rejected[(rejected.kind, rejected.reason)] += 1
+        self.dead_letters.add(rejected)
+        log.warning("rejected %s from %s: %s", rejected.reason, rejected.topic, rejected.detail[:300])
+        return rejected
+
+    def reject_points(self, points: list[Point], reason: str) -> None:
+        """Keep points the store refused in the dead-letter store (as JSON lines)."""
+        body = b"\n".join(orjson.dumps(p, default=tuple) for p in points)
+        self.dead_letters.add(Rejected("(store)", "storage_rejected", reason, body, int(time.time() * 1000)))
+        self.dead_letters.flush()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Make everything handled so far durable: points to the outbox, rejects to the dead letters.
+
+        This is where a QoS 1 message may be acknowledged to the broker once
+        manual acknowledgement is switched on: after this returns, it cannot be lost.
+        """
+        if self._pending:
+            self.outbox.put(self._pending)
+            self._pending = []
+        self.dead_letters.flush()

@@ -1,0 +1,117 @@
+"""The device registry: which sites and devices exist, and where they are.
+
+Buildings, floors, names and locations belong here, not in topics. The file is
+TOML (`SMARTHUB_REGISTRY`):
+
+    [sites.sunshine]
+    name = "阳光花园"
+
+    [[devices]]
+    site = "sunshine"
+    kind = "elevator"
+    device = "b3-e1"
+    building = "3"
+    name = "3号楼1号梯"
+
+A device heard on MQTT but missing from the file is added and flagged
+`registered = false`, so operators see it instead of it being dropped.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.topics import DEVICE_RE, SITE_RE
+
+DeviceKey = tuple[str, str, str]
+"""(site, kind, device)"""
+
+REGISTRY_TAGS = ("building",)
+"""Registry attributes that go on telemetry points as tags (low cardinality only)."""
+
+
+class RegistryError(ValueError):
+    """The registry file cannot be used; the message names the file and the entry."""
+
+
+class Site(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    power_cap_kw: float | None = Field(None, ge=0, description="Transformer capacity shared by chargers")
+
+
+class Device(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    site: str = Field(pattern=SITE_RE.pattern)
+    kind: str
+    device: str = Field(pattern=DEVICE_RE.pattern)
+    name: str | None = None
+    building: str | None = None
+    floor: int | None = None
+    location: str | None = None
+    heartbeat_s: float | None = Field(None, gt=0, description="Silence after which the device counts as offline")
+    registered: bool = True
+
+    @property
+    def key(self) -> DeviceKey:
+        return (self.site, self.kind, self.device)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {t: str(v) for t in REGISTRY_TAGS if (v := getattr(self, t)) is not None}
+
+
+class RegistryFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sites: dict[str, Site] = Field(default_factory=dict)
+    devices: list[Device] = Field(default_factory=list)
+
+
+class Registry:
+    """Registered devices plus those discovered on the wire."""
+
+    def __init__(self, sites: dict[str, Site] | None = None, devices: list[Device] | None = None) -> None:
+        self.sites: dict[str, Site] = dict(sites or {})
+        self._devices: dict[DeviceKey, Device] = {d.key: d for d in devices or ()}
+
+    @classmethod
+    def load(cls, path: Path | None, kinds: set[str] | frozenset[str] | dict) -> Registry:  # type: ignore[type-arg]
+        """Read a registry file; None gives an empty registry."""
+        if path is None:
+            return cls()
+        try:
+            data = RegistryFile.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            raise RegistryError(f"registry file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RegistryError(f"registry file {path} is not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise RegistryError(f"registry file {path}: {where}: {first['msg']}") from None
+        for device in data.devices:
+            if device.kind not in kinds:
+                raise RegistryError(f"registry file {path}: device {device.device!r} has unknown kind {device.kind!r}")
+        return cls(data.sites, data.devices)
+
+    def get(self, key: DeviceKey) -> Device | None:
+        return self._devices.get(key)
+
+    def ensure(self, key: DeviceKey) -> Device:
+        """The registry entry for a device heard on the wire, adding it (unregistered) if new."""
+        device = self._devices.get(key)
+        if device is None:
+            site, kind, name = key
+            device = Device(site=site, kind=kind, device=name, registered=False)
+            self._devices[key] = device
+        return device
+
+    def __iter__(self) -> Iterator[Device]:
+        return iter(self._devices.values())
+
+    def __len__(self) -> int:
+        return len(self._devices)
