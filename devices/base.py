@@ -88,6 +88,12 @@ class CommandPayload(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class CommandArgs(BaseModel):
+    """Arguments of a command op; unknown arguments are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 def fault_model(kind: str, faults: Mapping[str, FaultSpec]) -> type[EventPayload]:
     """The one fault event shape, with `code` limited to this kind's fault table."""
     codes = Literal[tuple(faults)]  # type: ignore[valid-type]

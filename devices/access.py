@@ -1,0 +1,62 @@
+"""Door controllers and face / card / QR terminals (门禁).
+
+`subject` is an opaque id, never a name or a face image, and still personal
+data: a field, never a tag, and masked by the API.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+
+
+class Telemetry(DevicePayload):
+    door: Literal["open", "closed"] | None = None
+    locked: bool | None = None
+
+
+class Access(EventPayload):
+    """One attempt to pass the door."""
+
+    type: Literal["access"]
+    method: Literal["face", "card", "qr", "pin", "fingerprint", "remote"]
+    subject: str = Field(min_length=1, max_length=128, description="Opaque person id")
+    result: Literal["granted", "denied"]
+    reason: Literal["unknown", "expired", "blacklisted", "outside_schedule", "anti_passback", "other"] | None = None
+
+
+class Unlock(CommandArgs):
+    seconds: int = Field(5, ge=1, le=300, description="How long the door stays unlocked")
+
+
+FAULTS = {
+    "door_forced": FaultSpec(Severity.CRITICAL, "强行开门", "Door forced open"),
+    "door_held_open": FaultSpec(Severity.MINOR, "门未关", "Door held open"),
+    "tamper": FaultSpec(Severity.MAJOR, "防拆报警", "Tamper alarm"),
+    "duress": FaultSpec(Severity.CRITICAL, "胁迫报警", "Duress alarm"),
+    "tailgating": FaultSpec(Severity.MINOR, "尾随", "Tailgating"),
+    "reader_offline": FaultSpec(Severity.MAJOR, "读头离线", "Reader offline"),
+}
+
+KIND = DeviceKind(
+    name="access",
+    zh="门禁",
+    en="Access control",
+    telemetry=Telemetry,
+    events=(Access,),
+    faults=FAULTS,
+    commands={"unlock": Unlock},
+    personal=("subject",),
+    examples={
+        "telemetry": ({"door": "closed", "locked": True},),
+        "event": (
+            {"type": "access", "id": "a-1", "method": "face", "subject": "p-7f3a", "result": "granted"},
+            {"type": "access", "id": "a-2", "method": "card", "subject": "c-0091", "result": "denied",
+             "reason": "expired"},
+            {"type": "fault", "id": "f-1", "code": "door_forced", "active": True},
+        ),
+    },
+)

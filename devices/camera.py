@@ -1,0 +1,61 @@
+"""Cameras as event sources (智能摄像头): high-altitude throws (高空抛物), e-bikes in lifts, fire lanes.
+
+One happening keeps one `id` through its `start`, `update` and `end` phases;
+`label` is a tag so dashboards can count detections by type.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from devices.base import DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+
+Label = Literal[
+    "high_altitude_throw", "intrusion", "loitering", "illegal_parking", "fire_lane_blocked", "smoke", "fire",
+    "ebike_in_elevator", "crowd", "fall", "person", "vehicle",
+]
+
+
+class Telemetry(DevicePayload):
+    recording: bool | None = None
+    fps: float | None = Field(None, ge=0)
+
+
+class Detection(EventPayload):
+    type: Literal["detection"]
+    label: Label
+    phase: Literal["start", "update", "end"]
+    score: float = Field(ge=0, le=1)
+    zone: str | None = Field(None, max_length=64)
+    track: str | None = Field(None, max_length=128)
+    snapshot: str | None = Field(None, max_length=2048, description="URL")
+    clip: str | None = Field(None, max_length=2048, description="URL")
+
+
+FAULTS = {
+    "video_loss": FaultSpec(Severity.MAJOR, "视频丢失", "Video loss"),
+    "tamper": FaultSpec(Severity.MAJOR, "遮挡/移位", "Camera tampered"),
+    "storage_full": FaultSpec(Severity.MINOR, "存储已满", "Storage full"),
+}
+
+KIND = DeviceKind(
+    name="camera",
+    zh="摄像头",
+    en="Camera",
+    telemetry=Telemetry,
+    events=(Detection,),
+    faults=FAULTS,
+    event_tags={"detection": ("label",)},
+    examples={
+        "telemetry": ({"recording": True, "fps": 25},),
+        "event": (
+            {"type": "detection", "id": "d-1", "label": "high_altitude_throw", "phase": "start", "score": 0.93,
+             "zone": "b3-facade", "snapshot": "http://nvr/snap/d-1.jpg", "clip": "http://nvr/clip/d-1.mp4"},
+            {"type": "detection", "id": "d-2", "label": "ebike_in_elevator", "phase": "end", "score": 0.81,
+             "track": "t-55"},
+            {"type": "fault", "id": "f-1", "code": "video_loss", "active": True},
+        ),
+    },
+)

@@ -1,0 +1,98 @@
+"""EV chargers (充电桩) sharing a small transformer ("orderly charging", 有序充电).
+
+Statuses and error codes follow OCPP 1.6 (ChargePointStatus, ChargePointErrorCode)
+in snake case, so an OCPP gateway maps one to one. `id_tag` identifies a person.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+
+Status = Literal[
+    "available", "preparing", "charging", "suspended_ev", "suspended_evse", "finishing", "reserved",
+    "unavailable", "faulted",
+]
+
+
+class Telemetry(DevicePayload):
+    connector: int = Field(1, ge=0, description="Connector number; 0 means the whole charge point")
+    status: Status | None = None
+    power_kw: float | None = Field(None, ge=0)
+    energy_kwh: float | None = Field(None, ge=0, description="Cumulative meter")
+    voltage_v: float | None = Field(None, ge=0)
+    current_a: float | None = Field(None, ge=0)
+    temperature_c: float | None = None
+    limit_kw: float | None = Field(None, ge=0, description="Current power cap")
+
+
+class SessionStart(EventPayload):
+    type: Literal["session_start"]
+    session: str = Field(min_length=1, max_length=128)
+    connector: int = Field(ge=0)
+    id_tag: str = Field(min_length=1, max_length=128, description="Opaque RFID / app id")
+    meter_start_kwh: float = Field(ge=0)
+
+
+class SessionStop(EventPayload):
+    type: Literal["session_stop"]
+    session: str = Field(min_length=1, max_length=128)
+    energy_kwh: float = Field(ge=0, description="Energy delivered in the session")
+    duration_s: float = Field(ge=0)
+    reason: str = Field(min_length=1, max_length=64)
+
+
+class SetLimit(CommandArgs):
+    limit_kw: float = Field(ge=0)
+
+
+class StopSession(CommandArgs):
+    session: str | None = None
+
+
+M, m, C = Severity.MAJOR, Severity.MINOR, Severity.CRITICAL
+FAULTS = {
+    "connector_lock_failure": FaultSpec(m, "枪锁故障", "Connector lock failure"),
+    "ev_communication_error": FaultSpec(m, "车桩通信故障", "EV communication error"),
+    "ground_failure": FaultSpec(C, "接地故障", "Ground failure"),
+    "high_temperature": FaultSpec(C, "温度过高", "High temperature"),
+    "internal_error": FaultSpec(M, "内部错误", "Internal error"),
+    "local_list_conflict": FaultSpec(m, "本地授权列表冲突", "Local list conflict"),
+    "other_error": FaultSpec(m, "其他故障", "Other error"),
+    "over_current_failure": FaultSpec(M, "过流", "Over-current failure"),
+    "over_voltage": FaultSpec(M, "过压", "Over-voltage"),
+    "power_meter_failure": FaultSpec(M, "电表故障", "Power meter failure"),
+    "power_switch_failure": FaultSpec(M, "功率开关故障", "Power switch failure"),
+    "reader_failure": FaultSpec(m, "读卡器故障", "Reader failure"),
+    "reset_failure": FaultSpec(m, "复位失败", "Reset failure"),
+    "under_voltage": FaultSpec(M, "欠压", "Under-voltage"),
+    "weak_signal": FaultSpec(m, "信号弱", "Weak signal"),
+}
+
+KIND = DeviceKind(
+    name="charger",
+    zh="充电桩",
+    en="EV charger",
+    telemetry=Telemetry,
+    events=(SessionStart, SessionStop),
+    faults=FAULTS,
+    commands={"set_limit": SetLimit, "stop_session": StopSession},
+    personal=("id_tag",),
+    examples={
+        "telemetry": (
+            {"connector": 1, "status": "charging", "power_kw": 6.6, "energy_kwh": 1532.4, "voltage_v": 228.5,
+             "current_a": 28.9, "temperature_c": 41.5, "limit_kw": 7.0},
+            {"status": "available", "power_kw": 0, "energy_kwh": 1540.1},
+        ),
+        "event": (
+            {"type": "session_start", "id": "s-1", "session": "S20261122-0042", "connector": 1,
+             "id_tag": "tag-88a1", "meter_start_kwh": 1532.4},
+            {"type": "session_stop", "id": "s-2", "session": "S20261122-0042", "energy_kwh": 18.2,
+             "duration_s": 9840, "reason": "ev_disconnected"},
+            {"type": "fault", "id": "f-1", "code": "high_temperature", "active": True, "detail": "82 C at plug"},
+        ),
+    },
+)

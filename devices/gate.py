@@ -1,0 +1,78 @@
+"""Barrier gates with plate recognition (车道闸): every vehicle in and out of the 小区.
+
+Plates identify people's vehicles: they are fields (never tags) and `personal`,
+so the API can mask them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+
+Barrier = Literal["open", "closed", "stuck"]
+
+
+class Telemetry(DevicePayload):
+    barrier: Barrier | None = None
+    cycles: int | None = Field(None, ge=0, description="Barrier open/close cycle counter")
+
+
+class Passage(EventPayload):
+    """A vehicle read at the lane, and what the gate decided."""
+
+    type: Literal["passage"]
+    plate: str = Field(min_length=1, max_length=16, description="e.g. 琼A12345; 8 characters on green NEV plates")
+    plate_color: Literal["blue", "yellow", "green", "white", "black", "unknown"]
+    direction: Literal["in", "out"]
+    lane: str = Field(min_length=1, max_length=64)
+    vehicle_class: Literal["car", "truck", "bus", "motorcycle", "other"]
+    confidence: float = Field(ge=0, le=1)
+    decision: Literal["allowed", "denied", "manual"]
+    category: Literal["resident", "visitor", "blacklisted", "unknown"]
+    image: str | None = Field(None, max_length=2048, description="URL of the plate snapshot")
+
+
+class BarrierEvent(EventPayload):
+    type: Literal["barrier"]
+    state: Barrier
+
+
+class NoArgs(CommandArgs):
+    """Commands that take no arguments."""
+
+
+FAULTS = {
+    "barrier_stuck": FaultSpec(Severity.MAJOR, "道闸卡滞", "Barrier stuck"),
+    "loop_detector_fault": FaultSpec(Severity.MINOR, "地感线圈故障", "Loop detector fault"),
+    "camera_offline": FaultSpec(Severity.MAJOR, "识别相机离线", "Plate camera offline"),
+}
+
+KIND = DeviceKind(
+    name="gate",
+    zh="车道闸",
+    en="Barrier gate",
+    telemetry=Telemetry,
+    events=(Passage, BarrierEvent),
+    faults=FAULTS,
+    commands={"open": NoArgs, "close": NoArgs},
+    personal=("plate", "image"),
+    examples={
+        "telemetry": ({"barrier": "closed", "cycles": 48211},),
+        "event": (
+            {"type": "passage", "id": "p-1", "plate": "琼A12345", "plate_color": "blue", "direction": "in",
+             "lane": "east-1", "vehicle_class": "car", "confidence": 0.97, "decision": "allowed",
+             "category": "resident", "image": "http://gate-east/snap/p-1.jpg"},
+            {"type": "passage", "id": "p-2", "plate": "粤BD12345", "plate_color": "green", "direction": "out",
+             "lane": "east-2", "vehicle_class": "car", "confidence": 0.88, "decision": "allowed",
+             "category": "visitor"},
+            {"type": "passage", "id": "p-3", "plate": "沪C9F88K", "plate_color": "blue", "direction": "in",
+             "lane": "east-1", "vehicle_class": "car", "confidence": 0.41, "decision": "manual",
+             "category": "unknown"},
+            {"type": "barrier", "id": "b-1", "state": "open"},
+            {"type": "fault", "id": "f-1", "code": "barrier_stuck", "active": True, "detail": "arm did not lower"},
+        ),
+    },
+)
