@@ -37,6 +37,18 @@ class EventQuery:
     until_ms: int | None = None
     limit: int = 100
 
+    def where(self) -> dict[str, str]:
+        """Tag equalities of this query."""
+        pairs = (("site", self.site), ("device", self.device), ("type", self.type))
+        return {tag: value for tag, value in pairs if value is not None}
+
+
+def event_measurements(kind: str | None) -> list[str]:
+    """The `{kind}_event` measurements a query covers: one kind, or all of them."""
+    from devices import REGISTRY
+
+    return [f"{k}_event" for k in ([kind] if kind else sorted(REGISTRY))]
+
 
 class Storage(Protocol):
     """What the hub needs from a time-series store."""
@@ -54,16 +66,23 @@ class Storage(Protocol):
     async def write(self, points: Sequence[Point]) -> None:
         """Store a batch; raises StorageUnavailable (retry) or StorageRejected (do not)."""
 
+    async def query_points(
+        self,
+        measurements: Sequence[str],
+        where: dict[str, str],
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, int, dict[str, Any]]]:
+        """(measurement, time ms, tags and fields) of the newest matching points, newest first."""
+
     async def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
         """Stored events, newest first, as flat dicts (see `event_row`)."""
 
 
-def event_row(measurement: str, time_ms: int, tags: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+def event_row(measurement: str, time_ms: int, columns: dict[str, Any]) -> dict[str, Any]:
     """The shape of one event as the API returns it, the same from every backend.
 
     `time` is epoch ms; `kind` comes from the measurement name (`{kind}_event`).
     """
-    row: dict[str, Any] = {"time": time_ms, "kind": measurement.removesuffix("_event")}
-    row.update(tags)
-    row.update((k, v) for k, v in fields.items() if v is not None)
-    return row
+    return {"time": time_ms, "kind": measurement.removesuffix("_event"), **columns}
