@@ -8,6 +8,7 @@ when it fails do we spend time working out *why*, to give a precise reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -69,13 +70,20 @@ def classify(exc: ValidationError, raw: bytes) -> DecodeError:
         return DecodeError("not_json", first["msg"].removeprefix("Invalid JSON: "))
     if not first["loc"] and first["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return DecodeError("not_object", "payload must be a JSON object")
-    if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
-        return DecodeError("invalid", _event_type_detail(first))
+    for err in errors:
+        detail = _event_type_detail(err)
+        if detail:
+            return DecodeError("invalid", detail)
     return DecodeError("invalid", describe_error(exc))
 
 
-def _event_type_detail(err: dict) -> str:  # type: ignore[type-arg]
+def _event_type_detail(err: Any) -> str | None:
+    """A clear sentence when the problem is the event's `type` itself, else None."""
     ctx = err.get("ctx") or {}
-    if err["type"] == "union_tag_not_found":
+    if err["type"] == "union_tag_not_found" or (err["loc"] == ("type",) and err["type"] == "missing"):
         return "event has no 'type'"
-    return f"unknown event type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if err["type"] == "union_tag_invalid":
+        return f"unknown event type {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+    if err["loc"] == ("type",) and err["type"] == "literal_error":
+        return f"unknown event type {err['input']!r}; expected {ctx.get('expected')}"
+    return None

@@ -20,7 +20,7 @@ from devices.base import Accepted, DeviceKind, Point
 from hub import topics
 from hub.deadletter import DeadLetters
 from hub.ingest.decode import DecodeError, Rejected, decode
-from hub.ingest.normalize import RecentKeys, event_key, point_time, track_seq
+from hub.ingest.normalize import RecentKeys, SeriesClock, event_key, point_time, track_seq
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.storage.outbox import Outbox
@@ -72,6 +72,7 @@ class Pipeline:
         self.stats = IngestStats()
         self._pending: list[Point] = []
         self._recent_events = RecentKeys()
+        self._clock = SeriesClock()
         self._topics: dict[str, topics.TopicParts] = {}
         self._tags: dict[DeviceKey, Mapping[str, str]] = {}
 
@@ -117,9 +118,11 @@ class Pipeline:
         # A retained delivery repeats a message stored when it was first published
         # (a persistent session queues that one for us); it only refreshes live state.
         if not retain:
-            points = kind.to_points(msg)
-            self._pending.extend(points)
-            self.stats.points += len(points)
+            place = self._clock.place
+            for point in kind.to_points(msg):
+                series = (point.measurement, *point.tags.values())
+                self._pending.append(point._replace(time_ms=place(series, point.time_ms, raw)))
+                self.stats.points += 1
         self.live.apply(state, msg)
         for listener in self.listeners:
             try:

@@ -31,3 +31,23 @@ def test_recent_keys_forgets_the_oldest() -> None:
     keys.seen("d")  # a lookup does not refresh a key, so "a" is still the oldest and goes
     assert keys.seen("a") is False
     assert len(keys) == 3
+
+
+def test_series_clock_separates_distinct_points_but_not_redeliveries() -> None:
+    from hub.ingest.normalize import SeriesClock
+
+    clock = SeriesClock()
+    assert clock.place("s", 1000, b"a") == 1000
+    assert clock.place("s", 1000, b"b") == 1001  # another message in the same ms
+    assert clock.place("s", 1000, b"c") == 1002
+    assert clock.place("s", 1000, b"c") == 1002  # the same message again: same point
+    assert clock.place("other", 1000, b"x") == 1000  # other series are independent
+    assert clock.place("s", 2000, b"d") == 2000
+
+
+def test_series_clock_never_lands_on_a_time_it_just_gave() -> None:
+    from hub.ingest.normalize import SeriesClock
+
+    clock = SeriesClock()
+    given = [clock.place("s", t, bytes([i])) for i, t in enumerate([1000, 1000, 1000, 1001, 1002, 1010])]
+    assert given == [1000, 1001, 1002, 1003, 1004, 1010]
