@@ -1,0 +1,25 @@
+"""The HTTP API (contract section 6): an app factory over a running Hub."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from hub.api import routes
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """A FastAPI app serving `hub`; the hub's lifetime is managed by the caller."""
+    app = FastAPI(
+        title="smarthub",
+        summary="Smart-community IoT hub: devices, events and live state of a 小区",
+        version="0.1.0",
+    )
+    app.state.hub = hub
+    app.include_router(routes.open_router)
+    app.include_router(routes.api_router)
+    return app

@@ -1,0 +1,103 @@
+"""Routes of contract section 6 that the ingest spine serves: health, metrics, devices, events."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from hub.api.deps import HubDep, RoleDep
+from hub.api.schemas import DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
+from hub.metrics import render
+from hub.storage.base import EventQuery, StorageError
+
+open_router = APIRouter()
+"""Routes that need no token (probes and scrapers)."""
+api_router = APIRouter(prefix="/api")
+
+
+@open_router.get("/api/health", response_model=HealthOut, tags=["operations"])
+async def health(hub: HubDep) -> HealthOut:
+    """Liveness plus broker and store reachability. Always 200 while the process lives: a store
+    outage is `degraded`, not a reason to restart the hub (the outbox is buffering)."""
+    store = await hub.storage.ping()
+    broker = hub.mqtt.connected
+    return HealthOut(
+        status="ok" if store and broker else "degraded",
+        broker=broker,
+        store=store,
+        store_backend=hub.storage.name,
+        outbox_points=hub.outbox.depth,
+        uptime_s=round(time.time() - hub.started_at, 1),
+    )
+
+
+@open_router.get("/metrics", tags=["operations"], response_class=Response)
+async def metrics(hub: HubDep) -> Response:
+    """Prometheus text format."""
+    return Response(render(hub.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@api_router.get("/devices", response_model=list[DeviceOut], tags=["devices"])
+async def devices(
+    hub: HubDep,
+    _role: RoleDep,
+    site: str | None = None,
+    kind: str | None = None,
+    online: bool | None = None,
+) -> list[DeviceOut]:
+    """The registry plus live state of every device (registered or heard on the wire)."""
+    now_ms = int(time.time() * 1000)
+    out = []
+    for device in hub.registry:
+        if (site and device.site != site) or (kind and device.kind != kind):
+            continue
+        state = hub.live.devices.get(device.key)
+        is_online = bool(state and state.online(now_ms, hub.live.heartbeat_for(device)))
+        if online is not None and is_online != online:
+            continue
+        out.append(DeviceOut.of(device, state, is_online))
+    out.sort(key=lambda d: (d.site, d.kind, d.device))
+    return out
+
+
+@api_router.get("/events", tags=["events"])
+async def events(
+    hub: HubDep,
+    _role: RoleDep,
+    site: str | None = None,
+    kind: str | None = None,
+    device: str | None = None,
+    type: str | None = None,  # noqa: A002 - the contract's name
+    since: Annotated[str | None, Query(description="ISO 8601 or epoch ms")] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 or epoch ms")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[dict[str, Any]]:
+    """Stored events, newest first."""
+    if kind is not None and kind not in hub.kinds:
+        raise HTTPException(422, f"unknown kind {kind!r}; one of {', '.join(sorted(hub.kinds))}")
+    try:
+        query = EventQuery(site, kind, device, type, parse_time(since, "since"), parse_time(until, "until"), limit)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    try:
+        rows = await hub.storage.query_events(query)
+    except StorageError as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from None
+    for row in rows:
+        row["time"] = iso(row["time"])
+    return rows
+
+
+@api_router.get("/deadletters", response_model=list[DeadLetterOut], tags=["operations"])
+async def dead_letters(
+    hub: HubDep,
+    _role: RoleDep,
+    reason: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[DeadLetterOut]:
+    """Rejected messages, newest first, with the reason and the (truncated) payload."""
+    hub.dead_letters.flush()
+    return [DeadLetterOut(**row | {"received": iso(row["received"])}) for row in hub.dead_letters.recent(limit, reason)]

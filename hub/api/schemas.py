@@ -1,0 +1,98 @@
+"""Response models and small conversions of the API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from hub.registry import Device
+from hub.state import DeviceState
+
+
+def iso(ms: int | None) -> str | None:
+    """Epoch ms -> ISO 8601 UTC with milliseconds, as the API shows every time."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str | None, name: str) -> int | None:
+    """A query bound in ISO 8601 (with offset; UTC if none) or epoch ms -> epoch ms."""
+    if value is None or value == "":
+        return None
+    if value.lstrip("-").isdigit():
+        return int(value)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} must be ISO 8601 or epoch milliseconds, not {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp() * 1000)
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    broker: bool
+    store: bool
+    store_backend: str
+    outbox_points: int
+    uptime_s: float
+
+
+class SeqOut(BaseModel):
+    last: int | None
+    gaps: int
+    duplicates: int
+    resets: int
+
+
+class DeviceOut(BaseModel):
+    site: str
+    kind: str
+    device: str
+    name: str | None = None
+    building: str | None = None
+    floor: int | None = None
+    location: str | None = None
+    registered: bool
+    online: bool
+    last_seen: str | None = None
+    telemetry: dict[str, Any] = {}
+    telemetry_at: str | None = None
+    info: dict[str, Any] = {}
+    open_faults: dict[str, Any] = {}
+    last_event: dict[str, Any] | None = None
+    seq: SeqOut | None = None
+    messages: int = 0
+
+    @classmethod
+    def of(cls, device: Device, state: DeviceState | None, online: bool) -> DeviceOut:
+        out = cls(**device.model_dump(exclude={"heartbeat_s"}), online=online)
+        if state is not None:
+            out.last_seen = iso(state.last_seen_ms)
+            out.telemetry = state.telemetry
+            out.telemetry_at = iso(state.telemetry_ms)
+            out.info = state.info
+            out.open_faults = {code: {"since": iso(f["since"]), "detail": f["detail"]}
+                               for code, f in state.open_faults.items()}
+            if state.last_event is not None:
+                out.last_event = state.last_event | {"time": iso(state.last_event["time"])}
+            seq = state.seq
+            out.seq = SeqOut(last=seq.last if seq.last >= 0 else None, gaps=seq.gaps,
+                             duplicates=seq.duplicates, resets=seq.resets)
+            out.messages = state.messages
+        return out
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received: str | None
+    topic: str
+    kind: str
+    reason: str
+    detail: str
+    payload: str
+    payload_encoding: Literal["utf-8", "hex"]

@@ -1,0 +1,145 @@
+"""The Hub: builds every component from Settings and runs them for as long as it lives.
+
+Start order matters and so does stop order: on the way out the hub stops
+listening to MQTT first, then flushes what it holds into the outbox, then gives
+the writer a few seconds to drain the outbox into the store. Whatever is left
+stays on disk and is written at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from contextlib import AsyncExitStack
+from typing import Any, Mapping
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from devices import REGISTRY
+from devices.base import DeviceKind
+from hub import topics
+from hub.config import Settings
+from hub.deadletter import DeadLetters
+from hub.ingest.pipeline import Pipeline
+from hub.metrics import HubCollector
+from hub.mqtt import MqttLink, RawMessage
+from hub.registry import Registry
+from hub.state import LiveState
+from hub.storage.base import Storage
+from hub.storage.outbox import Outbox, Writer
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.05
+"""How often pending points go to the outbox when traffic is light (latency bound)."""
+SHUTDOWN_DRAIN_S = 10.0
+
+
+def make_storage(settings: Settings) -> Storage:
+    """InfluxDB when `SMARTHUB_INFLUX_URL` is set, else the embedded store under the data dir."""
+    if settings.influx_url:
+        from hub.storage.influx import InfluxStorage
+
+        return InfluxStorage(settings.influx_url, settings.influx_db, settings.influx_token, org=settings.influx_org)
+    from hub.storage.embedded import EmbeddedStorage
+
+    return EmbeddedStorage(settings.data_dir / "store.db", retention_days=settings.retention_days)
+
+
+class Hub:
+    """One running hub. Use as `async with Hub(settings) as hub:`."""
+
+    def __init__(self, settings: Settings, kinds: Mapping[str, DeviceKind] = REGISTRY) -> None:
+        self.settings = settings
+        self.kinds = kinds
+        self.started_at = time.time()
+        self._stack = AsyncExitStack()
+
+    async def __aenter__(self) -> Hub:
+        s = self.settings
+        self.admin_token = s.admin_token or secrets.token_urlsafe(24)
+        if not s.admin_token:
+            log.warning("SMARTHUB_ADMIN_TOKEN is not set; this run's admin token is %s", self.admin_token)
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.registry = Registry.load(s.registry, set(self.kinds))
+        self.live = LiveState(s.heartbeat_s)
+        self.dead_letters = DeadLetters(s.data_dir / "deadletter.db")
+        self.outbox = Outbox(s.data_dir / "outbox.db")
+        self.storage = make_storage(s)
+        self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters)
+        self.writer = Writer(self.outbox, self.storage, self.pipeline.reject_points)
+        self.mqtt = MqttLink(
+            s.mqtt,
+            s.mqtt_client_id,
+            topics.subscriptions(s.root, s.mqtt_share_group),
+            self._on_batch,
+            protocol=s.mqtt_protocol,
+        )
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(HubCollector(self))
+
+        self._stack.callback(self.dead_letters.close)
+        self._stack.callback(self.outbox.close)
+        await self.storage.start()
+        self._stack.push_async_callback(self.storage.close)
+        self._stack.push_async_callback(self._drain_outbox)
+        self._tasks = [
+            asyncio.create_task(self.writer.run(), name="outbox-writer"),
+            asyncio.create_task(self._flush_loop(), name="pipeline-flush"),
+            asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
+        ]
+        self._stack.push_async_callback(self._stop_tasks)
+        log.info("hub started: root=%s store=%s outbox=%d points waiting", s.root, self.storage.name, self.outbox.depth)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._stack.aclose()
+
+    def _on_batch(self, batch: list[RawMessage], received_ms: int) -> None:
+        handle = self.pipeline.handle
+        for topic, payload, retain in batch:
+            handle(topic, payload, received_ms, retain)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self.pipeline.flush()
+
+    async def _stop_tasks(self) -> None:
+        """Stop MQTT first (nothing new arrives), then the timers; keep what was received."""
+        for task in reversed(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.pipeline.flush()
+
+    async def _drain_outbox(self) -> None:
+        if self.outbox.depth and not await self.writer.drain(SHUTDOWN_DRAIN_S):
+            log.warning("%d points stay in the outbox and will be written at the next start", self.outbox.depth)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the hub decides how to stop."""
+
+    def capture_signals(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]
+        return contextlib.nullcontext()
+
+
+async def serve(settings: Settings) -> None:
+    """`smarthub run`: the hub plus its HTTP API until SIGINT or SIGTERM, then a clean stop."""
+    from hub.api import create_app
+
+    host, port = settings.http_host_port
+    async with Hub(settings) as hub:
+        server = _Server(uvicorn.Config(create_app(hub), host=host, port=port, log_config=None, access_log=False))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        log.info("API and dashboard on http://%s:%d/ (OpenAPI at /docs)", host, port)
+        await server.serve()
+        log.info("stopping: flushing what the hub holds")

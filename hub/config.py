@@ -1,0 +1,165 @@
+"""Settings of `smarthub run`: environment variables `SMARTHUB_*`, or a `--config` TOML file.
+
+The TOML file uses the same keys in lower case without the prefix
+(`mqtt_url = "mqtt://..."`); an environment variable wins over the file.
+Unknown keys are errors, so a typo fails at start instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from hub.topics import TopicError, check_root
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class MqttTarget:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: ssl.SSLContext | None
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    """`mqtt://user:pass@host:port` or `mqtts://...` -> where and how to connect."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("must look like mqtt://user:pass@host:1883 or mqtts://host:8883")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ValueError("port must be a number from 1 to 65535") from None
+    return MqttTarget(
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=ssl.create_default_context() if tls else None,
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SMARTHUB_", extra="forbid")
+
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt://user:pass@host:port or mqtts://")
+    mqtt_client_id: str = Field("smarthub", description="Fixed client id, so the broker keeps our session")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
+    mqtt_share_group: str | None = Field(None, description="Subscribe as $share/<group>/... to run several hubs")
+    influx_url: str | None = Field(None, description="InfluxDB base URL; unset means the embedded store")
+    influx_db: str = Field("smarthub", description="Database (1.x) or bucket (2.x, 3.x)")
+    influx_token: str | None = Field(None, description="Token, or user:password")
+    influx_org: str | None = Field(None, description="Organisation on InfluxDB 2.x (default: the token's first)")
+    root: str = Field("community", description="Topic root")
+    http: str = Field("127.0.0.1:8080", description="host:port of the API and dashboard")
+    data_dir: Path = Field(Path("data"), description="State, embedded store, outbox, dead letters")
+    registry: Path | None = Field(None, description="Device registry TOML file")
+    admin_token: str | None = Field(None, description="First admin's API token")
+    webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")
+    heartbeat_s: float = Field(300.0, gt=0, description="Silence after which a device counts as offline")
+    retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parse_mqtt_url(value)
+        return value
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        try:
+            return check_root(value)
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("http")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be host:port, e.g. 127.0.0.1:8080")
+        return value
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as JSON-ready data with passwords and tokens hidden, for printing."""
+        data = self.model_dump(mode="json")
+        for key in ("admin_token", "influx_token"):
+            if data[key]:
+                data[key] = "***"
+        parts = urlsplit(self.mqtt_url)
+        if parts.password:
+            data["mqtt_url"] = self.mqtt_url.replace(f":{parts.password}@", ":***@", 1)
+        return data
+
+    @property
+    def mqtt(self) -> MqttTarget:
+        return parse_mqtt_url(self.mqtt_url)
+
+    @property
+    def http_host_port(self) -> tuple[str, int]:
+        host, _, port = self.http.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def webhook_urls(self) -> list[str]:
+        return [u.strip() for u in (self.webhooks or "").split(",") if u.strip()]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: tuple[PydanticBaseSettingsSource, ...] = (init_settings, env_settings)
+        toml_file = _TOML_FILE.get("path")
+        if toml_file is not None:
+            sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
+        return sources
+
+
+_TOML_FILE: dict[str, Path] = {}
+
+
+def load(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment (and a TOML file); ConfigError with one clear line if bad."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"config file {config_file} does not exist")
+    known = {f"SMARTHUB_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(k for k in os.environ if k.startswith("SMARTHUB_") and k not in known)
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})")
+    _TOML_FILE.clear()
+    if config_file is not None:
+        _TOML_FILE["path"] = config_file
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        where = f"SMARTHUB_{name.upper()}" + (f" (or {name} in {config_file})" if config_file else "")
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown setting {name!r} in {config_file}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"bad setting {where}: {message}") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. a TOML syntax error
+        raise ConfigError(f"cannot read settings: {exc}") from None
+    finally:
+        _TOML_FILE.clear()

@@ -1,0 +1,83 @@
+"""Prometheus metrics, read from the hub's plain counters at scrape time.
+
+The hot path only bumps Python ints and Counters; turning them into metric
+families happens here, once per scrape, so ingest pays nothing for metrics.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hub.storage.outbox import WRITE_BUCKETS_S, WriterStats
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+
+
+class HubCollector(Collector):
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        hub = self.hub
+        stats = hub.pipeline.stats
+        yield CounterMetricFamily("smarthub_messages_received", "MQTT messages received", value=stats.received)
+
+        accepted = CounterMetricFamily("smarthub_messages_accepted", "Messages accepted", labels=["kind", "channel"])
+        for (kind, channel), n in sorted(stats.accepted.items()):
+            accepted.add_metric([kind, channel], n)
+        yield accepted
+
+        rejected = CounterMetricFamily("smarthub_messages_rejected", "Messages dead-lettered", labels=["kind", "reason"])
+        for (kind, reason), n in sorted(stats.rejected.items()):
+            rejected.add_metric([kind, reason], n)
+        yield rejected
+
+        dupes = CounterMetricFamily("smarthub_events_duplicate", "Redelivered events dropped", labels=["kind"])
+        for kind, n in sorted(stats.duplicates.items()):
+            dupes.add_metric([kind], n)
+        yield dupes
+
+        seq = CounterMetricFamily("smarthub_seq_anomalies", "seq gaps (messages missed), duplicates, resets",
+                                  labels=["type"])
+        for what, n in sorted(stats.seq.items()):
+            if what != "ok":
+                seq.add_metric([what], n)
+        yield seq
+
+        yield CounterMetricFamily("smarthub_clock_skew", "Messages whose ts was implausible", value=stats.clock_skew)
+        yield CounterMetricFamily("smarthub_listener_errors", "Listener exceptions", value=stats.listener_errors)
+
+        writer = hub.writer.stats
+        yield CounterMetricFamily("smarthub_write_batches", "Batches written to the store", value=writer.batches)
+        yield CounterMetricFamily("smarthub_write_points", "Points written to the store", value=writer.points)
+        yield CounterMetricFamily("smarthub_write_failures", "Store writes that failed", value=writer.failures)
+        yield CounterMetricFamily("smarthub_write_rejected_points", "Points the store refused",
+                                  value=writer.rejected_points)
+        yield self._latency(writer)
+
+        yield GaugeMetricFamily("smarthub_outbox_points", "Points waiting in the outbox", value=hub.outbox.depth)
+        yield GaugeMetricFamily("smarthub_pending_points", "Points not yet in the outbox", value=hub.pipeline.pending)
+        yield GaugeMetricFamily("smarthub_mqtt_connected", "1 when connected to the broker",
+                                value=int(hub.mqtt.connected))
+        yield GaugeMetricFamily("smarthub_store_up", "1 when the last store write succeeded",
+                                value=int(writer.store_up))
+        yield GaugeMetricFamily("smarthub_devices", "Devices known (registered or heard)", value=len(hub.registry))
+
+    @staticmethod
+    def _latency(writer: WriterStats) -> Metric:
+        buckets, running = [], 0
+        for bound, count in zip((*map(str, WRITE_BUCKETS_S), "+Inf"), writer.latency_counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        return HistogramMetricFamily("smarthub_write_seconds", "Store write latency", buckets=buckets,
+                                     sum_value=writer.latency_sum_s)
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,218 @@
+"""End to end: messages published to a real Mosquitto reach the store, live state and dead letters."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from devices import REGISTRY
+from tests.integration.conftest import HubRun, eventually, running_hub
+
+pytestmark = pytest.mark.services
+
+
+def fresh(example: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """An example payload with its `ts` (if any) moved to now, so stores' retention keeps it."""
+    out = dict(example)
+    if "ts" in out:
+        out["ts"] = int(time.time() * 1000)
+    out.update(changes)
+    return out
+
+
+def accepted(run: HubRun) -> int:
+    return sum(run.hub.pipeline.stats.accepted.values())
+
+
+async def test_every_kind_and_channel_is_stored(hub_run: HubRun) -> None:
+    """Each kind's example telemetry, events, state and replies are accepted, stored and shown."""
+    messages: list[tuple[str, Any]] = []
+    expected_events: dict[tuple[str, str], int] = {}
+    for kind in REGISTRY.values():
+        device = f"{kind.name}-1"
+        for example in kind.examples.get("telemetry", ()):
+            messages.append((hub_run.topic(kind.name, device, "telemetry"), fresh(example)))
+        for i, example in enumerate(kind.examples["event"]):
+            messages.append((hub_run.topic(kind.name, device, "event"), fresh(example, id=f"{kind.name}-e{i}")))
+            key = (kind.name, example["type"])
+            expected_events[key] = expected_events.get(key, 0) + 1
+        messages.append((hub_run.topic(kind.name, device, "state"), {"online": True, "fw": "2.1.0"}))
+        messages.append((hub_run.topic(kind.name, device, "reply"), {"id": f"cmd-{kind.name}", "ok": True}))
+        expected_events[(kind.name, "reply")] = 1
+    await hub_run.publish_many(messages)
+    await eventually(lambda: accepted(hub_run) == len(messages), what="all messages accepted")
+    assert not hub_run.hub.pipeline.stats.rejected
+    await hub_run.stored()
+
+    events = await hub_run.events(limit=1000)
+    counted: dict[tuple[str, str], int] = {}
+    for event in events:
+        assert event["site"] == hub_run.site
+        counted[(event["kind"], event["type"])] = counted.get((event["kind"], event["type"]), 0) + 1
+    assert counted == expected_events
+
+    devices = (await hub_run.api.get("/api/devices")).json()
+    assert {d["kind"] for d in devices} == set(REGISTRY)
+    for d in devices:
+        assert d["online"] is True, d
+        assert d["registered"] is False  # heard on the wire, not in a registry file
+        assert d["info"] == {"fw": "2.1.0"}
+        if REGISTRY[d["kind"]].examples.get("telemetry"):
+            assert d["telemetry"], d
+
+
+async def test_bad_input_is_dead_lettered_and_never_blocks_good_messages(embedded_hub: HubRun) -> None:
+    run = embedded_hub
+    good = run.topic("elevator", "e1", "telemetry")
+    cases = [
+        (good, b"hello", "not_json"),
+        (good, b"[1, 2]", "not_object"),
+        (good, b'"just a string"', "not_object"),
+        (good, b"\xff\xfe\x00binary", "not_utf8"),
+        (good, b'{"floor": "seventh"}', "invalid"),
+        (good, b'{"direction": "sideways"}', "invalid"),
+        (good, b"{}", "invalid"),
+        (good, b'{"floor": 1, "ts": "2026-11-22T08:00:00"}', "invalid"),  # no offset
+        (good, b"{" + b'"pad": "' + b"x" * (70 * 1024) + b'"}', "too_large"),
+        (run.topic("elevator", "e1", "event"), b'{"type": "party"}', "invalid"),
+        (run.topic("elevator", "e1", "event"), b'{"code": "overspeed", "active": true}', "invalid"),
+        (run.topic("elevator", "e1", "event"), b'{"type": "fault", "code": "bored", "active": true}', "invalid"),
+        (run.topic("toaster", "t1", "telemetry"), b'{"temp_c": 200}', "unknown_kind"),
+        (f"{run.root}/Bad Site/elevator/e1/telemetry", b'{"floor": 1}', "bad_topic"),
+        (f"{run.root}/sunshine/elevator/-e1/telemetry", b'{"floor": 1}', "bad_topic"),
+    ]
+    messages = [(topic, payload) for topic, payload, _ in cases] + [(good, {"floor": 9, "seq": 1})]
+    await run.publish_many(messages)
+    await eventually(lambda: accepted(run) == 1, what="the good message")
+    await run.stored()
+
+    expected: dict[str, int] = {}
+    for _, _, reason in cases:
+        expected[reason] = expected.get(reason, 0) + 1
+    by_reason: dict[str, int] = {}
+    for (_, reason), n in run.hub.pipeline.stats.rejected.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    assert by_reason == expected
+
+    letters = (await run.api.get("/api/deadletters", params={"limit": 100})).json()
+    assert sorted(row["reason"] for row in letters) == sorted(reason for _, _, reason in cases)
+    binary = next(row for row in letters if row["reason"] == "not_utf8")
+    assert binary["payload_encoding"] == "hex" and binary["payload"].startswith("fffe00")
+    oversized = next(row for row in letters if row["reason"] == "too_large")
+    assert "limit is 65536" in oversized["detail"] and len(oversized["payload"]) <= 8 * 1024
+    unknown_type = next(row for row in letters if b"party" in row["payload"].encode())
+    assert "unknown event type 'party'" in unknown_type["detail"]
+
+    metrics = (await run.api.get("/metrics")).text
+    assert 'smarthub_messages_rejected_total{kind="",reason="bad_topic"} 2.0' in metrics
+    assert 'smarthub_messages_rejected_total{kind="elevator",reason="not_json"} 1.0' in metrics
+    assert 'smarthub_messages_accepted_total{channel="telemetry",kind="elevator"} 1.0' in metrics
+
+    device = next(d for d in (await run.api.get("/api/devices")).json() if d["device"] == "e1")
+    assert device["telemetry"]["floor"] == 9
+
+
+async def test_redelivered_events_are_stored_once(hub_run: HubRun) -> None:
+    topic = hub_run.topic("camera", "cam-7", "event")
+    now = int(time.time() * 1000)
+    throw = {"type": "detection", "id": "det-1", "label": "high_altitude_throw", "score": 0.91}
+    phases = [throw | {"phase": "start", "ts": now - 2000}, throw | {"phase": "update", "ts": now - 1000},
+              throw | {"phase": "end", "ts": now}]
+    await hub_run.publish_many([(topic, p) for p in phases] + [(topic, phases[0]), (topic, phases[2])])
+    await eventually(lambda: sum(hub_run.hub.pipeline.stats.duplicates.values()) == 2, what="two duplicates")
+    await hub_run.stored()
+    stored = await hub_run.events(device="cam-7")
+    assert [e["phase"] for e in stored] == ["end", "update", "start"]  # newest first, each once
+    assert all(e["id"] == "det-1" and e["label"] == "high_altitude_throw" for e in stored)
+
+
+async def test_point_time_comes_from_ts_when_plausible(hub_run: HubRun) -> None:
+    topic = hub_run.topic("access", "door-1", "event")
+    base = {"type": "access", "method": "card", "subject": "u-1", "result": "granted"}
+    iso_time = datetime.now(timezone(timedelta(hours=8))).replace(microsecond=0) - timedelta(minutes=10)
+    epoch_ms = int(time.time() * 1000) - 5 * 60 * 1000
+    future_ms = int(time.time() * 1000) + 3600 * 1000
+    before = int(time.time() * 1000)
+    await hub_run.publish_many([
+        (topic, base | {"id": "iso", "ts": iso_time.isoformat()}),
+        (topic, base | {"id": "epoch", "ts": epoch_ms}),
+        (topic, base | {"id": "none"}),
+        (topic, base | {"id": "future", "ts": future_ms}),
+    ])
+    await eventually(lambda: accepted(hub_run) == 4, what="four events")
+    await hub_run.stored()
+    after = int(time.time() * 1000)
+    events = {e["id"]: e for e in await hub_run.events(device="door-1")}
+
+    def ms(event: dict[str, Any]) -> int:
+        return int(datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp() * 1000)
+
+    assert ms(events["iso"]) == int(iso_time.timestamp() * 1000)
+    assert events["iso"]["lag_ms"] >= 10 * 60 * 1000
+    assert ms(events["epoch"]) == epoch_ms
+    assert before <= ms(events["none"]) <= after and events["none"]["lag_ms"] == 0
+    assert before <= ms(events["future"]) <= after  # a clock an hour ahead is not believed
+    assert hub_run.hub.pipeline.stats.clock_skew == 1
+
+
+async def test_seq_gaps_and_duplicates_are_counted(embedded_hub: HubRun) -> None:
+    topic = embedded_hub.topic("charger", "c1", "telemetry")
+    seqs = [100, 101, 105, 105, 106, 1]
+    await embedded_hub.publish_many([(topic, {"power_kw": 7.0, "seq": s}) for s in seqs])
+    await eventually(lambda: accepted(embedded_hub) == len(seqs), what="all telemetry")
+    device = next(d for d in (await embedded_hub.api.get("/api/devices")).json() if d["device"] == "c1")
+    assert device["seq"] == {"last": 1, "gaps": 3, "duplicates": 1, "resets": 1}
+
+
+async def test_messages_published_while_the_hub_is_down_arrive_after_restart(settings_for, mosquitto) -> None:  # type: ignore[no-untyped-def]
+    """The hub's persistent session makes the broker queue QoS 1 messages while it is away."""
+    settings = settings_for("embedded")
+    async with running_hub(settings, mosquitto) as run:
+        topic = run.topic("gate", "g1", "event")
+    events = [{"type": "barrier", "state": "open", "id": f"b{i}"} for i in range(50)]
+    await run.publish_many([(topic, e) for e in events])  # the hub is stopped now
+    async with running_hub(settings, mosquitto) as run2:
+        await eventually(lambda: accepted(run2) == 50, timeout=10, what="queued messages after restart")
+        await run2.stored()
+        stored = await run2.events(device="g1", limit=100)
+        assert sorted(e["id"] for e in stored) == sorted(e["id"] for e in events)
+
+
+async def test_api_requires_a_token_except_health_and_metrics(embedded_hub: HubRun) -> None:
+    api = embedded_hub.api
+    for path in ("/api/devices", "/api/events", "/api/deadletters"):
+        assert (await api.get(path, headers={"Authorization": "Bearer wrong"})).status_code == 401
+        assert (await api.get(path, headers={"Authorization": ""})).status_code == 401
+    health = await api.get("/api/health", headers={"Authorization": ""})
+    assert health.status_code == 200
+    assert health.json() | {"uptime_s": 0} == {
+        "status": "ok", "broker": True, "store": True, "store_backend": "embedded", "outbox_points": 0, "uptime_s": 0}
+    assert (await api.get("/metrics", headers={"Authorization": ""})).status_code == 200
+    assert (await api.get("/docs", headers={"Authorization": ""})).status_code == 200
+
+
+async def test_events_api_filters(hub_run: HubRun) -> None:
+    now = int(time.time() * 1000)
+    fault = {"type": "fault", "code": "door_close_fault", "active": True}
+    messages = [
+        (hub_run.topic("elevator", "e1", "event"), fault | {"id": "a", "ts": now - 3000}),
+        (hub_run.topic("elevator", "e2", "event"), fault | {"id": "b", "ts": now - 2000}),
+        (hub_run.topic("elevator", "e2", "event", site="moonlight"), fault | {"id": "c", "ts": now - 1000}),
+        (hub_run.topic("gate", "g1", "event"), {"type": "barrier", "state": "stuck", "id": "d", "ts": now}),
+    ]
+    await hub_run.publish_many(messages)
+    await eventually(lambda: accepted(hub_run) == 4, what="four events")
+    await hub_run.stored()
+    ids = lambda rows: [r["id"] for r in rows]  # noqa: E731
+    assert ids(await hub_run.events()) == ["d", "c", "b", "a"]
+    assert ids(await hub_run.events(kind="elevator")) == ["c", "b", "a"]
+    assert ids(await hub_run.events(site="sunshine", kind="elevator")) == ["b", "a"]
+    assert ids(await hub_run.events(device="e2")) == ["c", "b"]
+    assert ids(await hub_run.events(type="barrier")) == ["d"]
+    assert ids(await hub_run.events(since=str(now - 2000), until=str(now - 1000))) == ["c", "b"]
+    assert ids(await hub_run.events(limit=2)) == ["d", "c"]
+    response = await hub_run.api.get("/api/events", params={"since": "yesterday"})
+    assert response.status_code == 422 and "since" in response.text

@@ -1,0 +1,100 @@
+"""A real Mosquitto for tests: free loopback port, no anonymous access, a password file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+
+from tests.support.processes import Service, free_port, port_open, require_binary, wait_until
+
+HUB_USER, HUB_PASSWORD = "hub", "hub-test-password"
+DEVICE_USER, DEVICE_PASSWORD = "device", "device-test-password"
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    service: Service
+    dir: Path
+
+    def url(self, user: str = HUB_USER, password: str = HUB_PASSWORD) -> str:
+        return f"mqtt://{user}:{password}@{self.host}:{self.port}"
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        """Publish one message as a device and wait until the broker has it."""
+        publish_many([(topic, payload)], self, qos=qos, retain=retain)
+
+    def restart(self) -> None:
+        argv = self.service.argv
+        self.service.stop()
+        self.service = Service(argv, self.dir / "mosquitto.log")
+        wait_until(lambda: port_open(self.port), what="mosquitto to listen again")
+
+
+def publish_many(
+    messages: list[tuple[str, bytes | str]], broker: Broker, qos: int = 1, retain: bool = False
+) -> None:
+    """Publish messages in order through one device connection (QoS 1: each acknowledged)."""
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"test-{uuid.uuid4().hex[:8]}")
+    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=qos, retain=retain) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+            assert info.is_published(), "broker did not acknowledge a publish"
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def start_mosquitto(directory: Path) -> Broker:
+    binary = require_binary("mosquitto", "mosquitto")
+    passwd_tool = require_binary("mosquitto_passwd", "mosquitto")
+    directory.mkdir(parents=True, exist_ok=True)
+    passwd = directory / "passwd"
+    subprocess.run([passwd_tool, "-c", "-b", str(passwd), HUB_USER, HUB_PASSWORD], check=True)
+    subprocess.run([passwd_tool, "-b", str(passwd), DEVICE_USER, DEVICE_PASSWORD], check=True)
+    port = free_port()
+    conf = directory / "mosquitto.conf"
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous false",
+        f"password_file {passwd}",
+        "persistence false",
+        "max_queued_messages 100000",
+        "message_size_limit 0",
+    ]
+    if os.geteuid() == 0:
+        lines.append("user root")  # keep root so the broker can read files in the root-owned temp dir
+    conf.write_text("\n".join(lines) + "\n")
+    service = Service([binary, "-c", str(conf)], directory / "mosquitto.log")
+    try:
+        wait_until(lambda: port_open(port), timeout=10, what="mosquitto to listen")
+    except TimeoutError:
+        service.stop()
+        raise RuntimeError(f"mosquitto did not start:\n{service.log()}") from None
+    return Broker("127.0.0.1", port, service, directory)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One real Mosquitto for the session; tests isolate themselves by topic root."""
+    broker = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield broker
+    broker.service.stop()
+
+
+@pytest.fixture
+def root() -> str:
+    """A fresh topic root per test, so tests never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:10]}"
