@@ -163,11 +163,12 @@ def field_value(value: Any) -> bool | int | float | str:
 
 def payload_fields(payload: BaseModel, exclude: frozenset[str]) -> dict[str, bool | int | float | str]:
     """Declared fields as they are, device-added fields made storage-safe; None dropped."""
-    out: dict[str, Any] = payload.model_dump(exclude=exclude, exclude_none=True)  # type: ignore[arg-type]
+    # Plain attribute access: validated models hold only str, int, float and bool
+    # here (Literal enumerations are str), and this is several times cheaper than model_dump.
+    out: dict[str, Any] = {k: v for k, v in payload.__dict__.items() if v is not None and k not in exclude}
     extra = payload.__pydantic_extra__
     if extra:
         for name, value in extra.items():
-            out.pop(name, None)
             if value is None:
                 continue
             if name in TAG_NAMES or name in exclude:

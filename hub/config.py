@@ -57,7 +57,9 @@ class Settings(BaseSettings):
 
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt://user:pass@host:port or mqtts://")
     mqtt_client_id: str = Field("smarthub", description="Fixed client id, so the broker keeps our session")
-    mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        "3.1.1", description="MQTT protocol version; 3.1.1 costs less CPU per message in paho than 5"
+    )
     mqtt_share_group: str | None = Field(None, description="Subscribe as $share/<group>/... to run several hubs")
     influx_url: str | None = Field(None, description="InfluxDB base URL; unset means the embedded store")
     influx_db: str = Field("smarthub", description="Database (1.x) or bucket (2.x, 3.x)")

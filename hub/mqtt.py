@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
+import struct
 import time
 from typing import Any, Callable
 
@@ -35,6 +37,94 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
+PUBACK = struct.Struct("!BBH")
+RECV_BYTES = 256 * 1024
+MAX_PACKETS_PER_READ = 2_000
+"""Packets handled per socket wake-up before yielding to the event loop (fairness)."""
+
+
+class BufferedReads:
+    """Feed paho from one large recv() instead of three or four tiny ones per packet.
+
+    paho reads a packet as: 1 byte of type, the length bytes one at a time, then
+    the body, each a recv() system call; at thousands of messages a second
+    that is a large share of the hub's CPU. This serves those reads from a
+    buffer filled 256 KiB at a time, and makes one socket wake-up handle every
+    complete packet buffered (paho would handle one), coming back by itself
+    when it stops early, because the socket will not signal readable again for
+    bytes already in our buffer.
+    """
+
+    def __init__(self, client: paho.Client, loop: asyncio.AbstractEventLoop) -> None:
+        self._client = client
+        self._loop = loop
+        self._sock: object = None
+        self._buf = b""
+        self._pos = 0
+        self._acks: list[bytes] = []
+        client._sock_recv = self.recv  # type: ignore[method-assign]  # noqa: SLF001
+        client.loop_read = self.loop_read  # type: ignore[method-assign]
+        client._send_puback = self._queue_puback  # type: ignore[method-assign]  # noqa: SLF001
+
+    def _queue_puback(self, mid: int) -> paho.MQTTErrorCode:
+        """Collect PUBACKs and send them as one write per wake-up instead of one per message."""
+        self._acks.append(PUBACK.pack(0x40, 2, mid))
+        return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _send_acks(self) -> None:
+        if self._acks and self._client._sock is not None:  # noqa: SLF001
+            acks, self._acks = b"".join(self._acks), []
+            self._client._packet_queue(paho.PUBACK, acks, 0, 0)  # noqa: SLF001
+        self._acks.clear()
+
+    def recv(self, bufsize: int) -> bytes:
+        sock = self._client._sock  # noqa: SLF001
+        if sock is None:
+            raise ConnectionError("not connected")
+        if sock is not self._sock:  # a new connection: bytes of the old one are meaningless
+            self._sock, self._buf, self._pos = sock, b"", 0
+        if self._pos >= len(self._buf):
+            try:
+                data = sock.recv(RECV_BYTES)
+            except ssl.SSLWantReadError as err:
+                raise BlockingIOError from err
+            except ssl.SSLWantWriteError as err:
+                self._client._call_socket_register_write()  # noqa: SLF001
+                raise BlockingIOError from err
+            if not data:
+                return b""  # closed by the broker; paho reports the connection lost
+            self._buf, self._pos = data, 0
+        chunk = self._buf[self._pos:self._pos + bufsize]
+        self._pos += len(chunk)
+        return chunk
+
+    def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
+        try:
+            return self._read_packets()
+        finally:
+            self._send_acks()
+
+    def _read_packets(self) -> paho.MQTTErrorCode:
+        client = self._client
+        for _ in range(MAX_PACKETS_PER_READ):
+            if client._sock is None:  # noqa: SLF001
+                return paho.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = client._packet_read()  # noqa: SLF001
+            if rc > 0:
+                return client._loop_rc_handle(rc)  # type: ignore[no-any-return]  # noqa: SLF001
+            if rc == paho.MQTTErrorCode.MQTT_ERR_AGAIN:
+                return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+        if self._pos < len(self._buf):
+            self._loop.call_soon(self._read_buffered)
+        return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _read_buffered(self) -> None:
+        try:
+            self.loop_read()
+        except Exception:  # noqa: BLE001 - like aiomqtt's reader: a broken socket ends in a disconnect
+            log.debug("reading buffered MQTT packets failed", exc_info=True)
+
+
 class MqttLink:
     """Keeps the hub connected and feeds every received message batch to `on_batch`."""
 
@@ -44,7 +134,7 @@ class MqttLink:
         client_id: str,
         subscriptions: list[str],
         on_batch: Callable[[list[RawMessage], int], None],
-        protocol: str = "5",
+        protocol: str = "3.1.1",
     ) -> None:
         self.target = target
         self.client_id = client_id
@@ -78,7 +168,10 @@ class MqttLink:
             keepalive=30,
             **kwargs,
         )
-        client._client.on_message = self._on_message  # noqa: SLF001 - the hot path, see module docstring
+        paho_client = client._client  # noqa: SLF001 - the hot path, see module docstring
+        paho_client.on_message = self._on_message
+        paho_client.disable_logger()  # paho formats a debug line per packet otherwise
+        BufferedReads(paho_client, self._loop or asyncio.get_running_loop())
         return client
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:

@@ -120,8 +120,8 @@ class Pipeline:
         if not retain:
             place = self._clock.place
             for point in kind.to_points(msg):
-                series = (point.measurement, *point.tags.values())
-                self._pending.append(point._replace(time_ms=place(series, point.time_ms, raw)))
+                time_ms = place((point.measurement, *point.tags.values()), point.time_ms, raw)
+                self._pending.append(point if time_ms == point.time_ms else point._replace(time_ms=time_ms))
                 self.stats.points += 1
         self.live.apply(state, msg)
         for listener in self.listeners:
