@@ -88,8 +88,17 @@ class Result:
         return self.lost == 0 and self.catch_up_s <= 2.0
 
 
+def stored_count(client: httpx.Client, influx_url: str, db: str) -> int:
+    q = client.get(f"{influx_url}/query", params={"db": db, "q": 'SELECT count("seq") FROM "elevator"'}).json()
+    series = q["results"][0].get("series")
+    return int(series[0]["values"][0][1]) if series else 0
+
+
 def run_rate(target: int, seconds: float, devices: int, broker, influx_url: str, api: str, hub_pid: int,  # type: ignore[no-untyped-def]
-             root: str, db: str, counted_before: int) -> Result:
+             root: str, db: str) -> Result:
+    with httpx.Client() as client:
+        accepted_before = int(metric(client.get(f"{api}/metrics").text, "smarthub_messages_accepted_total"))
+        stored_before = stored_count(client, influx_url, db)
     per_device = int(target * seconds / devices)
     base_ms = int(time.time() * 1000) - 3_600_000  # in the past; runs are further apart than one run spans
     pubs = []
@@ -121,7 +130,7 @@ def run_rate(target: int, seconds: float, devices: int, broker, influx_url: str,
     published = time.monotonic()
     sent = per_device * devices
 
-    expected_total = counted_before + sent
+    expected_total = accepted_before + sent
     received = 0
     with httpx.Client() as client:
         deadline = published + 120
@@ -134,11 +143,29 @@ def run_rate(target: int, seconds: float, devices: int, broker, influx_url: str,
             time.sleep(0.05)
         caught_up = time.monotonic()
         cpu = cpu_seconds(hub_pid) - cpu0
-        q = client.get(f"{influx_url}/query", params={"db": db, "q": 'SELECT count("seq") FROM "elevator"'}).json()
-    series = q["results"][0].get("series")
-    stored_total = int(series[0]["values"][0][1]) if series else 0
-    return Result(target, sent, published - t0, received - counted_before, stored_total - counted_before,
+        stored = stored_count(client, influx_url, db) - stored_before
+    return Result(target, sent, published - t0, received - accepted_before, stored,
                   caught_up - published, 100 * cpu / (caught_up - t0), rss_mb(hub_pid))
+
+
+def visible_latency(broker, api: str, root: str, samples: int = 20) -> list[float]:  # type: ignore[no-untyped-def]
+    """Seconds from `mosquitto_pub` of one event until `/api/events` returns it (idle hub)."""
+    out = []
+    with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        for i in range(samples):
+            event_id = f"lat-{i}-{time.time_ns()}"
+            started = time.perf_counter()
+            subprocess.run(["mosquitto_pub", "-h", broker.host, "-p", str(broker.port), "-u", DEVICE_USER,
+                            "-P", DEVICE_PASSWORD, "-q", "1", "-t", f"{root}/bench/elevator/lat/event",
+                            "-m", orjson.dumps({"type": "fault", "code": "trapped_passenger", "active": True,
+                                                "id": event_id}).decode()], check=True)
+            while True:
+                rows = client.get(f"{api}/api/events", params={"device": "lat", "limit": 1}).json()
+                if rows and rows[0]["id"] == event_id:
+                    break
+                time.sleep(0.002)
+            out.append(time.perf_counter() - started)
+    return sorted(out)
 
 
 def main() -> None:
@@ -166,12 +193,13 @@ def main() -> None:
         wait_until(lambda: httpx.get(f"{api}/api/health").json()["broker"], timeout=20, what="hub")
         print(f"hub pid {hub.pid}; broker :{broker.port}; influxdb {influxd.url}; {args.devices} publishers; "
               f"{args.seconds:.0f} s per rate; MQTT {args.protocol}; {os.cpu_count()} cores\n")
+        lat = visible_latency(broker, api, root)
+        print(f"mosquitto_pub -> visible in /api/events (InfluxDB), {len(lat)} samples: "
+              f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms\n")
         print(f"{'target/s':>9} {'sent':>8} {'pub rate/s':>10} {'stored':>8} {'lost':>6} {'catch-up s':>10} "
               f"{'hub CPU %':>9} {'RSS MB':>7}  sustained")
-        counted = 0
         for rate in args.rates:
-            r = run_rate(rate, args.seconds, args.devices, broker, influxd.url, api, hub.pid, root, db, counted)
-            counted += r.stored
+            r = run_rate(rate, args.seconds, args.devices, broker, influxd.url, api, hub.pid, root, db)
             print(f"{r.target:>9} {r.sent:>8} {r.rate:>10.0f} {r.stored:>8} {r.lost:>6} {r.catch_up_s:>10.2f} "
                   f"{r.hub_cpu_pct:>9.0f} {r.hub_rss_mb:>7.0f}  {'yes' if r.sustained else 'NO'}", flush=True)
             if r.lost or r.catch_up_s > 30:

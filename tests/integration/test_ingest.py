@@ -216,3 +216,24 @@ async def test_events_api_filters(hub_run: HubRun) -> None:
     assert ids(await hub_run.events(limit=2)) == ["d", "c"]
     response = await hub_run.api.get("/api/events", params={"since": "yesterday"})
     assert response.status_code == 422 and "since" in response.text
+
+
+async def test_registry_devices_are_listed_and_tag_their_telemetry(settings_for, mosquitto, tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        '[sites.sunshine]\nname = "阳光花园"\n\n'
+        '[[devices]]\nsite = "sunshine"\nkind = "elevator"\ndevice = "b3-e1"\nbuilding = "3"\nname = "3号楼1号梯"\n\n'
+        '[[devices]]\nsite = "sunshine"\nkind = "gate"\ndevice = "east"\nbuilding = "gatehouse"\n',
+        encoding="utf-8",
+    )
+    async with running_hub(settings_for(backend, registry=registry), mosquitto) as run:
+        await run.publish(run.topic("elevator", "b3-e1", "telemetry"), {"floor": 5})
+        await eventually(lambda: accepted(run) == 1, what="telemetry")
+        await run.stored()
+        [(_, _, columns)] = await run.hub.storage.query_points(["elevator"], {"device": "b3-e1"})
+        assert columns["building"] == "3" and columns["floor"] == 5
+        listed = {d["device"]: d for d in (await run.api.get("/api/devices")).json()}
+        assert listed["b3-e1"]["name"] == "3号楼1号梯" and listed["b3-e1"]["online"] is True
+        assert listed["east"]["registered"] is True and listed["east"]["online"] is False  # never heard
+        online = (await run.api.get("/api/devices", params={"online": "false"})).json()
+        assert [d["device"] for d in online] == ["east"]
