@@ -112,7 +112,7 @@ def run_rate(target: int, seconds: float, devices: int, broker, influx_url: str,
     chunks = 50  # feed in 50 slices per second of the run, paced
     total_slices = max(1, int(seconds * chunks))
     cpu0, t0 = cpu_seconds(hub_pid), time.monotonic()
-    split = [l.split(b"\n")[:-1] for l in lines]
+    split = [body.split(b"\n")[:-1] for body in lines]
     for s in range(total_slices):
         for d, p in enumerate(pubs):
             part = split[d][s * per_device // total_slices:(s + 1) * per_device // total_slices]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from devices import access, camera, charger, elevator, gate
 from devices.base import DeviceKind
 
-REGISTRY: dict[str, DeviceKind] = {k.name: k for k in (access.KIND, camera.KIND, charger.KIND, elevator.KIND, gate.KIND)}
+REGISTRY: dict[str, DeviceKind] = {
+    k.name: k for k in (access.KIND, camera.KIND, charger.KIND, elevator.KIND, gate.KIND)
+}
 
 __all__ = ["REGISTRY", "DeviceKind"]

@@ -8,9 +8,9 @@ subclass: the hub never branches on a kind's name, it only looks kinds up in
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import orjson
 from pydantic import (
@@ -198,13 +198,11 @@ class DeviceKind:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fault", fault_model(self.name, self.faults))
-        union = self.events + (self.fault,)  # type: ignore[attr-defined]
-        if len(union) == 1:
-            event_adapter: TypeAdapter[Any] = TypeAdapter(union[0])
-        else:
-            from typing import Annotated, Union
-
-            event_adapter = TypeAdapter(Annotated[Union[union], Field(discriminator="type")])  # type: ignore[arg-type]
+        members = (*self.events, self.fault)  # type: ignore[attr-defined]
+        if len(members) == 1:
+            event_adapter: TypeAdapter[Any] = TypeAdapter(members[0])
+        else:  # a discriminated union: pydantic picks the model by `type` without trying each
+            event_adapter = TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
         adapters: dict[str, Any] = {
             "telemetry": self.telemetry.model_validate_json,
             "event": event_adapter.validate_json,

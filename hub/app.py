@@ -14,8 +14,9 @@ import logging
 import secrets
 import signal
 import time
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any, Mapping
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry

@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from hub.config import ConfigError, load
+from hub.config import ConfigError, Settings, load
 
 
 def _setup_logging(level: str) -> None:
@@ -22,14 +22,21 @@ def _setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """Settings, or None after printing the one-line reason they cannot be used."""
+    try:
+        return load(args.config)
+    except ConfigError as exc:
+        print(f"smarthub: {exc}", file=sys.stderr)
+        return None
+
+
 def _run(args: argparse.Namespace) -> int:
     from hub.app import serve
     from hub.registry import RegistryError
 
-    try:
-        settings = load(args.config)
-    except ConfigError as exc:
-        print(f"smarthub: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
     _setup_logging(settings.log_level)
     try:
@@ -43,10 +50,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    try:
-        settings = load(args.config)
-    except ConfigError as exc:
-        print(f"smarthub: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
     print(json.dumps(settings.redacted(), indent=2, ensure_ascii=False))
     return 0

@@ -6,7 +6,8 @@ families happens here, once per scrape, so ingest pays nothing for metrics.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -33,7 +34,8 @@ class HubCollector(Collector):
             accepted.add_metric([kind, channel], n)
         yield accepted
 
-        rejected = CounterMetricFamily("smarthub_messages_rejected", "Messages dead-lettered", labels=["kind", "reason"])
+        rejected = CounterMetricFamily("smarthub_messages_rejected", "Messages dead-lettered",
+                                       labels=["kind", "reason"])
         for (kind, reason), n in sorted(stats.rejected.items()):
             rejected.add_metric([kind, reason], n)
         yield rejected

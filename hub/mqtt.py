@@ -15,7 +15,8 @@ import random
 import ssl
 import struct
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho

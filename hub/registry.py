@@ -20,8 +20,8 @@ A device heard on MQTT but missing from the file is added and flagged
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

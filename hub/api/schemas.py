@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -15,7 +15,7 @@ def iso(ms: int | None) -> str | None:
     """Epoch ms -> ISO 8601 UTC with milliseconds, as the API shows every time."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_time(value: str | None, name: str) -> int | None:
@@ -29,7 +29,7 @@ def parse_time(value: str | None, name: str) -> int | None:
     except ValueError:
         raise ValueError(f"{name} must be ISO 8601 or epoch milliseconds, not {value!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
 
 

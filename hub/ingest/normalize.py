@@ -8,9 +8,10 @@ was never set (1970) or runs ahead must not scatter points across the years.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Hashable
+from typing import Any
 
 MAX_FUTURE_MS = 5 * 60 * 1000
 """A `ts` further ahead of the receive time than this is a wrong clock, not a fact."""

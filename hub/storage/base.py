@@ -7,8 +7,9 @@ test suite (`tests/integration/test_storage.py`), so they cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from devices.base import Point
 
@@ -78,6 +79,25 @@ class Storage(Protocol):
 
     async def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
         """Stored events, newest first, as flat dicts (see `event_row`)."""
+
+
+class EventQueries:
+    """`query_events` for any store that implements `query_points` (both backends share it)."""
+
+    async def query_points(
+        self,
+        measurements: Sequence[str],
+        where: dict[str, str],
+        since_ms: int | None = None,
+        until_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[tuple[str, int, dict[str, Any]]]:
+        raise NotImplementedError
+
+    async def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
+        rows = await self.query_points(event_measurements(query.kind), query.where(), query.since_ms,
+                                       query.until_ms, query.limit)
+        return [event_row(m, t, columns) for m, t, columns in rows]
 
 
 def event_row(measurement: str, time_ms: int, columns: dict[str, Any]) -> dict[str, Any]:

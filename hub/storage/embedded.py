@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 
 from devices.base import Point
 from hub.sqlite import connect
-from hub.storage.base import EventQuery, StorageUnavailable, event_measurements, event_row
+from hub.storage.base import EventQueries, StorageUnavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -36,7 +37,7 @@ CREATE INDEX IF NOT EXISTS points_device_time ON points (device, time_ms);
 PRUNE_EVERY_S = 60.0
 
 
-class EmbeddedStorage:
+class EmbeddedStorage(EventQueries):
     name = "embedded"
 
     def __init__(self, path: Path, retention_days: float = 7.0) -> None:
@@ -114,13 +115,14 @@ class EmbeddedStorage:
         limit: int = 100,
     ) -> list[tuple[str, int, dict[str, Any]]]:
         db = self._conn()
-        sql = f"SELECT measurement, time_ms, series, fields FROM points WHERE measurement IN ({','.join('?' * len(measurements))})"
+        sql = ("SELECT measurement, time_ms, series, fields FROM points"
+               f" WHERE measurement IN ({','.join('?' * len(measurements))})")
         args: list[Any] = list(measurements)
         for tag, value in where.items():
             if tag in ("site", "device", "type"):
                 sql += f" AND {tag} = ?"
             else:
-                sql += f" AND json_extract(series, '$.' || json_quote(?)) = ?"
+                sql += " AND json_extract(series, '$.' || json_quote(?)) = ?"
                 args.append(tag)
             args.append(value)
         if since_ms is not None:
@@ -134,8 +136,3 @@ class EmbeddedStorage:
         async with self._lock:
             rows = db.execute(sql, args).fetchall()
         return [(m, t, {**orjson.loads(series), **orjson.loads(fields)}) for m, t, series, fields in rows]
-
-    async def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
-        rows = await self.query_points(event_measurements(query.kind), query.where(), query.since_ms,
-                                       query.until_ms, query.limit)
-        return [event_row(m, t, columns) for m, t, columns in rows]

@@ -13,17 +13,16 @@ import asyncio
 import base64
 import gzip
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
 from devices.base import Point
 from hub.storage.base import (
-    EventQuery,
+    EventQueries,
     StorageRejected,
     StorageUnavailable,
-    event_measurements,
-    event_row,
 )
 from hub.storage.lineproto import encode
 
@@ -41,7 +40,7 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class InfluxStorage:
+class InfluxStorage(EventQueries):
     """A store on InfluxDB 1.x, 2.x or 3.x."""
 
     name = "influxdb"
@@ -191,8 +190,3 @@ class InfluxStorage:
                 rows.append((series["name"], int(record.pop("time")), record))
         rows.sort(key=lambda r: r[1], reverse=True)
         return rows[:limit]
-
-    async def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
-        rows = await self.query_points(event_measurements(query.kind), query.where(), query.since_ms,
-                                       query.until_ms, query.limit)
-        return [event_row(m, t, columns) for m, t, columns in rows]

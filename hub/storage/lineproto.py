@@ -11,7 +11,7 @@ translation tables), and a property test checks the output against
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from devices.base import Point
 

@@ -15,9 +15,9 @@ import bisect
 import logging
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import orjson
 
@@ -58,7 +58,8 @@ class Outbox:
         """Append one batch; durable (against a hub crash) when this returns."""
         if not points:
             return
-        self._db.execute("INSERT INTO batches (n, body) VALUES (?, ?)", (len(points), orjson.dumps(points, default=tuple)))
+        body = orjson.dumps(points, default=tuple)  # a Point is a tuple subclass, which orjson leaves to us
+        self._db.execute("INSERT INTO batches (n, body) VALUES (?, ?)", (len(points), body))
         self.depth += len(points)
         self.ready.set()
 

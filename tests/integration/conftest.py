@@ -98,7 +98,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings_for(mosquitto: Broker, root: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[..., Settings]:
+def settings_for(
+    mosquitto: Broker, root: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
     """Settings for a hub on the test broker; `backend="influx"` uses the session's real InfluxDB."""
 
     def make(backend: str = "embedded", **extra: Any) -> Settings:

@@ -127,7 +127,8 @@ async def test_embedded_retention_prunes_old_points(tmp_path: Path) -> None:
     store = EmbeddedStorage(tmp_path / "s.db", retention_days=1)
     await store.start()
     old = NOW - 2 * 86_400_000
-    await store.write([Point("gate", {"device": "g"}, {"cycles": 1}, old), Point("gate", {"device": "g"}, {"cycles": 2}, NOW)])
+    await store.write([Point("gate", {"device": "g"}, {"cycles": 1}, old),
+                       Point("gate", {"device": "g"}, {"cycles": 2}, NOW)])
     assert [r[2]["cycles"] for r in await store.query_points(["gate"], {})] == [2]  # pruned as it was written
     await store.write([Point("gate", {"device": "g"}, {"cycles": 0}, old - 1)])  # writes prune once a minute
     assert await store.prune(NOW) == 1

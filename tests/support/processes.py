@@ -7,8 +7,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -35,7 +35,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> None:
+def wait_until(
+    check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05, what: str = "condition"
+) -> None:
     """Poll `check` until it is true; raise with `what` in the message after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
