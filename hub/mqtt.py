@@ -149,6 +149,10 @@ class MqttLink:
         self._drain_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    @property
+    def inbox_depth(self) -> int:
+        return len(self._inbox)
+
     def _make_client(self) -> aiomqtt.Client:
         v5 = self.protocol == "5"
         kwargs: dict[str, Any] = {}
@@ -199,7 +203,7 @@ class MqttLink:
                     for topic in self.subscriptions:
                         await client.subscribe(topic, qos=1)
                     self.connected = True
-                    self.connects += 1
+                    self.connects += 1  # counts reconnects too; tests and /metrics read it
                     backoff = BACKOFF_MIN_S
                     log.info("connected to MQTT %s:%d as %s", self.target.host, self.target.port, self.client_id)
                     # Messages arrive through _on_message; wait here until the connection drops.

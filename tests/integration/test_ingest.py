@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -237,3 +238,14 @@ async def test_registry_devices_are_listed_and_tag_their_telemetry(settings_for,
         assert listed["east"]["registered"] is True and listed["east"]["online"] is False  # never heard
         online = (await run.api.get("/api/devices", params={"online": "false"})).json()
         assert [d["device"] for d in online] == ["east"]
+
+
+async def test_the_hub_reconnects_after_a_broker_restart(embedded_hub: HubRun) -> None:
+    run = embedded_hub
+    await asyncio.to_thread(run.broker.restart)  # the test broker keeps no sessions: the hub must resubscribe
+    await eventually(lambda: run.hub.mqtt.connects == 2 and run.hub.mqtt.connected, timeout=15,
+                     what="the hub to reconnect")
+    await run.publish(run.topic("charger", "c1", "telemetry"), {"power_kw": 3.3})
+    await eventually(lambda: accepted(run) == 1, what="a message after the reconnect")
+    metrics = (await run.api.get("/metrics")).text
+    assert "smarthub_mqtt_connects_total 2.0" in metrics and "smarthub_mqtt_connected 1.0" in metrics
