@@ -54,11 +54,22 @@ class BufferedReads:
     complete packet buffered (paho would handle one), coming back by itself
     when it stops early, because the socket will not signal readable again for
     bytes already in our buffer.
+
+    On MQTT 3.1.1 a complete QoS 0/1 PUBLISH in the buffer is decoded here
+    directly (topic, payload, packet id: a few slices) and handed to
+    `on_publish`; every other packet, and any packet cut by the buffer's end,
+    goes through paho as usual.
     """
 
-    def __init__(self, client: paho.Client, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        client: paho.Client,
+        loop: asyncio.AbstractEventLoop,
+        on_publish: Callable[[str, bytes, bool], None] | None = None,
+    ) -> None:
         self._client = client
         self._loop = loop
+        self._on_publish = on_publish if client._protocol == paho.MQTTv311 else None  # noqa: SLF001
         self._sock: object = None
         self._buf = b""
         self._pos = 0
@@ -78,26 +89,61 @@ class BufferedReads:
             self._client._packet_queue(paho.PUBACK, acks, 0, 0)  # noqa: SLF001
         self._acks.clear()
 
-    def recv(self, bufsize: int) -> bytes:
+    def _fill(self) -> bool:
+        """Make sure the buffer has bytes; False when the connection was closed. Raises BlockingIOError."""
         sock = self._client._sock  # noqa: SLF001
         if sock is None:
             raise ConnectionError("not connected")
         if sock is not self._sock:  # a new connection: bytes of the old one are meaningless
             self._sock, self._buf, self._pos = sock, b"", 0
-        if self._pos >= len(self._buf):
-            try:
-                data = sock.recv(RECV_BYTES)
-            except ssl.SSLWantReadError as err:
-                raise BlockingIOError from err
-            except ssl.SSLWantWriteError as err:
-                self._client._call_socket_register_write()  # noqa: SLF001
-                raise BlockingIOError from err
-            if not data:
-                return b""  # closed by the broker; paho reports the connection lost
-            self._buf, self._pos = data, 0
+        if self._pos < len(self._buf):
+            return True
+        try:
+            data = sock.recv(RECV_BYTES)
+        except ssl.SSLWantReadError as err:
+            raise BlockingIOError from err
+        except ssl.SSLWantWriteError as err:
+            self._client._call_socket_register_write()  # noqa: SLF001
+            raise BlockingIOError from err
+        self._buf, self._pos = data, 0
+        return bool(data)
+
+    def recv(self, bufsize: int) -> bytes:
+        if not self._fill():
+            return b""  # closed by the broker; paho reports the connection lost
         chunk = self._buf[self._pos:self._pos + bufsize]
         self._pos += len(chunk)
         return chunk
+
+    def _fast_publish(self) -> bool:
+        """Decode one complete QoS 0/1 PUBLISH at the buffer position; False to leave it to paho."""
+        buf, pos = self._buf, self._pos
+        end = len(buf)
+        first = buf[pos]
+        qos = (first >> 1) & 3
+        if first & 0xF0 != 0x30 or qos == 2:
+            return False
+        length, multiplier, i = 0, 1, pos + 1
+        while True:  # the remaining length: 1 to 4 bytes, 7 bits each
+            if i >= end or i - pos > 4:
+                return False
+            byte = buf[i]
+            length += (byte & 0x7F) * multiplier
+            multiplier <<= 7
+            i += 1
+            if not byte & 0x80:
+                break
+        packet_end = i + length
+        if packet_end > end:
+            return False
+        topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
+        topic = buf[i + 2:topic_end].decode("utf-8", "surrogateescape")
+        if qos:
+            self._acks.append(PUBACK.pack(0x40, 2, (buf[topic_end] << 8) | buf[topic_end + 1]))
+            topic_end += 2
+        self._pos = packet_end
+        self._on_publish(topic, buf[topic_end:packet_end], bool(first & 1))  # type: ignore[misc]
+        return True
 
     def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
         try:
@@ -110,6 +156,14 @@ class BufferedReads:
         for _ in range(MAX_PACKETS_PER_READ):
             if client._sock is None:  # noqa: SLF001
                 return paho.MQTTErrorCode.MQTT_ERR_NO_CONN
+            if self._on_publish is not None and client._in_packet["command"] == 0:  # noqa: SLF001 - paho is idle
+                try:
+                    filled = self._fill()
+                except BlockingIOError:
+                    return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+                if filled and self._fast_publish():
+                    client._last_bytes_received = paho.time_func()  # noqa: SLF001 - keep-alive bookkeeping
+                    continue
             rc = client._packet_read()  # noqa: SLF001
             if rc > 0:
                 return client._loop_rc_handle(rc)  # type: ignore[no-any-return]  # noqa: SLF001
@@ -176,11 +230,14 @@ class MqttLink:
         paho_client = client._client  # noqa: SLF001 - the hot path, see module docstring
         paho_client.on_message = self._on_message
         paho_client.disable_logger()  # paho formats a debug line per packet otherwise
-        BufferedReads(paho_client, self._loop or asyncio.get_running_loop())
+        BufferedReads(paho_client, self._loop or asyncio.get_running_loop(), self._receive)
         return client
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._inbox.append((message.topic, message.payload, message.retain))
+        self._receive(message.topic, message.payload, message.retain)
+
+    def _receive(self, topic: str, payload: bytes, retain: bool) -> None:
+        self._inbox.append((topic, payload, retain))
         if not self._drain_scheduled:
             self._drain_scheduled = True
             assert self._loop is not None
