@@ -203,6 +203,7 @@ class DeviceKind:
             event_adapter: TypeAdapter[Any] = TypeAdapter(members[0])
         else:  # a discriminated union: pydantic picks the model by `type` without trying each
             event_adapter = TypeAdapter(Annotated[Union[members], Field(discriminator="type")])  # noqa: UP007
+        object.__setattr__(self, "validate_event", event_adapter.validate_python)
         adapters: dict[str, Any] = {
             "telemetry": self.telemetry.model_validate_json,
             "event": event_adapter.validate_json,
@@ -212,6 +213,9 @@ class DeviceKind:
         object.__setattr__(self, "_validators", adapters)
         tags = {"fault": ("code",), **self.event_tags}
         object.__setattr__(self, "_event_tags", tags)
+
+    validate_event: Any = field(init=False, repr=False, compare=False)
+    """dict -> the event's model (for simulators building payloads); set in __post_init__."""
 
     @property
     def event_types(self) -> tuple[str, ...]:

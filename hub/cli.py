@@ -57,6 +57,66 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _start_ms(value: str | None, default_ms: int) -> int:
+    if value is None:
+        return default_ms
+    from hub.api.schemas import parse_time
+
+    parsed = parse_time(value, "--start")
+    assert parsed is not None
+    return parsed
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import time
+
+    from hub.config import parse_mqtt_url
+    from simulators.community import build, plan
+    from simulators.runner import LiveRun, describe, run_to_file, status_line
+
+    try:
+        community = build(args.site, args.seed, args.devices)
+        start_ms = _start_ms(args.start, OUT_START_MS if args.out else int(time.time() * 1000))
+        offline = plan(community, args.scenario, start_ms) if args.scenario else []
+        target = None if args.out else parse_mqtt_url(args.mqtt)
+    except ValueError as exc:
+        print(f"smarthub simulate: {exc}", file=sys.stderr)
+        return 2
+    duration_ms = int(args.duration * 1000) if args.duration is not None else None
+    if args.out:
+        if duration_ms is None:
+            print("smarthub simulate: --out needs --duration (simulated seconds)", file=sys.stderr)
+            return 2
+        with open(args.out, "wb") as out:
+            count = run_to_file(community, args.root, start_ms, duration_ms, out, offline)
+        print(json.dumps({"messages": count, "devices": describe(community), "out": str(args.out)}))
+        return 0
+    _setup_logging("warning")
+    live = LiveRun(community, target, args.root, args.speed, status_line if sys.stderr.isatty() else None)
+
+    async def main() -> None:
+        try:
+            await live.run(start_ms, duration_ms, offline)
+        finally:
+            await live.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"\nsmarthub simulate: cannot reach the broker at {args.mqtt}: {exc}", file=sys.stderr)
+        return 1
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    print(json.dumps({"devices": live.stats.devices, "sent": live.stats.sent, "commands": live.stats.commands}))
+    return 0
+
+
+OUT_START_MS = 1_780_272_000_000
+"""2026-06-01T08:00+08:00: a fixed start for `--out`, so a seed alone decides the file's bytes."""
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="smarthub", description="Smart-community IoT hub")
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,6 +126,25 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="print the settings the hub would use, or what is wrong")
     check.add_argument("--config", type=Path)
     check.set_defaults(func=_check_config)
+
+    from simulators.community import SCENARIOS
+
+    sim = sub.add_parser(
+        "simulate", help="run simulated devices of every kind against a broker (or into a file)",
+        epilog="scenarios:\n" + "\n".join(f"  {k:<22}{v}" for k, v in SCENARIOS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL (mqtt://user:pass@host:port)")
+    sim.add_argument("--site", default="sunshine", help="site slug of the simulated community")
+    sim.add_argument("--seed", type=int, default=1, help="the same seed gives the same community and traffic")
+    sim.add_argument("--devices", type=int, default=100, help="how many devices, across all five kinds")
+    sim.add_argument("--duration", type=float, help="simulated seconds to run (default: until stopped)")
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated time runs this many times faster")
+    sim.add_argument("--scenario", choices=sorted(SCENARIOS), help="a scripted incident on top of normal traffic")
+    sim.add_argument("--root", default="community", help="topic root")
+    sim.add_argument("--start", help="simulated start time, ISO 8601 (default: now; for --out a fixed date)")
+    sim.add_argument("--out", type=Path, help="write messages as JSON lines to this file instead of a broker")
+    sim.set_defaults(func=_simulate)
     return p
 
 

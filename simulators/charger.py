@@ -1,0 +1,119 @@
+"""Simulated EV charger (OCPP 1.6 statuses): evening-heavy sessions, a power curve, a meter.
+
+It obeys the hub's `set_limit` (orderly charging: the power cap moves with the
+transformer's load) and `stop_session`. Power ramps up, holds at the lower of
+the car's and the cap's limit, and tapers as the battery fills; the meter only
+ever counts up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simulators.base import Emit, SimDevice, daily
+
+ARRIVALS_PER_HOUR = [.05, .03, .02, .02, .02, .03, .05, .08, .08, .06, .05, .05,
+                     .06, .05, .05, .06, .08, .2, .45, .5, .4, .25, .12, .08]
+MAX_KW = 7.0
+TICK_CHARGING_MS = 30_000
+TICK_IDLE_MS = 60_000
+TELEMETRY_IDLE_EVERY_MS = 300_000
+
+
+@dataclass
+class Charger(SimDevice):
+    kind_name: str = "charger"
+    status: str = "available"
+    meter_kwh: float = 0.0
+    limit_kw: float = MAX_KW
+    session: str | None = None
+    session_start_ms: int = 0
+    session_start_kwh: float = 0.0
+    wanted_kwh: float = 0.0
+    power_kw: float = 0.0
+    temperature_c: float = 24.0
+    last_ms: int = 0
+    last_telemetry_ms: int = 0
+    status_until: int = 0
+
+    def __post_init__(self) -> None:
+        self.meter_kwh = round(self.rng.uniform(200, 9000), 2)
+
+    def _telemetry(self, now_ms: int) -> Emit:
+        self.last_telemetry_ms = now_ms
+        current = self.power_kw * 1000 / 230
+        return self.telemetry(now_ms, connector=1, status=self.status, power_kw=round(self.power_kw, 2),
+                              energy_kwh=round(self.meter_kwh, 3), voltage_v=round(self.rng.gauss(229, 1.5), 1),
+                              current_a=round(current, 1), temperature_c=round(self.temperature_c, 1),
+                              limit_kw=self.limit_kw)
+
+    def behave(self, now_ms: int) -> tuple[list[Emit], int]:
+        dt_ms = now_ms - self.last_ms if self.last_ms else TICK_IDLE_MS
+        self.last_ms = now_ms
+        out: list[Emit] = []
+        if self.status == "available" and self.poisson(daily(now_ms, ARRIVALS_PER_HOUR), dt_ms):
+            self.status, self.status_until = "preparing", now_ms + 30_000
+            out.append(self._telemetry(now_ms))
+        elif self.status == "preparing" and now_ms >= self.status_until:
+            out += self._start(now_ms)
+        elif self.status == "charging":
+            self.meter_kwh += self.power_kw * dt_ms / 3_600_000
+            delivered = self.meter_kwh - self.session_start_kwh
+            if delivered >= self.wanted_kwh:
+                out += self._stop(now_ms, "ev_disconnected")
+            else:
+                taper = 1.0 if delivered < 0.8 * self.wanted_kwh else max(0.2, (self.wanted_kwh - delivered)
+                                                                         / (0.2 * self.wanted_kwh))
+                self.power_kw = min(MAX_KW, self.limit_kw) * taper
+        elif self.status == "finishing" and now_ms >= self.status_until:
+            self.status = "available"
+        target_c = 24 + self.power_kw * 2.2
+        self.temperature_c += (target_c - self.temperature_c) * 0.3 + self.rng.gauss(0, 0.2)
+        if self.status == "charging" and self.rng.random() < 0.0002:
+            out += self.raise_fault(now_ms, "over_current_failure", 60_000)
+        charging = self.status == "charging"
+        if charging or now_ms - self.last_telemetry_ms >= TELEMETRY_IDLE_EVERY_MS:
+            out.append(self._telemetry(now_ms))
+        return out, now_ms + (TICK_CHARGING_MS if charging or self.status == "preparing" else TICK_IDLE_MS)
+
+    def _start(self, now_ms: int) -> list[Emit]:
+        self.session = f"S{now_ms // 1000}-{self.device}"
+        self.session_start_ms, self.session_start_kwh = now_ms, self.meter_kwh
+        self.wanted_kwh = round(self.rng.uniform(8, 40), 1)
+        self.status, self.power_kw = "charging", min(MAX_KW, self.limit_kw)
+        return [self.event(now_ms, "session_start", session=self.session, connector=1,
+                           id_tag=f"tag-{self.rng.getrandbits(32):08x}", meter_start_kwh=round(self.meter_kwh, 3)),
+                self._telemetry(now_ms)]
+
+    def _stop(self, now_ms: int, reason: str) -> list[Emit]:
+        out = [self.event(now_ms, "session_stop", session=self.session,
+                          energy_kwh=round(self.meter_kwh - self.session_start_kwh, 3),
+                          duration_s=round((now_ms - self.session_start_ms) / 1000, 1), reason=reason)]
+        self.status, self.status_until, self.power_kw, self.session = "finishing", now_ms + 60_000, 0.0, None
+        return [*out, self._telemetry(now_ms)]
+
+    def scenario(self, now_ms: int, action: str, **args: Any) -> list[Emit]:
+        if action == "overheat":
+            self.temperature_c = 85.0
+            out = self._stop(now_ms, "high_temperature") if self.status == "charging" else []
+            self.status = "faulted"
+            self.forced.append((now_ms + args.get("lasts_ms", 600_000), "recover", {}))
+            return [*self.raise_fault(now_ms, "high_temperature", args.get("lasts_ms", 600_000), "85 C at the plug"),
+                    *out, self._telemetry(now_ms)]
+        if action == "recover":
+            self.status, self.temperature_c = "available", 35.0
+            return [self._telemetry(now_ms)]
+        return super().scenario(now_ms, action, **args)
+
+    def apply(self, now_ms: int, op: str, args: Any) -> tuple[str | None, list[Emit]]:
+        if op == "set_limit":
+            self.limit_kw = round(min(MAX_KW, args.limit_kw), 2)
+            if self.status == "charging":
+                self.power_kw = min(self.power_kw, self.limit_kw)
+            return None, [self._telemetry(now_ms)]
+        if self.status != "charging":
+            return "no session in progress", []
+        if args.session and args.session != self.session:
+            return f"session {args.session!r} is not the one in progress", []
+        return None, self._stop(now_ms, "remote")

@@ -1,0 +1,87 @@
+"""A seeded community (小区): buildings with elevators and doors, gates, cameras, chargers,
+plus scripted incidents (scenarios) on top of normal traffic.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simulators.access import Access
+from simulators.base import SimDevice
+from simulators.camera import Camera
+from simulators.charger import Charger
+from simulators.elevator import Elevator
+from simulators.gate import Gate
+
+SHARES = {"elevator": 0.35, "access": 0.25, "camera": 0.2, "charger": 0.14, "gate": 0.06}
+"""How a community's devices divide between kinds (every kind gets at least one)."""
+DEVICES_PER_BUILDING = 6
+
+SCENARIOS: dict[str, str] = {
+    "trapped_passenger": "an elevator stops between floors with a passenger inside; rescued after 8 minutes",
+    "door_forced_at_night": "a building door is forced open at 02:00",
+    "charger_fault": "a charging car overheats its charger (high_temperature), which goes faulted for 10 minutes",
+    "high_altitude_throw": "a facade camera sees an object thrown from a high floor",
+    "gate_stuck": "a barrier arm jams half-open for 5 minutes",
+    "mass_offline": "a building loses power: its devices drop off (last will) and come back after 3 minutes",
+}
+SCENARIO_DELAY_MS = 60_000
+"""Scenarios start this long after the simulation, once devices are up and talking."""
+
+
+@dataclass
+class Community:
+    site: str
+    devices: list[SimDevice]
+    down: set[int] = field(default_factory=set)
+    """Indexes of devices without power right now (mass_offline)."""
+
+    def of(self, kind: str) -> list[SimDevice]:
+        return [d for d in self.devices if d.kind_name == kind]
+
+
+FACTORIES: dict[str, Callable[..., SimDevice]] = {
+    "elevator": Elevator, "access": Access, "camera": Camera, "charger": Charger, "gate": Gate,
+}
+
+
+def build(site: str, seed: int, count: int) -> Community:
+    """`count` devices across kinds and buildings; the same seed gives the same community."""
+    if count < len(SHARES):
+        raise ValueError(f"a community needs at least {len(SHARES)} devices, one of each kind")
+    counts = {kind: max(1, int(count * share)) for kind, share in SHARES.items()}
+    counts["elevator"] += count - sum(counts.values())
+    buildings = max(1, count // DEVICES_PER_BUILDING)
+    devices: list[SimDevice] = []
+    for kind in sorted(counts):
+        for n in range(1, counts[kind] + 1):
+            building = str((n - 1) % buildings + 1) if kind in ("elevator", "access", "camera") else None
+            name = f"b{building}-{kind[:4]}{n}" if building else f"{kind}-{n}"
+            rng = random.Random(f"{seed}:{site}:{name}")
+            devices.append(FACTORIES[kind](site=site, device=name, rng=rng, building=building))
+    return Community(site, devices)
+
+
+def plan(community: Community, scenario: str, start_ms: int) -> list[SimDevice]:
+    """Attach a scenario's scripted actions to devices; returns the devices that go offline (mass_offline)."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}")
+    at = start_ms + SCENARIO_DELAY_MS
+    first = {kind: community.of(kind)[0] for kind in SHARES}
+    if scenario == "trapped_passenger":
+        first["elevator"].forced.append((at, "trapped_passenger", {}))
+    elif scenario == "door_forced_at_night":
+        night = at + ((2 - ((at / 3_600_000 + 8) % 24)) % 24) * 3_600_000
+        first["access"].forced.append((int(night), "door_forced", {}))
+    elif scenario == "charger_fault":
+        first["charger"].forced.append((at, "overheat", {}))
+    elif scenario == "high_altitude_throw":
+        first["camera"].forced.append((at, "detect", {"label": "high_altitude_throw", "zone": "facade"}))
+    elif scenario == "gate_stuck":
+        first["gate"].forced.append((at, "gate_stuck", {}))
+    elif scenario == "mass_offline":
+        building = first["elevator"].building
+        return [d for d in community.devices if d.building == building]
+    return []

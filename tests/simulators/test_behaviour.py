@@ -1,0 +1,165 @@
+"""Simulated devices speak the contract, behave like the day, and replay exactly from a seed."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from typing import Any
+
+import orjson
+import pytest
+
+from devices import REGISTRY
+from hub import topics
+from hub.ingest.decode import decode
+from simulators.base import hour_of_day
+from simulators.community import SCENARIOS, build, plan
+from simulators.runner import run_to_file
+
+START = 1_780_272_000_000  # 2026-06-01T08:00+08:00
+DAY_MS = 24 * 3_600_000
+
+
+def simulate(seed: int = 1, devices: int = 60, duration_ms: int = DAY_MS, scenario: str | None = None,
+             start_ms: int = START) -> list[dict[str, Any]]:
+    community = build("sunshine", seed, devices)
+    offline = plan(community, scenario, start_ms) if scenario else []
+    out = io.BytesIO()
+    run_to_file(community, "community", start_ms, duration_ms, out, offline)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def day() -> list[dict[str, Any]]:
+    return simulate()
+
+
+def test_every_message_of_a_day_passes_the_hubs_validation(day: list[dict[str, Any]]) -> None:
+    seen: Counter[tuple[str, str]] = Counter()
+    for message in day:
+        parts = topics.parse(message["topic"], "community", REGISTRY)
+        payload = decode(REGISTRY[parts.kind], parts.channel, orjson.dumps(message["payload"]))
+        seen[(parts.kind, getattr(payload, "type", parts.channel))] += 1
+    for kind, types in {"elevator": ["telemetry", "state"], "gate": ["passage", "barrier", "telemetry"],
+                        "access": ["access", "telemetry"], "camera": ["detection", "telemetry"],
+                        "charger": ["session_start", "session_stop", "telemetry"]}.items():
+        for what in types:
+            assert seen[(kind, what)] > 0, f"no {kind} {what} in a simulated day"
+
+
+def test_traffic_follows_the_day(day: list[dict[str, Any]]) -> None:
+    by_hour: Counter[int] = Counter()
+    for m in day:
+        if m["payload"].get("type") == "passage":
+            by_hour[int(hour_of_day(m["t"]))] += 1
+    assert by_hour[8] > 5 * by_hour[3] and by_hour[18] > 5 * by_hour[3], by_hour
+    charging_starts = Counter(int(hour_of_day(m["t"])) for m in day if m["payload"].get("type") == "session_start")
+    assert sum(charging_starts[h] for h in range(17, 23)) > sum(charging_starts[h] for h in range(8, 14))
+
+
+def test_plates_have_real_formats(day: list[dict[str, Any]]) -> None:
+    from simulators.plates import PROVINCES
+
+    passages = [m["payload"] for m in day if m["payload"].get("type") == "passage"]
+    plates = [(p["plate"], p["plate_color"]) for p in passages]
+    assert plates
+    for plate, colour in plates:
+        assert plate[0] in PROVINCES and plate[1].isupper()
+        assert len(plate) in ((7, 8) if colour == "unknown" else (8,) if colour == "green" else (7,)), plate
+    assert sum(p[0] == "琼" for p, _ in plates) > len(plates) / 2  # mostly local plates
+
+
+def test_seq_counts_up_per_device(day: list[dict[str, Any]]) -> None:
+    last: dict[str, int] = {}
+    for m in day:
+        device = m["topic"].rsplit("/", 1)[0]
+        seq = m["payload"].get("seq")
+        if seq is not None:
+            assert seq == last.get(device, 0) + 1, device
+            last[device] = seq
+
+
+def test_the_same_seed_gives_the_same_bytes() -> None:
+    def run(seed: int) -> bytes:
+        out = io.BytesIO()
+        run_to_file(build("sunshine", seed, 30), "community", START, 3_600_000, out, [])
+        return out.getvalue()
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def fault_events(messages: list[dict[str, Any]], code: str) -> list[dict[str, Any]]:
+    return [m for m in messages if m["payload"].get("type") == "fault" and m["payload"]["code"] == code]
+
+
+def test_trapped_passenger_unfolds_as_on_site() -> None:
+    messages = simulate(scenario="trapped_passenger", duration_ms=20 * 60_000)
+    raised, cleared = fault_events(messages, "trapped_passenger")
+    assert raised["payload"]["active"] is True and raised["payload"]["detail"] == "between_floors"
+    assert cleared["payload"]["active"] is False and cleared["t"] - raised["t"] > 5 * 60_000
+    car = raised["topic"].rsplit("/", 1)[0]
+    during = [m["payload"] for m in messages
+              if m["topic"] == f"{car}/telemetry" and raised["t"] <= m["t"] < cleared["t"]]
+    assert during and all(t["occupied"] and not t["running"] and t["door"] == "closed" for t in during)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "check"),
+    [
+        ("door_forced_at_night", lambda ms: [m for m in fault_events(ms, "door_forced")
+                                              if int(hour_of_day(m["t"])) == 2]),
+        ("charger_fault", lambda ms: fault_events(ms, "high_temperature") and
+            [m for m in ms if m["payload"].get("status") == "faulted"]),
+        ("high_altitude_throw", lambda ms: [m for m in ms if m["payload"].get("label") == "high_altitude_throw"
+                                             and "clip" in m["payload"] and "snapshot" in m["payload"]]),
+        ("gate_stuck", lambda ms: fault_events(ms, "barrier_stuck") and
+            [m for m in ms if m["payload"].get("type") == "barrier" and m["payload"]["state"] == "stuck"]),
+        ("mass_offline", lambda ms: [m for m in ms if m["topic"].endswith("/state") and not m["payload"]["online"]]),
+    ],
+)
+def test_scenarios_happen(scenario: str, check: Any) -> None:
+    assert scenario in SCENARIOS
+    assert check(simulate(scenario=scenario, duration_ms=DAY_MS if scenario == "door_forced_at_night"
+                          else 30 * 60_000, devices=30))
+
+
+def test_mass_offline_devices_come_back() -> None:
+    messages = simulate(scenario="mass_offline", duration_ms=10 * 60_000, devices=30)
+    states = [(m["topic"], m["payload"]["online"]) for m in messages if m["topic"].endswith("/state")]
+    went_down = {t for t, online in states if not online}
+    assert went_down
+    for t in went_down:
+        assert [online for topic_, online in states if topic_ == t][-1] is True
+
+
+def command(device: Any, op: str, **args: Any) -> tuple[dict[str, Any] | None, list[Any]]:
+    return device.command(START, orjson.dumps({"id": "c1", "op": op, "args": args}))
+
+
+def test_devices_answer_commands() -> None:
+    community = build("sunshine", 1, 30)
+    charger, elevator, gate = (community.of(k)[0] for k in ("charger", "elevator", "gate"))
+    reply, emits = command(charger, "set_limit", limit_kw=3.5)
+    assert reply == {"id": "c1", "ok": True} and emits[0][1]["limit_kw"] == 3.5
+    reply, _ = command(charger, "stop_session")
+    assert reply == {"id": "c1", "ok": False, "error": "no session in progress"}
+    reply, _ = command(charger, "set_limit", limit_kw=-1)
+    assert reply is not None and reply["ok"] is False
+    reply, _ = command(elevator, "open")
+    assert reply == {"id": "c1", "ok": False, "error": "elevator has no op 'open'"}
+    reply, emits = command(gate, "open")
+    assert reply == {"id": "c1", "ok": True} and emits[0][1]["state"] == "open"
+    assert charger.command(START, b"not json") == (None, [])
+
+
+def test_a_charging_car_obeys_a_new_limit() -> None:
+    charger = build("sunshine", 1, 30).of("charger")[0]
+    charger.forced.append((START, "fault", {"code": "other_error", "lasts_ms": 1}))
+    charger.status, charger.status_until = "preparing", START
+    charger.step(START)
+    assert charger.status == "charging" and charger.power_kw == 7.0
+    command(charger, "set_limit", limit_kw=3.3)
+    emits, _ = charger.step(START + 30_000)
+    telemetry = [p for c, p in emits if c == "telemetry"][-1]
+    assert telemetry["power_kw"] <= 3.3 and telemetry["limit_kw"] == 3.3
