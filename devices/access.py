@@ -14,6 +14,8 @@ from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, F
 
 
 class Telemetry(DevicePayload):
+    """Periodic door state; every field optional."""
+
     door: Literal["open", "closed"] | None = None
     locked: bool | None = None
 
@@ -23,7 +25,8 @@ class Access(EventPayload):
 
     type: Literal["access"]
     method: Literal["face", "card", "qr", "pin", "fingerprint", "remote"]
-    subject: str = Field(min_length=1, max_length=128, description="Opaque person id")
+    # Card numbers often arrive as JSON numbers: kept as text, so the stored field keeps one type.
+    subject: str = Field(min_length=1, max_length=128, coerce_numbers_to_str=True, description="Opaque person id")
     result: Literal["granted", "denied"]
     reason: Literal["unknown", "expired", "blacklisted", "outside_schedule", "anti_passback", "other"] | None = None
 
@@ -51,12 +54,24 @@ KIND = DeviceKind(
     commands={"unlock": Unlock},
     personal=("subject",),
     examples={
-        "telemetry": ({"door": "closed", "locked": True},),
+        "telemetry": (
+            {"door": "closed", "locked": True},
+            {"door": "open", "locked": False, "ts": "2026-11-22T18:42:10+08:00", "seq": 5310},
+        ),
         "event": (
             {"type": "access", "id": "a-1", "method": "face", "subject": "p-7f3a", "result": "granted"},
             {"type": "access", "id": "a-2", "method": "card", "subject": "c-0091", "result": "denied",
              "reason": "expired"},
+            {"type": "access", "id": "a-3", "method": "qr", "subject": "v-20261122-17", "result": "granted",
+             "seq": 5309},
+            {"type": "access", "id": "a-4", "method": "card", "subject": 3141592653, "result": "denied",
+             "reason": "anti_passback"},
+            {"type": "access", "id": "a-5", "method": "pin", "subject": "p-11c0", "result": "denied",
+             "reason": "outside_schedule"},
+            {"type": "access", "id": "a-6", "method": "remote", "subject": "op-guard-2", "result": "granted"},
             {"type": "fault", "id": "f-1", "code": "door_forced", "active": True},
+            {"type": "fault", "id": "f-2", "code": "door_held_open", "active": True, "detail": "open 180 s"},
+            {"type": "fault", "id": "f-3", "code": "door_held_open", "active": False},
         ),
     },
 )

@@ -19,17 +19,22 @@ Label = Literal[
 
 
 class Telemetry(DevicePayload):
+    """Optional health telemetry: many cameras only ever send events."""
+
     recording: bool | None = None
     fps: float | None = Field(None, ge=0)
 
 
 class Detection(EventPayload):
+    """One phase of something the camera's analytics saw."""
+
     type: Literal["detection"]
     label: Label
     phase: Literal["start", "update", "end"]
     score: float = Field(ge=0, le=1)
-    zone: str | None = Field(None, max_length=64)
-    track: str | None = Field(None, max_length=128)
+    zone: str | None = Field(None, min_length=1, max_length=64, coerce_numbers_to_str=True)
+    # Trackers number their tracks: kept as text, so the stored field keeps one type.
+    track: str | None = Field(None, min_length=1, max_length=128, coerce_numbers_to_str=True)
     snapshot: str | None = Field(None, max_length=2048, description="URL")
     clip: str | None = Field(None, max_length=2048, description="URL")
 
@@ -49,13 +54,25 @@ KIND = DeviceKind(
     faults=FAULTS,
     event_tags={"detection": ("label",)},
     examples={
-        "telemetry": ({"recording": True, "fps": 25},),
+        "telemetry": (
+            {"recording": True, "fps": 25},
+            {"recording": False, "fps": 0, "ts": "2026-11-22T03:10:00+08:00", "seq": 88},
+        ),
         "event": (
             {"type": "detection", "id": "d-1", "label": "high_altitude_throw", "phase": "start", "score": 0.93,
-             "zone": "b3-facade", "snapshot": "http://nvr/snap/d-1.jpg", "clip": "http://nvr/clip/d-1.mp4"},
-            {"type": "detection", "id": "d-2", "label": "ebike_in_elevator", "phase": "end", "score": 0.81,
+             "zone": "b3-facade", "track": 4417, "snapshot": "http://nvr/snap/d-1.jpg"},
+            {"type": "detection", "id": "d-1", "label": "high_altitude_throw", "phase": "update", "score": 0.96,
+             "zone": "b3-facade", "track": 4417, "seq": 902},
+            {"type": "detection", "id": "d-1", "label": "high_altitude_throw", "phase": "end", "score": 0.96,
+             "zone": "b3-facade", "track": 4417, "clip": "http://nvr/clip/d-1.mp4", "seq": 903},
+            {"type": "detection", "id": "d-2", "label": "ebike_in_elevator", "phase": "start", "score": 0.81,
              "track": "t-55"},
+            {"type": "detection", "id": "d-3", "label": "fire_lane_blocked", "phase": "start", "score": 0.77,
+             "zone": "lane-north"},
+            {"type": "detection", "id": "d-4", "label": "smoke", "phase": "start", "score": 0.62, "zone": "b7-roof"},
             {"type": "fault", "id": "f-1", "code": "video_loss", "active": True},
+            {"type": "fault", "id": "f-2", "code": "video_loss", "active": False},
+            {"type": "fault", "id": "f-3", "code": "storage_full", "active": True, "detail": "SD card 100%"},
         ),
     },
 )

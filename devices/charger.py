@@ -19,6 +19,8 @@ Status = Literal[
 
 
 class Telemetry(DevicePayload):
+    """Periodic meter and status of one connector; every field but `connector` optional."""
+
     connector: int = Field(1, ge=0, description="Connector number; 0 means the whole charge point")
     status: Status | None = None
     power_kw: float | None = Field(None, ge=0)
@@ -30,19 +32,24 @@ class Telemetry(DevicePayload):
 
 
 class SessionStart(EventPayload):
+    """A charging session began (OCPP StartTransaction)."""
+
     type: Literal["session_start"]
-    session: str = Field(min_length=1, max_length=128)
+    # OCPP's transactionId is an integer: kept as text, so the stored field keeps one type.
+    session: str = Field(min_length=1, max_length=128, coerce_numbers_to_str=True)
     connector: int = Field(ge=0)
-    id_tag: str = Field(min_length=1, max_length=128, description="Opaque RFID / app id")
+    id_tag: str = Field(min_length=1, max_length=128, coerce_numbers_to_str=True, description="Opaque RFID / app id")
     meter_start_kwh: float = Field(ge=0)
 
 
 class SessionStop(EventPayload):
+    """A charging session ended (OCPP StopTransaction)."""
+
     type: Literal["session_stop"]
-    session: str = Field(min_length=1, max_length=128)
+    session: str = Field(min_length=1, max_length=128, coerce_numbers_to_str=True)
     energy_kwh: float = Field(ge=0, description="Energy delivered in the session")
     duration_s: float = Field(ge=0)
-    reason: str = Field(min_length=1, max_length=64)
+    reason: str = Field(min_length=1, max_length=64, description="e.g. OCPP's Reason in snake case: ev_disconnected")
 
 
 class SetLimit(CommandArgs):
@@ -50,7 +57,7 @@ class SetLimit(CommandArgs):
 
 
 class StopSession(CommandArgs):
-    session: str | None = None
+    session: str | None = Field(None, min_length=1, max_length=128, coerce_numbers_to_str=True)
 
 
 M, m, C = Severity.MAJOR, Severity.MINOR, Severity.CRITICAL
@@ -85,14 +92,23 @@ KIND = DeviceKind(
         "telemetry": (
             {"connector": 1, "status": "charging", "power_kw": 6.6, "energy_kwh": 1532.4, "voltage_v": 228.5,
              "current_a": 28.9, "temperature_c": 41.5, "limit_kw": 7.0},
-            {"status": "available", "power_kw": 0, "energy_kwh": 1540.1},
+            {"status": "available", "power_kw": 0, "energy_kwh": 1540.1, "ts": "2026-11-22T23:00:00+08:00",
+             "seq": 4410},
+            {"connector": 2, "status": "suspended_evse", "power_kw": 0, "limit_kw": 0, "seq": 4411},
+            {"status": "faulted", "temperature_c": 83.0, "ts": 1_795_359_600_000},
         ),
         "event": (
             {"type": "session_start", "id": "s-1", "session": "S20261122-0042", "connector": 1,
              "id_tag": "tag-88a1", "meter_start_kwh": 1532.4},
             {"type": "session_stop", "id": "s-2", "session": "S20261122-0042", "energy_kwh": 18.2,
              "duration_s": 9840, "reason": "ev_disconnected"},
+            {"type": "session_start", "id": "s-3", "session": 9317, "connector": 2, "id_tag": "04A2B3C4D5",
+             "meter_start_kwh": 877.0, "seq": 311},
+            {"type": "session_stop", "id": "s-4", "session": 9317, "energy_kwh": 0.4, "duration_s": 95.5,
+             "reason": "remote"},
             {"type": "fault", "id": "f-1", "code": "high_temperature", "active": True, "detail": "82 C at plug"},
+            {"type": "fault", "id": "f-2", "code": "high_temperature", "active": False},
+            {"type": "fault", "id": "f-3", "code": "ground_failure", "active": True},
         ),
     },
 )

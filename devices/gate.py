@@ -16,6 +16,8 @@ Barrier = Literal["open", "closed", "stuck"]
 
 
 class Telemetry(DevicePayload):
+    """Periodic barrier state; every field optional, as for every kind."""
+
     barrier: Barrier | None = None
     cycles: int | None = Field(None, ge=0, description="Barrier open/close cycle counter")
 
@@ -27,7 +29,9 @@ class Passage(EventPayload):
     plate: str = Field(min_length=1, max_length=16, description="e.g. 琼A12345; 8 characters on green NEV plates")
     plate_color: Literal["blue", "yellow", "green", "white", "black", "unknown"]
     direction: Literal["in", "out"]
-    lane: str = Field(min_length=1, max_length=64)
+    # The contract gives lanes no type and many controllers number them: take 2 as "2",
+    # so the stored field keeps one type.
+    lane: str = Field(min_length=1, max_length=64, coerce_numbers_to_str=True)
     vehicle_class: Literal["car", "truck", "bus", "motorcycle", "other"]
     confidence: float = Field(ge=0, le=1)
     decision: Literal["allowed", "denied", "manual"]
@@ -36,6 +40,8 @@ class Passage(EventPayload):
 
 
 class BarrierEvent(EventPayload):
+    """The barrier arm changed position (or failed to)."""
+
     type: Literal["barrier"]
     state: Barrier
 
@@ -60,19 +66,28 @@ KIND = DeviceKind(
     commands={"open": NoArgs, "close": NoArgs},
     personal=("plate", "image"),
     examples={
-        "telemetry": ({"barrier": "closed", "cycles": 48211},),
+        "telemetry": (
+            {"barrier": "closed", "cycles": 48211},
+            {"barrier": "open", "cycles": 48212, "ts": "2026-11-22T07:58:03+08:00", "seq": 1201},
+            {"barrier": "stuck", "ts": 1_795_305_483_000, "seq": 1202},
+        ),
         "event": (
             {"type": "passage", "id": "p-1", "plate": "琼A12345", "plate_color": "blue", "direction": "in",
              "lane": "east-1", "vehicle_class": "car", "confidence": 0.97, "decision": "allowed",
              "category": "resident", "image": "http://gate-east/snap/p-1.jpg"},
             {"type": "passage", "id": "p-2", "plate": "粤BD12345", "plate_color": "green", "direction": "out",
              "lane": "east-2", "vehicle_class": "car", "confidence": 0.88, "decision": "allowed",
-             "category": "visitor"},
+             "category": "visitor", "seq": 77},
             {"type": "passage", "id": "p-3", "plate": "沪C9F88K", "plate_color": "blue", "direction": "in",
-             "lane": "east-1", "vehicle_class": "car", "confidence": 0.41, "decision": "manual",
-             "category": "unknown"},
+             "lane": 1, "vehicle_class": "car", "confidence": 0.41, "decision": "manual", "category": "unknown"},
+            {"type": "passage", "id": "p-4", "plate": "琼D55321", "plate_color": "yellow", "direction": "in",
+             "lane": "west-1", "vehicle_class": "truck", "confidence": 0.93, "decision": "denied",
+             "category": "blacklisted"},
             {"type": "barrier", "id": "b-1", "state": "open"},
+            {"type": "barrier", "id": "b-2", "state": "stuck"},
             {"type": "fault", "id": "f-1", "code": "barrier_stuck", "active": True, "detail": "arm did not lower"},
+            {"type": "fault", "id": "f-2", "code": "barrier_stuck", "active": False},
+            {"type": "fault", "id": "f-3", "code": "loop_detector_fault", "active": True, "detail": "lane east-2"},
         ),
     },
 )

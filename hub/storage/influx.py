@@ -19,29 +19,49 @@ from typing import Any
 import httpx
 
 from devices.base import Point
-from hub.storage.base import (
-    EventQueries,
-    StorageRejected,
-    StorageUnavailable,
-)
+from hub.storage.base import EventQueries, StorageError, StorageRejected, StorageUnavailable
 from hub.storage.lineproto import encode
 
 log = logging.getLogger(__name__)
 
 GZIP_MIN_BYTES = 4096
-"""Smaller bodies go uncompressed: gzip would cost more than it saves."""
+"""Smaller bodies go uncompressed: a few lines gain nothing and gzip's header costs more than it saves."""
+ENCODE_IN_THREAD_POINTS = 500
+"""Larger batches are encoded on a worker thread (~4 us a point) so the event loop keeps serving."""
+ERROR_TEXT_CHARS = 500
+
+RETRYABLE_STATUS = frozenset({401, 403, 408, 429})
+"""4xx that say nothing about the data: auth (a config fix, then the outbox catches up), timeout, overload."""
 
 
 def quote_ident(name: str) -> str:
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """An InfluxQL double-quoted identifier; quotes, backslashes and newlines escaped (no injection)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def quote_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """An InfluxQL string literal; a raw newline would be a parse error, so it is escaped too."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+def _auth_header(token: str | None) -> dict[str, str]:
+    """`user:password` -> Basic (1.x users; 2.x/3.x accept any user with the token as password), else Token."""
+    if not token:
+        return {}
+    if ":" in token:
+        return {"Authorization": "Basic " + base64.b64encode(token.encode()).decode()}
+    return {"Authorization": f"Token {token}"}
+
+
+def _body(points: Sequence[Point], gzip_level: int) -> tuple[bytes, bool]:
+    body = encode(points)
+    if gzip_level and len(body) >= GZIP_MIN_BYTES:
+        return gzip.compress(body, compresslevel=gzip_level), True
+    return body, False
 
 
 class InfluxStorage(EventQueries):
-    """A store on InfluxDB 1.x, 2.x or 3.x."""
+    """A store on InfluxDB 1.x, 2.x or 3.x, over one keep-alive HTTP client."""
 
     name = "influxdb"
 
@@ -50,8 +70,9 @@ class InfluxStorage(EventQueries):
         url: str,
         db: str = "smarthub",
         token: str | None = None,
-        org: str | None = None,
         timeout_s: float = 10.0,
+        *,
+        org: str | None = None,
         gzip_level: int = 1,
     ) -> None:
         self.url = url.rstrip("/")
@@ -61,17 +82,13 @@ class InfluxStorage(EventQueries):
         self.gzip_level = gzip_level
         self.version: str | None = None
         self._provisioned = False
-        headers = {}
-        if token and ":" in token:  # user:password (1.x auth, or any user with a token as password)
-            headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-        elif token:
-            headers["Authorization"] = f"Token {token}"
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout_s)
+        self._http = httpx.AsyncClient(base_url=self.url, headers=_auth_header(token), timeout=timeout_s)
 
     async def start(self) -> None:
+        """Provision now if the server answers; otherwise warn and let the first write do it."""
         try:
             await self._provision()
-        except StorageUnavailable as exc:
+        except StorageError as exc:
             log.warning("InfluxDB at %s not ready (%s); will create %r on the first write", self.url, exc, self.db)
 
     async def close(self) -> None:
@@ -80,7 +97,7 @@ class InfluxStorage(EventQueries):
     async def ping(self) -> bool:
         try:
             return (await self._http.get("/ping")).status_code < 300
-        except httpx.HTTPError:
+        except Exception:  # noqa: BLE001 - health checks must never raise
             return False
 
     async def _provision(self) -> None:
@@ -88,36 +105,57 @@ class InfluxStorage(EventQueries):
         try:
             response = await self._http.get("/ping")
         except httpx.HTTPError as exc:
-            raise StorageUnavailable(f"cannot reach {self.url}: {exc}") from None
+            raise StorageUnavailable(f"cannot reach {self.url}: {exc!r}") from None
+        if response.status_code >= 300:
+            raise StorageUnavailable(f"{self.url}/ping answered {response.status_code}")
         self.version = response.headers.get("X-Influxdb-Version", "")
         major = self.version.lstrip("v")[:1]
-        if major == "1":
-            await self._statement(f"CREATE DATABASE {quote_ident(self.db)}")
-        elif major == "2":
-            await asyncio.to_thread(self._create_bucket)
+        try:
+            if major == "1":
+                await self._statement(f"CREATE DATABASE {quote_ident(self.db)}")  # idempotent
+            elif major == "2":
+                await asyncio.to_thread(self._create_bucket)
+        except StorageRejected as exc:
+            # Not allowed to create it (a non-admin user or a write-only token): an admin may
+            # have made it already. Writes then find out, with a 404 if it does not exist.
+            log.warning("cannot create InfluxDB database %r, assuming it exists: %s", self.db, exc)
         self._provisioned = True
         log.info("InfluxDB %s at %s, database %r", self.version or "(version unknown)", self.url, self.db)
 
     def _create_bucket(self) -> None:
+        """InfluxDB 2.x: create the bucket if missing (2.x does not create buckets on write)."""
         from influxdb_client import InfluxDBClient
+        from influxdb_client.rest import ApiException
 
-        with InfluxDBClient(url=self.url, token=self.token or "", org=self.org) as client:
-            buckets = client.buckets_api()
-            if buckets.find_bucket_by_name(self.db) is None:
-                org_id = None
+        try:
+            with InfluxDBClient(url=self.url, token=self.token or "", org=self.org) as client:
+                buckets = client.buckets_api()
+                if buckets.find_bucket_by_name(self.db) is not None:
+                    return
                 if self.org is None:
                     org_id = client.organizations_api().find_organizations()[0].id
-                buckets.create_bucket(bucket_name=self.db, org=self.org, org_id=org_id)
+                    buckets.create_bucket(bucket_name=self.db, org_id=org_id)
+                else:
+                    buckets.create_bucket(bucket_name=self.db, org=self.org)
+        except ApiException as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429):
+                raise StorageRejected(f"creating bucket {self.db!r}: {exc.status} {exc.body}") from None
+            raise StorageUnavailable(f"creating bucket {self.db!r}: {exc.status} {exc.reason}") from None
+        except Exception as exc:  # urllib3 connection errors and the like
+            raise StorageUnavailable(f"creating bucket {self.db!r}: {exc!r}") from None
 
     async def write(self, points: Sequence[Point]) -> None:
+        """One request for the whole batch; see `_raise_for` for what each failure becomes."""
         if not self._provisioned:
             await self._provision()
-        body = encode(points)
+        if len(points) >= ENCODE_IN_THREAD_POINTS:
+            body, gzipped = await asyncio.to_thread(_body, points, self.gzip_level)
+        else:
+            body, gzipped = _body(points, self.gzip_level)
         if not body:
             return
         headers = {"Content-Type": "text/plain; charset=utf-8"}
-        if self.gzip_level and len(body) >= GZIP_MIN_BYTES:
-            body = gzip.compress(body, compresslevel=self.gzip_level)
+        if gzipped:
             headers["Content-Encoding"] = "gzip"
         try:
             response = await self._http.post(
@@ -125,42 +163,60 @@ class InfluxStorage(EventQueries):
             )
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"write to {self.url} failed: {exc!r}") from None
-        if response.status_code < 300:
-            return
-        text = response.text[:500]
-        if response.status_code == 404:  # database not found: dropped, or made before we could
+        if response.status_code >= 300:
+            self._raise_for(response)
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        """Map an error answer: retry later (StorageUnavailable) or never (StorageRejected)."""
+        status = response.status_code
+        text = response.text[:ERROR_TEXT_CHARS]
+        if status == 404:  # database not found: dropped, or never made (outage at start): make it again
             self._provisioned = False
-            raise StorageUnavailable(f"database {self.db!r} not found: {text}")
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise StorageUnavailable(f"InfluxDB answered {response.status_code}: {text}")
-        raise StorageRejected(f"InfluxDB answered {response.status_code}: {text}")
+            raise StorageUnavailable(f"InfluxDB answered 404 for database {self.db!r}: {text}")
+        if status >= 500 or status in RETRYABLE_STATUS:
+            raise StorageUnavailable(f"InfluxDB answered {status}: {text}")
+        # 400 field type conflict or parse error: 1.x has written the other lines ("partial write").
+        raise StorageRejected(f"InfluxDB answered {status}: {text}")
 
     async def _statement(self, statement: str) -> None:
-        """Run a management statement (POST /query)."""
+        """Run a management statement (POST /query, as 1.x requires for writes to the schema)."""
         try:
             response = await self._http.post("/query", params={"q": statement})
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"cannot reach {self.url}: {exc!r}") from None
         if response.status_code >= 300:
-            raise StorageUnavailable(f"{statement!r} answered {response.status_code}: {response.text[:300]}")
+            raise (StorageRejected if response.status_code in (401, 403) else StorageUnavailable)(
+                f"{statement!r} answered {response.status_code}: {response.text[:ERROR_TEXT_CHARS]}"
+            )
+        for result in response.json().get("results", ()):
+            if "error" in result:
+                raise StorageRejected(f"{statement!r}: {result['error']}")
 
     async def query(self, influxql: str) -> list[dict[str, Any]]:
-        """Run InfluxQL; returns series as {name, columns, values}. Statement errors raise."""
+        """Run InfluxQL; returns the series as `{name, columns, values[, tags]}`, times in epoch ms.
+
+        1.x answers statement errors with HTTP 200 and `results[i].error`; they raise
+        StorageRejected here. A missing database is an empty answer: nothing stored yet.
+        """
         try:
             response = await self._http.get("/query", params={"db": self.db, "q": influxql, "epoch": "ms"})
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"query to {self.url} failed: {exc!r}") from None
-        if response.status_code >= 500:
-            raise StorageUnavailable(f"InfluxDB answered {response.status_code}: {response.text[:300]}")
-        data = response.json()
-        if response.status_code >= 300 and "database not found" not in str(data):
-            raise StorageRejected(f"InfluxDB answered {response.status_code}: {data}")
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = {"error": response.text[:ERROR_TEXT_CHARS]}
+        if status >= 500 or status in RETRYABLE_STATUS:
+            raise StorageUnavailable(f"InfluxDB answered {status}: {data}")
+        if status >= 300 and "database not found" not in str(data.get("error")):
+            raise StorageRejected(f"InfluxDB answered {status} to {influxql!r}: {data}")
         series: list[dict[str, Any]] = []
         for result in data.get("results", ()):
             if "error" in result:
-                if "not found" in result["error"]:  # no such database or table yet: nothing stored
+                if result["error"].startswith("database not found"):
                     continue
-                raise StorageRejected(f"InfluxQL error: {result['error']}")
+                raise StorageRejected(f"InfluxQL error in {influxql!r}: {result['error']}")
             series.extend(result.get("series", ()))
         return series
 
@@ -172,12 +228,20 @@ class InfluxStorage(EventQueries):
         until_ms: int | None = None,
         limit: int = 100,
     ) -> list[tuple[str, int, dict[str, Any]]]:
-        """(measurement, time ms, columns) of the newest points matching tag equalities, newest first."""
+        """(measurement, time ms, tags and fields) of the newest points matching tag equalities, newest first.
+
+        Without GROUP BY each measurement is one series, so LIMIT applies per
+        measurement and the merge keeps the newest `limit` of them. Equal times
+        come out by measurement name, then by series key descending (InfluxDB's own
+        order within a measurement, which the embedded store copies).
+        """
+        if limit <= 0 or not measurements:  # InfluxQL's LIMIT 0 means no limit at all
+            return []
         conditions = [f"{quote_ident(k)} = {quote_string(v)}" for k, v in where.items()]
         if since_ms is not None:
-            conditions.append(f"time >= {since_ms * 1_000_000}")
+            conditions.append(f"time >= {int(since_ms)}ms")
         if until_ms is not None:
-            conditions.append(f"time <= {until_ms * 1_000_000}")
+            conditions.append(f"time <= {int(until_ms)}ms")
         sql = f"SELECT * FROM {','.join(quote_ident(m) for m in measurements)}"
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
@@ -188,5 +252,5 @@ class InfluxStorage(EventQueries):
             for values in series["values"]:
                 record = {c: v for c, v in zip(columns, values, strict=True) if v is not None}
                 rows.append((series["name"], int(record.pop("time")), record))
-        rows.sort(key=lambda r: r[1], reverse=True)
+        rows.sort(key=lambda r: (-r[1], r[0]))  # stable: keeps the server's order within a measurement
         return rows[:limit]

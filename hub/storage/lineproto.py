@@ -1,16 +1,24 @@
 """Points -> InfluxDB line protocol, millisecond precision.
 
 Ours rather than influxdb-client's `Point` because it is the hot path of every
-write: `bench/lineproto.py` measures it several times faster, mostly by
-caching the escaped series prefix (measurement plus tags), which repeats for
-every point of a device. The escaping rules are the client's own (same
-translation tables), and a property test checks the output against
-`influxdb_client.Point` as the oracle, byte for byte.
+write: `bench/lineproto.py` measures it several times faster. The gains come
+from caching what repeats (the escaped series key of a device, escaped field
+keys) and from one inlined loop over the fields instead of a call per field.
+The escaping rules are the client's (same translation tables), and a property
+test checks the output against `influxdb_client.Point` as the oracle.
+
+One deliberate difference: a measurement, tag key or field key ending in a
+backslash gets a trailing space, as the client already does for tag values.
+InfluxDB cannot store a trailing backslash in any name (it would escape the
+separator after it and break the line, so the whole point is refused); with
+the space the point is stored and only that name changes (`x\\` -> `x `).
+Newline, tab and carriage return in names become the two characters `\\n`,
+`\\t`, `\\r` (the client's rule; InfluxDB keeps them escaped, it has no way to
+store a raw newline in a name). String field values keep them verbatim.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from devices.base import Point
@@ -20,23 +28,29 @@ _ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\
 _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
 
 CACHE_MAX = 100_000
-"""Distinct series prefixes / field keys remembered; cleared when exceeded (a restart's worth of work)."""
+"""Distinct series keys / field-key sets remembered; cleared when exceeded (a restart's worth of work)."""
 _series: dict[tuple[object, ...], str] = {}
-_keys: dict[str, str] = {}
+_field_keys: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
 
-def _tag_value(value: str) -> str:
-    escaped = value.translate(_ESCAPE_KEY)
+def _name(escaped: str) -> str:
     # A trailing backslash would escape the separator after it.
     return escaped + " " if escaped.endswith("\\") else escaped
 
 
-def _prefix(measurement: str, tags: dict[str, str]) -> str:
+def series_key(measurement: str, tags: dict[str, str]) -> str:
+    """`measurement,k=v,...` escaped, tags sorted, empty ones dropped: InfluxDB's series key.
+
+    Cached because a device sends the same tag set with every point; the
+    embedded store also uses it as its series identity and tie-break order.
+    """
     key = (measurement, *tags.items())
     head = _series.get(key)
     if head is None:
-        head = measurement.translate(_ESCAPE_MEASUREMENT) + "".join(
-            f",{k.translate(_ESCAPE_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items()) if v
+        head = _name(measurement.translate(_ESCAPE_MEASUREMENT)) + "".join(
+            f",{_name(k.translate(_ESCAPE_KEY))}={_name(v.translate(_ESCAPE_KEY))}"
+            for k, v in sorted(tags.items())
+            if k and v
         )
         if len(_series) >= CACHE_MAX:
             _series.clear()
@@ -44,42 +58,55 @@ def _prefix(measurement: str, tags: dict[str, str]) -> str:
     return head
 
 
-def _field(key: str, value: bool | int | float | str) -> str | None:
-    k = _keys.get(key)
-    if k is None:
-        k = key.translate(_ESCAPE_KEY)
-        if len(_keys) >= CACHE_MAX:
-            _keys.clear()
-        _keys[key] = k
-    cls = type(value)
-    if cls is float:
-        if not math.isfinite(value):  # InfluxDB has no NaN or infinity
-            return None
-        text = repr(value)
-        return f"{k}={text[:-2] if text.endswith('.0') else text}"
-    if cls is str:
-        return f'{k}="{value.translate(_ESCAPE_STRING)}"'  # type: ignore[union-attr]
-    if cls is bool:
-        return f"{k}={'true' if value else 'false'}"
-    if cls is int:
-        return f"{k}={value}i"
-    # Subclasses (enums, numpy-like numbers): same rules by isinstance, slower.
+def _sorted_keys(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(key, escaped key) in line order for one field-key set; cached since a kind's fields repeat."""
+    spec = [(k, _name(k.translate(_ESCAPE_KEY))) for k in sorted(names)]
+    if len(_field_keys) >= CACHE_MAX:
+        _field_keys.clear()
+    _field_keys[names] = spec
+    return spec
+
+
+def _coerce(value: object) -> bool | int | float | str:
+    """Subclasses (str enums, IntEnum, numpy-like numbers) as the plain type they stand for."""
     if isinstance(value, bool):
-        return f"{k}={'true' if value else 'false'}"
+        return bool(value)
     if isinstance(value, int):
-        return f"{k}={int(value)}i"
+        return int(value)
     if isinstance(value, float):
-        return _field(key, float(value))
-    return _field(key, str(value))
+        return float(value)
+    return str(value)
 
 
 def line(point: Point) -> str | None:
     """One point as a line, or None when it has no storable field (InfluxDB would refuse it)."""
     measurement, tags, fields, time_ms = point
-    parts = [f for k in sorted(fields) if (v := fields[k]) is not None and (f := _field(k, v)) is not None]
+    names = tuple(fields)
+    parts: list[str] = []
+    for k, ek in _field_keys.get(names) or _sorted_keys(names):
+        v = fields[k]
+        cls = type(v)
+        if cls is str:
+            if '"' in v or "\\" in v:  # type: ignore[operator]  # rare: skip translate's cost otherwise
+                v = v.translate(_ESCAPE_STRING)  # type: ignore[union-attr]
+            parts.append(f'{ek}="{v}"')
+        elif cls is float:
+            text = repr(v)
+            last = text[-1]
+            if last == "0" and text[-2] == ".":
+                text = text[:-2]  # whole numbers without ".0", like the client
+            elif last == "n" or last == "f":
+                continue  # nan, inf: InfluxDB has no such values
+            parts.append(f"{ek}={text}")
+        elif cls is int:
+            parts.append(f"{ek}={v}i")
+        elif cls is bool:
+            parts.append(f"{ek}=true" if v else f"{ek}=false")
+        elif v is not None:
+            return line(Point(measurement, tags, {**fields, k: _coerce(v)}, time_ms))
     if not parts:
         return None
-    return f"{_prefix(measurement, tags)} {','.join(parts)} {time_ms}"
+    return f"{_series.get((measurement, *tags.items())) or series_key(measurement, tags)} {','.join(parts)} {time_ms}"
 
 
 def encode(points: Iterable[Point]) -> bytes:

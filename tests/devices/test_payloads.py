@@ -1,4 +1,4 @@
-"""Payload rules of the contract, kind by kind, and how payloads map to storage points."""
+"""Payload rules of the contract, kind by kind, and how payloads map to storage points (section 5)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,25 @@ from typing import Any
 
 import orjson
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from devices import REGISTRY
 from devices.base import Accepted, Invalid, Point
 
 PASSAGE = {"type": "passage", "plate": "琼A12345", "plate_color": "blue", "direction": "in", "lane": "1",
            "vehicle_class": "car", "confidence": 0.9, "decision": "allowed", "category": "resident"}
+ACCESS = {"type": "access", "method": "face", "subject": "p-7f3a", "result": "granted"}
+DETECTION = {"type": "detection", "label": "smoke", "phase": "start", "score": 0.7}
+START = {"type": "session_start", "session": "S-42", "connector": 1, "id_tag": "tag-88a1", "meter_start_kwh": 10.5}
+STOP = {"type": "session_stop", "session": "S-42", "energy_kwh": 18.2, "duration_s": 9840, "reason": "remote"}
+
+
+def without(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k != name}
 
 
 def validate(kind: str, channel: str, payload: Any) -> Any:
-    raw = payload if isinstance(payload, bytes) else orjson.dumps(payload)
-    return REGISTRY[kind].validate(channel, raw)
+    return REGISTRY[kind].validate(channel, orjson.dumps(payload))
 
 
 def points(kind: str, channel: str, payload: dict[str, Any], tags: dict[str, str] | None = None) -> list[Point]:
@@ -25,23 +32,42 @@ def points(kind: str, channel: str, payload: dict[str, Any], tags: dict[str, str
     return REGISTRY[kind].to_points(msg)
 
 
+def command(kind: str, op: str, args: dict[str, Any]) -> BaseModel:
+    return REGISTRY[kind].commands[op].model_validate(args)
+
+
 @pytest.mark.parametrize(
     ("kind", "channel", "payload"),
     [
         ("gate", "event", PASSAGE | {"plate_color": "purple"}),
-        ("gate", "event", {k: v for k, v in PASSAGE.items() if k != "lane"}),
+        ("gate", "event", without(PASSAGE, "lane")),
+        ("gate", "event", without(PASSAGE, "plate")),
+        ("gate", "event", PASSAGE | {"plate": ""}),
         ("gate", "event", PASSAGE | {"confidence": 1.2}),
-        ("access", "event", {"type": "access", "method": "face", "subject": "p1", "result": "maybe"}),
-        ("camera", "event", {"type": "detection", "label": "ufo", "phase": "start", "score": 0.5}),
-        ("camera", "event", {"type": "detection", "label": "smoke", "phase": "start", "score": -0.1}),
+        ("gate", "event", PASSAGE | {"confidence": 97}),  # a percentage is not 0..1
+        ("gate", "event", {"type": "barrier", "state": "half_open"}),
+        ("gate", "telemetry", {"cycles": -1}),
+        ("access", "event", ACCESS | {"result": "maybe"}),
+        ("access", "event", without(ACCESS, "subject")),
+        ("access", "event", ACCESS | {"reason": "forgot_card"}),
+        ("access", "telemetry", {"door": "ajar"}),
+        ("camera", "event", DETECTION | {"label": "ufo"}),
+        ("camera", "event", DETECTION | {"score": -0.1}),
+        ("camera", "event", without(DETECTION, "phase")),
         ("charger", "telemetry", {"status": "Charging"}),  # OCPP spelling, not the contract's snake case
+        ("charger", "telemetry", {"power_kw": -1}),
+        ("charger", "event", without(START, "id_tag")),
+        ("charger", "event", STOP | {"energy_kwh": -0.1}),
         ("elevator", "telemetry", {"floor": 2.5}),
         ("elevator", "telemetry", {"floor": 1, "ts": "2026-11-22 08:00:00"}),  # no offset
+        ("elevator", "telemetry", {"floor": 1, "ts": "2026-11-22T08:00:00"}),  # no offset
         ("elevator", "telemetry", {"floor": 1, "ts": True}),  # a bool is not epoch ms
         ("elevator", "telemetry", {"floor": 1, "seq": -1}),
         ("elevator", "event", {"type": "fault", "code": "sleepy", "active": True}),
+        ("access", "event", {"type": "fault", "code": "barrier_stuck", "active": True}),  # a gate's code
         ("elevator", "event", {"type": "fault", "code": "overspeed"}),  # active is required
         ("gate", "event", {"type": "parade"}),
+        ("camera", "event", {"label": "smoke", "phase": "start", "score": 0.7}),  # type is required on events
         ("access", "state", {"fw": "1.0"}),  # online is required
         ("access", "reply", {"ok": True}),  # id is required
     ],
@@ -51,20 +77,68 @@ def test_contract_violations_are_refused(kind: str, channel: str, payload: dict[
         validate(kind, channel, payload)
 
 
-def test_empty_telemetry_is_refused() -> None:
+@pytest.mark.parametrize("kind", sorted(REGISTRY))
+def test_empty_telemetry_is_refused(kind: str) -> None:
     with pytest.raises(Invalid, match="no field"):
-        validate("elevator", "telemetry", {"ts": 1_790_000_000_000, "seq": 1})
+        validate(kind, "telemetry", {"ts": 1_790_000_000_000, "seq": 1})
+
+
+def test_cmd_is_not_an_inbound_channel() -> None:
+    with pytest.raises(Invalid, match="channel"):
+        validate("gate", "cmd", {"id": "c-1", "op": "open"})
 
 
 def test_ts_forms() -> None:
     assert validate("elevator", "telemetry", {"floor": 1, "ts": 1_790_000_000_000}).ts == 1_790_000_000_000
     aware = validate("elevator", "telemetry", {"floor": 1, "ts": "2026-11-22T08:00:00+08:00"}).ts
     assert aware.utcoffset().total_seconds() == 8 * 3600
+    assert validate("gate", "event", PASSAGE | {"ts": "2026-11-22T00:00:00Z"}).ts.utcoffset().total_seconds() == 0
+    assert validate("camera", "event", DETECTION | {"ts": 1_790_000_000_000}).ts == 1_790_000_000_000
 
 
-def test_green_plates_and_unknown_colours_are_valid() -> None:
+def test_plates_and_optional_fields() -> None:
     assert validate("gate", "event", PASSAGE | {"plate": "粤BD12345", "plate_color": "green"}).plate == "粤BD12345"
-    assert validate("gate", "event", PASSAGE | {"plate_color": "unknown"}).plate_color == "unknown"
+    assert validate("gate", "event", PASSAGE | {"plate_color": "unknown"}).image is None
+    assert validate("access", "event", ACCESS).reason is None
+    assert validate("camera", "event", DETECTION).zone is None
+
+
+def test_untyped_ids_take_numbers_as_text() -> None:
+    """Lanes, tracks, sessions (OCPP's transactionId) and card ids often come as numbers: one stored type."""
+    assert validate("gate", "event", PASSAGE | {"lane": 2}).lane == "2"
+    assert validate("camera", "event", DETECTION | {"track": 4417}).track == "4417"
+    assert validate("charger", "event", START | {"session": 9317}).session == "9317"
+    assert validate("access", "event", ACCESS | {"subject": 3141592653}).subject == "3141592653"
+    with pytest.raises(ValidationError):
+        validate("gate", "event", PASSAGE | {"plate": 12345})  # a plate is a string
+
+
+def test_charger_connector_defaults_to_1() -> None:
+    assert validate("charger", "telemetry", {"power_kw": 7}).connector == 1
+    assert validate("charger", "telemetry", {"connector": 2, "power_kw": 7}).connector == 2
+
+
+def test_command_args() -> None:
+    assert command("access", "unlock", {}).seconds == 5
+    assert command("access", "unlock", {"seconds": 300}).seconds == 300
+    assert command("charger", "set_limit", {"limit_kw": 3.5}).limit_kw == 3.5
+    assert command("charger", "stop_session", {}).session is None
+    assert command("gate", "open", {}) == command("gate", "close", {})
+    for kind, op, args in [
+        ("access", "unlock", {"seconds": 0}),
+        ("access", "unlock", {"seconds": 301}),
+        ("access", "unlock", {"seconds": 5, "door": 2}),  # unknown arguments are refused, not ignored
+        ("charger", "set_limit", {}),
+        ("charger", "set_limit", {"limit_kw": -1}),
+        ("gate", "open", {"seconds": 5}),
+    ]:
+        with pytest.raises(ValidationError):
+            command(kind, op, args)
+
+
+def test_extra_device_fields_are_kept() -> None:
+    payload = validate("gate", "event", PASSAGE | {"speed_kmh": 12, "color": "white"})
+    assert payload.model_extra == {"speed_kmh": 12, "color": "white"}
 
 
 def test_telemetry_point_has_registry_tags_and_typed_fields() -> None:
@@ -76,27 +150,43 @@ def test_telemetry_point_has_registry_tags_and_typed_fields() -> None:
 
 
 def test_device_added_fields_are_kept_storage_safe() -> None:
-    [p] = points("charger", "telemetry", {"power_kw": 7, "vendor_code": 3, "phases": [1, 2], "site": "x"})
+    [p] = points("charger", "telemetry", {"power_kw": 7, "vendor_code": 3, "phases": [1, 2], "firmware": "v2",
+                                          "site": "x"})
     assert p.fields["vendor_code"] == 3.0 and type(p.fields["vendor_code"]) is float  # never an int/float conflict
-    assert p.fields["phases"] == "[1,2]"
+    assert p.fields["phases"] == "[1,2]" and p.fields["firmware"] == "v2"
     assert p.fields["site_value"] == "x" and p.tags["site"] == "s1"  # a field may not take a tag's name
     assert p.fields["connector"] == 1  # the contract's default
 
 
-def test_event_points_keep_personal_data_and_ids_in_fields() -> None:
-    [p] = points("gate", "event", PASSAGE | {"id": "p-9", "seq": 4})
-    assert p.measurement == "gate_event"
-    assert p.tags == {"site": "s1", "device": "d1", "type": "passage"}
-    assert p.fields["plate"] == "琼A12345" and p.fields["id"] == "p-9" and p.fields["seq"] == 4
+@pytest.mark.parametrize(
+    ("kind", "payload", "personal"),
+    [
+        ("gate", PASSAGE | {"image": "http://gate/snap/1.jpg"}, {"plate": "琼A12345", "image": "http://gate/snap/1.jpg"}),
+        ("access", ACCESS, {"subject": "p-7f3a"}),
+        ("charger", START, {"session": "S-42", "id_tag": "tag-88a1"}),
+        ("charger", STOP, {"session": "S-42"}),
+    ],
+)
+def test_event_points_keep_plates_subjects_sessions_and_ids_in_fields(
+    kind: str, payload: dict[str, Any], personal: dict[str, str]
+) -> None:
+    [p] = points(kind, "event", payload | {"id": "e-9", "seq": 4})
+    assert p.measurement == f"{kind}_event" and p.time_ms == 1_000
+    assert p.tags == {"site": "s1", "device": "d1", "type": payload["type"]}
+    assert personal.items() <= p.fields.items()
+    assert p.fields["id"] == "e-9" and p.fields["seq"] == 4 and p.fields["lag_ms"] == 1_000
+    assert "type" not in p.fields
 
 
 def test_fault_and_detection_tags() -> None:
     [fault] = points("elevator", "event", {"type": "fault", "code": "trapped_passenger", "active": True,
                                            "detail": "between_floors"})
+    assert fault.measurement == "elevator_event"
     assert fault.tags == {"site": "s1", "device": "d1", "type": "fault", "code": "trapped_passenger"}
     assert fault.fields == {"active": True, "detail": "between_floors", "lag_ms": 1_000}
-    [seen] = points("camera", "event", {"type": "detection", "label": "smoke", "phase": "start", "score": 0.7})
-    assert seen.tags["label"] == "smoke" and "label" not in seen.fields
+    [seen] = points("camera", "event", DETECTION | {"id": "d-1", "track": 7})
+    assert seen.tags == {"site": "s1", "device": "d1", "type": "detection", "label": "smoke"}
+    assert seen.fields == {"phase": "start", "score": 0.7, "track": "7", "id": "d-1", "lag_ms": 1_000}
 
 
 def test_state_and_reply_points() -> None:

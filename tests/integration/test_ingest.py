@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from devices import REGISTRY
-from tests.integration.conftest import HubRun, eventually, running_hub
+from tests.support.hub_fixtures import HubRun, eventually, running_hub
 
 pytestmark = pytest.mark.services
 

@@ -9,7 +9,7 @@ import pytest
 
 from devices.base import Point
 from hub.storage.influx import InfluxStorage
-from tests.integration.conftest import eventually, hub_settings, running_hub
+from tests.support.hub_fixtures import eventually, hub_settings, running_hub
 from tests.support.influx_fixtures import start_influxd
 from tests.support.mqtt_fixtures import Broker
 

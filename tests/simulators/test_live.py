@@ -1,0 +1,105 @@
+"""Simulated devices on a real Mosquitto, seen by a real hub: online, talking, answering, dying."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from devices import REGISTRY
+from hub.config import parse_mqtt_url
+from simulators.community import build
+from simulators.runner import LiveRun
+from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
+
+pytestmark = pytest.mark.services
+SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
+
+
+async def devices(run: HubRun) -> list[dict]:  # type: ignore[type-arg]
+    return (await run.api.get("/api/devices")).json()  # type: ignore[no-any-return]
+
+
+async def test_a_simulated_community_comes_online_and_answers_commands(settings_for, mosquitto: Broker) -> None:  # type: ignore[no-untyped-def]
+    async with running_hub(settings_for("embedded"), mosquitto) as run:
+        community = build(run.site, 3, 12)
+        live = LiveRun(community, parse_mqtt_url(mosquitto.url(DEVICE_USER, DEVICE_PASSWORD)), run.root, speed=20)
+        task = asyncio.create_task(live.run(int(time.time() * 1000), None))
+        try:
+            await eventually(lambda: _all_online(run, 12), timeout=20, what="all 12 devices online")
+            listed = await devices(run)
+            assert {d["kind"] for d in listed} == set(REGISTRY)
+            charger = next(d for d in listed if d["kind"] == "charger")
+            cmd = {"id": "cmd-1", "op": "set_limit", "args": {"limit_kw": 3.3}}
+            await run.publish(run.topic("charger", charger["device"], "cmd"), cmd)
+            reply = await eventually(lambda: run.events(type="reply", device=charger["device"]), timeout=10,
+                                     what="the charger's reply")
+            assert reply[0]["id"] == "cmd-1" and reply[0]["ok"] is True
+
+            async def new_limit() -> bool:
+                return await _telemetry(run, charger["device"], "limit_kw") == 3.3
+
+            await eventually(new_limit, what="the charger to report its new limit")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await live.close()
+
+
+async def _all_online(run: HubRun, n: int) -> bool:
+    listed = await devices(run)
+    return len(listed) == n and all(d["online"] for d in listed)
+
+
+async def _telemetry(run: HubRun, device: str, field: str) -> object:
+    listed = await devices(run)
+    return next(d for d in listed if d["device"] == device)["telemetry"].get(field)
+
+
+async def test_killed_simulator_devices_go_offline_through_their_last_will(settings_for, mosquitto: Broker) -> None:  # type: ignore[no-untyped-def]
+    async with running_hub(settings_for("embedded"), mosquitto) as run:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")}
+        sim = subprocess.Popen(
+            [SMARTHUB, "simulate", "--mqtt", mosquitto.url(DEVICE_USER, DEVICE_PASSWORD), "--root", run.root,
+             "--site", run.site, "--devices", "8", "--seed", "4", "--speed", "10"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            await eventually(lambda: _all_online(run, 8), timeout=30, what="8 simulated devices online")
+            sim.send_signal(signal.SIGKILL)
+            sim.wait(10)
+
+            async def all_offline() -> bool:
+                listed = await devices(run)
+                return len(listed) == 8 and not any(d["online"] for d in listed)
+
+            await eventually(all_offline, timeout=15, what="every device offline by its will")
+        finally:
+            if sim.poll() is None:
+                sim.kill()
+    # The will is retained: a fresh subscriber sees the device offline.
+    retained = await asyncio.to_thread(_read_retained, mosquitto, f"{run.root}/{run.site}/+/+/state")
+    assert retained and all(orjson.loads(p) == {"online": False} for p in retained.values())
+
+
+def _read_retained(broker: Broker, topic_filter: str) -> dict[str, bytes]:
+    import paho.mqtt.client as paho
+
+    got: dict[str, bytes] = {}
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
+    client.on_message = lambda c, u, m: got.__setitem__(m.topic, m.payload)
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic_filter, qos=1)
+    client.loop_start()
+    time.sleep(1.0)
+    client.loop_stop()
+    client.disconnect()
+    return got
