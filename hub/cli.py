@@ -113,6 +113,23 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from hub.config import ConfigError
+    from hub.demo import DemoOptions, run_demo
+
+    _setup_logging("warning")
+    options = DemoOptions(devices=args.devices, seed=args.seed, site=args.site, speed=args.speed,
+                          scenario=args.scenario, http=args.http, mqtt_port=args.mqtt_port)
+    try:
+        asyncio.run(run_demo(options))
+    except ConfigError as exc:
+        print(f"smarthub: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 OUT_START_MS = 1_780_272_000_000
 """2026-06-01T08:00+08:00: a fixed start for `--out`, so a seed alone decides the file's bytes."""
 
@@ -145,6 +162,16 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--start", help="simulated start time, ISO 8601 (default: now; for --out a fixed date)")
     sim.add_argument("--out", type=Path, help="write messages as JSON lines to this file instead of a broker")
     sim.set_defaults(func=_simulate)
+
+    demo = sub.add_parser("demo", help="broker, store, hub, a simulated community and the dashboard in one process")
+    demo.add_argument("--devices", type=int, default=100, help="simulated devices, across all five kinds")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--site", default="sunshine")
+    demo.add_argument("--speed", type=float, default=1.0, help="simulated time runs this many times faster")
+    demo.add_argument("--scenario", choices=sorted(SCENARIOS), help="a scripted incident a minute in")
+    demo.add_argument("--http", help="host:port of the dashboard and API (default 127.0.0.1:8080, or a free port)")
+    demo.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port (a free one if taken)")
+    demo.set_defaults(func=_demo)
     return p
 
 

@@ -18,6 +18,8 @@ from simulators.gate import Gate
 SHARES = {"elevator": 0.35, "access": 0.25, "camera": 0.2, "charger": 0.14, "gate": 0.06}
 """How a community's devices divide between kinds (every kind gets at least one)."""
 DEVICES_PER_BUILDING = 6
+SHORT = {"elevator": "el", "access": "door", "camera": "cam", "charger": "ev", "gate": "gate"}
+"""Device names: b3-el2 is building 3's second elevator; ev-4 the fourth charger."""
 
 SCENARIOS: dict[str, str] = {
     "trapped_passenger": "an elevator stops between floors with a passenger inside; rescued after 8 minutes",
@@ -58,7 +60,7 @@ def build(site: str, seed: int, count: int) -> Community:
     for kind in sorted(counts):
         for n in range(1, counts[kind] + 1):
             building = str((n - 1) % buildings + 1) if kind in ("elevator", "access", "camera") else None
-            name = f"b{building}-{kind[:4]}{n}" if building else f"{kind}-{n}"
+            name = f"b{building}-{SHORT[kind]}{n}" if building else f"{SHORT[kind]}-{n}"
             rng = random.Random(f"{seed}:{site}:{name}")
             devices.append(FACTORIES[kind](site=site, device=name, rng=rng, building=building))
     return Community(site, devices)

@@ -6,7 +6,9 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import FileResponse
 
+from dashboards import BIGSCREEN
 from hub.api.deps import HubDep, RoleDep
 from hub.api.schemas import DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
 from hub.metrics import render
@@ -31,6 +33,12 @@ async def health(hub: HubDep) -> HealthOut:
         outbox_points=hub.outbox.depth,
         uptime_s=round(time.time() - hub.started_at, 1),
     )
+
+
+@open_router.get("/", include_in_schema=False, response_class=FileResponse)
+async def bigscreen() -> FileResponse:
+    """The command-center screen; it asks for (or takes `?token=`) the API token itself."""
+    return FileResponse(BIGSCREEN / "index.html", media_type="text/html; charset=utf-8")
 
 
 @open_router.get("/metrics", tags=["operations"], response_class=Response)

@@ -1,0 +1,129 @@
+"""`smarthub demo`: broker, store, hub, a simulated community and the dashboard in one process.
+
+Everything is embedded, so a newcomer sees a live community with one command and
+no other service: the MQTT broker is `hub.embedded_broker` (with generated
+passwords, so the demo is not an anonymous broker either), the store is the
+embedded SQLite one. Ports are the usual ones when free, free ones otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from hub.app import Hub, _Server
+from hub.config import MqttTarget, Settings, load
+from hub.embedded_broker import Broker
+from simulators.community import build, plan
+from simulators.runner import LiveRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DemoOptions:
+    devices: int = 100
+    seed: int = 1
+    site: str = "sunshine"
+    speed: float = 1.0
+    scenario: str | None = None
+    http: str | None = None
+    mqtt_port: int = 1883
+    data_dir: Path | None = None
+
+
+def port_or_free(host: str, wanted: int) -> int:
+    """`wanted` if nothing listens there, else a free port."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, wanted))
+            return wanted
+        except OSError:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+
+
+def demo_settings(options: DemoOptions, broker_port: int, hub_password: str) -> Settings:
+    base = load()
+    host, port = base.http_host_port if options.http is None else options.http.rsplit(":", 1)
+    http = f"{host}:{port_or_free(host, int(port))}"
+    return base.model_copy(update={
+        "mqtt_url": f"mqtt://hub:{hub_password}@127.0.0.1:{broker_port}",
+        "mqtt_protocol": "3.1.1",
+        "mqtt_client_id": "smarthub-demo",
+        "influx_url": None,
+        "http": http,
+        "data_dir": options.data_dir or base.data_dir,
+        "admin_token": base.admin_token or secrets.token_urlsafe(18),
+    })
+
+
+async def run_demo(options: DemoOptions, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or cancelled); `ready` is set once everything is up."""
+    device_password, hub_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    users = {"hub": hub_password, "device": device_password}
+    broker_port = port_or_free("127.0.0.1", options.mqtt_port)
+    settings = demo_settings(options, broker_port, hub_password)
+    community = build(options.site, options.seed, options.devices)
+    start_ms = int(time.time() * 1000)
+    offline = plan(community, options.scenario, start_ms) if options.scenario else []
+
+    async with Broker("127.0.0.1", broker_port, users) as broker, Hub(settings) as hub:
+        from hub.api import create_app
+
+        host, port = settings.http_host_port
+        server = _Server(uvicorn.Config(create_app(hub), host=host, port=port, log_config=None, access_log=False))
+        devices_target = MqttTarget("127.0.0.1", broker.port, "device", device_password, None)
+        live = LiveRun(community, devices_target, settings.root, options.speed)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        serving = asyncio.create_task(server.serve(), name="http")
+        simulating = asyncio.create_task(live.run(start_ms, None, offline), name="simulated-community")
+        while not server.started:
+            await asyncio.sleep(0.05)
+        print_banner(settings, broker.port, device_password, options)
+        if ready is not None:
+            ready.set()
+        try:
+            done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), serving, simulating},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not serving and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            print("\nsmarthub demo: stopping", file=sys.stderr)
+            simulating.cancel()
+            await asyncio.gather(simulating, return_exceptions=True)
+            await live.close()
+            server.should_exit = True
+            await asyncio.gather(serving, return_exceptions=True)
+
+
+def print_banner(settings: Settings, broker_port: int, device_password: str, options: DemoOptions) -> None:
+    host, port = settings.http_host_port
+    lines = [
+        "",
+        f"  smarthub demo: {options.devices} simulated devices in site '{options.site}' (seed {options.seed}"
+        + (f", scenario {options.scenario}" if options.scenario else "") + ")",
+        f"  open         http://{host}:{port}/?token={settings.admin_token}",
+        f"  API          http://{host}:{port}/docs   (Authorization: Bearer {settings.admin_token})",
+        f"  MQTT broker  mqtt://device:{device_password}@127.0.0.1:{broker_port}"
+        f"   (topics {settings.root}/<site>/<kind>/<device>/<channel>)",
+        f"  data         {settings.data_dir.resolve()}",
+        "  Ctrl-C stops it.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

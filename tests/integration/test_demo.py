@@ -1,0 +1,76 @@
+"""`smarthub demo`: one process, no other service, a live community of every kind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from devices import REGISTRY
+from tests.support.processes import free_port, wait_until
+
+SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
+
+
+def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> None:
+    port, mqtt_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")} | {
+        "SMARTHUB_DATA_DIR": str(tmp_path / "data"), "SMARTHUB_ADMIN_TOKEN": "demo-token"}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen([SMARTHUB, "demo", "--devices", "40", "--speed", "5", "--scenario",
+                                 "trapped_passenger", "--http", f"127.0.0.1:{port}", "--mqtt-port", str(mqtt_port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer demo-token"}
+    started = time.monotonic()
+    try:
+        wait_until(lambda: httpx.get(f"{base}/api/health").json()["status"] == "ok", timeout=30, what="demo up")
+
+        def every_kind_online() -> bool:
+            devices = httpx.get(f"{base}/api/devices", headers=auth).json()
+            return len(devices) == 40 and all(d["online"] for d in devices)
+
+        wait_until(every_kind_online, timeout=30, what="all 40 simulated devices online")
+        assert time.monotonic() - started < 60
+        kinds = {d["kind"] for d in httpx.get(f"{base}/api/devices", headers=auth).json()}
+        assert kinds == set(REGISTRY)
+        wait_until(lambda: len(httpx.get(f"{base}/api/events", headers=auth).json()) >= 10, timeout=30,
+                   what="events flowing")
+        # The scenario fires a minute of simulated time in: 12 s at speed 5, plus the 25 s detection delay / 5.
+        wait_until(lambda: httpx.get(f"{base}/api/events", headers=auth, params={"type": "fault"}).json(),
+                   timeout=40, what="the trapped-passenger fault")
+        page = httpx.get(f"{base}/")
+        assert page.status_code == 200 and "指挥中心" in page.text
+        text = log.read_text()
+        assert "mqtt://device:" in text and f"127.0.0.1:{mqtt_port}" in text and "token=demo-token" in text
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+async def test_the_hub_ingests_through_the_embedded_broker(settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same hub, on the demo's broker instead of Mosquitto."""
+    from hub.embedded_broker import Broker
+    from tests.support.hub_fixtures import eventually, running_hub
+    from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, HUB_PASSWORD, HUB_USER
+
+    async with Broker("127.0.0.1", 0, {HUB_USER: HUB_PASSWORD, DEVICE_USER: DEVICE_PASSWORD}) as broker:
+        class Target:  # what publish_many needs of a broker
+            host, port = "127.0.0.1", broker.port
+
+        settings = settings_for("embedded").model_copy(
+            update={"mqtt_url": f"mqtt://{HUB_USER}:{HUB_PASSWORD}@127.0.0.1:{broker.port}"})
+        async with running_hub(settings, Target) as run:  # type: ignore[arg-type]
+            await run.publish_many([(run.topic("gate", "g1", "event"), {"type": "barrier", "state": "open",
+                                                                       "id": f"b{i}"}) for i in range(30)])
+            await eventually(lambda: sum(run.hub.pipeline.stats.accepted.values()) == 30, what="30 events")
+            await run.stored()
+            assert len(await run.events(device="g1", limit=100)) == 30
