@@ -71,11 +71,12 @@ def _simulate(args: argparse.Namespace) -> int:
     import time
 
     from hub.config import parse_mqtt_url
-    from simulators.community import build, plan
+    from simulators.community import build, load_layout, plan
     from simulators.runner import LiveRun, describe, run_to_file, status_line
 
     try:
-        community = build(args.site, args.seed, args.devices)
+        counts, buildings = load_layout(args.layout) if args.layout else (None, None)
+        community = build(args.site, args.seed, args.devices, counts, buildings)
         start_ms = _start_ms(args.start, OUT_START_MS if args.out else int(time.time() * 1000))
         offline = plan(community, args.scenario, start_ms) if args.scenario else []
         target = None if args.out else parse_mqtt_url(args.mqtt)
@@ -155,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--site", default="sunshine", help="site slug of the simulated community")
     sim.add_argument("--seed", type=int, default=1, help="the same seed gives the same community and traffic")
     sim.add_argument("--devices", type=int, default=100, help="how many devices, across all five kinds")
+    sim.add_argument("--layout", type=Path, help="TOML file with device counts per kind (and buildings)")
     sim.add_argument("--duration", type=float, help="simulated seconds to run (default: until stopped)")
     sim.add_argument("--speed", type=float, default=1.0, help="simulated time runs this many times faster")
     sim.add_argument("--scenario", choices=sorted(SCENARIOS), help="a scripted incident on top of normal traffic")

@@ -5,8 +5,10 @@ plus scripted incidents (scenarios) on top of normal traffic.
 from __future__ import annotations
 
 import random
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from simulators.access import Access
 from simulators.base import SimDevice
@@ -49,16 +51,45 @@ FACTORIES: dict[str, Callable[..., SimDevice]] = {
 }
 
 
-def build(site: str, seed: int, count: int) -> Community:
-    """`count` devices across kinds and buildings; the same seed gives the same community."""
-    if count < len(SHARES):
-        raise ValueError(f"a community needs at least {len(SHARES)} devices, one of each kind")
-    counts = {kind: max(1, int(count * share)) for kind, share in SHARES.items()}
-    counts["elevator"] += count - sum(counts.values())
-    buildings = max(1, count // DEVICES_PER_BUILDING)
+def load_layout(path: Path) -> tuple[dict[str, int], int | None]:
+    """A layout file: how many devices of each kind, and optionally how many buildings.
+
+        buildings = 12
+        [devices]
+        elevator = 24
+        access = 24
+        camera = 30
+        charger = 40
+        gate = 4
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"layout {path}: {exc}") from None
+    counts = data.get("devices", {})
+    unknown = set(counts) - set(SHARES)
+    if unknown or not all(isinstance(n, int) and n >= 0 for n in counts.values()) or not sum(counts.values()):
+        raise ValueError(f"layout {path}: [devices] needs counts of {', '.join(SHARES)}"
+                         + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else ""))
+    buildings = data.get("buildings")
+    if buildings is not None and (not isinstance(buildings, int) or buildings < 1):
+        raise ValueError(f"layout {path}: buildings must be a positive whole number")
+    return counts, buildings
+
+
+def build(site: str, seed: int, count: int = 100, counts: dict[str, int] | None = None,
+          buildings: int | None = None) -> Community:
+    """A community of `count` devices spread over the kinds (or exactly `counts`) and buildings;
+    the same seed gives the same community."""
+    if counts is None:
+        if count < len(SHARES):
+            raise ValueError(f"a community needs at least {len(SHARES)} devices, one of each kind")
+        counts = {kind: max(1, int(count * share)) for kind, share in SHARES.items()}
+        counts["elevator"] += count - sum(counts.values())
+    buildings = buildings or max(1, sum(counts.values()) // DEVICES_PER_BUILDING)
     devices: list[SimDevice] = []
     for kind in sorted(counts):
-        for n in range(1, counts[kind] + 1):
+        for n in range(1, counts.get(kind, 0) + 1):
             building = str((n - 1) % buildings + 1) if kind in ("elevator", "access", "camera") else None
             name = f"b{building}-{SHORT[kind]}{n}" if building else f"{SHORT[kind]}-{n}"
             rng = random.Random(f"{seed}:{site}:{name}")
@@ -71,7 +102,11 @@ def plan(community: Community, scenario: str, start_ms: int) -> list[SimDevice]:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}")
     at = start_ms + SCENARIO_DELAY_MS
-    first = {kind: community.of(kind)[0] for kind in SHARES}
+    first = {kind: devices[0] for kind in SHARES if (devices := community.of(kind))}
+    needs = {"trapped_passenger": "elevator", "door_forced_at_night": "access", "charger_fault": "charger",
+             "high_altitude_throw": "camera", "gate_stuck": "gate", "mass_offline": "elevator"}[scenario]
+    if needs not in first:
+        raise ValueError(f"scenario {scenario} needs at least one {needs}")
     if scenario == "trapped_passenger":
         first["elevator"].forced.append((at, "trapped_passenger", {}))
     elif scenario == "door_forced_at_night":

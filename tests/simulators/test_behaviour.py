@@ -163,3 +163,19 @@ def test_a_charging_car_obeys_a_new_limit() -> None:
     emits, _ = charger.step(START + 30_000)
     telemetry = [p for c, p in emits if c == "telemetry"][-1]
     assert telemetry["power_kw"] <= 3.3 and telemetry["limit_kw"] == 3.3
+
+
+def test_a_layout_file_sets_the_counts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from simulators.community import load_layout
+
+    layout = tmp_path / "layout.toml"
+    layout.write_text("buildings = 4\n[devices]\nelevator = 8\ncharger = 3\ngate = 1\n")
+    counts, buildings = load_layout(layout)
+    community = build("sunshine", 1, counts=counts, buildings=buildings)
+    assert Counter(d.kind_name for d in community.devices) == {"elevator": 8, "charger": 3, "gate": 1}
+    assert {d.building for d in community.of("elevator")} == {"1", "2", "3", "4"}
+    with pytest.raises(ValueError, match="needs at least one camera"):
+        plan(community, "high_altitude_throw", START)
+    layout.write_text("[devices]\ntoaster = 3\n")
+    with pytest.raises(ValueError, match="unknown: toaster"):
+        load_layout(layout)
