@@ -8,13 +8,15 @@ the embedded store shows what production on InfluxDB will do:
 - each field has one type (bool, integer, float, string) per measurement and
   shard, a shard being the week InfluxDB's default policy gives it; a point
   that conflicts is dropped, the rest of the batch is stored, and the write
-  raises StorageRejected ("partial write: field type conflict ...");
+  raises StorageRejected ("partial write: field type conflict ..."), so the hub
+  dead-letters the same points on either store (InfluxDB then hides a field's
+  other types in a query that spans shards; this store returns them all);
 - the series key is the line-protocol one (`lineproto.series_key`), so points
   with equal times come back in InfluxDB's order too.
 
-Old points are pruned after a retention window. Writes run on a worker
-thread: a 5,000-point catch-up batch takes tens of milliseconds, too long to
-hold the event loop (see `bench/lineproto.py --embedded`).
+Old points are pruned after a retention window. Writes and reads run on a
+worker thread: a 5,000-point catch-up batch takes about 75 ms, far too long to
+hold the event loop (`bench/lineproto.py` measures it).
 """
 
 from __future__ import annotations
@@ -45,11 +47,10 @@ CREATE TABLE IF NOT EXISTS points (
     site TEXT NOT NULL, device TEXT NOT NULL, type TEXT NOT NULL,  -- '' when absent, as InfluxDB compares
     tags TEXT NOT NULL,            -- JSON object, empty values dropped
     fields TEXT NOT NULL,          -- JSON object
-    PRIMARY KEY (series, time_ms)
-) WITHOUT ROWID;
+    UNIQUE (series, time_ms)       -- a rowid table: rows are too wide for WITHOUT ROWID to pay off
+);
 CREATE INDEX IF NOT EXISTS points_time ON points (measurement, time_ms);
 CREATE INDEX IF NOT EXISTS points_device_time ON points (measurement, device, time_ms);
-CREATE INDEX IF NOT EXISTS points_pruning ON points (time_ms);
 CREATE TABLE IF NOT EXISTS field_types (
     measurement TEXT NOT NULL,
     shard INTEGER NOT NULL,        -- time_ms // SHARD_MS
@@ -65,6 +66,9 @@ SHARD_MS = 7 * 86_400_000
 INDEXED_TAGS = ("site", "device", "type")
 """Tags with their own column: the filters of `GET /api/events`."""
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SERIES_CACHE_MAX = 100_000
+
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string"}
 
 
@@ -79,11 +83,14 @@ def _type_name(value: object) -> str:
     return name
 
 
-def _storable(value: object) -> bool:
-    """False where InfluxDB would get no value: None, NaN and infinities."""
-    if value is None:
-        return False
-    return not isinstance(value, float) or math.isfinite(value)
+def _plain(value: object) -> bool | int | float | str:
+    """orjson's fallback for number-like objects it does not know: stored as the type they were checked as."""
+    name = _type_name(value)
+    if name == "boolean":
+        return bool(value)
+    if name in ("integer", "float"):
+        return (int if name == "integer" else float)(value)  # type: ignore[arg-type, call-overload]
+    return str(value)
 
 
 class EmbeddedStorage(EventQueries):
@@ -98,29 +105,16 @@ class EmbeddedStorage(EventQueries):
         self._lock = asyncio.Lock()
         self._last_prune = float("-inf")
         self._types: dict[tuple[str, int], dict[str, str]] = {}
+        self._series: dict[tuple[object, ...], tuple[str, str, str, str, str, str]] = {}
 
     async def start(self) -> None:
         self._db = await asyncio.to_thread(self._open)
 
     def _open(self) -> sqlite3.Connection:
-        db = connect(self.path, "")
-        columns = {row[1] for row in db.execute("PRAGMA table_info(points)")}
-        old = bool(columns) and "tags" not in columns
-        if old:  # the first layout (tags as `series` JSON, no field types): copy it over once
-            db.execute("ALTER TABLE points RENAME TO points_v0")
-            for index in ("points_time", "points_device_time"):
-                db.execute(f"DROP INDEX IF EXISTS {index}")
-        db.executescript(SCHEMA)
+        db = connect(self.path, SCHEMA)
         self._types = {}
         for measurement, shard, field, type_ in db.execute("SELECT measurement, shard, field, type FROM field_types"):
             self._types.setdefault((measurement, shard), {})[field] = type_
-        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'points_v0'").fetchone():  # also after a crash
-            rows = db.execute("SELECT measurement, series, fields, time_ms FROM points_v0").fetchall()
-            points = [Point(m, orjson.loads(tags), orjson.loads(fields), t) for m, tags, fields, t in rows]
-            dropped = len(self._write(db, points, prune=False))
-            db.execute("DROP TABLE points_v0")
-            log.warning("embedded store %s: moved %d points to the new layout (%d type conflicts dropped)",
-                        self.path, len(points) - dropped, dropped)
         return db
 
     async def close(self) -> None:
@@ -140,47 +134,62 @@ class EmbeddedStorage(EventQueries):
     async def write(self, points: Sequence[Point]) -> None:
         """Store a batch; conflicting points are dropped and reported after the rest is stored."""
         db = self._conn()
-        prune = time.monotonic() - self._last_prune >= PRUNE_EVERY_S
         async with self._lock:
-            conflicts = await asyncio.to_thread(self._write, db, points, prune)
-        if prune:
-            self._last_prune = time.monotonic()
-        if conflicts:
-            raise StorageRejected(f"partial write: field type conflict: {conflicts[0]} dropped={len(conflicts)}")
+            prune = time.monotonic() - self._last_prune >= PRUNE_EVERY_S
+            refused = await asyncio.to_thread(self._write, db, points, prune)
+            if prune:
+                self._last_prune = time.monotonic()
+        if refused:  # worded as InfluxDB words it
+            raise StorageRejected(f"partial write: {refused[0]} dropped={len(refused)}")
 
     def _write(self, db: sqlite3.Connection, points: Sequence[Point], prune: bool) -> list[str]:
-        """On the worker thread: check field types, upsert, prune; returns the conflicts."""
+        """On the worker thread: check field types, upsert, prune; returns why points were dropped."""
         rows: list[tuple[Any, ...]] = []
-        conflicts: list[str] = []
+        refused: list[str] = []
         new_types: dict[tuple[str, int], dict[str, str]] = {}
+        types_get, names_get, series_get = self._types.get, _TYPE_NAMES.get, self._series.get
         for measurement, tags, fields, time_ms in points:
-            stored = {k: v for k, v in fields.items() if _storable(v)}
+            shard = (measurement, time_ms // SHARD_MS)
+            known = types_get(shard) or {}
+            added = new_types.get(shard) or {}
+            stored: dict[str, Any] = {}
+            fresh: list[tuple[str, str]] = []
+            problem = None
+            for k, v in fields.items():
+                t = names_get(type(v))
+                if t is None:
+                    if v is None:
+                        continue
+                    t = _type_name(v)
+                if t == "float":
+                    if not math.isfinite(v):  # type: ignore[arg-type]
+                        continue
+                elif t == "integer" and not INT64_MIN <= v <= INT64_MAX:  # type: ignore[operator]
+                    problem = f'unable to parse "{measurement}" field "{k}": value out of range'
+                    break
+                was = known.get(k) or added.get(k)
+                if was is None:
+                    fresh.append((k, t))
+                elif was != t:
+                    problem = (f'field type conflict: input field "{k}" on measurement "{measurement}"'
+                               f" is type {t}, already exists as type {was}")
+                    break
+                stored[k] = v
+            if problem is not None:
+                refused.append(problem)
+                continue
             if not stored:
                 continue
-            shard = (measurement, time_ms // SHARD_MS)
-            known = self._types.get(shard, {})
-            added = new_types.get(shard, {})
-            types = {k: _type_name(v) for k, v in stored.items()}
-            conflict = next(
-                (f'input field "{k}" on measurement "{measurement}" is type {t}, already exists as type {was}'
-                 for k, t in types.items() if (was := known.get(k) or added.get(k, t)) != t),
-                None,
-            )
-            if conflict is not None:
-                conflicts.append(conflict)
-                continue
-            for k, t in types.items():
-                if k not in known:
-                    new_types.setdefault(shard, {})[k] = t
-            tags = {k: v for k, v in tags.items() if k and v}
-            rows.append((series_key(measurement, tags), time_ms, measurement, tags.get("site", ""),
-                         tags.get("device", ""), tags.get("type", ""), orjson.dumps(tags).decode(),
-                         orjson.dumps(stored).decode()))
+            if fresh:
+                new_types.setdefault(shard, {}).update(fresh)
+            key = (measurement, *tags.items())
+            series = series_get(key) or self._series_columns(key, measurement, tags)
+            rows.append((*series, time_ms, orjson.dumps(stored, default=_plain).decode()))
         try:
             with db:
                 db.execute("BEGIN")
                 db.executemany(
-                    "INSERT INTO points (series, time_ms, measurement, site, device, type, tags, fields)"
+                    "INSERT INTO points (series, measurement, site, device, type, tags, time_ms, fields)"
                     " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (series, time_ms)"
                     " DO UPDATE SET fields = json_patch(fields, excluded.fields)",
                     rows,
@@ -195,11 +204,28 @@ class EmbeddedStorage(EventQueries):
             raise StorageUnavailable(f"embedded store {self.path}: {exc}") from None
         for shard, added in new_types.items():  # only once committed, or a failed batch would leave types
             self._types.setdefault(shard, {}).update(added)
-        return conflicts
+        return refused
+
+    def _series_columns(
+        self, key: tuple[object, ...], measurement: str, tags: dict[str, str]
+    ) -> tuple[str, str, str, str, str, str]:
+        """(series, measurement, site, device, type, tags JSON) of a tag set; cached, as every point repeats it."""
+        tags = {k: v for k, v in tags.items() if k and v}
+        columns = (series_key(measurement, tags), measurement, tags.get("site", ""), tags.get("device", ""),
+                   tags.get("type", ""), orjson.dumps(tags).decode())
+        if len(self._series) >= SERIES_CACHE_MAX:
+            self._series.clear()
+        self._series[key] = columns
+        return columns
 
     def _prune(self, db: sqlite3.Connection, now_ms: int) -> int:
+        """Delete what is past retention: per measurement, so the (measurement, time) index does it."""
         cutoff = now_ms - self.retention_ms
-        deleted = db.execute("DELETE FROM points WHERE time_ms < ?", (cutoff,)).rowcount
+        measurements = [m for (m,) in db.execute("SELECT DISTINCT measurement FROM field_types")]
+        deleted = 0
+        for measurement in measurements:  # every stored point has its field types recorded
+            sql = "DELETE FROM points WHERE measurement = ? AND time_ms < ?"
+            deleted += db.execute(sql, (measurement, cutoff)).rowcount
         # A shard's field types go with its last possible point, as InfluxDB drops whole shards.
         last_gone = (cutoff - SHARD_MS) // SHARD_MS
         db.execute("DELETE FROM field_types WHERE shard <= ?", (last_gone,))
@@ -228,14 +254,16 @@ class EmbeddedStorage(EventQueries):
         until_ms: int | None = None,
         limit: int = 100,
     ) -> list[tuple[str, int, dict[str, Any]]]:
-        """Same rows in the same order as InfluxStorage: newest first, then measurement, then series desc."""
+        """Same rows in the same order as InfluxStorage: newest first, then measurement, then series desc.
+
+        Like InfluxDB, one query per measurement, each walking its (measurement[, device], time)
+        index newest first and stopping at `limit`; then the newest `limit` of them all.
+        """
         db = self._conn()
         if limit <= 0 or not measurements:
             return []
-        sql = "SELECT measurement, time_ms, tags, fields FROM points WHERE measurement IN ({})".format(
-            ",".join("?" * len(measurements))
-        )
-        args: list[Any] = list(measurements)
+        sql = "SELECT time_ms, tags, fields FROM points WHERE measurement = ?"
+        args: list[Any] = []
         for tag, value in where.items():
             if tag in INDEXED_TAGS:
                 sql += f" AND {tag} = ?"
@@ -249,8 +277,21 @@ class EmbeddedStorage(EventQueries):
         if until_ms is not None:
             sql += " AND time_ms <= ?"
             args.append(until_ms)
-        sql += " ORDER BY time_ms DESC, measurement, series DESC LIMIT ?"
-        args.append(limit)
+        sql += " ORDER BY time_ms DESC, series DESC"
+
+        def run() -> list[tuple[str, int, dict[str, Any]]]:
+            rows: list[tuple[str, int, dict[str, Any]]] = []
+            for m in sorted(set(measurements)):
+                taken = 0
+                cursor = db.execute(sql, (m, *args))  # read lazily: stops at `limit`
+                for t, tags, fields in cursor:
+                    rows.append((m, t, {**orjson.loads(tags), **orjson.loads(fields)}))
+                    taken += 1
+                    if taken == limit:
+                        break
+                cursor.close()
+            rows.sort(key=lambda r: -r[1])  # stable: measurement, then series order kept for equal times
+            return rows[:limit]
+
         async with self._lock:
-            rows = await asyncio.to_thread(lambda: db.execute(sql, args).fetchall())
-        return [(m, t, {**orjson.loads(tags), **orjson.loads(fields)}) for m, t, tags, fields in rows]
+            return await asyncio.to_thread(run)

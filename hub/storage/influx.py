@@ -124,11 +124,12 @@ class InfluxStorage(EventQueries):
 
     def _create_bucket(self) -> None:
         """InfluxDB 2.x: create the bucket if missing (2.x does not create buckets on write)."""
-        from influxdb_client import InfluxDBClient
+        from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.rest import ApiException
 
         try:
-            with InfluxDBClient(url=self.url, token=self.token or "", org=self.org) as client:
+            org: dict[Any, Any] = {"org": self.org} if self.org else {}  # None is not a valid org argument
+            with InfluxDBClient(url=self.url, token=self.token or "", **org) as client:
                 buckets = client.buckets_api()
                 if buckets.find_bucket_by_name(self.db) is not None:
                     return
@@ -188,7 +189,11 @@ class InfluxStorage(EventQueries):
             raise (StorageRejected if response.status_code in (401, 403) else StorageUnavailable)(
                 f"{statement!r} answered {response.status_code}: {response.text[:ERROR_TEXT_CHARS]}"
             )
-        for result in response.json().get("results", ()):
+        try:
+            results = response.json().get("results", ())
+        except ValueError:  # not InfluxDB's JSON: something else answers on that port
+            raise StorageUnavailable(f"{statement!r}: unexpected answer {response.text[:ERROR_TEXT_CHARS]!r}") from None
+        for result in results:
             if "error" in result:
                 raise StorageRejected(f"{statement!r}: {result['error']}")
 

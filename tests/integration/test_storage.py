@@ -1,16 +1,25 @@
-"""The one storage suite: every test runs against InfluxDB and the embedded store alike."""
+"""The one storage suite: every test taking `storage` runs against InfluxDB 1.6 and the embedded store alike.
+
+A few tests follow, per backend, what only that backend has: InfluxDB's HTTP
+error mapping, outage and provisioning; the embedded store's retention and
+keeping points and field types across a restart.
+"""
 
 from __future__ import annotations
 
+import gzip
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from devices import REGISTRY
 from devices.base import Point
 from hub.storage.base import EventQuery, Storage, StorageRejected, StorageUnavailable
-from hub.storage.embedded import EmbeddedStorage
+from hub.storage.embedded import SHARD_MS, EmbeddedStorage
 from hub.storage.influx import InfluxStorage
+from hub.storage.lineproto import encode
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.services
@@ -25,24 +34,46 @@ def event(kind: str, device: str, t: int, site: str = "sunshine", type_: str = "
     return Point(f"{kind}_event", tags, {"id": f"{device}-{t}", "lag_ms": 0, **fields}, t)  # type: ignore[dict-item]
 
 
+def ids(rows: list[dict[str, object]]) -> list[object]:
+    return [r["id"] for r in rows]
+
+
 async def test_every_field_type_round_trips(storage: Storage) -> None:
-    fields = {"floor": -2, "trips": 2**40, "speed_mps": 1.75, "whole": 2.0, "running": True, "occupied": False,
-              "mode": "normal", "plate": '琼A"12,3 4=5\\', "empty": ""}
-    tags = {"site": "阳光 小区", "device": "e,1=x", "building": "3号楼"}
+    fields: dict[str, bool | int | float | str] = {
+        "floor": -2, "trips": 2**62, "speed_mps": 1.75, "load_kg": 2.0, "running": True, "occupied": False,
+        "mode": "normal", "plate": '琼A"12,3 4=5\\x\ny', "detail": "电梯困人 \\", "empty": ""}
+    tags = {"site": "阳光 小区", "device": "e,1=x y", "building": "3号楼"}
     await storage.write([Point("elevator", tags, fields, NOW)])
-    [(measurement, t, columns)] = await storage.query_points(["elevator"], {"device": "e,1=x"})
+    [(measurement, t, columns)] = await storage.query_points(["elevator"], {"device": "e,1=x y"})
     assert (measurement, t) == ("elevator", NOW)
     assert columns == {**tags, **fields}
-    assert type(columns["running"]) is bool and type(columns["floor"]) is int
+    # InfluxDB's JSON writes the float 2.0 as 2, so a whole float may come back as int; the rest keep their type.
+    assert {k: type(columns[k]) for k in ("floor", "trips", "speed_mps", "running", "occupied", "mode")} == {
+        "floor": int, "trips": int, "speed_mps": float, "running": bool, "occupied": bool, "mode": str}
 
 
-async def test_query_by_any_tag_including_registry_tags(storage: Storage) -> None:
+async def test_special_characters_in_names_and_filters(storage: Storage) -> None:
+    """Escaping on write (line protocol) and on read (InfluxQL literals) both hold, Chinese included."""
+    odd = "a,b=c d'e\"f\\g 小区"
+    await storage.write([Point("camera_event", {"site": "s", "device": odd, "type": "detection", "zone": odd},
+                               {"id": "x1", "field with, = and \"quote\"": odd}, NOW)])
+    [row] = await storage.query_events(EventQuery(device=odd))
+    assert row == {"time": NOW, "kind": "camera", "site": "s", "device": odd, "type": "detection", "zone": odd,
+                   "id": "x1", "field with, = and \"quote\"": odd}
+    assert len(await storage.query_points(["camera_event"], {"zone": odd})) == 1
+    assert await storage.query_points(["camera_event"], {"zone": "a,b"}) == []
+
+
+async def test_filter_on_a_registry_tag(storage: Storage) -> None:
     await storage.write([
-        Point("elevator", {"site": "s", "device": "e1", "building": "3"}, {"floor": 1}, NOW),
-        Point("elevator", {"site": "s", "device": "e2", "building": "4"}, {"floor": 2}, NOW),
+        Point("elevator", {"site": "s", "device": "e1", "building": "3号楼"}, {"floor": 1}, NOW),
+        Point("elevator", {"site": "s", "device": "e2", "building": "4号楼"}, {"floor": 2}, NOW),
+        Point("elevator", {"site": "s", "device": "e3"}, {"floor": 3}, NOW),
     ])
-    rows = await storage.query_points(["elevator"], {"building": "4"})
+    rows = await storage.query_points(["elevator"], {"building": "4号楼"})
     assert [r[2]["device"] for r in rows] == ["e2"]
+    rows = await storage.query_points(["elevator"], {"building": ""})  # InfluxDB: a missing tag equals ''
+    assert [r[2]["device"] for r in rows] == ["e3"]
 
 
 async def test_events_filtered_and_newest_first(storage: Storage) -> None:
@@ -51,20 +82,41 @@ async def test_events_filtered_and_newest_first(storage: Storage) -> None:
         event("access", "d2", NOW - 3000),
         event("gate", "g1", NOW - 2000, type_="barrier", state="stuck"),
         event("access", "d1", NOW - 1000, site="moonlight"),
+        event("charger", "c1", NOW + 60_000),  # a device clock ahead of ours: still found
     ])
-    ids = lambda rows: [r["id"] for r in rows]  # noqa: E731
     assert ids(await storage.query_events(EventQuery())) == [
-        f"d1-{NOW - 1000}", f"g1-{NOW - 2000}", f"d2-{NOW - 3000}", f"d1-{NOW - 4000}"]
+        f"c1-{NOW + 60_000}", f"d1-{NOW - 1000}", f"g1-{NOW - 2000}", f"d2-{NOW - 3000}", f"d1-{NOW - 4000}"]
     assert ids(await storage.query_events(EventQuery(kind="access", site="sunshine"))) == [
         f"d2-{NOW - 3000}", f"d1-{NOW - 4000}"]
+    assert ids(await storage.query_events(EventQuery(site="moonlight"))) == [f"d1-{NOW - 1000}"]
     assert ids(await storage.query_events(EventQuery(device="d1"))) == [f"d1-{NOW - 1000}", f"d1-{NOW - 4000}"]
     assert ids(await storage.query_events(EventQuery(type="barrier"))) == [f"g1-{NOW - 2000}"]
     assert ids(await storage.query_events(EventQuery(since_ms=NOW - 3000, until_ms=NOW - 2000))) == [
-        f"g1-{NOW - 2000}", f"d2-{NOW - 3000}"]
-    assert ids(await storage.query_events(EventQuery(limit=1))) == [f"d1-{NOW - 1000}"]
+        f"g1-{NOW - 2000}", f"d2-{NOW - 3000}"]  # both bounds inclusive
+    assert ids(await storage.query_events(EventQuery(since_ms=NOW - 1500))) == [
+        f"c1-{NOW + 60_000}", f"d1-{NOW - 1000}"]
+    assert ids(await storage.query_events(EventQuery(until_ms=NOW - 3500))) == [f"d1-{NOW - 4000}"]
+    assert ids(await storage.query_events(EventQuery(limit=2))) == [f"c1-{NOW + 60_000}", f"d1-{NOW - 1000}"]
+    assert ids(await storage.query_events(EventQuery(kind="access", limit=1))) == [f"d1-{NOW - 1000}"]
+    assert await storage.query_events(EventQuery(limit=0)) == []
     [gate] = await storage.query_events(EventQuery(kind="gate"))
     assert gate == {"time": NOW - 2000, "kind": "gate", "site": "sunshine", "device": "g1", "type": "barrier",
                     "id": f"g1-{NOW - 2000}", "lag_ms": 0, "state": "stuck"}
+
+
+async def test_every_kind_has_its_events_found(storage: Storage) -> None:
+    await storage.write([event(kind, f"{kind}-1", NOW - i) for i, kind in enumerate(sorted(REGISTRY))])
+    rows = await storage.query_events(EventQuery())
+    assert [r["kind"] for r in rows] == sorted(REGISTRY)
+
+
+async def test_equal_times_come_back_in_one_order_on_both_backends(storage: Storage) -> None:
+    """By measurement, then series key descending (InfluxDB's order, which the embedded store copies)."""
+    await storage.write([event("gate", "g1", NOW), event("access", "d1", NOW), event("gate", "g3", NOW),
+                         event("access", "d2", NOW), event("gate", "g2", NOW - 1)])
+    assert ids(await storage.query_events(EventQuery())) == [
+        f"d2-{NOW}", f"d1-{NOW}", f"g3-{NOW}", f"g1-{NOW}", f"g2-{NOW - 1}"]
+    assert ids(await storage.query_events(EventQuery(limit=3))) == [f"d2-{NOW}", f"d1-{NOW}", f"g3-{NOW}"]
 
 
 async def test_nothing_stored_yet_is_an_empty_answer(storage: Storage) -> None:
@@ -74,42 +126,116 @@ async def test_nothing_stored_yet_is_an_empty_answer(storage: Storage) -> None:
 
 async def test_the_same_point_twice_is_stored_once_with_fields_merged(storage: Storage) -> None:
     tags = {"site": "s", "device": "c1"}
-    await storage.write([Point("charger", tags, {"power_kw": 7.0}, NOW)])
+    await storage.write([Point("charger", tags, {"power_kw": 7.0, "connector": 1}, NOW)])
     await storage.write([Point("charger", tags, {"power_kw": 6.5, "status": "charging"}, NOW)])
     rows = await storage.query_points(["charger"], {"device": "c1"})
-    assert [r[2] for r in rows] == [{**tags, "power_kw": 6.5, "status": "charging"}]
+    assert [r[2] for r in rows] == [{**tags, "power_kw": 6.5, "connector": 1, "status": "charging"}]
+
+
+async def test_a_redelivered_event_is_stored_once(storage: Storage) -> None:
+    await storage.write([event("access", "d1", NOW), event("access", "d1", NOW)])
+    await storage.write([event("access", "d1", NOW)])
+    assert ids(await storage.query_events(EventQuery())) == [f"d1-{NOW}"]
+
+
+async def test_an_empty_tag_is_no_tag(storage: Storage) -> None:
+    """InfluxDB drops empty tag values; the same series with or without them is one series."""
+    await storage.write([Point("elevator", {"site": "s", "device": "e1", "building": ""}, {"floor": 1}, NOW)])
+    await storage.write([Point("elevator", {"site": "s", "device": "e1"}, {"trips": 9}, NOW)])
+    assert [r[2] for r in await storage.query_points(["elevator"], {})] == [
+        {"site": "s", "device": "e1", "floor": 1, "trips": 9}]
+
+
+async def test_points_without_storable_fields_are_not_stored(storage: Storage) -> None:
+    await storage.write([Point("elevator", {"device": "e1"}, {"speed_mps": float("nan"), "x": None}, NOW),  # type: ignore[dict-item]
+                         Point("elevator", {"device": "e2"}, {"speed_mps": float("inf"), "floor": 1}, NOW)])
+    assert [r[2] for r in await storage.query_points(["elevator"], {})] == [{"device": "e2", "floor": 1}]
+
+
+async def test_a_large_batch_is_stored_whole(storage: Storage) -> None:
+    """5,000 points: InfluxDB gets it gzip-compressed and encoded off the event loop."""
+    points = [event("camera", f"c{i % 50}", NOW - i, type_="detection", label="person", score=0.5) for i in range(5000)]
+    await storage.write(points)
+    rows = await storage.query_events(EventQuery(kind="camera", limit=10_000))
+    assert len(rows) == 5000 and rows[0]["time"] == NOW and rows[-1]["time"] == NOW - 4999
 
 
 async def test_injection_in_filters_is_just_a_value(storage: Storage) -> None:
     await storage.write([event("access", "d1", NOW)])
-    for evil in ("d1' OR '1'='1", 'd1" OR 1=1 --', "d1\\"):
+    for evil in ("d1' OR '1'='1", 'd1" OR 1=1 --', "d1\\", "d1'; DROP DATABASE x; --", "d1\n"):
         assert await storage.query_events(EventQuery(device=evil)) == []
+    assert await storage.query_points(["access_event"], {'device" = \'d1\' OR "x': "y"}) == []
+    assert ids(await storage.query_events(EventQuery(device="d1"))) == [f"d1-{NOW}"]
+
+
+async def test_a_field_type_conflict_is_refused_and_the_rest_of_the_batch_kept(storage: Storage) -> None:
+    """InfluxDB answers 400 "partial write: field type conflict"; the embedded store does the same."""
+    await storage.write([Point("elevator", {"device": "e1"}, {"floor": 3}, NOW)])
+    batch = [Point("elevator", {"device": "e1"}, {"floor": "third"}, NOW + 1),
+             Point("elevator", {"device": "e2"}, {"floor": 4.5}, NOW + 2),  # float is not integer either
+             Point("elevator", {"device": "e3"}, {"floor": 5}, NOW + 3)]
+    with pytest.raises(StorageRejected, match=r"field type conflict.*dropped=2"):
+        await storage.write(batch)
+    assert [(r[1], r[2]["floor"]) for r in await storage.query_points(["elevator"], {})] == [(NOW + 3, 5), (NOW, 3)]
+
+
+async def test_an_integer_beyond_64_bits_is_refused(storage: Storage) -> None:
+    with pytest.raises(StorageRejected, match="value out of range"):  # InfluxDB 1.6 says "dropped=0" here
+        await storage.write([Point("charger", {"device": "c1"}, {"energy_wh": 2**63}, NOW),
+                             Point("charger", {"device": "c2"}, {"energy_wh": 2**63 - 1}, NOW)])
+    assert [r[2]["energy_wh"] for r in await storage.query_points(["charger"], {})] == [2**63 - 1]
+
+
+async def test_field_types_are_per_measurement_and_per_shard(storage: Storage) -> None:
+    """Another measurement, or a point a few weeks back (another shard), may use another type.
+
+    (A query spanning both shards differs: InfluxDB 1.x returns only the values of the type
+    ranking first and skips rows left with no field; the embedded store returns them all.)
+    """
+    await storage.write([Point("elevator", {"device": "e1"}, {"floor": 3}, NOW)])
+    await storage.write([Point("gate", {"device": "g1"}, {"floor": "x"}, NOW)])
+    weeks_ago = NOW - 3 * SHARD_MS
+    await storage.write([Point("elevator", {"device": "e1"}, {"floor": "basement", "trips": 1}, weeks_ago),
+                         Point("elevator", {"device": "e2"}, {"floor": "roof"}, weeks_ago - 1)])
+    assert [r[2] for r in await storage.query_points(["elevator"], {}, since_ms=NOW - SHARD_MS)] == [
+        {"device": "e1", "floor": 3}]
+    assert [r[2]["floor"] for r in await storage.query_points(["elevator"], {}, until_ms=NOW - SHARD_MS)] == [
+        "basement", "roof"]
+    assert [r[2]["floor"] for r in await storage.query_points(["gate"], {})] == ["x"]
 
 
 async def test_ping(storage: Storage) -> None:
     assert await storage.ping() is True
 
 
-async def test_influx_refuses_a_field_type_conflict(influxd: str) -> None:
-    store = InfluxStorage(influxd, db="conflicts")
+async def test_query_statement_errors_raise(influxd: str) -> None:
+    """InfluxDB 1.6 answers a failed statement with HTTP 200 and `results[0].error`."""
+    store = InfluxStorage(influxd, db="statement_errors")
     await store.start()
     try:
-        await store.write([Point("elevator", {"device": "e1"}, {"floor": 3}, NOW)])
-        with pytest.raises(StorageRejected, match="conflict"):
-            await store.write([Point("elevator", {"device": "e1"}, {"floor": "third"}, NOW + 1)])
+        await store.write([Point("m", {}, {"s": "text"}, NOW)])
+        assert (await store.query('SELECT "s" FROM "m"'))[0]["values"] == [[NOW, "text"]]
+        with pytest.raises(StorageRejected, match="unsupported mean iterator type"):
+            await store.query('SELECT mean("s") FROM "m"')
+        with pytest.raises(StorageRejected, match="error parsing query"):
+            await store.query("SELEC nonsense")
     finally:
         await store.close()
 
 
-async def test_embedded_store_keeps_whatever_type_comes(tmp_path: Path) -> None:
-    """Schemaless: the embedded store has no field types to conflict, so nothing is refused."""
-    store = EmbeddedStorage(tmp_path / "s.db")
-    await store.start()
-    await store.write([Point("elevator", {"device": "e1"}, {"floor": 3}, NOW)])
-    await store.write([Point("elevator", {"device": "e1"}, {"floor": "third"}, NOW + 1)])
-    rows = await store.query_points(["elevator"], {})
-    assert [r[2]["floor"] for r in rows] == ["third", 3]
-    await store.close()
+async def test_influx_provisions_on_first_write_and_again_after_the_database_is_dropped(influxd: str) -> None:
+    """The hub may start during an outage (no start-up provisioning), or an admin may drop the database."""
+    store = InfluxStorage(influxd, db="lazy_provisioning")
+    try:
+        await store.write([event("access", "d1", NOW)])  # start() was never called
+        await store._statement('DROP DATABASE "lazy_provisioning"')
+        with pytest.raises(StorageUnavailable, match="404"):
+            await store.write([event("access", "d2", NOW)])
+        await store.write([event("access", "d3", NOW)])  # the outbox's retry: created anew
+        assert ids(await store.query_events(EventQuery())) == [f"d3-{NOW}"]
+    finally:
+        await store._statement('DROP DATABASE "lazy_provisioning"')
+        await store.close()
 
 
 async def test_unreachable_influx_is_unavailable_not_fatal() -> None:
@@ -121,6 +247,41 @@ async def test_unreachable_influx_is_unavailable_not_fatal() -> None:
     with pytest.raises(StorageUnavailable):
         await store.query_events(EventQuery())
     await store.close()
+    assert await store.ping() is False  # even on a closed client
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, StorageUnavailable), (503, StorageUnavailable), (429, StorageUnavailable), (408, StorageUnavailable),
+     (401, StorageUnavailable), (403, StorageUnavailable), (404, StorageUnavailable),
+     (400, StorageRejected), (413, StorageRejected), (422, StorageRejected)],
+)
+async def test_influx_write_errors_map_to_retry_or_refuse(status: int, error: type[Exception]) -> None:
+    """Retry what a later attempt or a config fix can cure (auth included); refuse what is wrong with the data."""
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        if request.url.path == "/ping":
+            return httpx.Response(204, headers={"X-Influxdb-Version": "3.0.0"})
+        return httpx.Response(status, json={"error": f"server says {status}"})
+
+    store = InfluxStorage("http://influx.invalid", db="d", token="user:pw")
+    transport = httpx.MockTransport(answer)
+    store._http = httpx.AsyncClient(base_url=store.url, headers=store._http.headers, transport=transport)
+    big = [event("access", f"d{i}", NOW - i) for i in range(100)]
+    with pytest.raises(error, match=f"{status}.*server says {status}"):
+        await store.write(big)
+    write = requests[-1]
+    assert (write.url.path, write.url.params["db"], write.url.params["precision"]) == ("/write", "d", "ms")
+    assert write.headers["Content-Encoding"] == "gzip" and gzip.decompress(write.content) == encode(big)
+    assert write.headers["Authorization"] == "Basic dXNlcjpwdw=="  # user:pw
+    await store.close()
+
+
+def test_a_token_without_colon_is_sent_as_a_token() -> None:
+    assert InfluxStorage("http://x", token="abc")._http.headers["Authorization"] == "Token abc"
+    assert "Authorization" not in InfluxStorage("http://x")._http.headers
 
 
 async def test_embedded_retention_prunes_old_points(tmp_path: Path) -> None:
@@ -131,6 +292,21 @@ async def test_embedded_retention_prunes_old_points(tmp_path: Path) -> None:
                        Point("gate", {"device": "g"}, {"cycles": 2}, NOW)])
     assert [r[2]["cycles"] for r in await store.query_points(["gate"], {})] == [2]  # pruned as it was written
     await store.write([Point("gate", {"device": "g"}, {"cycles": 0}, old - 1)])  # writes prune once a minute
+    assert [r[2]["cycles"] for r in await store.query_points(["gate"], {})] == [2, 0]
     assert await store.prune(NOW) == 1
     assert [r[2]["cycles"] for r in await store.query_points(["gate"], {})] == [2]
+    assert await store.prune(NOW + 2 * 86_400_000) == 1
+    await store.close()
+
+
+async def test_embedded_store_keeps_points_and_field_types_across_a_restart(tmp_path: Path) -> None:
+    store = EmbeddedStorage(tmp_path / "s.db")
+    await store.start()
+    await store.write([event("access", "d1", NOW)])
+    await store.close()
+    store = EmbeddedStorage(tmp_path / "s.db")
+    await store.start()
+    assert ids(await store.query_events(EventQuery())) == [f"d1-{NOW}"]
+    with pytest.raises(StorageRejected, match="conflict"):
+        await store.write([event("access", "d1", NOW + 1, lag_ms="slow")])
     await store.close()

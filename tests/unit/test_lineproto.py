@@ -22,8 +22,8 @@ import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from influxdb_client import Point as OraclePoint
-from influxdb_client import WritePrecision
+from influxdb_client.client.write.point import Point as OraclePoint
+from influxdb_client.domain.write_precision import WritePrecision
 
 from devices.base import Point
 from hub.storage.lineproto import encode, line, series_key
@@ -51,10 +51,10 @@ points = st.builds(
 
 def oracle(p: Point) -> str:
     point = OraclePoint(p.measurement).time(p.time_ms, WritePrecision.MS)
-    for k, v in p.tags.items():
-        point = point.tag(k, v)
-    for k, v in p.fields.items():
-        point = point.field(k, v)
+    for key, tag in p.tags.items():
+        point = point.tag(key, tag)
+    for key, value in p.fields.items():
+        point = point.field(key, value)
     return str(point.to_line_protocol())
 
 
@@ -84,7 +84,7 @@ def test_literal_examples() -> None:
     points = [
         Point("gate_event", {"site": "阳光 小区", "device": "g,1", "type": "passage"},
               {"plate": '琼A"12345\\', "confidence": 0.97, "seq": 3, "ok": True, "lag_ms": 0}, 1_790_000_000_123),
-        Point("elevator", {"site": "s1", "device": "e1", "building": ""}, {"speed_mps": 2.0, "x": None}, 5),
+        Point("elevator", {"site": "s1", "device": "e1", "building": ""}, {"speed_mps": 2.0, "x": None}, 5),  # type: ignore[dict-item]
         Point("m,1 x", {"k=1": "a=b"}, {"f,1 =": "multi\nline", "no": False, "big": 1e16}, 6),
     ]
     assert encode(points) == (
