@@ -102,30 +102,36 @@ def event_key(device_key: Hashable, payload: Any) -> Hashable | None:
     return (device_key, event_id, getattr(payload, "phase", None), payload.seq, payload.ts)
 
 
+SERIES_MEMORY = 8
+"""Times remembered per series; collisions come from bursts, so the last few points suffice."""
+
+
 class SeriesClock:
     """Keeps two different points of one series from sharing a timestamp.
 
     InfluxDB identifies a point by series and time, so a second message at the
     same millisecond (two cars through one lane when the device stamps whole
     seconds, or two messages taking the same receive time) would silently
-    overwrite the first. A point whose time equals the previous one of its
-    series moves 1 ms past it, unless it is the same message again (a
-    redelivery), which keeps its time and so overwrites itself harmlessly.
+    overwrite the first. A point landing on a time its series used recently
+    moves to the next free millisecond, unless it is the same message again (a
+    redelivery), which keeps the time it was given and overwrites itself harmlessly.
     """
 
     def __init__(self) -> None:
-        self._last: dict[Hashable, tuple[int, int, int]] = {}
-        """series -> (time asked for, payload hash, time given)"""
+        self._recent: dict[Hashable, dict[int, int]] = {}
+        """series -> {time given: payload hash}, oldest first"""
 
     def place(self, series: Hashable, time_ms: int, raw: bytes) -> int:
         digest = hash(raw)
-        last = self._last.get(series)
+        recent = self._recent.get(series)
+        if recent is None:
+            recent = self._recent[series] = {}
         given = time_ms
-        if last is not None:
-            asked, last_digest, last_given = last
-            if digest == last_digest and time_ms == asked:
-                return last_given
-            if asked <= time_ms <= last_given:  # would land on a time this series just used
-                given = last_given + 1
-        self._last[series] = (time_ms, digest, given)
+        while given in recent:
+            if recent[given] == digest:
+                return given
+            given += 1
+        recent[given] = digest
+        if len(recent) > SERIES_MEMORY:
+            del recent[next(iter(recent))]
         return given

@@ -51,3 +51,12 @@ def test_series_clock_never_lands_on_a_time_it_just_gave() -> None:
     clock = SeriesClock()
     given = [clock.place("s", t, bytes([i])) for i, t in enumerate([1000, 1000, 1000, 1001, 1002, 1010])]
     assert given == [1000, 1001, 1002, 1003, 1004, 1010]
+
+
+def test_series_clock_remembers_more_than_the_last_point() -> None:
+    from hub.ingest.normalize import SeriesClock
+
+    clock = SeriesClock()
+    # receive time, then a device `ts` earlier, then receive time again in the same ms
+    assert [clock.place("s", t, raw) for t, raw in [(1000, b"a"), (900, b"b"), (1000, b"c")]] == [1000, 900, 1001]
+    assert clock.place("s", 1000, b"c") == 1001  # its redelivery finds the time it was given
