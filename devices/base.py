@@ -146,6 +146,8 @@ class Invalid(ValueError):
 
 COMMON_FIELDS = frozenset({"ts", "seq", "type", "id"})
 TAG_NAMES = frozenset({"site", "kind", "device", "type", "code", "label", "building"})
+RESERVED_FIELD_NAMES = TAG_NAMES | {"time"}
+"""Names a device-added field may not keep: tags' names, and `time`, which InfluxDB refuses as a field."""
 
 
 def field_value(value: Any) -> bool | int | float | str:
@@ -171,7 +173,7 @@ def payload_fields(payload: BaseModel, exclude: frozenset[str]) -> dict[str, boo
         for name, value in extra.items():
             if value is None:
                 continue
-            if name in TAG_NAMES or name in exclude:
+            if name in RESERVED_FIELD_NAMES or name in exclude:
                 name = f"{name}_value"  # a tag and a field may never share a name
             out[name] = field_value(value)
     return out

@@ -151,10 +151,11 @@ def test_telemetry_point_has_registry_tags_and_typed_fields() -> None:
 
 def test_device_added_fields_are_kept_storage_safe() -> None:
     [p] = points("charger", "telemetry", {"power_kw": 7, "vendor_code": 3, "phases": [1, 2], "firmware": "v2",
-                                          "site": "x"})
+                                          "site": "x", "time": "12:00"})
     assert p.fields["vendor_code"] == 3.0 and type(p.fields["vendor_code"]) is float  # never an int/float conflict
     assert p.fields["phases"] == "[1,2]" and p.fields["firmware"] == "v2"
     assert p.fields["site_value"] == "x" and p.tags["site"] == "s1"  # a field may not take a tag's name
+    assert p.fields["time_value"] == "12:00" and "time" not in p.fields  # InfluxDB refuses a field named time
     assert p.fields["connector"] == 1  # the contract's default
 
 
