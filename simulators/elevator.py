@@ -35,12 +35,15 @@ class Elevator(SimDevice):
     last_ms: int = 0
     trapped_until: int | None = None
     door_open_until: int = 0
+    mode_until: int = 0
+    parks_at_night: bool = False
 
     def __post_init__(self) -> None:
         self.trips = self.rng.randint(20_000, 400_000)
         self.door_cycles = self.trips * 2 + self.rng.randint(0, 999)
         self.floor = self.rng.choice([1, 1, 1, self.rng.randint(-1, self.floors)])
         self.position = float(self.floor)
+        self.parks_at_night = self.rng.random() < 0.3  # energy saving: one car of a pair rests at night
 
     def _telemetry(self, now_ms: int) -> Emit:
         moving = self.target is not None and self.trapped_until is None
@@ -64,7 +67,8 @@ class Elevator(SimDevice):
                 self.door_cycles += 1
             return [self._telemetry(now_ms)], now_ms + TICK_MOVING_MS
         if self.target is None:
-            if self.poisson(daily(now_ms, CALLS_PER_HOUR), dt_ms):
+            self._choose_mode(now_ms, dt_ms)
+            if self.mode == "normal" and self.poisson(daily(now_ms, CALLS_PER_HOUR), dt_ms):
                 self._call(now_ms)
         else:
             step = dt_ms / 1000 / FLOOR_S
@@ -82,6 +86,18 @@ class Elevator(SimDevice):
                     out += self.raise_fault(now_ms, "ebike_in_car", 60_000, "detected by car camera")
         out.append(self._telemetry(now_ms))
         return out, now_ms + (TICK_MOVING_MS if self.target is not None else TICK_IDLE_MS)
+
+    def _choose_mode(self, now_ms: int, dt_ms: int) -> None:
+        """Night parking for some cars; now and then a maintenance visit in the small hours."""
+        hour = (now_ms / 3_600_000 + 8) % 24
+        if self.mode == "maintenance" and now_ms < self.mode_until:
+            return
+        if 1 <= hour < 5 and self.poisson(0.01, dt_ms):
+            self.mode, self.mode_until = "maintenance", now_ms + 40 * 60_000
+        elif self.parks_at_night and (hour >= 23 or hour < 6):
+            self.mode = "parking"
+        else:
+            self.mode = "normal"
 
     def _call(self, now_ms: int) -> None:
         hour = (now_ms / 3_600_000 + 8) % 24

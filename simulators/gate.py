@@ -40,6 +40,8 @@ class Gate(SimDevice):
         if not self.stuck:
             for _ in range(self.poisson(daily(now_ms, PASSAGES_PER_HOUR), dt_ms)):
                 out += self._passage(now_ms)
+        if self.poisson(0.002, dt_ms):  # a loop detector acting up, every couple of weeks
+            out += self.raise_fault(now_ms, "loop_detector_fault", self.rng.randint(600_000, 7_200_000))
         if now_ms - self.last_telemetry_ms >= TELEMETRY_EVERY_MS:
             self.last_telemetry_ms = now_ms
             out.append(self.telemetry(now_ms, barrier=self.barrier, cycles=self.cycles))

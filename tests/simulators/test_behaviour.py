@@ -179,3 +179,10 @@ def test_a_layout_file_sets_the_counts(tmp_path) -> None:  # type: ignore[no-unt
     layout.write_text("[devices]\ntoaster = 3\n")
     with pytest.raises(ValueError, match="unknown: toaster"):
         load_layout(layout)
+
+
+def test_elevators_change_mode_at_night(day: list[dict[str, Any]]) -> None:
+    modes = Counter((m["payload"]["mode"], int(hour_of_day(m["t"])) < 6 or int(hour_of_day(m["t"])) >= 23)
+                    for m in day if "/elevator/" in m["topic"] and m["topic"].endswith("telemetry"))
+    assert modes[("parking", True)] > 0 and modes[("parking", False)] == 0
+    assert modes[("normal", False)] > modes[("normal", True)]
