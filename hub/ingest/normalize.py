@@ -103,35 +103,49 @@ def event_key(device_key: Hashable, payload: Any) -> Hashable | None:
 
 
 SERIES_MEMORY = 8
-"""Times remembered per series; collisions come from bursts, so the last few points suffice."""
+"""Payload hashes remembered per series, to recognise a redelivery of a recent point."""
+
+
+@dataclass(slots=True)
+class _Run:
+    low: int
+    high: int
+    recent: dict[int, int]
+    """time given -> payload hash, oldest first"""
 
 
 class SeriesClock:
     """Keeps two different points of one series from sharing a timestamp.
 
     InfluxDB identifies a point by series and time, so a second message at the
-    same millisecond (two cars through one lane when the device stamps whole
-    seconds, or two messages taking the same receive time) would silently
-    overwrite the first. A point landing on a time its series used recently
-    moves to the next free millisecond, unless it is the same message again (a
-    redelivery), which keeps the time it was given and overwrites itself harmlessly.
+    same millisecond (a burst stamped with one receive time, or a device that
+    stamps whole seconds) would silently overwrite the first. A point asking for
+    a time inside the series' latest run of given times moves just past it; a
+    redelivery of a recent point gets the time that point was given, and so
+    overwrites itself harmlessly.
     """
 
     def __init__(self) -> None:
-        self._recent: dict[Hashable, dict[int, int]] = {}
-        """series -> {time given: payload hash}, oldest first"""
+        self._runs: dict[Hashable, _Run] = {}
 
     def place(self, series: Hashable, time_ms: int, raw: bytes) -> int:
         digest = hash(raw)
-        recent = self._recent.get(series)
-        if recent is None:
-            recent = self._recent[series] = {}
-        given = time_ms
-        while given in recent:
-            if recent[given] == digest:
+        run = self._runs.get(series)
+        if run is None:
+            self._runs[series] = _Run(time_ms, time_ms, {time_ms: digest})
+            return time_ms
+        for given, seen in run.recent.items():
+            if seen == digest:
                 return given
-            given += 1
-        recent[given] = digest
-        if len(recent) > SERIES_MEMORY:
-            del recent[next(iter(recent))]
+        if run.low <= time_ms <= run.high:
+            given = run.high = run.high + 1
+        elif time_ms > run.high:
+            given = run.low = run.high = time_ms
+        else:  # older than the run: a backfill; step past any time it recently gave
+            given = time_ms
+            while given in run.recent:
+                given += 1
+        run.recent[given] = digest
+        if len(run.recent) > SERIES_MEMORY:
+            del run.recent[next(iter(run.recent))]
         return given

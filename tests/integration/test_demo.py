@@ -44,6 +44,9 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         # The scenario fires a minute of simulated time in: 12 s at speed 5, plus the 25 s detection delay / 5.
         wait_until(lambda: httpx.get(f"{base}/api/events", headers=auth, params={"type": "fault"}).json(),
                    timeout=40, what="the trapped-passenger fault")
+        storm(log.read_text(), mqtt_port)
+        assert httpx.get(f"{base}/api/health").json()["status"] == "ok"
+        wait_until(every_kind_online, timeout=10, what="the community to stay online after the storm")
         page = httpx.get(f"{base}/")
         assert page.status_code == 200 and "指挥中心" in page.text
         text = log.read_text()
@@ -54,6 +57,29 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         if demo.poll() is None:
             demo.kill()
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def storm(banner: str, port: int, clients: int = 150) -> None:
+    """Clients arriving 5 ms apart with wills, then vanishing: what broke amqtt in the demo's place."""
+    import re
+    import socket
+
+    import paho.mqtt.client as paho
+
+    password = re.search(r"mqtt://device:([^@]+)@", banner).group(1)  # type: ignore[union-attr]
+    made = []
+    for i in range(clients):
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"storm-{i}")
+        c.username_pw_set("device", password)
+        c.will_set(f"storm/{i}/state", b'{"online": false}', qos=1, retain=True)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        made.append(c)
+        time.sleep(0.005)
+    wait_until(lambda: all(c.is_connected() for c in made), timeout=20, what="every storm client connected")
+    for c in made:
+        c.loop_stop()
+        c.socket().shutdown(socket.SHUT_RDWR)
 
 
 async def test_the_hub_ingests_through_the_embedded_broker(settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -60,3 +60,11 @@ def test_series_clock_remembers_more_than_the_last_point() -> None:
     # receive time, then a device `ts` earlier, then receive time again in the same ms
     assert [clock.place("s", t, raw) for t, raw in [(1000, b"a"), (900, b"b"), (1000, b"c")]] == [1000, 900, 1001]
     assert clock.place("s", 1000, b"c") == 1001  # its redelivery finds the time it was given
+
+
+def test_series_clock_spreads_a_long_burst() -> None:
+    from hub.ingest.normalize import SeriesClock
+
+    clock = SeriesClock()
+    assert [clock.place("s", 1000, bytes([i])) for i in range(30)] == list(range(1000, 1030))
+    assert clock.place("s", 1000, b"late") == 1030
