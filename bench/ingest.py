@@ -29,22 +29,12 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.proc import cpu_seconds, rss_mb  # noqa: E402
 from tests.support.influx_fixtures import start_influxd  # noqa: E402
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, start_mosquitto  # noqa: E402
 from tests.support.processes import free_port, wait_until  # noqa: E402
 
 TOKEN = "bench-token"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mb(pid: int) -> float:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
 
 
 def metric(text: str, name: str) -> float:

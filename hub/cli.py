@@ -7,7 +7,9 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from hub.config import ConfigError, Settings, load
 
@@ -33,20 +35,12 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 def _run(args: argparse.Namespace) -> int:
     from hub.app import serve
-    from hub.registry import RegistryError
 
     settings = _settings(args)
     if settings is None:
         return 2
     _setup_logging(settings.log_level)
-    try:
-        asyncio.run(serve(settings))
-    except RegistryError as exc:
-        print(f"smarthub: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return _until_stopped(serve(settings))
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -115,15 +109,21 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hub.config import ConfigError
     from hub.demo import DemoOptions, run_demo
 
     _setup_logging("warning")
     options = DemoOptions(devices=args.devices, seed=args.seed, site=args.site, speed=args.speed,
                           scenario=args.scenario, http=args.http, mqtt_port=args.mqtt_port)
+    return _until_stopped(run_demo(options))
+
+
+def _until_stopped(main: Coroutine[Any, Any, None]) -> int:
+    """Run the service until it stops; a settings or registry problem found on the way is one line, exit 2."""
+    from hub.registry import RegistryError
+
     try:
-        asyncio.run(run_demo(options))
-    except ConfigError as exc:
+        asyncio.run(main)
+    except (ConfigError, RegistryError) as exc:
         print(f"smarthub: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
