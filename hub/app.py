@@ -24,6 +24,9 @@ from prometheus_client import CollectorRegistry
 from devices import REGISTRY
 from devices.base import DeviceKind
 from hub import topics
+from hub.alerts.engine import AlertEngine
+from hub.alerts.notify import Notifier
+from hub.alerts.store import AlertStore
 from hub.config import Settings
 from hub.deadletter import DeadLetters
 from hub.ingest.pipeline import Pipeline
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.05
 """How often pending points go to the outbox when traffic is light (latency bound)."""
 SHUTDOWN_DRAIN_S = 10.0
+HEARTBEAT_CHECK_S = 10.0
+"""How often silent devices are looked for (an offline alert is at most this late)."""
 
 
 def make_storage(settings: Settings) -> Storage:
@@ -81,10 +86,15 @@ class Hub:
             self._on_batch,
             protocol=s.mqtt_protocol,
         )
+        self.alert_store = AlertStore(s.data_dir / "alerts.db")
+        self.notifier = Notifier(s.root, self._publish, s.webhook_urls)
+        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self.notifier)
+        self.pipeline.listeners.append(self.alerts.on_message)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
         self._stack.callback(self.dead_letters.close)
+        self._stack.callback(self.alert_store.close)
         self._stack.callback(self.outbox.close)
         await self.storage.start()
         self._stack.push_async_callback(self.storage.close)
@@ -92,6 +102,8 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self.writer.run(), name="outbox-writer"),
             asyncio.create_task(self._flush_loop(), name="pipeline-flush"),
+            asyncio.create_task(self.notifier.run(), name="alert-notifier"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
         self._stack.push_async_callback(self._stop_tasks)
@@ -105,6 +117,14 @@ class Hub:
         handle = self.pipeline.handle
         for topic, payload, retain in batch:
             handle(topic, payload, received_ms, retain)
+
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        await self.mqtt.publish(topic, payload, qos=qos, retain=retain)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_CHECK_S)
+            self.alerts.check_heartbeats()
 
     async def _flush_loop(self) -> None:
         while True:

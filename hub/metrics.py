@@ -75,6 +75,20 @@ class HubCollector(Collector):
                                 value=int(writer.store_up))
         yield GaugeMetricFamily("smarthub_devices", "Devices known (registered or heard)", value=len(hub.registry))
 
+        active = GaugeMetricFamily("smarthub_alerts_active", "Open or acknowledged alerts", labels=["severity"])
+        by_severity: dict[str, int] = {}
+        for alert in hub.alerts.active.values():
+            by_severity[alert.severity.value] = by_severity.get(alert.severity.value, 0) + 1
+        for severity, n in sorted(by_severity.items()):
+            active.add_metric([severity], n)
+        yield active
+        hooks = CounterMetricFamily("smarthub_webhook_deliveries", "Alert changes POSTed to webhooks",
+                                    labels=["url", "outcome"])
+        for url in hub.notifier.webhooks:
+            hooks.add_metric([url, "ok"], hub.notifier.delivered[url])
+            hooks.add_metric([url, "failed"], hub.notifier.failures[url])
+        yield hooks
+
     @staticmethod
     def _latency(writer: WriterStats) -> Metric:
         buckets, running = [], 0

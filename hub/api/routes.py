@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse
 
 from dashboards import BIGSCREEN
+from hub.alerts.models import Alert, TransitionError
 from hub.api.deps import HubDep, RoleDep
-from hub.api.schemas import DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
+from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
 from hub.metrics import render
 from hub.storage.base import EventQuery, StorageError
 
@@ -108,3 +110,42 @@ async def dead_letters(
     """Rejected messages, newest first, with the reason and the (truncated) payload."""
     hub.dead_letters.flush()
     return [DeadLetterOut(**row | {"received": iso(row["received"])}) for row in hub.dead_letters.recent(limit, reason)]
+
+
+@api_router.get("/alerts", tags=["alerts"])
+async def alerts(
+    hub: HubDep,
+    _role: RoleDep,
+    site: str | None = None,
+    state: Literal["open", "acknowledged", "resolved"] | None = None,
+    kind: str | None = None,
+    severity: Literal["critical", "major", "minor", "info"] | None = None,
+    device: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first (contract section 4 payloads)."""
+    found = hub.alert_store.find(limit, site=site, state=state, kind=kind, severity=severity, device=device)
+    return [a.to_json() for a in found]
+
+
+@api_router.post("/alerts/{alert_id}/ack", tags=["alerts"])
+async def ack_alert(alert_id: str, body: AlertActionIn, hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+    """Someone has taken the alert: who, and optionally a note."""
+    return _transition(hub.alerts.ack, alert_id, body)
+
+
+@api_router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
+async def resolve_alert(alert_id: str, body: AlertActionIn, hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+    """The problem is fixed: who, and optionally a note."""
+    return _transition(hub.alerts.resolve, alert_id, body)
+
+
+def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id: str,
+                body: AlertActionIn) -> dict[str, Any]:
+    try:
+        alert = action(alert_id, body.by, body.note)
+    except TransitionError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return alert.to_json()

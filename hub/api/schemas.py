@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from hub.registry import Device
 from hub.state import DeviceState
@@ -96,3 +96,8 @@ class DeadLetterOut(BaseModel):
     detail: str
     payload: str
     payload_encoding: Literal["utf-8", "hex"]
+
+
+class AlertActionIn(BaseModel):
+    by: str = Field(min_length=1, max_length=128, description="Who acts (name or staff id)")
+    note: str | None = Field(None, max_length=2000)

@@ -1,0 +1,1 @@
+"""Alerts: device faults and offline devices become alerts people acknowledge and resolve."""

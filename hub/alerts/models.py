@@ -1,0 +1,109 @@
+"""The alert of contract section 4 and its lifecycle, as pure functions over immutable values.
+
+open -> acknowledged -> resolved (or open -> resolved). A device's fault that
+repeats while its alert is still open counts as another occurrence of the same
+alert instead of a new one, so the screen shows one line per problem.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from devices.base import FaultSpec, Severity
+
+State = Literal["open", "acknowledged", "resolved"]
+OFFLINE = FaultSpec(Severity.MAJOR, "设备离线", "Device offline")
+"""The alert the hub itself raises for a device that went quiet or said it is offline."""
+
+
+class TransitionError(ValueError):
+    """An action that does not fit the alert's state (e.g. acknowledging a resolved alert)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    at_ms: int
+    by: str
+    action: str
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    site: str
+    kind: str
+    device: str
+    code: str
+    severity: Severity
+    title: str
+    title_en: str
+    detail: str | None
+    opened_ms: int
+    state: State = "open"
+    acknowledged_ms: int | None = None
+    acknowledged_by: str | None = None
+    resolved_ms: int | None = None
+    resolved_by: str | None = None
+    occurrences: int = 1
+    notes: tuple[Note, ...] = field(default=())
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """One open alert per device and code."""
+        return (self.site, self.kind, self.device, self.code)
+
+    @property
+    def active(self) -> bool:
+        return self.state != "resolved"
+
+    def to_json(self) -> dict[str, Any]:
+        """The contract's payload (retained MQTT topic, webhooks, API), plus our additions."""
+        return {
+            "id": self.id, "site": self.site, "kind": self.kind, "device": self.device, "code": self.code,
+            "severity": self.severity.value, "state": self.state, "opened_at": iso(self.opened_ms),
+            "acknowledged_at": iso(self.acknowledged_ms), "resolved_at": iso(self.resolved_ms),
+            "acknowledged_by": self.acknowledged_by, "title": self.title, "detail": self.detail,
+            "title_en": self.title_en, "resolved_by": self.resolved_by, "occurrences": self.occurrences,
+            "notes": [{"at": iso(n.at_ms), "by": n.by, "action": n.action, "text": n.text} for n in self.notes],
+        }
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(now_ms: int) -> str:
+    """Sortable by opening time, unique without coordination between hub copies."""
+    return f"{now_ms:013d}-{secrets.token_hex(4)}"
+
+
+def open_alert(site: str, kind: str, device: str, code: str, spec: FaultSpec, detail: str | None,
+               now_ms: int) -> Alert:
+    return Alert(new_id(now_ms), site, kind, device, code, spec.severity, spec.zh, spec.en, detail, now_ms,
+                 notes=(Note(now_ms, "device", "opened", detail),))
+
+
+def recur(alert: Alert, detail: str | None, now_ms: int) -> Alert:
+    """The same fault again while its alert is active."""
+    return replace(alert, occurrences=alert.occurrences + 1, detail=detail or alert.detail,
+                   notes=(*alert.notes, Note(now_ms, "device", "recurred", detail)))
+
+
+def acknowledge(alert: Alert, by: str, note: str | None, now_ms: int) -> Alert:
+    if alert.state != "open":
+        raise TransitionError(f"alert {alert.id} is {alert.state}; only an open alert can be acknowledged")
+    return replace(alert, state="acknowledged", acknowledged_ms=now_ms, acknowledged_by=by,
+                   notes=(*alert.notes, Note(now_ms, by, "acknowledged", note)))
+
+
+def resolve(alert: Alert, by: str, note: str | None, now_ms: int) -> Alert:
+    if alert.state == "resolved":
+        raise TransitionError(f"alert {alert.id} is already resolved")
+    return replace(alert, state="resolved", resolved_ms=now_ms, resolved_by=by,
+                   notes=(*alert.notes, Note(now_ms, by, "resolved", note)))

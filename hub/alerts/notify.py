@@ -1,0 +1,99 @@
+"""Tell the world about alert changes without ever blocking ingest.
+
+Each change goes (1) to MQTT as `{root}/{site}/alerts/{id}`, retained while the
+alert is active and cleared with an empty retained message once resolved, and
+(2) as a JSON POST to every webhook, each hook with its own queue, retries with
+backoff and a failure counter, so one dead endpoint delays nobody else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import httpx
+import orjson
+
+from hub.alerts.models import Alert
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_ATTEMPTS = 5
+WEBHOOK_BACKOFF_S = (0.5, 1, 2, 4)
+QUEUE_MAX = 10_000
+
+Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
+
+
+class Notifier:
+    def __init__(self, root: str, publish: Publish, webhooks: list[str], timeout_s: float = 5.0) -> None:
+        self.root = root
+        self.publish = publish
+        self.webhooks = webhooks
+        self.timeout_s = timeout_s
+        self._mqtt_pending: dict[str, Alert] = {}
+        """alert id -> its latest version not yet published (a newer one replaces an older)"""
+        self._mqtt_ready = asyncio.Event()
+        self._hooks: dict[str, asyncio.Queue[bytes]] = {url: asyncio.Queue(QUEUE_MAX) for url in webhooks}
+        self.delivered: Counter[str] = Counter()
+        self.failures: Counter[str] = Counter()
+        """per webhook URL: deliveries that failed after every retry (or were dropped, queue full)"""
+
+    def __call__(self, alert: Alert) -> None:
+        """Called by the engine on every change; only queues."""
+        self._mqtt_pending[alert.id] = alert
+        self._mqtt_ready.set()
+        body = orjson.dumps(alert.to_json())
+        for url, queue in self._hooks.items():
+            try:
+                queue.put_nowait(body)
+            except asyncio.QueueFull:
+                self.failures[url] += 1
+                log.error("webhook %s is %d changes behind; dropping one", url, QUEUE_MAX)
+
+    def topic(self, alert: Alert) -> str:
+        return f"{self.root}/{alert.site}/alerts/{alert.id}"
+
+    async def run(self) -> None:
+        """The MQTT publisher plus one worker per webhook, until cancelled."""
+        async with httpx.AsyncClient(timeout=self.timeout_s) as http, asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._publish_mqtt())
+            for url, queue in self._hooks.items():
+                tasks.create_task(self._post(http, url, queue))
+
+    async def _publish_mqtt(self) -> None:
+        while True:
+            await self._mqtt_ready.wait()
+            self._mqtt_ready.clear()
+            for alert_id, alert in list(self._mqtt_pending.items()):
+                payload = orjson.dumps(alert.to_json()) if alert.active else b""
+                try:
+                    await self.publish(self.topic(alert), payload, 1, True)
+                except Exception as exc:  # noqa: BLE001 - broker away: keep it, try again shortly
+                    log.warning("cannot publish alert %s yet: %s", alert_id, exc)
+                    await asyncio.sleep(1)
+                    self._mqtt_ready.set()
+                    break
+                if self._mqtt_pending.get(alert_id) is alert:
+                    del self._mqtt_pending[alert_id]
+
+    async def _post(self, http: httpx.AsyncClient, url: str, queue: asyncio.Queue[bytes]) -> None:
+        while True:
+            body = await queue.get()
+            for attempt in range(WEBHOOK_ATTEMPTS):
+                try:
+                    response = await http.post(url, content=body, headers={"Content-Type": "application/json"})
+                    if response.status_code < 300:
+                        self.delivered[url] += 1
+                        break
+                    reason = f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    reason = repr(exc)
+                if attempt + 1 == WEBHOOK_ATTEMPTS:
+                    self.failures[url] += 1
+                    log.error("webhook %s failed %d times (%s); giving up on one change", url, WEBHOOK_ATTEMPTS,
+                              reason)
+                else:
+                    await asyncio.sleep(WEBHOOK_BACKOFF_S[attempt])

@@ -1,0 +1,117 @@
+"""A trapped passenger, end to end: Mosquitto -> hub -> API, retained MQTT alert, webhooks; ack, resolve, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import paho.mqtt.client as paho
+import pytest
+
+from hub.alerts import notify
+from tests.support.hub_fixtures import eventually, running_hub
+from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
+
+pytestmark = pytest.mark.services
+
+
+class Hook:
+    """A local webhook endpoint recording what it receives (or failing on purpose)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.bodies: list[dict] = []  # type: ignore[type-arg]
+        self.attempts = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                hook.attempts += 1
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if status < 300:
+                    hook.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hook, Hook]]:
+    monkeypatch.setattr(notify, "WEBHOOK_BACKOFF_S", (0.01, 0.01, 0.01, 0.01))
+    good, bad = Hook(), Hook(status=500)
+    yield good, bad
+    good.close()
+    bad.close()
+
+
+def retained(broker: Broker, topic_filter: str, wait: float = 0.7) -> dict[str, bytes]:
+    got: dict[str, bytes] = {}
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
+    client.on_message = lambda c, u, m: got.__setitem__(m.topic, m.payload)
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic_filter, qos=1)
+    client.loop_start()
+    time.sleep(wait)
+    client.loop_stop()
+    client.disconnect()
+    return got
+
+
+async def test_trapped_passenger_alert_end_to_end(settings_for, mosquitto: Broker, hooks) -> None:  # type: ignore[no-untyped-def]
+    good, bad = hooks
+    settings = settings_for("embedded", webhooks=f"{good.url},{bad.url}")
+    async with running_hub(settings, mosquitto) as run:
+        topic = run.topic("elevator", "b3-el1", "event")
+        await run.publish(topic, {"type": "fault", "code": "trapped_passenger", "active": True,
+                                  "detail": "between_floors", "id": "f1"})
+        [alert] = await eventually(lambda: _alerts(run, state="open"), timeout=5, what="the alert on the API")
+        assert (alert["severity"], alert["code"], alert["device"], alert["title"]) == (
+            "critical", "trapped_passenger", "b3-el1", "困人")
+        alert_topic = f"{run.root}/{run.site}/alerts/{alert['id']}"
+        on_mqtt = await asyncio.to_thread(retained, run.broker, f"{run.root}/+/alerts/#")
+        assert orjson.loads(on_mqtt[alert_topic])["state"] == "open"
+        await eventually(lambda: good.bodies, what="the webhook")
+        assert good.bodies[0]["id"] == alert["id"] and good.bodies[0]["state"] == "open"
+
+        response = await run.api.post(f"/api/alerts/{alert['id']}/ack", json={"by": "王师傅", "note": "到场"})
+        assert response.status_code == 200 and response.json()["acknowledged_by"] == "王师傅"
+        assert (await run.api.post(f"/api/alerts/{alert['id']}/ack", json={"by": "x"})).status_code == 409
+        assert (await run.api.post("/api/alerts/nope/ack", json={"by": "x"})).status_code == 404
+        assert (await run.api.post(f"/api/alerts/{alert['id']}/ack", json={})).status_code == 422
+        await eventually(lambda: [b["state"] for b in good.bodies] == ["open", "acknowledged"], what="ack hook")
+
+        await run.publish(topic, {"type": "fault", "code": "trapped_passenger", "active": False, "id": "f2"})
+        await eventually(lambda: _alerts(run, state="resolved"), what="the device to clear it")
+        await eventually(lambda: [b["state"] for b in good.bodies][-1] == "resolved", what="resolve hook")
+        on_mqtt = await asyncio.to_thread(retained, run.broker, f"{run.root}/+/alerts/#")
+        assert alert_topic not in on_mqtt  # the empty retained message cleared it
+        await eventually(lambda: run.hub.notifier.failures[bad.url] == 3, what="the failing hook to give up 3 times")
+        assert bad.attempts == 3 * notify.WEBHOOK_ATTEMPTS
+        metrics = (await run.api.get("/metrics")).text
+        assert f'smarthub_webhook_deliveries_total{{outcome="failed",url="{bad.url}"}} 3.0' in metrics
+        assert f'smarthub_webhook_deliveries_total{{outcome="ok",url="{good.url}"}} 3.0' in metrics
+
+    async with running_hub(settings, mosquitto) as run:  # nothing lost across a restart
+        [again] = await _alerts(run)
+        assert again["id"] == alert["id"] and again["state"] == "resolved"
+        assert [n["action"] for n in again["notes"]] == ["opened", "acknowledged", "resolved"]
+
+
+async def _alerts(run, **params) -> list[dict]:  # type: ignore[no-untyped-def, type-arg]
+    response = await run.api.get("/api/alerts", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]

@@ -1,0 +1,108 @@
+"""The alert lifecycle with an injected clock: faults, offline, ack and resolve, restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from devices import REGISTRY
+from devices.base import Accepted
+from hub.alerts.engine import AlertEngine
+from hub.alerts.models import Alert, TransitionError
+from hub.alerts.store import AlertStore
+from hub.registry import Registry
+from hub.state import LiveState
+
+T0 = 1_790_000_000_000
+
+
+class Rig:
+    def __init__(self, path: Path) -> None:
+        self.now = T0
+        self.live = LiveState(heartbeat_s=300)
+        self.sent: list[Alert] = []
+        self.store = AlertStore(path)
+        self.engine = AlertEngine(REGISTRY, self.store, self.live, Registry(), self.sent.append, lambda: self.now)
+
+    def message(self, kind: str, device: str, channel: str, payload: dict) -> None:  # type: ignore[type-arg]
+        model = REGISTRY[kind].validate(channel, orjson.dumps(payload))
+        msg = Accepted("s1", kind, device, channel, model, self.now, self.now, 0)
+        state = self.live.get(("s1", kind, device))
+        self.live.apply(state, msg)
+        self.engine.on_message(msg, state)
+
+    def fault(self, code: str, active: bool, device: str = "e1", **extra: object) -> None:
+        self.message("elevator", device, "event", {"type": "fault", "code": code, "active": active, **extra})
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return Rig(tmp_path / "alerts.db")
+
+
+def test_a_fault_opens_one_alert_repeats_count_and_the_clear_resolves(rig: Rig) -> None:
+    rig.fault("trapped_passenger", True, detail="between_floors")
+    [alert] = rig.engine.active.values()
+    assert (alert.severity.value, alert.title, alert.title_en, alert.state) == (
+        "critical", "困人", "Passenger trapped", "open")
+    rig.now += 5_000
+    rig.fault("trapped_passenger", True)
+    assert rig.engine.active[alert.key].occurrences == 2 and len(rig.engine.active) == 1
+    rig.now += 60_000
+    rig.fault("trapped_passenger", False)
+    assert rig.engine.active == {}
+    resolved = rig.store.get(alert.id)
+    assert resolved is not None and resolved.state == "resolved" and resolved.resolved_by == "device"
+    assert resolved.resolved_ms == T0 + 65_000
+    assert [a.state for a in rig.sent] == ["open", "open", "resolved"]
+
+
+def test_people_acknowledge_and_resolve_with_notes(rig: Rig) -> None:
+    rig.fault("door_close_fault", True)
+    [alert] = rig.engine.active.values()
+    rig.now += 120_000
+    acked = rig.engine.ack(alert.id, "王师傅", "on my way")
+    assert acked is not None and acked.state == "acknowledged" and acked.acknowledged_by == "王师傅"
+    assert acked.to_json()["acknowledged_at"] is not None
+    with pytest.raises(TransitionError):
+        rig.engine.ack(alert.id, "someone else", None)
+    rig.now += 600_000
+    done = rig.engine.resolve(alert.id, "王师傅", "door operator replaced")
+    assert done is not None and done.state == "resolved"
+    assert [n.action for n in done.notes] == ["opened", "acknowledged", "resolved"]
+    with pytest.raises(TransitionError):
+        rig.engine.resolve(alert.id, "王师傅", None)
+    assert rig.engine.ack("no-such-alert", "x", None) is None
+    rig.fault("door_close_fault", True)  # the fault again after the fix: a new alert
+    assert next(iter(rig.engine.active.values())).id != alert.id
+
+
+def test_offline_from_state_and_from_silence_and_back(rig: Rig) -> None:
+    rig.message("gate", "g1", "state", {"online": False})
+    assert list(rig.engine.active) == [("s1", "gate", "g1", "offline")]
+    rig.message("gate", "g1", "state", {"online": False})  # the retained will again: no new occurrence
+    assert rig.engine.active[("s1", "gate", "g1", "offline")].occurrences == 1
+    rig.message("gate", "g1", "telemetry", {"barrier": "closed"})
+    assert rig.engine.active == {}
+
+    rig.message("camera", "c1", "telemetry", {"fps": 25})
+    rig.now += 299_000
+    assert rig.engine.check_heartbeats() == 0
+    rig.now += 2_000
+    assert rig.engine.check_heartbeats() == 2 and rig.engine.check_heartbeats() == 0  # the gate is silent too
+    assert "silent for 301 s" in (rig.engine.active[("s1", "camera", "c1", "offline")].detail or "")
+    rig.message("camera", "c1", "telemetry", {"fps": 25})
+    assert list(rig.engine.active) == [("s1", "gate", "g1", "offline")]
+
+
+def test_alerts_survive_a_restart(rig: Rig, tmp_path: Path) -> None:
+    rig.fault("overspeed", True)
+    rig.engine.ack(next(iter(rig.engine.active.values())).id, "ops", None)
+    rig.store.close()
+    again = Rig(tmp_path / "alerts.db")
+    [alert] = again.engine.active.values()
+    assert (alert.code, alert.state, alert.acknowledged_by) == ("overspeed", "acknowledged", "ops")
+    again.fault("overspeed", False)
+    assert again.engine.active == {} and again.store.find(state="resolved")[0].id == alert.id
