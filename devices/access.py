@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+from devices.rules import door_held_open
 
 
 class Telemetry(DevicePayload):
@@ -46,6 +47,7 @@ FAULTS = {
 
 KIND = DeviceKind(
     name="access",
+    rules=(door_held_open,),
     zh="门禁",
     en="Access control",
     telemetry=Telemetry,

@@ -197,6 +197,8 @@ class DeviceKind:
     """Fields that identify a person or vehicle (masked by the API, never tags)."""
     examples: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     """channel -> valid example payloads, used by tests and simulators."""
+    rules: tuple[Any, ...] = ()
+    """Derived-alert rules (see devices.rules): pure functions of a message, live state and time."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fault", fault_model(self.name, self.faults))

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from devices.base import DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+from devices.rules import camera_incidents
 
 Label = Literal[
     "high_altitude_throw", "intrusion", "loitering", "illegal_parking", "fire_lane_blocked", "smoke", "fire",
@@ -47,6 +48,7 @@ FAULTS = {
 
 KIND = DeviceKind(
     name="camera",
+    rules=(camera_incidents,),
     zh="摄像头",
     en="Camera",
     telemetry=Telemetry,

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+from devices.rules import charger_temperature
 
 Status = Literal[
     "available", "preparing", "charging", "suspended_ev", "suspended_evse", "finishing", "reserved",
@@ -81,6 +82,7 @@ FAULTS = {
 
 KIND = DeviceKind(
     name="charger",
+    rules=(charger_temperature,),
     zh="充电桩",
     en="EV charger",
     telemetry=Telemetry,

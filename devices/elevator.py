@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from devices.base import DeviceKind, DevicePayload, FaultSpec, Severity
+from devices.rules import elevator_door_faults, elevator_trapped
 
 Direction = Literal["up", "down", "idle"]
 Door = Literal["open", "closed", "opening", "closing"]
@@ -56,6 +57,7 @@ FAULTS = {
 
 KIND = DeviceKind(
     name="elevator",
+    rules=(elevator_trapped, elevator_door_faults),
     zh="电梯",
     en="Elevator",
     telemetry=Telemetry,

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+from devices.rules import barrier_stuck
 
 Barrier = Literal["open", "closed", "stuck"]
 
@@ -58,6 +59,7 @@ FAULTS = {
 
 KIND = DeviceKind(
     name="gate",
+    rules=(barrier_stuck,),
     zh="车道闸",
     en="Barrier gate",
     telemetry=Telemetry,

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 0.05
 """How often pending points go to the outbox when traffic is light (latency bound)."""
 SHUTDOWN_DRAIN_S = 10.0
-HEARTBEAT_CHECK_S = 10.0
+HEARTBEAT_CHECK_S = 10
 """How often silent devices are looked for (an offline alert is at most this late)."""
 
 
@@ -88,7 +88,8 @@ class Hub:
         )
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls)
-        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self.notifier)
+        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self.notifier,
+                                  thresholds=s.thresholds)
         self.pipeline.listeners.append(self.alerts.on_message)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
@@ -122,9 +123,14 @@ class Hub:
         await self.mqtt.publish(topic, payload, qos=qos, retain=retain)
 
     async def _heartbeat_loop(self) -> None:
+        """Derived alerts whose condition lasted, every second; silent devices every HEARTBEAT_CHECK_S."""
+        ticks = 0
         while True:
-            await asyncio.sleep(HEARTBEAT_CHECK_S)
-            self.alerts.check_heartbeats()
+            await asyncio.sleep(1.0)
+            self.alerts.check_deadlines()
+            ticks += 1
+            if ticks % HEARTBEAT_CHECK_S == 0:
+                self.alerts.check_heartbeats()
 
     async def _flush_loop(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from devices.rules import Thresholds
 from hub.topics import TopicError, check_root
 
 
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")
     heartbeat_s: float = Field(300.0, gt=0, description="Silence after which a device counts as offline")
     retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
+    trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
+    door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
+    door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")
+    charger_max_c: float = Field(70.0, description="Charger temperature that raises high_temperature")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")
@@ -116,6 +121,10 @@ class Settings(BaseSettings):
     def http_host_port(self) -> tuple[str, int]:
         host, _, port = self.http.rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.trapped_after_s, self.door_faults_per_hour, self.door_open_after_s, self.charger_max_c)
 
     @property
     def webhook_urls(self) -> list[str]:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from devices.base import Accepted, DeviceKind
+from devices.rules import DERIVED, Clear, Deadline, Intent, Raise, Thresholds
 from hub.alerts.models import OFFLINE, Alert, acknowledge, open_alert, recur, resolve
 from hub.alerts.store import AlertStore
 from hub.registry import Registry
@@ -38,6 +39,7 @@ class AlertEngine:
         registry: Registry,
         notify: Callable[[Alert], None],
         clock: Callable[[], int] = wall_clock_ms,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.kinds = kinds
         self.store = store
@@ -45,7 +47,11 @@ class AlertEngine:
         self.registry = registry
         self.notify = notify
         self.clock = clock
+        self.thresholds = thresholds or Thresholds()
         self.active: dict[Key, Alert] = {a.key: a for a in store.active()}
+        self.deadlines: dict[Key, tuple[int, str | None]] = {}
+        """derived alerts waiting for their condition to last: key -> (when to raise, detail)"""
+        self._memory: dict[tuple[str, str, str], dict[str, object]] = {}
 
     def _changed(self, alert: Alert) -> Alert:
         """Persist, index and announce a new version of an alert."""
@@ -57,20 +63,21 @@ class AlertEngine:
         self.notify(alert)
         return alert
 
-    def _raise(self, site: str, kind: str, device: str, code: str, detail: str | None, now_ms: int) -> None:
+    def _raise(self, site: str, kind: str, device: str, code: str, detail: str | None, now_ms: int,
+               by: str = "device") -> None:
         key = (site, kind, device, code)
         current = self.active.get(key)
         if current is not None:
-            if code != "offline":  # a device repeating `offline` (a retained will, again) is not news
+            if by == "device" and code != "offline":  # a retained will again, or a rule re-firing, is not news
                 self._changed(recur(current, detail, now_ms))
             return
-        spec = OFFLINE if code == "offline" else self.kinds[kind].faults[code]
-        self._changed(open_alert(site, kind, device, code, spec, detail, now_ms))
+        spec = OFFLINE if code == "offline" else self.kinds[kind].faults.get(code) or DERIVED[code]
+        self._changed(open_alert(site, kind, device, code, spec, detail, now_ms, by))
 
-    def _clear(self, key: Key, now_ms: int) -> None:
+    def _clear(self, key: Key, now_ms: int, by: str = "device") -> None:
         current = self.active.get(key)
-        if current is not None:
-            self._changed(resolve(current, "device", None, now_ms))
+        if current is not None and (by == "device" or current.opened_by == by):
+            self._changed(resolve(current, by, None, now_ms))
 
     def on_message(self, msg: Accepted, state: DeviceState) -> None:
         """Pipeline listener: faults and online state of every accepted message."""
@@ -78,7 +85,7 @@ class AlertEngine:
         site, kind, device = msg.site, msg.kind, msg.device
         payload = msg.payload
         if msg.channel == "state" and not payload.online:  # type: ignore[attr-defined]
-            self._raise(site, kind, device, "offline", "the device reported itself offline", now_ms)
+            self._raise(site, kind, device, "offline", "the device reported itself offline", now_ms, by="hub")
         else:
             self._clear((site, kind, device, "offline"), now_ms)
         if msg.channel == "event" and payload.type == "fault":  # type: ignore[attr-defined]
@@ -87,6 +94,32 @@ class AlertEngine:
                 self._raise(site, kind, device, code, payload.detail, now_ms)  # type: ignore[attr-defined]
             else:
                 self._clear((site, kind, device, code), now_ms)
+        rules = self.kinds[kind].rules
+        if rules:
+            memory = self._memory.setdefault((site, kind, device), {})
+            for rule in rules:
+                for intent in rule(msg, state.telemetry, memory, now_ms, self.thresholds):
+                    self._apply(site, kind, device, intent, now_ms)
+
+    def _apply(self, site: str, kind: str, device: str, intent: Intent, now_ms: int) -> None:
+        """Carry out a rule's intent; a rule clears only what a rule raised, never a device's own fault."""
+        key = (site, kind, device, intent.code)
+        if isinstance(intent, Raise):
+            self._raise(site, kind, device, intent.code, intent.detail, now_ms, by="rule")
+        elif isinstance(intent, Clear):
+            self.deadlines.pop(key, None)
+            self._clear(key, now_ms, by="rule")
+        elif isinstance(intent, Deadline) and key not in self.deadlines and key not in self.active:
+            self.deadlines[key] = (intent.at_ms, intent.detail)
+
+    def check_deadlines(self) -> int:
+        """Raise derived alerts whose condition lasted; returns how many."""
+        now_ms = self.clock()
+        due = [(key, detail) for key, (at_ms, detail) in self.deadlines.items() if at_ms <= now_ms]
+        for key, detail in due:
+            del self.deadlines[key]
+            self._raise(*key, detail, now_ms, by="rule")
+        return len(due)
 
     def check_heartbeats(self) -> int:
         """Raise `offline` for devices silent past their window; returns how many were raised."""
@@ -98,7 +131,7 @@ class AlertEngine:
             window_s = self.live.heartbeat_for(self.registry.get(key))
             silent_ms = now_ms - state.last_seen_ms
             if silent_ms > window_s * 1000 and (*key, "offline") not in self.active:
-                self._raise(*key, "offline", f"silent for {silent_ms // 1000} s", now_ms)
+                self._raise(*key, "offline", f"silent for {silent_ms // 1000} s", now_ms, by="hub")
                 raised += 1
         return raised
 

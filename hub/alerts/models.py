@@ -57,6 +57,10 @@ class Alert:
         return (self.site, self.kind, self.device, self.code)
 
     @property
+    def opened_by(self) -> str:
+        return self.notes[0].by if self.notes else "device"
+
+    @property
     def active(self) -> bool:
         return self.state != "resolved"
 
@@ -84,9 +88,10 @@ def new_id(now_ms: int) -> str:
 
 
 def open_alert(site: str, kind: str, device: str, code: str, spec: FaultSpec, detail: str | None,
-               now_ms: int) -> Alert:
+               now_ms: int, by: str = "device") -> Alert:
+    """A new alert; `by` is "device" (a fault it reported), "hub" (offline) or "rule" (derived)."""
     return Alert(new_id(now_ms), site, kind, device, code, spec.severity, spec.zh, spec.en, detail, now_ms,
-                 notes=(Note(now_ms, "device", "opened", detail),))
+                 notes=(Note(now_ms, by, "opened", detail),))
 
 
 def recur(alert: Alert, detail: str | None, now_ms: int) -> Alert:

@@ -106,3 +106,59 @@ def test_alerts_survive_a_restart(rig: Rig, tmp_path: Path) -> None:
     assert (alert.code, alert.state, alert.acknowledged_by) == ("overspeed", "acknowledged", "ops")
     again.fault("overspeed", False)
     assert again.engine.active == {} and again.store.find(state="resolved")[0].id == alert.id
+
+
+def test_a_stopped_occupied_car_with_its_door_closed_is_a_suspected_trapping(rig: Rig) -> None:
+    stuck = {"occupied": True, "running": False, "door": "closed", "floor": 7}
+    rig.message("elevator", "e2", "telemetry", stuck)
+    rig.now += 29_000
+    rig.message("elevator", "e2", "telemetry", stuck)  # still stuck: the deadline stays where it was
+    assert rig.engine.check_deadlines() == 0 and rig.engine.active == {}
+    rig.now += 1_000
+    assert rig.engine.check_deadlines() == 1
+    alert = rig.engine.active[("s1", "elevator", "e2", "trapped_suspected")]
+    assert (alert.severity.value, alert.title, alert.opened_by) == ("critical", "疑似困人", "rule")
+    assert "floor 7" in (alert.detail or "")
+    rig.message("elevator", "e2", "telemetry", {"door": "open"})  # released
+    assert rig.engine.active == {}
+    rig.message("elevator", "e3", "telemetry", stuck)
+    rig.now += 10_000
+    rig.message("elevator", "e3", "telemetry", {"running": True})  # moved on before the deadline
+    rig.now += 60_000
+    assert rig.engine.check_deadlines() == 0 and rig.engine.active == {}
+
+
+def test_repeated_door_faults_call_for_maintenance(rig: Rig) -> None:
+    for i, code in enumerate(["door_close_fault", "door_open_fault"]):
+        rig.fault(code, True)
+        rig.now += 20 * 60_000
+    assert ("s1", "elevator", "e1", "door_faults_repeated") not in rig.engine.active
+    rig.fault("door_close_fault", True)  # third within the hour (the first is 40 minutes old)
+    assert rig.engine.active[("s1", "elevator", "e1", "door_faults_repeated")].severity.value == "major"
+
+
+def test_rules_never_clear_a_devices_own_fault(rig: Rig) -> None:
+    rig.message("charger", "ev1", "event", {"type": "fault", "code": "high_temperature", "active": True})
+    rig.message("charger", "ev1", "telemetry", {"temperature_c": 30.0})  # the rule would clear its own only
+    assert ("s1", "charger", "ev1", "high_temperature") in rig.engine.active
+    rig.message("charger", "ev2", "telemetry", {"temperature_c": 81.5})
+    assert "81.5" in (rig.engine.active[("s1", "charger", "ev2", "high_temperature")].detail or "")
+    rig.message("charger", "ev2", "telemetry", {"temperature_c": 68.0})  # inside the hysteresis band
+    assert ("s1", "charger", "ev2", "high_temperature") in rig.engine.active
+    rig.message("charger", "ev2", "telemetry", {"temperature_c": 60.0})
+    assert ("s1", "charger", "ev2", "high_temperature") not in rig.engine.active
+
+
+def test_camera_gate_and_door_rules(rig: Rig) -> None:
+    rig.message("camera", "cam1", "event", {"type": "detection", "label": "high_altitude_throw", "phase": "start",
+                                             "score": 0.93, "zone": "facade", "snapshot": "http://nvr/1.jpg"})
+    throw = rig.engine.active[("s1", "camera", "cam1", "high_altitude_throw")]
+    assert throw.severity.value == "critical" and "http://nvr/1.jpg" in (throw.detail or "")
+    rig.message("gate", "g1", "event", {"type": "barrier", "state": "stuck"})
+    assert ("s1", "gate", "g1", "barrier_stuck") in rig.engine.active
+    rig.message("gate", "g1", "event", {"type": "barrier", "state": "closed"})
+    assert ("s1", "gate", "g1", "barrier_stuck") not in rig.engine.active
+    rig.message("access", "d1", "telemetry", {"door": "open"})
+    rig.now += 121_000
+    assert rig.engine.check_deadlines() == 1
+    assert ("s1", "access", "d1", "door_held_open") in rig.engine.active
