@@ -129,7 +129,7 @@ def test_a_stopped_occupied_car_with_its_door_closed_is_a_suspected_trapping(rig
 
 
 def test_repeated_door_faults_call_for_maintenance(rig: Rig) -> None:
-    for i, code in enumerate(["door_close_fault", "door_open_fault"]):
+    for code in ["door_close_fault", "door_open_fault"]:
         rig.fault(code, True)
         rig.now += 20 * 60_000
     assert ("s1", "elevator", "e1", "door_faults_repeated") not in rig.engine.active
