@@ -25,8 +25,10 @@ from devices import REGISTRY
 from devices.base import DeviceKind
 from hub import topics
 from hub.alerts.engine import AlertEngine
+from hub.alerts.models import Alert
 from hub.alerts.notify import Notifier
 from hub.alerts.store import AlertStore
+from hub.bus import LiveBus
 from hub.config import Settings
 from hub.deadletter import DeadLetters
 from hub.ingest.pipeline import Pipeline
@@ -88,9 +90,10 @@ class Hub:
         )
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls)
-        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self.notifier,
+        self.bus = LiveBus(self.live)
+        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
                                   thresholds=s.thresholds)
-        self.pipeline.listeners.append(self.alerts.on_message)
+        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
@@ -104,6 +107,7 @@ class Hub:
             asyncio.create_task(self.writer.run(), name="outbox-writer"),
             asyncio.create_task(self._flush_loop(), name="pipeline-flush"),
             asyncio.create_task(self.notifier.run(), name="alert-notifier"),
+            asyncio.create_task(self.bus.run(), name="live-bus"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
@@ -118,6 +122,10 @@ class Hub:
         handle = self.pipeline.handle
         for topic, payload, retain in batch:
             handle(topic, payload, received_ms, retain)
+
+    def _alert_changed(self, alert: Alert) -> None:
+        self.notifier(alert)
+        self.bus.on_alert(alert)
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         await self.mqtt.publish(topic, payload, qos=qos, retain=retain)

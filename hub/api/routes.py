@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 
 from dashboards import BIGSCREEN
 from hub.alerts.models import Alert, TransitionError
 from hub.api.deps import HubDep, RoleDep
 from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
+from hub.app import Hub
 from hub.metrics import render
 from hub.storage.base import EventQuery, StorageError
 
@@ -149,3 +152,37 @@ def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id
     if alert is None:
         raise HTTPException(404, f"no alert {alert_id!r}")
     return alert.to_json()
+
+
+@api_router.websocket("/live")
+async def live(websocket: WebSocket, token: str | None = None) -> None:
+    """JSON stream: {"type": "event" | "alert" | "devices" | "resync", ...}. Token in `?token=` or the
+    Authorization header (browsers cannot set headers on a WebSocket)."""
+    hub: Hub = websocket.app.state.hub
+    header = websocket.headers.get("authorization", "")
+    given = token or header.removeprefix("Bearer ").strip()
+    await websocket.accept()  # then close with a reason: a refused handshake tells a browser nothing
+    if not given or not secrets.compare_digest(given.encode(), hub.admin_token.encode()):
+        await websocket.close(code=4401, reason="a valid token is required")
+        return
+    sub = hub.bus.subscribe()
+    closed = asyncio.create_task(_until_closed(websocket))
+    try:
+        while not closed.done():
+            message = asyncio.create_task(sub.queue.get())
+            await asyncio.wait({message, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if message.done():
+                await websocket.send_text(message.result().decode())
+            else:
+                message.cancel()
+    except WebSocketDisconnect:
+        pass
+    finally:
+        closed.cancel()
+        hub.bus.unsubscribe(sub)
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Return when the screen goes away (we ignore anything it sends)."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
