@@ -89,10 +89,10 @@ class Hub:
             protocol=s.mqtt_protocol,
         )
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
-        self.notifier = Notifier(s.root, self._publish, s.webhook_urls)
+        self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
         self.bus = LiveBus(self.live)
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
-                                  thresholds=s.thresholds)
+                                  thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
         self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
@@ -136,6 +136,7 @@ class Hub:
         while True:
             await asyncio.sleep(1.0)
             self.alerts.check_deadlines()
+            self.alerts.check_escalations()
             ticks += 1
             if ticks % HEARTBEAT_CHECK_S == 0:
                 self.alerts.check_heartbeats()

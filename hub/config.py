@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     registry: Path | None = Field(None, description="Device registry TOML file")
     admin_token: str | None = Field(None, description="First admin's API token")
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")
+    escalation_webhooks: str | None = Field(None, description="URLs told when a critical alert is not acknowledged")
+    escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged critical alerts escalate after this")
     heartbeat_s: float = Field(300.0, gt=0, description="Silence after which a device counts as offline")
     retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
     trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
@@ -129,6 +131,10 @@ class Settings(BaseSettings):
     @property
     def webhook_urls(self) -> list[str]:
         return [u.strip() for u in (self.webhooks or "").split(",") if u.strip()]
+
+    @property
+    def escalation_webhook_urls(self) -> list[str]:
+        return [u.strip() for u in (self.escalation_webhooks or "").split(",") if u.strip()]
 
     @classmethod
     def settings_customise_sources(

@@ -84,7 +84,7 @@ class HubCollector(Collector):
         yield active
         hooks = CounterMetricFamily("smarthub_webhook_deliveries", "Alert changes POSTed to webhooks",
                                     labels=["url", "outcome"])
-        for url in hub.notifier.webhooks:
+        for url in [*hub.notifier.webhooks, *hub.notifier.escalation_webhooks]:
             hooks.add_metric([url, "ok"], hub.notifier.delivered[url])
             hooks.add_metric([url, "failed"], hub.notifier.failures[url])
         yield hooks

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 
 from devices.base import Accepted, DeviceKind
 from devices.rules import DERIVED, Clear, Deadline, Intent, Raise, Thresholds
-from hub.alerts.models import OFFLINE, Alert, acknowledge, open_alert, recur, resolve
+from hub.alerts.models import OFFLINE, Alert, acknowledge, escalate, open_alert, recur, resolve
 from hub.alerts.store import AlertStore
 from hub.registry import Registry
 from hub.state import DeviceState, LiveState
@@ -40,6 +40,7 @@ class AlertEngine:
         notify: Callable[[Alert], None],
         clock: Callable[[], int] = wall_clock_ms,
         thresholds: Thresholds | None = None,
+        escalate_after_s: float = 300.0,
     ) -> None:
         self.kinds = kinds
         self.store = store
@@ -48,6 +49,7 @@ class AlertEngine:
         self.notify = notify
         self.clock = clock
         self.thresholds = thresholds or Thresholds()
+        self.escalate_after_ms = int(escalate_after_s * 1000)
         self.active: dict[Key, Alert] = {a.key: a for a in store.active()}
         self.deadlines: dict[Key, tuple[int, str | None]] = {}
         """derived alerts waiting for their condition to last: key -> (when to raise, detail)"""
@@ -120,6 +122,15 @@ class AlertEngine:
             del self.deadlines[key]
             self._raise(*key, detail, now_ms, by="rule")
         return len(due)
+
+    def check_escalations(self) -> int:
+        """Escalate critical alerts still unacknowledged after `escalate_after_s`; returns how many."""
+        now_ms = self.clock()
+        late = [a for a in self.active.values() if a.severity == "critical" and a.state == "open"
+                and a.escalated_ms is None and now_ms - a.opened_ms >= self.escalate_after_ms]
+        for alert in late:
+            self._changed(escalate(alert, now_ms))
+        return len(late)
 
     def check_heartbeats(self) -> int:
         """Raise `offline` for devices silent past their window; returns how many were raised."""

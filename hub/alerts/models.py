@@ -49,6 +49,7 @@ class Alert:
     resolved_ms: int | None = None
     resolved_by: str | None = None
     occurrences: int = 1
+    escalated_ms: int | None = None
     notes: tuple[Note, ...] = field(default=())
 
     @property
@@ -72,6 +73,7 @@ class Alert:
             "acknowledged_at": iso(self.acknowledged_ms), "resolved_at": iso(self.resolved_ms),
             "acknowledged_by": self.acknowledged_by, "title": self.title, "detail": self.detail,
             "title_en": self.title_en, "resolved_by": self.resolved_by, "occurrences": self.occurrences,
+            "escalated_at": iso(self.escalated_ms),
             "notes": [{"at": iso(n.at_ms), "by": n.by, "action": n.action, "text": n.text} for n in self.notes],
         }
 
@@ -98,6 +100,11 @@ def recur(alert: Alert, detail: str | None, now_ms: int) -> Alert:
     """The same fault again while its alert is active."""
     return replace(alert, occurrences=alert.occurrences + 1, detail=detail or alert.detail,
                    notes=(*alert.notes, Note(now_ms, "device", "recurred", detail)))
+
+
+def escalate(alert: Alert, now_ms: int) -> Alert:
+    """Nobody took a critical alert in time: mark it and tell the second line."""
+    return replace(alert, escalated_ms=now_ms, notes=(*alert.notes, Note(now_ms, "hub", "escalated")))
 
 
 def acknowledge(alert: Alert, by: str, note: str | None, now_ms: int) -> Alert:

@@ -1,6 +1,7 @@
 """Tell the world about alert changes without ever blocking ingest.
 
-Each change goes (1) to MQTT as `{root}/{site}/alerts/{id}`, retained while the
+Each change goes (0) to the second line's webhooks too when it is an
+escalation, (1) to MQTT as `{root}/{site}/alerts/{id}`, retained while the
 alert is active and cleared with an empty retained message once resolved, and
 (2) as a JSON POST to every webhook, each hook with its own queue, retries with
 backoff and a failure counter, so one dead endpoint delays nobody else.
@@ -28,15 +29,18 @@ Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
 
 
 class Notifier:
-    def __init__(self, root: str, publish: Publish, webhooks: list[str], timeout_s: float = 5.0) -> None:
+    def __init__(self, root: str, publish: Publish, webhooks: list[str], escalation_webhooks: list[str] | None = None,
+                 timeout_s: float = 5.0) -> None:
         self.root = root
         self.publish = publish
         self.webhooks = webhooks
+        self.escalation_webhooks = escalation_webhooks or []
         self.timeout_s = timeout_s
         self._mqtt_pending: dict[str, Alert] = {}
         """alert id -> its latest version not yet published (a newer one replaces an older)"""
         self._mqtt_ready = asyncio.Event()
-        self._hooks: dict[str, asyncio.Queue[bytes]] = {url: asyncio.Queue(QUEUE_MAX) for url in webhooks}
+        self._hooks: dict[str, asyncio.Queue[bytes]] = {
+            url: asyncio.Queue(QUEUE_MAX) for url in [*webhooks, *self.escalation_webhooks]}
         self.delivered: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         """per webhook URL: deliveries that failed after every retry (or were dropped, queue full)"""
@@ -46,7 +50,9 @@ class Notifier:
         self._mqtt_pending[alert.id] = alert
         self._mqtt_ready.set()
         body = orjson.dumps(alert.to_json())
-        for url, queue in self._hooks.items():
+        escalated = alert.notes[-1].action == "escalated"
+        for url in [*self.webhooks, *(self.escalation_webhooks if escalated else ())]:
+            queue = self._hooks[url]
             try:
                 queue.put_nowait(body)
             except asyncio.QueueFull:

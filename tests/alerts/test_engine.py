@@ -162,3 +162,34 @@ def test_camera_gate_and_door_rules(rig: Rig) -> None:
     rig.now += 121_000
     assert rig.engine.check_deadlines() == 1
     assert ("s1", "access", "d1", "door_held_open") in rig.engine.active
+
+
+def test_an_unacknowledged_critical_alert_escalates_once(rig: Rig) -> None:
+    rig.fault("trapped_passenger", True)
+    rig.fault("door_close_fault", True, device="e9")  # minor: never escalates
+    rig.now += 299_000
+    assert rig.engine.check_escalations() == 0
+    rig.now += 1_000
+    assert rig.engine.check_escalations() == 1 and rig.engine.check_escalations() == 0
+    alert = rig.engine.active[("s1", "elevator", "e1", "trapped_passenger")]
+    assert alert.escalated_ms == rig.now and alert.notes[-1].action == "escalated"
+    assert alert.to_json()["escalated_at"] is not None
+    rig.engine.ack(alert.id, "李工", None)
+    assert rig.engine.active[alert.key].state == "acknowledged"
+
+
+async def test_escalations_also_reach_the_second_line(rig: Rig) -> None:
+    from hub.alerts.models import escalate
+    from hub.alerts.notify import Notifier
+
+    async def publish(topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        pass
+
+    notifier = Notifier("c", publish, ["http://first"], ["http://second"])
+    rig.fault("overspeed", True)
+    [alert] = rig.engine.active.values()
+    notifier(alert)
+    assert (notifier._hooks["http://first"].qsize(), notifier._hooks["http://second"].qsize()) == (1, 0)
+    notifier(escalate(alert, rig.now))
+    assert (notifier._hooks["http://first"].qsize(), notifier._hooks["http://second"].qsize()) == (2, 1)
+    assert notifier.topic(alert) == f"c/s1/alerts/{alert.id}"
