@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
@@ -13,6 +14,7 @@ from fastapi.responses import FileResponse
 
 from dashboards import BIGSCREEN
 from hub.alerts.models import Alert, TransitionError
+from hub.alerts.reliability import by_device, measure
 from hub.api.deps import HubDep, RoleDep
 from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
 from hub.app import Hub
@@ -186,3 +188,33 @@ async def _until_closed(websocket: WebSocket) -> None:
     """Return when the screen goes away (we ignore anything it sends)."""
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
+
+
+@api_router.get("/reliability", tags=["alerts"])
+async def reliability(
+    hub: HubDep,
+    _role: RoleDep,
+    kind: str = "elevator",
+    site: str | None = None,
+    days: Annotated[float, Query(gt=0, le=366)] = 30,
+) -> dict[str, Any]:
+    """Failures, MTTR, MTBF and availability per device and per site over the last `days`.
+
+    Devices without failures in the window are listed with availability 1."""
+    end_ms = int(time.time() * 1000)
+    start_ms = end_ms - int(days * 86_400_000)
+    alerts = [a for a in hub.alert_store.find(100_000, site=site, kind=kind) if (a.resolved_ms or end_ms) > start_ms]
+    per_device = by_device(alerts, start_ms, end_ms)
+    devices = [d for d in hub.registry if d.kind == kind and (site is None or d.site == site)]
+    rows = []
+    for d in sorted(devices, key=lambda d: d.key):
+        r = per_device.get(d.key) or measure([], start_ms, end_ms)
+        rows.append({"site": d.site, "device": d.device, "name": d.name, **asdict(r)})
+    sites: dict[str, Any] = {}
+    for site_name in sorted({d.site for d in devices}):
+        site_alerts = [a for a in alerts if a.site == site_name]
+        n = sum(1 for d in devices if d.site == site_name)
+        total = measure(site_alerts, start_ms, end_ms)
+        availability = sum(r["availability"] for r in rows if r["site"] == site_name) / n
+        sites[site_name] = {**asdict(total), "devices": n, "availability": round(availability, 6)}
+    return {"kind": kind, "days": days, "sites": sites, "devices": rows}

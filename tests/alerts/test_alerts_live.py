@@ -99,6 +99,10 @@ async def test_trapped_passenger_alert_end_to_end(settings_for, mosquitto: Broke
         await eventually(lambda: [b["state"] for b in good.bodies][-1] == "resolved", what="resolve hook")
         on_mqtt = await asyncio.to_thread(retained, run.broker, f"{run.root}/+/alerts/#")
         assert alert_topic not in on_mqtt  # the empty retained message cleared it
+        report = (await run.api.get("/api/reliability", params={"kind": "elevator", "days": 1})).json()
+        [row] = report["devices"]
+        assert (row["device"], row["failures"]) == ("b3-el1", 1) and 0 < row["availability"] < 1
+        assert row["mttr_s"] is not None and report["sites"][run.site]["devices"] == 1
         await eventually(lambda: run.hub.notifier.failures[bad.url] == 3, what="the failing hook to give up 3 times")
         assert bad.attempts == 3 * notify.WEBHOOK_ATTEMPTS
         metrics = (await run.api.get("/metrics")).text
