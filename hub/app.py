@@ -24,10 +24,11 @@ from prometheus_client import CollectorRegistry
 from devices import REGISTRY
 from devices.base import DeviceKind
 from hub import topics
+from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
 from hub.alerts.models import Alert
 from hub.alerts.notify import Notifier
-from hub.alerts.store import AlertStore
+from hub.alerts.store import AlertStore, OrderStore
 from hub.bus import LiveBus
 from hub.config import Settings
 from hub.deadletter import DeadLetters
@@ -93,6 +94,7 @@ class Hub:
         self.bus = LiveBus(self.live)
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
                                   thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
+        self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
         self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
@@ -126,6 +128,7 @@ class Hub:
     def _alert_changed(self, alert: Alert) -> None:
         self.notifier(alert)
         self.bus.on_alert(alert)
+        self.desk.on_alert(alert)
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         await self.mqtt.publish(topic, payload, qos=qos, retain=retain)
@@ -140,6 +143,7 @@ class Hub:
             ticks += 1
             if ticks % HEARTBEAT_CHECK_S == 0:
                 self.alerts.check_heartbeats()
+                self.desk.check_overdue()
 
     async def _flush_loop(self) -> None:
         while True:

@@ -16,6 +16,7 @@ import orjson
 
 from devices.base import Accepted
 from hub.alerts.models import Alert
+from hub.alerts.orders import WorkOrder
 from hub.api.schemas import iso
 from hub.registry import DeviceKey
 from hub.state import DeviceState, LiveState
@@ -71,6 +72,9 @@ class LiveBus:
 
     def on_alert(self, alert: Alert) -> None:
         self._send({"type": "alert", "alert": alert.to_json()})
+
+    def on_order(self, order: WorkOrder) -> None:
+        self._send({"type": "order", "order": order.to_json(int(time.time() * 1000))})
 
     def flush_devices(self) -> None:
         if not self._dirty or not self.subscribers:

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from devices.rules import Thresholds
+from hub.alerts.orders import Sla
 from hub.topics import TopicError, check_root
 
 
@@ -74,6 +75,9 @@ class Settings(BaseSettings):
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")
     escalation_webhooks: str | None = Field(None, description="URLs told when a critical alert is not acknowledged")
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged critical alerts escalate after this")
+    dispatch_within_s: float = Field(3600.0, gt=0, description="Work orders must be dispatched within this")
+    resolve_within_s: float = Field(3 * 3600.0, gt=0, description="Work orders must be resolved within this")
+    arrive_within_s: float = Field(1800.0, gt=0, description="For a trapped passenger: on site within this")
     heartbeat_s: float = Field(300.0, gt=0, description="Silence after which a device counts as offline")
     retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
     trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
@@ -123,6 +127,10 @@ class Settings(BaseSettings):
     def http_host_port(self) -> tuple[str, int]:
         host, _, port = self.http.rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def sla(self) -> Sla:
+        return Sla(self.dispatch_within_s, self.resolve_within_s, self.arrive_within_s)
 
     @property
     def thresholds(self) -> Thresholds:

@@ -10,6 +10,7 @@ import orjson
 
 from devices.base import Severity
 from hub.alerts.models import Alert, Note
+from hub.alerts.orders import WorkOrder
 from hub.sqlite import connect
 
 SCHEMA = """
@@ -21,6 +22,14 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, opened_ms);
 CREATE INDEX IF NOT EXISTS alerts_device ON alerts (site, kind, device, opened_ms);
+CREATE TABLE IF NOT EXISTS orders (
+    id TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL, site TEXT NOT NULL, team TEXT NOT NULL, state TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_state ON orders (state, created_ms);
+CREATE INDEX IF NOT EXISTS orders_alert ON orders (alert_id);
 """
 
 
@@ -65,3 +74,44 @@ class AlertStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _load_order(body: str) -> WorkOrder:
+    data = orjson.loads(body)
+    data["notes"] = tuple(Note(**n) for n in data["notes"])
+    data["escalated"] = tuple(data["escalated"])
+    return WorkOrder(**data)
+
+
+class OrderStore:
+    """Work orders, in the same file as the alerts they came from."""
+
+    def __init__(self, alerts: AlertStore) -> None:
+        self._db = alerts._db
+
+    def save(self, order: WorkOrder) -> None:
+        self._db.execute(
+            "INSERT INTO orders (id, alert_id, site, team, state, created_ms, body) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state, body = excluded.body",
+            (order.id, order.alert_id, order.site, order.team, order.state, order.created_ms,
+             orjson.dumps(asdict(order)).decode()),
+        )
+
+    def get(self, order_id: str) -> WorkOrder | None:
+        row = self._db.execute("SELECT body FROM orders WHERE id = ?", (order_id,)).fetchone()
+        return _load_order(row[0]) if row else None
+
+    def for_alert(self, alert_id: str) -> WorkOrder | None:
+        row = self._db.execute("SELECT body FROM orders WHERE alert_id = ? ORDER BY created_ms DESC LIMIT 1",
+                               (alert_id,)).fetchone()
+        return _load_order(row[0]) if row else None
+
+    def open(self) -> list[WorkOrder]:
+        return [_load_order(b) for (b,) in self._db.execute("SELECT body FROM orders WHERE state != 'resolved'")]
+
+    def find(self, limit: int = 500, since_ms: int | None = None, **where: Any) -> list[WorkOrder]:
+        pairs = [(k, v) for k, v in where.items() if v is not None]
+        sql = "SELECT body FROM orders WHERE created_ms >= ?" + "".join(f" AND {k} = ?" for k, _ in pairs)
+        sql += " ORDER BY created_ms DESC LIMIT ?"
+        rows = self._db.execute(sql, (since_ms or 0, *(v for _, v in pairs), limit))
+        return [_load_order(b) for (b,) in rows]

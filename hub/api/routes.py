@@ -14,9 +14,10 @@ from fastapi.responses import FileResponse
 
 from dashboards import BIGSCREEN
 from hub.alerts.models import Alert, TransitionError
+from hub.alerts.orders import report
 from hub.alerts.reliability import by_device, measure
 from hub.api.deps import HubDep, RoleDep
-from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, iso, parse_time
+from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, OrderActionIn, OrderIn, iso, parse_time
 from hub.app import Hub
 from hub.metrics import render
 from hub.storage.base import EventQuery, StorageError
@@ -218,3 +219,53 @@ async def reliability(
         availability = sum(r["availability"] for r in rows if r["site"] == site_name) / n
         sites[site_name] = {**asdict(total), "devices": n, "availability": round(availability, 6)}
     return {"kind": kind, "days": days, "sites": sites, "devices": rows}
+
+
+@api_router.get("/orders", tags=["work orders"])
+async def orders(
+    hub: HubDep,
+    _role: RoleDep,
+    team: str | None = None,
+    state: Literal["open", "dispatched", "on_site", "resolved"] | None = None,
+    site: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> list[dict[str, Any]]:
+    """Work orders, newest first, with their deadlines and which of them are missed."""
+    now_ms = int(time.time() * 1000)
+    return [o.to_json(now_ms) for o in hub.desk.store.find(limit, team=team, state=state, site=site)]
+
+
+@api_router.get("/orders/report", tags=["work orders"])
+async def orders_report(hub: HubDep, _role: RoleDep, days: Annotated[float, Query(gt=0, le=366)] = 30,
+                        team: str | None = None) -> dict[str, Any]:
+    """Compliance per team: orders, and the share dispatched, on site and resolved in time."""
+    now_ms = int(time.time() * 1000)
+    found = hub.desk.store.find(100_000, since_ms=now_ms - int(days * 86_400_000), team=team)
+    return {"days": days, "teams": report(found, now_ms)}
+
+
+@api_router.post("/alerts/{alert_id}/order", tags=["work orders"])
+async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+    """Make an alert a work order (or return the one it has)."""
+    alert = hub.alerts._find(alert_id)
+    if alert is None:
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return hub.desk.open(alert, body.team, body.by).to_json(int(time.time() * 1000))
+
+
+@api_router.post("/orders/{order_id}/{action}", tags=["work orders"])
+async def order_action(order_id: str, action: Literal["dispatch", "arrive", "resolve"], body: OrderActionIn,
+                       hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+    """dispatch (to `assignee`, default the caller), arrive on site, resolve (closes the alert too)."""
+    try:
+        if action == "dispatch":
+            order = hub.desk.dispatch(order_id, body.assignee or body.by, body.by, body.note)
+        elif action == "arrive":
+            order = hub.desk.arrive(order_id, body.by, body.note)
+        else:
+            order = hub.desk.resolve(order_id, body.by, body.note)
+    except TransitionError as exc:
+        raise HTTPException(409, str(exc)) from None
+    if order is None:
+        raise HTTPException(404, f"no work order {order_id!r}")
+    return order.to_json(int(time.time() * 1000))

@@ -101,3 +101,12 @@ class DeadLetterOut(BaseModel):
 class AlertActionIn(BaseModel):
     by: str = Field(min_length=1, max_length=128, description="Who acts (name or staff id)")
     note: str | None = Field(None, max_length=2000)
+
+
+class OrderIn(BaseModel):
+    by: str = Field(min_length=1, max_length=128)
+    team: str | None = Field(None, max_length=64, description="Default: the kind's team")
+
+
+class OrderActionIn(AlertActionIn):
+    assignee: str | None = Field(None, max_length=128, description="dispatch: who goes (default: by)")

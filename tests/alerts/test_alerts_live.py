@@ -119,3 +119,28 @@ async def _alerts(run, **params) -> list[dict]:  # type: ignore[no-untyped-def, 
     response = await run.api.get("/api/alerts", params=params)
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+async def test_a_work_order_worked_through_the_api(settings_for, mosquitto: Broker) -> None:  # type: ignore[no-untyped-def]
+    async with running_hub(settings_for("embedded"), mosquitto) as run:
+        await run.publish(run.topic("elevator", "b5-el2", "event"),
+                          {"type": "fault", "code": "trapped_passenger", "active": True, "id": "t9"})
+        [order] = await eventually(lambda: _get(run, "/api/orders"), what="the automatic work order")
+        assert order["team"] == "elevator-maintenance" and order["arrive_due"] is not None
+        for action, body in [("dispatch", {"by": "调度员", "assignee": "王师傅"}), ("arrive", {"by": "王师傅"}),
+                             ("resolve", {"by": "王师傅", "note": "已救出"})]:
+            response = await run.api.post(f"/api/orders/{order['id']}/{action}", json=body)
+            assert response.status_code == 200, response.text
+        assert response.json()["state"] == "resolved" and response.json()["assignee"] == "王师傅"
+        assert (await run.api.post(f"/api/orders/{order['id']}/arrive", json={"by": "x"})).status_code == 409
+        assert (await run.api.post("/api/orders/nope/arrive", json={"by": "x"})).status_code == 404
+        [alert] = await _get(run, "/api/alerts")
+        assert alert["state"] == "resolved" and alert["resolved_by"] == "王师傅"
+        report = await _get(run, "/api/orders/report")
+        assert report["teams"]["elevator-maintenance"]["orders"] == 1
+
+
+async def _get(run, path: str):  # type: ignore[no-untyped-def]
+    response = await run.api.get(path)
+    assert response.status_code == 200, response.text
+    return response.json()

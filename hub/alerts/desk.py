@@ -1,0 +1,80 @@
+"""The maintenance desk: opens work orders for alerts, moves them along, watches their deadlines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from hub.alerts.engine import AlertEngine, wall_clock_ms
+from hub.alerts.models import Alert
+from hub.alerts.orders import Sla, WorkOrder, arrive, close, create, dispatch, escalate
+from hub.alerts.store import OrderStore
+
+log = logging.getLogger(__name__)
+
+AUTO_ORDER_CODES = frozenset({"trapped_passenger", "trapped_suspected", "door_faults_repeated",
+                              "high_altitude_throw", "fire_detected", "door_forced"})
+TEAMS = {"elevator": "elevator-maintenance", "charger": "electrical"}
+DEFAULT_TEAM = "property"
+
+
+class OrderDesk:
+    def __init__(self, store: OrderStore, engine: AlertEngine, notify: Callable[[WorkOrder], None],
+                 sla: Sla | None = None, auto_codes: frozenset[str] = AUTO_ORDER_CODES,
+                 teams: Mapping[str, str] = TEAMS, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.store = store
+        self.engine = engine
+        self.notify = notify
+        self.sla = sla or Sla()
+        self.auto_codes = auto_codes
+        self.teams = teams
+        self.clock = clock
+
+    def _changed(self, order: WorkOrder) -> WorkOrder:
+        self.store.save(order)
+        self.notify(order)
+        return order
+
+    def on_alert(self, alert: Alert) -> None:
+        """Alert listener: a new alert of a chosen code becomes an order for its team by itself."""
+        new = alert.state == "open" and alert.occurrences == 1 and len(alert.notes) == 1
+        if new and alert.code in self.auto_codes and self.store.for_alert(alert.id) is None:
+            self.open(alert, None, "hub")
+
+    def open(self, alert: Alert, team: str | None, by: str) -> WorkOrder:
+        existing = self.store.for_alert(alert.id)
+        if existing is not None and existing.state != "resolved":
+            return existing
+        team = team or self.teams.get(alert.kind, DEFAULT_TEAM)
+        return self._changed(create(alert, team, self.sla, by, self.clock()))
+
+    def dispatch(self, order_id: str, assignee: str, by: str, note: str | None) -> WorkOrder | None:
+        order = self.store.get(order_id)
+        return None if order is None else self._changed(dispatch(order, assignee, by, note, self.clock()))
+
+    def arrive(self, order_id: str, by: str, note: str | None) -> WorkOrder | None:
+        order = self.store.get(order_id)
+        return None if order is None else self._changed(arrive(order, by, note, self.clock()))
+
+    def resolve(self, order_id: str, by: str, note: str | None) -> WorkOrder | None:
+        """Close the order, and its alert with it if the alert is still active."""
+        order = self.store.get(order_id)
+        if order is None:
+            return None
+        done = self._changed(close(order, by, note, self.clock()))
+        alert = self.engine._find(order.alert_id)
+        if alert is not None and alert.active:
+            self.engine.resolve(alert.id, by, note or f"work order {order.id} resolved")
+        return done
+
+    def check_overdue(self) -> int:
+        """Escalate each deadline an open order has newly missed; returns how many orders."""
+        now_ms = self.clock()
+        count = 0
+        for order in self.store.open():
+            new = [d for d in order.missed(now_ms) if d not in order.escalated]
+            if new:
+                log.warning("work order %s (%s %s) overdue: %s", order.id, order.device, order.code, ", ".join(new))
+                self._changed(escalate(order, new, now_ms))
+                count += 1
+        return count
