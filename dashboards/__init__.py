@@ -3,3 +3,4 @@
 from pathlib import Path
 
 BIGSCREEN = Path(__file__).parent / "bigscreen"
+MAINTENANCE = Path(__file__).parent / "maintenance"

@@ -17,9 +17,9 @@ import orjson
 from devices.base import Accepted
 from hub.alerts.models import Alert
 from hub.alerts.orders import WorkOrder
-from hub.api.schemas import iso
 from hub.registry import DeviceKey
 from hub.state import DeviceState, LiveState
+from hub.times import iso
 
 QUEUE_MAX = 2_000
 DEVICE_FLUSH_S = 1.0

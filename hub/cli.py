@@ -54,7 +54,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _start_ms(value: str | None, default_ms: int) -> int:
     if value is None:
         return default_ms
-    from hub.api.schemas import parse_time
+    from hub.times import parse_time
 
     parsed = parse_time(value, "--start")
     assert parsed is not None

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from devices.base import FaultSpec, Severity
+from hub.times import iso
 
 State = Literal["open", "acknowledged", "resolved"]
 OFFLINE = FaultSpec(Severity.MAJOR, "设备离线", "Device offline")
@@ -76,12 +76,6 @@ class Alert:
             "escalated_at": iso(self.escalated_ms),
             "notes": [{"at": iso(n.at_ms), "by": n.by, "action": n.action, "text": n.text} for n in self.notes],
         }
-
-
-def iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id(now_ms: int) -> str:

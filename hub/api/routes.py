@@ -12,15 +12,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 
-from dashboards import BIGSCREEN
+from dashboards import BIGSCREEN, MAINTENANCE
 from hub.alerts.models import Alert, TransitionError
 from hub.alerts.orders import report
 from hub.alerts.reliability import by_device, measure
 from hub.api.deps import HubDep, RoleDep
-from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, OrderActionIn, OrderIn, iso, parse_time
+from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, OrderActionIn, OrderIn
 from hub.app import Hub
 from hub.metrics import render
 from hub.storage.base import EventQuery, StorageError
+from hub.times import iso, parse_time
 
 open_router = APIRouter()
 """Routes that need no token (probes and scrapers)."""
@@ -47,6 +48,12 @@ async def health(hub: HubDep) -> HealthOut:
 async def bigscreen() -> FileResponse:
     """The command-center screen; it asks for (or takes `?token=`) the API token itself."""
     return FileResponse(BIGSCREEN / "index.html", media_type="text/html; charset=utf-8")
+
+
+@open_router.get("/m", include_in_schema=False, response_class=FileResponse)
+async def maintenance_page() -> FileResponse:
+    """Maintenance staff's phone page: their alerts and work orders (asks for name and token)."""
+    return FileResponse(MAINTENANCE / "index.html", media_type="text/html; charset=utf-8")
 
 
 @open_router.get("/metrics", tags=["operations"], response_class=Response)

@@ -35,12 +35,13 @@ async def test_live_stream_and_its_token(embedded_hub: HubRun) -> None:
                               {"type": "fault", "code": "trapped_passenger", "active": True, "id": "x1"})
             seen: dict[str, dict] = {}  # type: ignore[type-arg]
             async with asyncio.timeout(5):
-                while len(seen) < 3:
+                while not {"event", "alert", "order", "devices"} <= set(seen):
                     message = json.loads(await ws.recv())
                     seen.setdefault(message["type"], message)
             event = seen["event"]["event"]
             assert (event["type"], event["code"], event["device"]) == ("fault", "trapped_passenger", "b1-el1")
             assert seen["alert"]["alert"]["severity"] == "critical"
+            assert seen["order"]["order"]["team"] == "elevator-maintenance"  # a trapped passenger opens an order
             [device] = seen["devices"]["devices"]
             assert device["device"] == "b1-el1" and device["open_faults"] == ["trapped_passenger"]
     finally:
