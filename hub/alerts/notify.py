@@ -3,7 +3,8 @@
 Each change goes (0) to the second line's webhooks too when it is an
 escalation, (1) to MQTT as `{root}/{site}/alerts/{id}`, retained while the
 alert is active and cleared with an empty retained message once resolved, and
-(2) as a JSON POST to every webhook, each hook with its own queue, retries with
+(2) as a JSON POST to every webhook (a markdown message for WeCom and DingTalk
+group robots, recognised by their URLs), each hook with its own queue, retries with
 backoff and a failure counter, so one dead endpoint delays nobody else.
 """
 
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -26,6 +28,33 @@ WEBHOOK_BACKOFF_S = (0.5, 1, 2, 4)
 QUEUE_MAX = 10_000
 
 Publish = Callable[[str, bytes, int, bool], Awaitable[None]]
+SEVERITY_ZH = {"critical": "紧急", "major": "重要", "minor": "一般", "info": "提示"}
+STATE_ZH = {"open": "新告警", "acknowledged": "已确认", "resolved": "已恢复"}
+
+
+def robot_text(alert: Alert) -> str:
+    """A markdown line for a group robot: what, where, how bad, and what happened to it."""
+    data = alert.to_json()
+    lines = [f"**【{SEVERITY_ZH[data['severity']]}】{alert.title}** {STATE_ZH[alert.state]}",
+             f"> 设备 {alert.site} / {alert.device}（{alert.kind}）",
+             f"> 发生 {data['opened_at']}"]
+    if alert.detail:
+        lines.append(f"> 详情 {alert.detail}")
+    if alert.acknowledged_by:
+        lines.append(f"> 确认 {alert.acknowledged_by}")
+    if alert.escalated_ms:
+        lines.append("> ⚠ 超时未确认，已升级")
+    return "\n".join(lines)
+
+
+def webhook_body(url: str, alert: Alert) -> bytes:
+    """The contract's JSON, or a WeCom / DingTalk group-robot markdown message for their robot URLs."""
+    host = urlsplit(url).hostname or ""
+    if host == "qyapi.weixin.qq.com":
+        return orjson.dumps({"msgtype": "markdown", "markdown": {"content": robot_text(alert)}})
+    if host == "oapi.dingtalk.com":
+        return orjson.dumps({"msgtype": "markdown", "markdown": {"title": alert.title, "text": robot_text(alert)}})
+    return orjson.dumps(alert.to_json())
 
 
 class Notifier:
@@ -49,12 +78,11 @@ class Notifier:
         """Called by the engine on every change; only queues."""
         self._mqtt_pending[alert.id] = alert
         self._mqtt_ready.set()
-        body = orjson.dumps(alert.to_json())
         escalated = alert.notes[-1].action == "escalated"
         for url in [*self.webhooks, *(self.escalation_webhooks if escalated else ())]:
             queue = self._hooks[url]
             try:
-                queue.put_nowait(body)
+                queue.put_nowait(webhook_body(url, alert))
             except asyncio.QueueFull:
                 self.failures[url] += 1
                 log.error("webhook %s is %d changes behind; dropping one", url, QUEUE_MAX)

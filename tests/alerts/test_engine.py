@@ -193,3 +193,17 @@ async def test_escalations_also_reach_the_second_line(rig: Rig) -> None:
     notifier(escalate(alert, rig.now))
     assert (notifier._hooks["http://first"].qsize(), notifier._hooks["http://second"].qsize()) == (2, 1)
     assert notifier.topic(alert) == f"c/s1/alerts/{alert.id}"
+
+
+def test_group_robots_get_markdown_and_everyone_else_the_contract_json(rig: Rig) -> None:
+    from hub.alerts.notify import webhook_body
+
+    rig.fault("trapped_passenger", True, detail="between_floors")
+    [alert] = rig.engine.active.values()
+    wecom = orjson.loads(webhook_body("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", alert))
+    assert wecom["msgtype"] == "markdown" and "【紧急】困人" in wecom["markdown"]["content"]
+    assert "between_floors" in wecom["markdown"]["content"]
+    ding = orjson.loads(webhook_body("https://oapi.dingtalk.com/robot/send?access_token=t", alert))
+    assert ding["markdown"]["title"] == "困人" and "e1" in ding["markdown"]["text"]
+    plain = orjson.loads(webhook_body("https://ops.example/hook", alert))
+    assert plain["id"] == alert.id and plain["severity"] == "critical"
