@@ -21,6 +21,8 @@ from devices.rules import Thresholds
 from hub.alerts.orders import Sla
 from hub.topics import TopicError, check_root
 
+SeverityName = Literal["critical", "major", "minor", "info"]
+
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message is one line naming the variable."""
@@ -78,6 +80,8 @@ class Settings(BaseSettings):
     dispatch_within_s: float = Field(3600.0, gt=0, description="Work orders must be dispatched within this")
     resolve_within_s: float = Field(3 * 3600.0, gt=0, description="Work orders must be resolved within this")
     arrive_within_s: float = Field(1800.0, gt=0, description="For a trapped passenger: on site within this")
+    sla_by_severity: dict[SeverityName, dict[Literal["dispatch_s", "resolve_s"], float]] = Field(
+        default_factory=dict, description='Per-severity deadlines, e.g. {"critical": {"dispatch_s": 900}} (JSON)')
     heartbeat_s: float = Field(300.0, gt=0, description="Silence after which a device counts as offline")
     retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
     trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
@@ -129,8 +133,14 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
     @property
-    def sla(self) -> Sla:
-        return Sla(self.dispatch_within_s, self.resolve_within_s, self.arrive_within_s)
+    def sla(self) -> dict[str, Sla]:
+        """Work-order deadlines per severity: the defaults, with any per-severity overrides."""
+        out = {}
+        for severity in ("critical", "major", "minor", "info"):
+            over = self.sla_by_severity.get(severity, {})  # type: ignore[call-overload]
+            out[severity] = Sla(over.get("dispatch_s", self.dispatch_within_s),
+                                over.get("resolve_s", self.resolve_within_s), self.arrive_within_s)
+        return out
 
     @property
     def thresholds(self) -> Thresholds:

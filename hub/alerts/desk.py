@@ -20,12 +20,13 @@ DEFAULT_TEAM = "property"
 
 class OrderDesk:
     def __init__(self, store: OrderStore, engine: AlertEngine, notify: Callable[[WorkOrder], None],
-                 sla: Sla | None = None, auto_codes: frozenset[str] = AUTO_ORDER_CODES,
+                 sla: Mapping[str, Sla] | None = None, auto_codes: frozenset[str] = AUTO_ORDER_CODES,
                  teams: Mapping[str, str] = TEAMS, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.store = store
         self.engine = engine
         self.notify = notify
-        self.sla = sla or Sla()
+        self.sla = sla or {}
+        """severity -> deadlines; a severity not listed gets the defaults (1 h dispatch, 3 h fix)"""
         self.auto_codes = auto_codes
         self.teams = teams
         self.clock = clock
@@ -46,7 +47,8 @@ class OrderDesk:
         if existing is not None and existing.state != "resolved":
             return existing
         team = team or self.teams.get(alert.kind, DEFAULT_TEAM)
-        return self._changed(create(alert, team, self.sla, by, self.clock()))
+        sla = self.sla.get(alert.severity.value) or Sla()
+        return self._changed(create(alert, team, sla, by, self.clock()))
 
     def dispatch(self, order_id: str, assignee: str, by: str, note: str | None) -> WorkOrder | None:
         order = self.store.get(order_id)

@@ -19,7 +19,8 @@ MIN = 60_000
 def desk(tmp_path: Path) -> tuple[Rig, OrderDesk, list[WorkOrder]]:
     rig = Rig(tmp_path / "alerts.db")
     changes: list[WorkOrder] = []
-    desk = OrderDesk(OrderStore(rig.store), rig.engine, changes.append, Sla(), clock=lambda: rig.now)
+    desk = OrderDesk(OrderStore(rig.store), rig.engine, changes.append, {"minor": Sla(600, 7200)},
+                     clock=lambda: rig.now)
     rig.engine.notify = lambda alert: (rig.sent.append(alert), desk.on_alert(alert))  # type: ignore[assignment]
     return rig, desk, changes
 
@@ -81,3 +82,18 @@ def test_compliance_report_per_team(desk) -> None:  # type: ignore[no-untyped-de
     assert teams == {"elevator-maintenance": {
         "orders": 2, "resolved": 2, "dispatched_on_time": 0.5, "arrived_on_time": 0.5, "resolved_on_time": 0.5,
         "mean_resolve_s": (10 * 60 + (10 + 240) * 60) / 2}}
+
+
+def test_deadlines_follow_severity(desk) -> None:  # type: ignore[no-untyped-def]
+    rig, d, changes = desk
+    rig.fault("door_close_fault", True)  # minor: 10 minutes to dispatch, 2 hours to fix
+    order = d.open(next(iter(rig.engine.active.values())), None, "ops")
+    assert (order.dispatch_due_ms - T0, order.resolve_due_ms - T0) == (10 * MIN, 120 * MIN)
+
+
+def test_severity_deadlines_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.config import load
+
+    monkeypatch.setenv("SMARTHUB_SLA_BY_SEVERITY", '{"critical": {"dispatch_s": 900}}')
+    sla = load().sla
+    assert sla["critical"] == Sla(900, 3 * 3600, 1800) and sla["minor"] == Sla()
