@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
-import paho.mqtt.client as paho
 import pytest
 
 from hub.alerts import notify
 from tests.support.hub_fixtures import eventually, running_hub
-from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
+from tests.support.mqtt_fixtures import Broker, read_retained
 
 pytestmark = pytest.mark.services
 
@@ -57,20 +55,6 @@ def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Hook, Hook]]:
     bad.close()
 
 
-def retained(broker: Broker, topic_filter: str, wait: float = 0.7) -> dict[str, bytes]:
-    got: dict[str, bytes] = {}
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
-    client.on_message = lambda c, u, m: got.__setitem__(m.topic, m.payload)
-    client.connect(broker.host, broker.port)
-    client.subscribe(topic_filter, qos=1)
-    client.loop_start()
-    time.sleep(wait)
-    client.loop_stop()
-    client.disconnect()
-    return got
-
-
 async def test_trapped_passenger_alert_end_to_end(settings_for, mosquitto: Broker, hooks) -> None:  # type: ignore[no-untyped-def]
     good, bad = hooks
     settings = settings_for("embedded", webhooks=f"{good.url},{bad.url}")
@@ -82,7 +66,7 @@ async def test_trapped_passenger_alert_end_to_end(settings_for, mosquitto: Broke
         assert (alert["severity"], alert["code"], alert["device"], alert["title"]) == (
             "critical", "trapped_passenger", "b3-el1", "困人")
         alert_topic = f"{run.root}/{run.site}/alerts/{alert['id']}"
-        on_mqtt = await asyncio.to_thread(retained, run.broker, f"{run.root}/+/alerts/#")
+        on_mqtt = await asyncio.to_thread(read_retained, run.broker, f"{run.root}/+/alerts/#")
         assert orjson.loads(on_mqtt[alert_topic])["state"] == "open"
         await eventually(lambda: good.bodies, what="the webhook")
         assert good.bodies[0]["id"] == alert["id"] and good.bodies[0]["state"] == "open"
@@ -97,7 +81,7 @@ async def test_trapped_passenger_alert_end_to_end(settings_for, mosquitto: Broke
         await run.publish(topic, {"type": "fault", "code": "trapped_passenger", "active": False, "id": "f2"})
         await eventually(lambda: _alerts(run, state="resolved"), what="the device to clear it")
         await eventually(lambda: [b["state"] for b in good.bodies][-1] == "resolved", what="resolve hook")
-        on_mqtt = await asyncio.to_thread(retained, run.broker, f"{run.root}/+/alerts/#")
+        on_mqtt = await asyncio.to_thread(read_retained, run.broker, f"{run.root}/+/alerts/#")
         assert alert_topic not in on_mqtt  # the empty retained message cleared it
         report = (await run.api.get("/api/reliability", params={"kind": "elevator", "days": 1})).json()
         [row] = report["devices"]

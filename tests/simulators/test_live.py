@@ -18,7 +18,7 @@ from hub.config import parse_mqtt_url
 from simulators.community import build
 from simulators.runner import LiveRun
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
-from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
+from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker, read_retained
 
 pytestmark = pytest.mark.services
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
@@ -85,21 +85,5 @@ async def test_killed_simulator_devices_go_offline_through_their_last_will(setti
             if sim.poll() is None:
                 sim.kill()
     # The will is retained: a fresh subscriber sees the device offline.
-    retained = await asyncio.to_thread(_read_retained, mosquitto, f"{run.root}/{run.site}/+/+/state")
+    retained = await asyncio.to_thread(read_retained, mosquitto, f"{run.root}/{run.site}/+/+/state", 1.0)
     assert retained and all(orjson.loads(p) == {"online": False} for p in retained.values())
-
-
-def _read_retained(broker: Broker, topic_filter: str) -> dict[str, bytes]:
-    import paho.mqtt.client as paho
-
-    got: dict[str, bytes] = {}
-    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
-    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
-    client.on_message = lambda c, u, m: got.__setitem__(m.topic, m.payload)
-    client.connect(broker.host, broker.port)
-    client.subscribe(topic_filter, qos=1)
-    client.loop_start()
-    time.sleep(1.0)
-    client.loop_stop()
-    client.disconnect()
-    return got

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,6 +56,21 @@ def publish_many(
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def read_retained(broker: Broker, topic_filter: str, wait_s: float = 0.7) -> dict[str, bytes]:
+    """What a fresh subscriber receives on `topic_filter` (the retained messages), as a device."""
+    got: dict[str, bytes] = {}
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    client.username_pw_set(DEVICE_USER, DEVICE_PASSWORD)
+    client.on_message = lambda c, u, m: got.__setitem__(m.topic, m.payload)
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic_filter, qos=1)
+    client.loop_start()
+    time.sleep(wait_s)
+    client.loop_stop()
+    client.disconnect()
+    return got
 
 
 def start_mosquitto(directory: Path) -> Broker:
