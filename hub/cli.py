@@ -131,6 +131,47 @@ def _until_stopped(main: Coroutine[Any, Any, None]) -> int:
     return 0
 
 
+def _device_add(args: argparse.Namespace) -> int:
+    from hub.credentials import Credentials, username
+    from hub.topics import DEVICE_RE, SITE_RE
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    from devices import REGISTRY
+
+    if not SITE_RE.fullmatch(args.site) or not DEVICE_RE.fullmatch(args.device) or args.kind not in REGISTRY:
+        print(f"smarthub: site, kind or device is not valid (kinds: {', '.join(sorted(REGISTRY))})", file=sys.stderr)
+        return 2
+    password = Credentials(settings.data_dir / "credentials.json").add(args.site, args.kind, args.device)
+    print(json.dumps({"site": args.site, "kind": args.kind, "device": args.device,
+                      "username": username(args.site, args.kind, args.device), "password": password,
+                      "topic": f"{settings.root}/{args.site}/{args.kind}/{args.device}"}, ensure_ascii=False))
+    return 0
+
+
+def _broker_files(args: argparse.Namespace) -> int:
+    from hub.credentials import Credentials, broker_files
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    try:
+        passwd, acl = broker_files(Credentials(settings.data_dir / "credentials.json").devices, settings.root,
+                                   settings.mqtt_url)
+    except ValueError as exc:
+        print(f"smarthub: {exc}", file=sys.stderr)
+        return 2
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (("passwd", passwd), ("acl", acl)):
+        path = args.dir / name
+        path.write_text(text)
+        path.chmod(0o640)
+    print(json.dumps({"passwd": str(args.dir / "passwd"), "acl": str(args.dir / "acl"),
+                      "accounts": passwd.count("\n")}))
+    return 0
+
+
 OUT_START_MS = 1_780_272_000_000
 """2026-06-01T08:00+08:00: a fixed start for `--out`, so a seed alone decides the file's bytes."""
 
@@ -174,6 +215,19 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--http", help="host:port of the dashboard and API (default 127.0.0.1:8080, or a free port)")
     demo.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port (a free one if taken)")
     demo.set_defaults(func=_demo)
+
+    device = sub.add_parser("device", help="device accounts for the broker")
+    device_sub = device.add_subparsers(dest="device_command", required=True)
+    add = device_sub.add_parser("add", help="register a device; prints its MQTT username and password once")
+    add.add_argument("site")
+    add.add_argument("kind")
+    add.add_argument("device")
+    add.add_argument("--config", type=Path)
+    add.set_defaults(func=_device_add)
+    files = sub.add_parser("broker-files", help="write Mosquitto passwd and acl files for every device and the hub")
+    files.add_argument("dir", type=Path)
+    files.add_argument("--config", type=Path)
+    files.set_defaults(func=_broker_files)
     return p
 
 

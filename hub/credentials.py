@@ -1,0 +1,99 @@
+"""Per-device MQTT credentials and the Mosquitto files that enforce them.
+
+`smarthub device add SITE KIND DEVICE` makes a random password, shows it once,
+and keeps only its hash, already in Mosquitto's own password-file format
+(`$7$`: PBKDF2-HMAC-SHA512), so `smarthub broker-files DIR` can write `passwd`
+and `acl` for the broker without ever storing a password. The ACL lets a device
+publish only its own telemetry, event, state and reply, and read only its own
+cmd; the hub reads everything under the root and writes commands and alerts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from hub.config import parse_mqtt_url
+
+MOSQUITTO_ITERATIONS = 101
+"""What mosquitto_passwd 2.0 uses for `$7$` hashes."""
+DEVICE_WRITES = ("telemetry", "event", "state", "reply")
+
+
+def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
+    """A password hash line field as `mosquitto_passwd` writes it (Mosquitto 2.0, `$7$`)."""
+    salt = salt or os.urandom(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS, 64)
+    return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def username(site: str, kind: str, device: str) -> str:
+    return f"{site}.{kind}.{device}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAccount:
+    site: str
+    kind: str
+    device: str
+    hash: str
+
+    @property
+    def username(self) -> str:
+        return username(self.site, self.kind, self.device)
+
+
+class Credentials:
+    """The device accounts, in `credentials.json` under the data directory (hashes only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        raw = orjson.loads(path.read_bytes()) if path.exists() else {"devices": []}
+        self.devices = [DeviceAccount(**d) for d in raw["devices"]]
+
+    def add(self, site: str, kind: str, device: str) -> str:
+        """Create (or replace) a device's account; returns its new password, shown once."""
+        password = secrets.token_urlsafe(18)
+        self.devices = [d for d in self.devices if (d.site, d.kind, d.device) != (site, kind, device)]
+        self.devices.append(DeviceAccount(site, kind, device, mosquitto_hash(password)))
+        self._save()
+        return password
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps({"devices": [_as_dict(d) for d in self.devices]}, option=orjson.OPT_INDENT_2))
+        tmp.chmod(0o600)
+        tmp.replace(self.path)
+
+
+def _as_dict(d: DeviceAccount) -> dict[str, str]:
+    return {"site": d.site, "kind": d.kind, "device": d.device, "hash": d.hash}
+
+
+def broker_files(accounts: list[DeviceAccount], root: str, mqtt_url: str) -> tuple[str, str]:
+    """(passwd, acl) file contents for Mosquitto: every device plus the hub's own account."""
+    hub = parse_mqtt_url(mqtt_url)
+    if not hub.username or not hub.password:
+        raise ValueError("SMARTHUB_MQTT_URL must carry the hub's user:password for the broker files")
+    passwd = [f"{hub.username}:{mosquitto_hash(hub.password)}"]
+    acl = [
+        f"# Written by smarthub broker-files: the hub, then one block per device. Topic root: {root}",
+        f"user {hub.username}",
+        f"topic read {root}/#",
+        f"topic write {root}/+/+/+/cmd",
+        f"topic write {root}/+/alerts/#",
+        "",
+    ]
+    for account in sorted(accounts, key=lambda a: a.username):
+        base = f"{root}/{account.site}/{account.kind}/{account.device}"
+        passwd.append(f"{account.username}:{account.hash}")
+        acl += [f"user {account.username}", *(f"topic write {base}/{c}" for c in DEVICE_WRITES),
+                f"topic read {base}/cmd", ""]
+    return "\n".join(passwd) + "\n", "\n".join(acl)
