@@ -29,7 +29,9 @@ from hub.alerts.engine import AlertEngine
 from hub.alerts.models import Alert
 from hub.alerts.notify import Notifier
 from hub.alerts.store import AlertStore, OrderStore
+from hub.audit import AuditLog
 from hub.bus import LiveBus
+from hub.commands import Commands
 from hub.config import Settings
 from hub.deadletter import DeadLetters
 from hub.ingest.pipeline import Pipeline
@@ -39,6 +41,7 @@ from hub.registry import Registry
 from hub.state import LiveState
 from hub.storage.base import Storage
 from hub.storage.outbox import Outbox, Writer
+from hub.users import Users
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +92,22 @@ class Hub:
             self._on_batch,
             protocol=s.mqtt_protocol,
         )
+        self.users = Users(s.data_dir / "users.json", self.admin_token)
+        self.audit = AuditLog(s.data_dir / "audit.db")
+        self.commands = Commands(s.root, self._publish)
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
         self.bus = LiveBus(self.live)
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
                                   thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
         self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
-        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message]
+        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
         self._stack.callback(self.dead_letters.close)
         self._stack.callback(self.alert_store.close)
+        self._stack.callback(self.audit.close)
         self._stack.callback(self.outbox.close)
         await self.storage.start()
         self._stack.push_async_callback(self.storage.close)

@@ -150,6 +150,21 @@ def _device_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_add(args: argparse.Namespace) -> int:
+    from hub.audit import AuditLog
+    from hub.users import Users
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    token = Users(settings.data_dir / "users.json").add(args.name, args.role)
+    audit = AuditLog(settings.data_dir / "audit.db")
+    audit.record("cli", "admin", "user.add", args.name, "ok", {"role": args.role})
+    audit.close()
+    print(json.dumps({"name": args.name, "role": args.role, "token": token}, ensure_ascii=False))
+    return 0
+
+
 def _broker_files(args: argparse.Namespace) -> int:
     from hub.credentials import Credentials, broker_files
 
@@ -224,6 +239,13 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("device")
     add.add_argument("--config", type=Path)
     add.set_defaults(func=_device_add)
+    user = sub.add_parser("user", help="API users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_sub.add_parser("add", help="create an API user; prints its token once")
+    user_add.add_argument("name")
+    user_add.add_argument("--role", choices=["viewer", "maintenance", "operator", "admin"], required=True)
+    user_add.add_argument("--config", type=Path)
+    user_add.set_defaults(func=_user_add)
     files = sub.add_parser("broker-files", help="write Mosquitto passwd and acl files for every device and the hub")
     files.add_argument("dir", type=Path)
     files.add_argument("--config", type=Path)

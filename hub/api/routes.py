@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ValidationError
 
 from dashboards import BIGSCREEN, MAINTENANCE
 from hub.alerts.models import Alert, TransitionError
 from hub.alerts.orders import report
 from hub.alerts.reliability import by_device, measure
-from hub.api.deps import HubDep, RoleDep
-from hub.api.schemas import AlertActionIn, DeadLetterOut, DeviceOut, HealthOut, OrderActionIn, OrderIn
+from hub.api.deps import Admin, HubDep, Maintenance, Operator, Viewer
+from hub.api.schemas import (
+    AlertActionIn,
+    CommandIn,
+    DeadLetterOut,
+    DeviceOut,
+    HealthOut,
+    OrderActionIn,
+    OrderIn,
+    UserIn,
+)
 from hub.app import Hub
 from hub.metrics import render
+from hub.privacy import masked
 from hub.storage.base import EventQuery, StorageError
 from hub.times import iso, parse_time
+from hub.users import User
 
 open_router = APIRouter()
 """Routes that need no token (probes and scrapers)."""
@@ -65,7 +77,7 @@ async def metrics(hub: HubDep) -> Response:
 @api_router.get("/devices", response_model=list[DeviceOut], tags=["devices"])
 async def devices(
     hub: HubDep,
-    _role: RoleDep,
+    user: Viewer,
     site: str | None = None,
     kind: str | None = None,
     online: bool | None = None,
@@ -80,7 +92,10 @@ async def devices(
         is_online = bool(state and state.online(now_ms, hub.live.heartbeat_for(device)))
         if online is not None and is_online != online:
             continue
-        out.append(DeviceOut.of(device, state, is_online))
+        row = DeviceOut.of(device, state, is_online)
+        if row.last_event is not None and not user.can("operator"):
+            row.last_event = masked(row.last_event, device.kind)
+        out.append(row)
     out.sort(key=lambda d: (d.site, d.kind, d.device))
     return out
 
@@ -88,7 +103,7 @@ async def devices(
 @api_router.get("/events", tags=["events"])
 async def events(
     hub: HubDep,
-    _role: RoleDep,
+    user: Viewer,
     site: str | None = None,
     kind: str | None = None,
     device: str | None = None,
@@ -110,13 +125,13 @@ async def events(
         raise HTTPException(503, f"store unavailable: {exc}") from None
     for row in rows:
         row["time"] = iso(row["time"])
-    return rows
+    return rows if user.can("operator") else [masked(row, row["kind"]) for row in rows]
 
 
 @api_router.get("/deadletters", response_model=list[DeadLetterOut], tags=["operations"])
 async def dead_letters(
     hub: HubDep,
-    _role: RoleDep,
+    _user: Admin,
     reason: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeadLetterOut]:
@@ -128,7 +143,7 @@ async def dead_letters(
 @api_router.get("/alerts", tags=["alerts"])
 async def alerts(
     hub: HubDep,
-    _role: RoleDep,
+    _user: Viewer,
     site: str | None = None,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
     kind: str | None = None,
@@ -142,15 +157,16 @@ async def alerts(
 
 
 @api_router.post("/alerts/{alert_id}/ack", tags=["alerts"])
-async def ack_alert(alert_id: str, body: AlertActionIn, hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+async def ack_alert(alert_id: str, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """Someone has taken the alert: who, and optionally a note."""
-    return _transition(hub.alerts.ack, alert_id, body)
+    return _audited(hub, user, "alert.ack", alert_id, body, lambda: _transition(hub.alerts.ack, alert_id, body))
 
 
 @api_router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
-async def resolve_alert(alert_id: str, body: AlertActionIn, hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+async def resolve_alert(alert_id: str, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """The problem is fixed: who, and optionally a note."""
-    return _transition(hub.alerts.resolve, alert_id, body)
+    return _audited(hub, user, "alert.resolve", alert_id, body,
+                    lambda: _transition(hub.alerts.resolve, alert_id, body))
 
 
 def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id: str,
@@ -172,9 +188,11 @@ async def live(websocket: WebSocket, token: str | None = None) -> None:
     header = websocket.headers.get("authorization", "")
     given = token or header.removeprefix("Bearer ").strip()
     await websocket.accept()  # then close with a reason: a refused handshake tells a browser nothing
-    if not given or not secrets.compare_digest(given.encode(), hub.admin_token.encode()):
+    user = hub.users.authenticate(given) if given else None
+    if user is None:
         await websocket.close(code=4401, reason="a valid token is required")
         return
+    whole = user.can("operator")
     sub = hub.bus.subscribe()
     closed = asyncio.create_task(_until_closed(websocket))
     try:
@@ -182,7 +200,7 @@ async def live(websocket: WebSocket, token: str | None = None) -> None:
             message = asyncio.create_task(sub.queue.get())
             await asyncio.wait({message, closed}, return_when=asyncio.FIRST_COMPLETED)
             if message.done():
-                await websocket.send_text(message.result().decode())
+                await websocket.send_text(message.result().decode() if whole else _masked_live(message.result()))
             else:
                 message.cancel()
     except WebSocketDisconnect:
@@ -190,6 +208,14 @@ async def live(websocket: WebSocket, token: str | None = None) -> None:
     finally:
         closed.cancel()
         hub.bus.unsubscribe(sub)
+
+
+def _masked_live(data: bytes) -> str:
+    """A live message as a viewer may see it: events with personal fields masked."""
+    message = orjson.loads(data)
+    if message.get("type") == "event":
+        message["event"] = masked(message["event"], message["event"]["kind"])
+    return orjson.dumps(message).decode()
 
 
 async def _until_closed(websocket: WebSocket) -> None:
@@ -201,7 +227,7 @@ async def _until_closed(websocket: WebSocket) -> None:
 @api_router.get("/reliability", tags=["alerts"])
 async def reliability(
     hub: HubDep,
-    _role: RoleDep,
+    _user: Viewer,
     kind: str = "elevator",
     site: str | None = None,
     days: Annotated[float, Query(gt=0, le=366)] = 30,
@@ -231,7 +257,7 @@ async def reliability(
 @api_router.get("/orders", tags=["work orders"])
 async def orders(
     hub: HubDep,
-    _role: RoleDep,
+    _user: Viewer,
     team: str | None = None,
     state: Literal["open", "dispatched", "on_site", "resolved"] | None = None,
     site: str | None = None,
@@ -243,7 +269,7 @@ async def orders(
 
 
 @api_router.get("/orders/report", tags=["work orders"])
-async def orders_report(hub: HubDep, _role: RoleDep, days: Annotated[float, Query(gt=0, le=366)] = 30,
+async def orders_report(hub: HubDep, _user: Viewer, days: Annotated[float, Query(gt=0, le=366)] = 30,
                         team: str | None = None) -> dict[str, Any]:
     """Compliance per team: orders, and the share dispatched, on site and resolved in time."""
     now_ms = int(time.time() * 1000)
@@ -252,18 +278,26 @@ async def orders_report(hub: HubDep, _role: RoleDep, days: Annotated[float, Quer
 
 
 @api_router.post("/alerts/{alert_id}/order", tags=["work orders"])
-async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """Make an alert a work order (or return the one it has)."""
-    alert = hub.alerts._find(alert_id)
-    if alert is None:
-        raise HTTPException(404, f"no alert {alert_id!r}")
-    return hub.desk.open(alert, body.team, body.by).to_json(int(time.time() * 1000))
+
+    def run() -> dict[str, Any]:
+        alert = hub.alerts._find(alert_id)
+        if alert is None:
+            raise HTTPException(404, f"no alert {alert_id!r}")
+        return hub.desk.open(alert, body.team, body.by).to_json(int(time.time() * 1000))
+
+    return _audited(hub, user, "alert.order", alert_id, body, run)
 
 
 @api_router.post("/orders/{order_id}/{action}", tags=["work orders"])
 async def order_action(order_id: str, action: Literal["dispatch", "arrive", "resolve"], body: OrderActionIn,
-                       hub: HubDep, _role: RoleDep) -> dict[str, Any]:
+                       hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """dispatch (to `assignee`, default the caller), arrive on site, resolve (closes the alert too)."""
+    return _audited(hub, user, f"order.{action}", order_id, body, lambda: _order_action(hub, order_id, action, body))
+
+
+def _order_action(hub: Hub, order_id: str, action: str, body: OrderActionIn) -> dict[str, Any]:
     try:
         if action == "dispatch":
             order = hub.desk.dispatch(order_id, body.assignee or body.by, body.by, body.note)
@@ -276,3 +310,66 @@ async def order_action(order_id: str, action: Literal["dispatch", "arrive", "res
     if order is None:
         raise HTTPException(404, f"no work order {order_id!r}")
     return order.to_json(int(time.time() * 1000))
+
+
+def _audited(
+    hub: Hub, user: User, action: str, target: str, body: BaseModel, run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Do it, and record who did it and how it ended, whatever happens."""
+    detail = body.model_dump(exclude_none=True)
+    try:
+        result = run()
+    except HTTPException as exc:
+        hub.audit.record(user.name, user.role, action, target, f"refused {exc.status_code}", detail)
+        raise
+    hub.audit.record(user.name, user.role, action, target, "ok", detail)
+    return result
+
+
+@api_router.post("/devices/{site}/{kind}/{device}/commands", tags=["devices"])
+async def command(site: str, kind: str, device: str, body: CommandIn, hub: HubDep, user: Operator) -> dict[str, Any]:
+    """Send a command and return the device's reply (504 when none comes in time). Elevators and
+    cameras take none: elevators are never driven remotely. Every attempt is audited."""
+    target = f"{site}/{kind}/{device}"
+    detail = {"op": body.op, "args": body.args}
+
+    def refuse(status: int, why: str) -> HTTPException:
+        hub.audit.record(user.name, user.role, "device.command", target, f"refused {status}", detail)
+        return HTTPException(status, why)
+
+    spec = hub.kinds.get(kind)
+    if spec is None:
+        raise refuse(404, f"unknown kind {kind!r}")
+    if not spec.commands:
+        raise refuse(403, f"{kind} devices take no commands" + (": elevators are never driven remotely"
+                                                                if kind == "elevator" else ""))
+    if body.op not in spec.commands:
+        raise refuse(422, f"{kind} has no op {body.op!r}; ops: {', '.join(spec.commands)}")
+    try:
+        args = spec.commands[body.op].model_validate(body.args).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        raise refuse(422, f"bad args: {exc.errors(include_url=False)[0]['msg']}") from None
+    try:
+        reply = await hub.commands.send(site, kind, device, body.op, args)
+    except TimeoutError:
+        raise refuse(504, f"{target} did not answer within {hub.commands.timeout_s:.0f} s") from None
+    except Exception as exc:  # noqa: BLE001 - the broker is away
+        raise refuse(503, f"cannot reach the broker: {exc}") from None
+    hub.audit.record(user.name, user.role, "device.command", target, "ok" if reply.get("ok") else "failed",
+                     {**detail, "reply": reply})
+    return reply
+
+
+@api_router.get("/audit", tags=["operations"])
+async def audit(hub: HubDep, _user: Admin, action: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict[str, Any]]:
+    """Who did what, newest first: commands, alert and order actions, user changes."""
+    return hub.audit.recent(limit, action)
+
+
+@api_router.post("/users", tags=["operations"])
+async def add_user(body: UserIn, hub: HubDep, user: Admin) -> dict[str, str]:
+    """Create (or replace) a user; the token is shown once."""
+    token = hub.users.add(body.name, body.role)
+    hub.audit.record(user.name, user.role, "user.add", body.name, "ok", {"role": body.role})
+    return {"name": body.name, "role": body.role, "token": token}

@@ -88,3 +88,13 @@ class OrderIn(BaseModel):
 
 class OrderActionIn(AlertActionIn):
     assignee: str | None = Field(None, max_length=128, description="dispatch: who goes (default: by)")
+
+
+class CommandIn(BaseModel):
+    op: str = Field(min_length=1, max_length=64)
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    role: Literal["viewer", "maintenance", "operator", "admin"]
