@@ -57,7 +57,7 @@ def parse_mqtt_url(url: str) -> MqttTarget:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SMARTHUB_", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix="SMARTHUB_", extra="forbid", env_ignore_empty=True)
 
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt://user:pass@host:port or mqtts://")
     mqtt_client_id: str = Field("smarthub", description="Fixed client id, so the broker keeps our session")
