@@ -222,6 +222,12 @@ class DeviceKind:
     """dict -> the event's model (for simulators building payloads); set in __post_init__."""
 
     @property
+    def personal_event_types(self) -> tuple[str, ...]:
+        """Event types with a personal field (their stored points are forgotten after a while)."""
+        return tuple(m.model_fields["type"].annotation.__args__[0] for m in self.events  # type: ignore[union-attr]
+                     if set(self.personal) & set(m.model_fields))
+
+    @property
     def event_types(self) -> tuple[str, ...]:
         """Every event type this kind may publish (the fault event included)."""
         return tuple(m.model_fields["type"].annotation.__args__[0] for m in self.events) + ("fault",)  # type: ignore[union-attr]

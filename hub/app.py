@@ -39,7 +39,7 @@ from hub.metrics import HubCollector
 from hub.mqtt import MqttLink, RawMessage
 from hub.registry import Registry
 from hub.state import LiveState
-from hub.storage.base import Storage
+from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
 from hub.users import Users
 
@@ -49,6 +49,7 @@ FLUSH_INTERVAL_S = 0.05
 """How often pending points go to the outbox when traffic is light (latency bound)."""
 SHUTDOWN_DRAIN_S = 10.0
 HEARTBEAT_CHECK_S = 10
+PRIVACY_EVERY_S = 3600.0
 """How often silent devices are looked for (an offline alert is at most this late)."""
 
 
@@ -118,6 +119,7 @@ class Hub:
             asyncio.create_task(self.notifier.run(), name="alert-notifier"),
             asyncio.create_task(self.bus.run(), name="live-bus"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
+            asyncio.create_task(self._privacy_loop(), name="personal-data-retention"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
         self._stack.push_async_callback(self._stop_tasks)
@@ -151,6 +153,22 @@ class Hub:
             if ticks % HEARTBEAT_CHECK_S == 0:
                 self.alerts.check_heartbeats()
                 self.desk.check_overdue()
+
+    async def forget_personal_data(self) -> None:
+        """Delete what holds plates, subjects and id tags once it is older than the retention setting."""
+        before_ms = int((time.time() - self.settings.personal_retention_days * 86_400) * 1000)
+        for kind in self.kinds.values():
+            for event_type in kind.personal_event_types:
+                await self.storage.delete_events(kind.name, event_type, before_ms)
+        self.dead_letters.forget_before(before_ms)
+
+    async def _privacy_loop(self) -> None:
+        while True:
+            try:
+                await self.forget_personal_data()
+            except StorageError as exc:  # the store is away: try again next time
+                log.warning("personal-data retention postponed: %s", exc)
+            await asyncio.sleep(PRIVACY_EVERY_S)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         default_factory=dict, description='Per-severity deadlines, e.g. {"critical": {"dispatch_s": 900}} (JSON)')
     heartbeat_s: float = Field(300.0, gt=0, description="Silence after which a device counts as offline")
     retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
+    personal_retention_days: float = Field(
+        90.0, gt=0, description="Passages, access records and charging sessions (plates, subjects, id tags), and "
+        "dead letters, are deleted after this")
     trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
     door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
     door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")

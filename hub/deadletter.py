@@ -75,6 +75,11 @@ class DeadLetters:
                         "detail": detail, "payload": text, "payload_encoding": encoding})
         return out
 
+    def forget_before(self, before_ms: int) -> int:
+        """Delete rejected messages received before `before_ms` (they may hold personal data)."""
+        self.flush()
+        return int(self._db.execute("DELETE FROM rejected WHERE received_ms < ?", (before_ms,)).rowcount)
+
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0]) + len(self._pending)
 

@@ -80,6 +80,9 @@ class Storage(Protocol):
     async def query_events(self, query: EventQuery) -> list[dict[str, Any]]:
         """Stored events, newest first, as flat dicts (see `event_row`)."""
 
+    async def delete_events(self, kind: str, event_type: str, before_ms: int) -> None:
+        """Forget one kind's events of one type older than `before_ms` (personal-data retention)."""
+
 
 class EventQueries:
     """`query_events` for any store that implements `query_points` (both backends share it)."""

@@ -295,3 +295,14 @@ class EmbeddedStorage(EventQueries):
 
         async with self._lock:
             return await asyncio.to_thread(run)
+
+    async def delete_events(self, kind: str, event_type: str, before_ms: int) -> None:
+        db = self._conn()
+
+        def run() -> None:
+            with db:
+                db.execute("DELETE FROM points WHERE measurement = ? AND type = ? AND time_ms < ?",
+                           (f"{kind}_event", event_type, before_ms))
+
+        async with self._lock:
+            await asyncio.to_thread(run)

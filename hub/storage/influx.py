@@ -179,10 +179,11 @@ class InfluxStorage(EventQueries):
         # 400 field type conflict or parse error: 1.x has written the other lines ("partial write").
         raise StorageRejected(f"InfluxDB answered {status}: {text}")
 
-    async def _statement(self, statement: str) -> None:
+    async def _statement(self, statement: str, db: bool = False) -> None:
         """Run a management statement (POST /query, as 1.x requires for writes to the schema)."""
+        params = {"q": statement, **({"db": self.db} if db else {})}
         try:
-            response = await self._http.post("/query", params={"q": statement})
+            response = await self._http.post("/query", params=params)
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"cannot reach {self.url}: {exc!r}") from None
         if response.status_code >= 300:
@@ -259,3 +260,8 @@ class InfluxStorage(EventQueries):
                 rows.append((series["name"], int(record.pop("time")), record))
         rows.sort(key=lambda r: (-r[1], r[0]))  # stable: keeps the server's order within a measurement
         return rows[:limit]
+
+    async def delete_events(self, kind: str, event_type: str, before_ms: int) -> None:
+        """InfluxQL DELETE, which 1.x, 2.x (compatibility API) and 3.x accept with a tag predicate."""
+        await self._statement(f"DELETE FROM {quote_ident(kind + '_event')} WHERE {quote_ident('type')} = "
+                              f"{quote_string(event_type)} AND time < {before_ms * 1_000_000}", db=True)

@@ -99,3 +99,29 @@ async def test_commands_are_answered_refused_or_timed_out_and_always_audited(emb
     assert [(a["user"], a["outcome"]) for a in trail] == [
         ("张调度", "refused 504"), ("张调度", "refused 403"), ("张调度", "refused 422"), ("张调度", "ok")]
     assert trail[-1]["detail"]["reply"]["ok"] is True and trail[-1]["target"] == f"{run.site}/gate/{gate}"
+
+
+@pytest.mark.parametrize("backend", ["embedded", "influx"])
+async def test_personal_data_is_forgotten_after_its_retention(settings_for, mosquitto, backend: str) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from tests.support.hub_fixtures import running_hub
+
+    async with running_hub(settings_for(backend, personal_retention_days=1), mosquitto) as run:
+        await _forget(run, int(time.time() * 1000) - 2 * 86_400_000)  # two days old, retention one day
+
+
+async def _forget(run: HubRun, old: int) -> None:
+    passage = {"type": "passage", "plate": "琼A12345", "plate_color": "blue", "direction": "in", "lane": "1",
+               "vehicle_class": "car", "confidence": 0.9, "decision": "allowed", "category": "resident"}
+    await run.publish_many([
+        (run.topic("gate", "g1", "event"), passage | {"id": "old", "ts": old}),
+        (run.topic("gate", "g1", "event"), passage | {"id": "new"}),
+        (run.topic("gate", "g1", "event"), {"type": "barrier", "state": "open", "id": "barrier", "ts": old}),
+        (run.topic("access", "d1", "event"), {"type": "access", "method": "face", "subject": "p-1",
+                                              "result": "granted", "id": "door", "ts": old}),
+    ])
+    await eventually(lambda: sum(run.hub.pipeline.stats.accepted.values()) == 4, what="four events")
+    await run.stored()
+    await run.hub.forget_personal_data()
+    assert sorted(e["id"] for e in await run.events(limit=100)) == ["barrier", "new"]

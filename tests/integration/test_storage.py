@@ -310,3 +310,15 @@ async def test_embedded_store_keeps_points_and_field_types_across_a_restart(tmp_
     with pytest.raises(StorageRejected, match="conflict"):
         await store.write([event("access", "d1", NOW + 1, lag_ms="slow")])
     await store.close()
+
+
+async def test_events_of_one_type_are_forgotten_after_retention(storage: Storage) -> None:
+    passage = {"plate": "琼A12345", "id": "p"}
+    await storage.write([
+        Point("gate_event", {"site": "s", "device": "g1", "type": "passage"}, passage, NOW - 100 * 86_400_000),
+        Point("gate_event", {"site": "s", "device": "g1", "type": "passage"}, passage | {"id": "q"}, NOW),
+        Point("gate_event", {"site": "s", "device": "g1", "type": "barrier"}, {"state": "open", "id": "b"},
+              NOW - 100 * 86_400_000),
+    ])
+    await storage.delete_events("gate", "passage", NOW - 90 * 86_400_000)
+    assert sorted(e["id"] for e in await storage.query_events(EventQuery(kind="gate"))) == ["b", "q"]
