@@ -33,6 +33,7 @@ from hub.audit import AuditLog
 from hub.bus import LiveBus
 from hub.commands import Commands
 from hub.config import Settings
+from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
 from hub.ingest.pipeline import Pipeline
 from hub.metrics import HubCollector
@@ -80,6 +81,8 @@ class Hub:
             log.warning("SMARTHUB_ADMIN_TOKEN is not set; this run's admin token is %s", self.admin_token)
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = Registry.load(s.registry, set(self.kinds))
+        for account in Credentials(s.data_dir / "credentials.json").devices:  # `smarthub device add`
+            self.registry.register(account.site, account.kind, account.device)
         self.live = LiveState(s.heartbeat_s)
         self.dead_letters = DeadLetters(s.data_dir / "deadletter.db")
         self.outbox = Outbox(s.data_dir / "outbox.db")

@@ -98,6 +98,12 @@ class Registry:
                 raise RegistryError(f"registry file {path}: device {device.device!r} has unknown kind {device.kind!r}")
         return cls(data.sites, data.devices)
 
+    def register(self, site: str, kind: str, device: str) -> None:
+        """Add a device known from its broker account (`smarthub device add`) unless the file has it."""
+        key = (site, kind, device)
+        if key not in self._devices or not self._devices[key].registered:
+            self._devices[key] = Device(site=site, kind=kind, device=device)
+
     def get(self, key: DeviceKey) -> Device | None:
         return self._devices.get(key)
 

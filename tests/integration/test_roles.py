@@ -125,3 +125,22 @@ async def _forget(run: HubRun, old: int) -> None:
     await run.stored()
     await run.hub.forget_personal_data()
     assert sorted(e["id"] for e in await run.events(limit=100)) == ["barrier", "new"]
+
+
+async def test_added_devices_are_registered_and_personal_data_stays_out_of_logs(
+    settings_for, mosquitto, caplog: pytest.LogCaptureFixture  # type: ignore[no-untyped-def]
+) -> None:
+    from hub.credentials import Credentials
+    from tests.support.hub_fixtures import running_hub
+
+    settings = settings_for("embedded")
+    Credentials(settings.data_dir / "credentials.json").add("sunshine", "gate", "east-1")
+    async with running_hub(settings, mosquitto) as run:
+        listed = (await run.api.get("/api/devices")).json()
+        assert [(d["device"], d["registered"], d["online"]) for d in listed] == [("east-1", True, False)]
+        bad_passage = {"type": "passage", "plate": "琼B77777", "plate_color": "purple", "direction": "in",
+                       "lane": "1", "vehicle_class": "car", "confidence": 0.9, "decision": "allowed",
+                       "category": "resident"}
+        await run.publish(run.topic("gate", "east-1", "event"), bad_passage)
+        await eventually(lambda: run.hub.pipeline.stats.rejected, what="the bad passage")
+    assert "琼B77777" not in caplog.text and "plate_color" in caplog.text  # the reason, never the plate
