@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from devices.base import Point
+
+Aggregate = Literal["count", "sum", "mean", "max"]
+
+
+def buckets(since_ms: int, until_ms: int, every_ms: int, offset_ms: int = 0) -> list[int]:
+    """Start times of the time buckets covering [since_ms, until_ms), as InfluxQL's GROUP BY time() makes them."""
+    first = (since_ms - offset_ms) // every_ms * every_ms + offset_ms
+    return list(range(first, until_ms, every_ms))
 
 
 class StorageError(Exception):
@@ -82,6 +90,15 @@ class Storage(Protocol):
 
     async def delete_events(self, kind: str, event_type: str, before_ms: int) -> None:
         """Forget one kind's events of one type older than `before_ms` (personal-data retention)."""
+
+    async def aggregate(
+        self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+        every_ms: int, offset_ms: int = 0,
+    ) -> list[tuple[int, float | None]]:
+        """fn(field) per time bucket over [since_ms, until_ms): every bucket, None (count: 0) when empty.
+
+        Buckets start at multiples of `every_ms` shifted by `offset_ms` (e.g. -8 h for days in China).
+        """
 
 
 class EventQueries:

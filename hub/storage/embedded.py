@@ -34,7 +34,7 @@ import orjson
 
 from devices.base import Point
 from hub.sqlite import connect
-from hub.storage.base import EventQueries, StorageRejected, StorageUnavailable
+from hub.storage.base import Aggregate, EventQueries, StorageRejected, StorageUnavailable, buckets
 from hub.storage.lineproto import series_key
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS field_types (
 """
 
 PRUNE_EVERY_S = 60.0
+SQL_AGGREGATES = {"count": "count", "sum": "sum", "mean": "avg", "max": "max"}
 SHARD_MS = 7 * 86_400_000
 """InfluxDB 1.x's shard group duration for the default (infinite) retention policy: field types live per shard."""
 INDEXED_TAGS = ("site", "device", "type")
@@ -306,3 +307,27 @@ class EmbeddedStorage(EventQueries):
 
         async with self._lock:
             await asyncio.to_thread(run)
+
+    async def aggregate(
+        self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+        every_ms: int, offset_ms: int = 0,
+    ) -> list[tuple[int, float | None]]:
+        """The same buckets as InfluxDB's GROUP BY time(), computed in SQLite."""
+        db = self._conn()
+        sql = (f"SELECT (time_ms - ?) / ? * ? + ? AS bucket, {SQL_AGGREGATES[fn]}(json_extract(fields, ?))"
+               " FROM points WHERE measurement = ? AND time_ms >= ? AND time_ms < ?"
+               " AND json_extract(fields, ?) IS NOT NULL")
+        args: list[Any] = [offset_ms, every_ms, every_ms, offset_ms, f'$."{field}"', measurement, since_ms, until_ms,
+                           f'$."{field}"']
+        for tag, value in where.items():
+            if tag in INDEXED_TAGS:
+                sql += f" AND {tag} = ?"
+            else:
+                sql += " AND coalesce((SELECT value FROM json_each(tags) WHERE key = ?), '') = ?"
+                args.append(tag)
+            args.append(value)
+        sql += " GROUP BY bucket"
+        async with self._lock:
+            found = dict(await asyncio.to_thread(lambda: db.execute(sql, args).fetchall()))
+        empty = 0 if fn == "count" else None
+        return [(t, found.get(t, empty)) for t in buckets(since_ms, until_ms, every_ms, offset_ms)]

@@ -322,3 +322,31 @@ async def test_events_of_one_type_are_forgotten_after_retention(storage: Storage
     ])
     await storage.delete_events("gate", "passage", NOW - 90 * 86_400_000)
     assert sorted(e["id"] for e in await storage.query_events(EventQuery(kind="gate"))) == ["b", "q"]
+
+
+async def test_aggregates_per_time_bucket_agree_on_both_stores(storage: Storage) -> None:
+    hour = 3_600_000
+    start = (NOW // (24 * hour)) * 24 * hour - 8 * hour  # a China midnight (16:00 UTC the day before)
+    passage = {"site": "s", "device": "g1", "type": "passage"}
+    await storage.write([
+        Point("gate_event", passage, {"id": "a", "confidence": 0.5}, start + 10),
+        Point("gate_event", passage, {"id": "b", "confidence": 0.9}, start + 20),
+        Point("gate_event", passage, {"id": "c", "confidence": 0.7}, start + 2 * hour + 5),
+        Point("gate_event", {**passage, "device": "g2"}, {"id": "d", "confidence": 1.0}, start + 2 * hour + 6),
+        Point("gate_event", {**passage, "type": "barrier"}, {"id": "e"}, start + 30),
+        Point("charger", {"site": "s", "device": "ev1"}, {"power_kw": 7.0}, start + 100),
+        Point("charger", {"site": "s", "device": "ev1"}, {"power_kw": 3.0}, start + 200),
+    ])
+    counts = await storage.aggregate("gate_event", "count", "id", {"type": "passage"}, start, start + 3 * hour, hour)
+    assert counts == [(start, 2), (start + hour, 0), (start + 2 * hour, 2)]
+    one_gate = await storage.aggregate("gate_event", "count", "id", {"type": "passage", "device": "g1"},
+                                       start, start + 3 * hour, hour)
+    assert [n for _, n in one_gate] == [2, 0, 1]
+    mean = await storage.aggregate("gate_event", "mean", "confidence", {"type": "passage"}, start,
+                                   start + 3 * hour, hour)
+    assert mean[0][1] == pytest.approx(0.7) and mean[1][1] is None and mean[2][1] == pytest.approx(0.85)
+    power = await storage.aggregate("charger", "max", "power_kw", {}, start, start + hour, hour)
+    assert power == [(start, 7.0)]
+    day = 24 * hour
+    days = await storage.aggregate("gate_event", "count", "id", {}, start - day, start + day, day, offset_ms=-8 * hour)
+    assert days == [(start - day, 0), (start, 5)]  # days start at China midnight
