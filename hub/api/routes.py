@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
 
 from dashboards import BIGSCREEN, MAINTENANCE
+from hub import series
 from hub.alerts.models import Alert, TransitionError
 from hub.alerts.orders import report
 from hub.alerts.reliability import by_device, measure
@@ -373,3 +374,32 @@ async def add_user(body: UserIn, hub: HubDep, user: Admin) -> dict[str, str]:
     token = hub.users.add(body.name, body.role)
     hub.audit.record(user.name, user.role, "user.add", body.name, "ok", {"role": body.role})
     return {"name": body.name, "role": body.role, "token": token}
+
+
+@api_router.get("/series/traffic", tags=["series"])
+async def traffic_series(hub: HubDep, _user: Viewer, site: str | None = None,
+                         days_back: Annotated[int, Query(ge=0, le=30)] = 0) -> dict[str, Any]:
+    """Vehicles in and out per hour over one day (0: today, 1: yesterday), China time."""
+    day = series.china_day_start(int(time.time() * 1000)) - days_back * series.DAY_MS
+    try:
+        return await series.traffic(hub.storage, site, day)
+    except StorageError as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from None
+
+
+@api_router.get("/series/charging_power", tags=["series"])
+async def charging_power_series(hub: HubDep, _user: Viewer, site: str | None = None,
+                                hours: Annotated[int, Query(ge=1, le=168)] = 24,
+                                every_s: Annotated[int, Query(ge=60, le=86400)] = 900) -> dict[str, Any]:
+    """Total charging power over the last hours (each charger's mean per bucket, summed)."""
+    try:
+        return await series.charging_power(hub.storage, hub.registry, site, hours, every_s * 1000)
+    except StorageError as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from None
+
+
+@api_router.get("/series/alerts", tags=["series"])
+async def alerts_series(hub: HubDep, _user: Viewer, site: str | None = None,
+                        days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
+    """Alerts opened per day, by severity."""
+    return series.alerts_per_day(hub.alert_store, site, days)

@@ -97,6 +97,7 @@ class Storage(Protocol):
     ) -> list[tuple[int, float | None]]:
         """fn(field) per time bucket over [since_ms, until_ms): every bucket, None (count: 0) when empty.
 
+        `where` holds equalities on tags or string fields (e.g. a passage's `direction`).
         Buckets start at multiples of `every_ms` shifted by `offset_ms` (e.g. -8 h for days in China).
         """
 

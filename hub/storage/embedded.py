@@ -312,19 +312,20 @@ class EmbeddedStorage(EventQueries):
         self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
         every_ms: int, offset_ms: int = 0,
     ) -> list[tuple[int, float | None]]:
-        """The same buckets as InfluxDB's GROUP BY time(), computed in SQLite."""
+        """The same buckets as InfluxDB's GROUP BY time(), computed in SQLite; `where` may name fields too."""
         db = self._conn()
         sql = (f"SELECT (time_ms - ?) / ? * ? + ? AS bucket, {SQL_AGGREGATES[fn]}(json_extract(fields, ?))"
                " FROM points WHERE measurement = ? AND time_ms >= ? AND time_ms < ?"
                " AND json_extract(fields, ?) IS NOT NULL")
         args: list[Any] = [offset_ms, every_ms, every_ms, offset_ms, f'$."{field}"', measurement, since_ms, until_ms,
                            f'$."{field}"']
-        for tag, value in where.items():
-            if tag in INDEXED_TAGS:
-                sql += f" AND {tag} = ?"
+        for key, value in where.items():  # a tag, or else a field (InfluxQL's WHERE takes either)
+            if key in INDEXED_TAGS:
+                sql += f" AND {key} = ?"
             else:
-                sql += " AND coalesce((SELECT value FROM json_each(tags) WHERE key = ?), '') = ?"
-                args.append(tag)
+                sql += (" AND coalesce((SELECT value FROM json_each(tags) WHERE key = ?),"
+                        " json_extract(fields, ?), '') = ?")
+                args += [key, f'$."{key}"']
             args.append(value)
         sql += " GROUP BY bucket"
         async with self._lock:

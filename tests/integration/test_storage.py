@@ -345,6 +345,9 @@ async def test_aggregates_per_time_bucket_agree_on_both_stores(storage: Storage)
     mean = await storage.aggregate("gate_event", "mean", "confidence", {"type": "passage"}, start,
                                    start + 3 * hour, hour)
     assert mean[0][1] == pytest.approx(0.7) and mean[1][1] is None and mean[2][1] == pytest.approx(0.85)
+    by_field = await storage.aggregate("gate_event", "count", "id", {"type": "passage", "id": "c"}, start,
+                                       start + 3 * hour, hour)
+    assert [n for _, n in by_field] == [0, 0, 1]  # `id` is a field: a filter on fields works too
     power = await storage.aggregate("charger", "max", "power_kw", {}, start, start + hour, hour)
     assert power == [(start, 7.0)]
     day = 24 * hour

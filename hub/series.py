@@ -1,0 +1,67 @@
+"""Time series for the command-center charts, aggregated in the store (InfluxQL GROUP BY time()).
+
+Days are China days (midnight UTC+8); every series lists every bucket, so a
+chart needs no gap handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from typing import Any
+
+from hub.alerts.store import AlertStore
+from hub.registry import Registry
+from hub.storage.base import Storage, buckets
+from hub.times import iso
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+CHINA_OFFSET_MS = -8 * HOUR_MS
+"""Bucket offset that starts days at midnight in China (UTC+8)."""
+
+
+def china_day_start(now_ms: int) -> int:
+    return (now_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS
+
+
+async def traffic(storage: Storage, site: str | None, day_start_ms: int) -> dict[str, Any]:
+    """Vehicles in and out per hour over one China day."""
+    where = {"type": "passage", **({"site": site} if site else {})}
+    counts = await asyncio.gather(*(
+        storage.aggregate("gate_event", "count", "plate", {**where, "direction": d}, day_start_ms,
+                          day_start_ms + DAY_MS, HOUR_MS) for d in ("in", "out")))
+    return {"since": iso(day_start_ms), "every_s": 3600,
+            "in": [[iso(t), n] for t, n in counts[0]], "out": [[iso(t), n] for t, n in counts[1]]}
+
+
+async def charging_power(storage: Storage, registry: Registry, site: str | None, hours: int,
+                         every_ms: int) -> dict[str, Any]:
+    """Total charging power (kW) per bucket: each charger's mean over the bucket, summed."""
+    now_ms = int(time.time() * 1000)
+    since = (now_ms - hours * HOUR_MS) // every_ms * every_ms
+    chargers = [d for d in registry if d.kind == "charger" and (site is None or d.site == site)]
+    per_charger = await asyncio.gather(*(
+        storage.aggregate("charger", "mean", "power_kw", {"site": d.site, "device": d.device}, since, now_ms,
+                          every_ms) for d in chargers))
+    total = [0.0] * len(buckets(since, now_ms, every_ms))
+    for series in per_charger:
+        for i, (_, kw) in enumerate(series):
+            total[i] += kw or 0.0
+    return {"since": iso(since), "every_s": every_ms // 1000, "chargers": len(chargers),
+            "kw": [[iso(t), round(kw, 2)] for t, kw in zip(buckets(since, now_ms, every_ms), total, strict=True)]}
+
+
+def alerts_per_day(store: AlertStore, site: str | None, days: int) -> dict[str, Any]:
+    """Alerts opened per China day over the last `days`, by severity."""
+    now_ms = int(time.time() * 1000)
+    since = china_day_start(now_ms) - (days - 1) * DAY_MS
+    counted: Counter[tuple[int, str]] = Counter()
+    for alert in store.find(100_000, site=site):
+        if alert.opened_ms >= since:
+            day = (alert.opened_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS
+            counted[(day, alert.severity.value)] += 1
+    days_list = buckets(since, now_ms, DAY_MS, CHINA_OFFSET_MS)
+    return {"since": iso(since), "every_s": 86400, "days": [
+        {"day": iso(d), **{s: counted[(d, s)] for s in ("critical", "major", "minor", "info")}} for d in days_list]}
