@@ -101,7 +101,7 @@ class Hub:
         self.commands = Commands(s.root, self._publish)
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
-        self.bus = LiveBus(self.live)
+        self.bus = LiveBus(self.live, self.registry)
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
                                   thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
         self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
@@ -178,6 +178,12 @@ class Hub:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             self.pipeline.flush()
 
+    def http_server(self, host: str, port: int) -> uvicorn.Server:
+        """The API and pages of this hub, served by uvicorn without its own signal handling."""
+        from hub.api import create_app
+
+        return _Server(uvicorn.Config(create_app(self), host=host, port=port, log_config=None, access_log=False))
+
     async def _stop_tasks(self) -> None:
         """Stop MQTT first (nothing new arrives), then the timers; keep what was received."""
         for task in reversed(self._tasks):
@@ -200,11 +206,9 @@ class _Server(uvicorn.Server):
 
 async def serve(settings: Settings) -> None:
     """`smarthub run`: the hub plus its HTTP API until SIGINT or SIGTERM, then a clean stop."""
-    from hub.api import create_app
-
     host, port = settings.http_host_port
     async with Hub(settings) as hub:
-        server = _Server(uvicorn.Config(create_app(hub), host=host, port=port, log_config=None, access_log=False))
+        server = hub.http_server(host, port)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))

@@ -17,7 +17,7 @@ import orjson
 from devices.base import Accepted
 from hub.alerts.models import Alert
 from hub.alerts.orders import WorkOrder
-from hub.registry import DeviceKey
+from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.times import iso
 
@@ -41,8 +41,9 @@ class Subscriber:
 
 
 class LiveBus:
-    def __init__(self, live: LiveState) -> None:
+    def __init__(self, live: LiveState, registry: Registry) -> None:
         self.live = live
+        self.registry = registry
         self.subscribers: set[Subscriber] = set()
         self._dirty: set[DeviceKey] = set()
 
@@ -87,7 +88,7 @@ class LiveBus:
             if state is None:
                 continue
             devices.append({"site": key[0], "kind": key[1], "device": key[2],
-                            "online": state.online(now_ms, self.live.heartbeat_s),
+                            "online": state.online(now_ms, self.live.heartbeat_for(self.registry.get(key))),
                             "last_seen": iso(state.last_seen_ms), "telemetry": state.telemetry,
                             "open_faults": sorted(state.open_faults)})
         self._dirty.clear()

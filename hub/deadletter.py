@@ -80,9 +80,6 @@ class DeadLetters:
         self.flush()
         return int(self._db.execute("DELETE FROM rejected WHERE received_ms < ?", (before_ms,)).rowcount)
 
-    def count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM rejected").fetchone()[0]) + len(self._pending)
-
     def close(self) -> None:
         self.flush()
         self._db.close()

@@ -17,11 +17,8 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import uvicorn
-
-from hub.app import Hub, _Server
+from hub.app import Hub
 from hub.config import MqttTarget, Settings, load
 from hub.embedded_broker import Broker
 from simulators.community import build, plan
@@ -39,7 +36,6 @@ class DemoOptions:
     scenario: str | None = None
     http: str | None = None
     mqtt_port: int = 1883
-    data_dir: Path | None = None
 
 
 def port_or_free(host: str, wanted: int) -> int:
@@ -63,13 +59,12 @@ def demo_settings(options: DemoOptions, broker_port: int, hub_password: str) -> 
         "mqtt_client_id": "smarthub-demo",
         "influx_url": None,
         "http": http,
-        "data_dir": options.data_dir or base.data_dir,
         "admin_token": base.admin_token or secrets.token_urlsafe(18),
     })
 
 
-async def run_demo(options: DemoOptions, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or cancelled); `ready` is set once everything is up."""
+async def run_demo(options: DemoOptions) -> None:
+    """Run until SIGINT/SIGTERM (or cancelled)."""
     device_password, hub_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     users = {"hub": hub_password, "device": device_password}
     broker_port = port_or_free("127.0.0.1", options.mqtt_port)
@@ -79,10 +74,8 @@ async def run_demo(options: DemoOptions, ready: asyncio.Event | None = None) -> 
     offline = plan(community, options.scenario, start_ms) if options.scenario else []
 
     async with Broker("127.0.0.1", broker_port, users) as broker, Hub(settings) as hub:
-        from hub.api import create_app
-
         host, port = settings.http_host_port
-        server = _Server(uvicorn.Config(create_app(hub), host=host, port=port, log_config=None, access_log=False))
+        server = hub.http_server(host, port)
         devices_target = MqttTarget("127.0.0.1", broker.port, "device", device_password, None)
         live = LiveRun(community, devices_target, settings.root, options.speed)
         loop = asyncio.get_running_loop()
@@ -95,8 +88,6 @@ async def run_demo(options: DemoOptions, ready: asyncio.Event | None = None) -> 
         while not server.started:
             await asyncio.sleep(0.05)
         print_banner(settings, broker.port, device_password, options)
-        if ready is not None:
-            ready.set()
         try:
             done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), serving, simulating},
                                          return_when=asyncio.FIRST_COMPLETED)

@@ -66,6 +66,3 @@ class Users:
         tmp.chmod(0o600)
         tmp.replace(self.path)
         return token
-
-    def list(self) -> list[User]:
-        return sorted(self._by_hash.values(), key=lambda u: u.name)

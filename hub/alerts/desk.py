@@ -64,7 +64,7 @@ class OrderDesk:
         if order is None:
             return None
         done = self._changed(close(order, by, note, self.clock()))
-        alert = self.engine._find(order.alert_id)
+        alert = self.engine.find(order.alert_id)
         if alert is not None and alert.active:
             self.engine.resolve(alert.id, by, note or f"work order {order.id} resolved")
         return done

@@ -147,14 +147,15 @@ class AlertEngine:
         return raised
 
     def ack(self, alert_id: str, by: str, note: str | None) -> Alert | None:
-        alert = self._find(alert_id)
+        alert = self.find(alert_id)
         return None if alert is None else self._changed(acknowledge(alert, by, note, self.clock()))
 
     def resolve(self, alert_id: str, by: str, note: str | None) -> Alert | None:
-        alert = self._find(alert_id)
+        alert = self.find(alert_id)
         return None if alert is None else self._changed(resolve(alert, by, note, self.clock()))
 
-    def _find(self, alert_id: str) -> Alert | None:
+    def find(self, alert_id: str) -> Alert | None:
+        """An alert by id: active ones from memory, older ones from the store."""
         for alert in self.active.values():
             if alert.id == alert_id:
                 return alert

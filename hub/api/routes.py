@@ -283,7 +283,7 @@ async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, user: Maint
     """Make an alert a work order (or return the one it has)."""
 
     def run() -> dict[str, Any]:
-        alert = hub.alerts._find(alert_id)
+        alert = hub.alerts.find(alert_id)
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id!r}")
         return hub.desk.open(alert, body.team, body.by).to_json(int(time.time() * 1000))

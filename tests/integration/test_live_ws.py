@@ -6,12 +6,9 @@ import asyncio
 import json
 
 import pytest
-import uvicorn
 import websockets
 from websockets.asyncio.client import connect
 
-from hub.api import create_app
-from hub.app import _Server
 from tests.support.hub_fixtures import ADMIN_TOKEN, HubRun, eventually
 from tests.support.processes import free_port
 
@@ -21,7 +18,7 @@ pytestmark = pytest.mark.services
 async def test_live_stream_and_its_token(embedded_hub: HubRun) -> None:
     run = embedded_hub
     port = free_port()
-    server = _Server(uvicorn.Config(create_app(run.hub), host="127.0.0.1", port=port, log_config=None))
+    server = run.hub.http_server("127.0.0.1", port)
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started, what="the HTTP server")
     try:
