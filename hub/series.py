@@ -38,19 +38,22 @@ async def traffic(storage: Storage, site: str | None, day_start_ms: int) -> dict
 
 async def charging_power(storage: Storage, registry: Registry, site: str | None, hours: int,
                          every_ms: int) -> dict[str, Any]:
-    """Total charging power (kW) per bucket: each charger's mean over the bucket, summed."""
+    """Total charging power (kW) per bucket: each registered charger's mean over the bucket, summed.
+
+    One grouped query for all chargers (per-charger queries cost a round trip each: 1,000 of them at scale).
+    """
     now_ms = int(time.time() * 1000)
     since = (now_ms - hours * HOUR_MS) // every_ms * every_ms
     chargers = [d for d in registry if d.kind == "charger" and (site is None or d.site == site)]
-    per_charger = await asyncio.gather(*(
-        storage.aggregate("charger", "mean", "power_kw", {"site": d.site, "device": d.device}, since, now_ms,
-                          every_ms) for d in chargers))
-    total = [0.0] * len(buckets(since, now_ms, every_ms))
-    for series in per_charger:
-        for i, (_, kw) in enumerate(series):
+    per_charger = await storage.aggregate_by("charger", "mean", "power_kw", {"site": site} if site else {}, since,
+                                             now_ms, every_ms, ("site", "device"))
+    times = buckets(since, now_ms, every_ms)
+    total = [0.0] * len(times)
+    for d in chargers:  # in registry order, so the float sums come out exactly as they always have
+        for i, (_, kw) in enumerate(per_charger.get((d.site, d.device), ())):
             total[i] += kw or 0.0
     return {"since": iso(since), "every_s": every_ms // 1000, "chargers": len(chargers),
-            "kw": [[iso(t), round(kw, 2)] for t, kw in zip(buckets(since, now_ms, every_ms), total, strict=True)]}
+            "kw": [[iso(t), round(kw, 2)] for t, kw in zip(times, total, strict=True)]}
 
 
 def alerts_per_day(store: AlertStore, site: str | None, days: int) -> dict[str, Any]:

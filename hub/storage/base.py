@@ -101,6 +101,31 @@ class Storage(Protocol):
         Buckets start at multiples of `every_ms` shifted by `offset_ms` (e.g. -8 h for days in China).
         """
 
+    async def aggregate_by(
+        self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+        every_ms: int, by: Sequence[str], offset_ms: int = 0,
+    ) -> dict[tuple[str, ...], list[tuple[int, float | None]]]:
+        """`aggregate` per group of the tags `by` (InfluxQL `GROUP BY time(...), "tag", ...`), in one query.
+
+        Keys are the groups' tag values in the order of `by` ('' for a missing tag); every group
+        lists every bucket. A group with no point in the range is left out, as InfluxDB does.
+        """
+
+
+def keep_groups(
+    groups: dict[tuple[str, ...], dict[int, float | None]], fn: Aggregate, since_ms: int, until_ms: int, every_ms: int,
+    offset_ms: int,
+) -> dict[tuple[str, ...], list[tuple[int, float | None]]]:
+    """Both stores' grouped answers in one shape: every bucket, empty ones 0 (count) or None, idle groups out."""
+    empty = 0 if fn == "count" else None
+    times = buckets(since_ms, until_ms, every_ms, offset_ms)
+    out = {}
+    for key, found in sorted(groups.items()):
+        series = [(t, found.get(t, empty)) for t in times]
+        if any(v != empty for _, v in series):  # a point in range (count > 0, or any value at all)
+            out[key] = series
+    return out
+
 
 class EventQueries:
     """`query_events` for any store that implements `query_points` (both backends share it)."""

@@ -34,7 +34,7 @@ import orjson
 
 from devices.base import Point
 from hub.sqlite import connect
-from hub.storage.base import Aggregate, EventQueries, StorageRejected, StorageUnavailable, buckets
+from hub.storage.base import Aggregate, EventQueries, StorageRejected, StorageUnavailable, buckets, keep_groups
 from hub.storage.lineproto import series_key
 
 log = logging.getLogger(__name__)
@@ -313,22 +313,59 @@ class EmbeddedStorage(EventQueries):
         every_ms: int, offset_ms: int = 0,
     ) -> list[tuple[int, float | None]]:
         """The same buckets as InfluxDB's GROUP BY time(), computed in SQLite; `where` may name fields too."""
+        rows = await self._aggregate_rows(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms, ())
+        found = dict(rows)
+        empty = 0 if fn == "count" else None
+        return [(t, found.get(t, empty)) for t in buckets(since_ms, until_ms, every_ms, offset_ms)]
+
+    async def aggregate_by(
+        self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+        every_ms: int, by: Sequence[str], offset_ms: int = 0,
+    ) -> dict[tuple[str, ...], list[tuple[int, float | None]]]:
+        """One SQL `GROUP BY bucket, tag, ...`, shaped as InfluxDB answers GROUP BY time(), tags."""
+        rows = await self._aggregate_rows(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms, by)
+        groups: dict[tuple[str, ...], dict[int, float | None]] = {}
+        for bucket, *key, value in rows:
+            groups.setdefault(tuple(key), {})[bucket] = value
+        return keep_groups(groups, fn, since_ms, until_ms, every_ms, offset_ms)
+
+    async def _aggregate_rows(
+        self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+        every_ms: int, offset_ms: int, by: Sequence[str],
+    ) -> list[tuple[Any, ...]]:
+        """(bucket, *group tag values, fn(field)) rows; a range scan of the (measurement, time) index."""
         db = self._conn()
-        sql = (f"SELECT (time_ms - ?) / ? * ? + ? AS bucket, {SQL_AGGREGATES[fn]}(json_extract(fields, ?))"
+        groups = [_tag_column(tag) for tag in by]
+        sql = (f"SELECT (time_ms - ?) / ? * ? + ? AS bucket, {''.join(g + ', ' for g in groups)}"
+               f"{SQL_AGGREGATES[fn]}(json_extract(fields, ?))"
                " FROM points WHERE measurement = ? AND time_ms >= ? AND time_ms < ?"
                " AND json_extract(fields, ?) IS NOT NULL")
-        args: list[Any] = [offset_ms, every_ms, every_ms, offset_ms, f'$."{field}"', measurement, since_ms, until_ms,
-                           f'$."{field}"']
+        args: list[Any] = [offset_ms, every_ms, every_ms, offset_ms, *(a for tag in by for a in _tag_args(tag)),
+                           _path(field), measurement, since_ms, until_ms, _path(field)]
         for key, value in where.items():  # a tag, or else a field (InfluxQL's WHERE takes either)
             if key in INDEXED_TAGS:
                 sql += f" AND {key} = ?"
             else:
                 sql += (" AND coalesce((SELECT value FROM json_each(tags) WHERE key = ?),"
                         " json_extract(fields, ?), '') = ?")
-                args += [key, f'$."{key}"']
+                args += [key, _path(key)]
             args.append(value)
-        sql += " GROUP BY bucket"
+        sql += " GROUP BY bucket" + "".join(f", {i + 2}" for i in range(len(by)))
         async with self._lock:
-            found = dict(await asyncio.to_thread(lambda: db.execute(sql, args).fetchall()))
-        empty = 0 if fn == "count" else None
-        return [(t, found.get(t, empty)) for t in buckets(since_ms, until_ms, every_ms, offset_ms)]
+            return await asyncio.to_thread(lambda: db.execute(sql, args).fetchall())
+
+
+def _path(name: str) -> str:
+    """SQLite JSON path of a top-level key."""
+    return f'$."{name}"'
+
+
+def _tag_column(tag: str) -> str:
+    """SQL for a tag's value ('' when missing, as InfluxDB groups it): its own column, else from the JSON."""
+    if tag in INDEXED_TAGS:
+        return tag
+    return "coalesce((SELECT value FROM json_each(tags) WHERE key = ?), '')"
+
+
+def _tag_args(tag: str) -> list[Any]:
+    return [] if tag in INDEXED_TAGS else [tag]

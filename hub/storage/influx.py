@@ -19,7 +19,15 @@ from typing import Any
 import httpx
 
 from devices.base import Point
-from hub.storage.base import Aggregate, EventQueries, StorageError, StorageRejected, StorageUnavailable, buckets
+from hub.storage.base import (
+    Aggregate,
+    EventQueries,
+    StorageError,
+    StorageRejected,
+    StorageUnavailable,
+    buckets,
+    keep_groups,
+)
 from hub.storage.lineproto import encode
 
 log = logging.getLogger(__name__)
@@ -271,11 +279,31 @@ class InfluxStorage(EventQueries):
         every_ms: int, offset_ms: int = 0,
     ) -> list[tuple[int, float | None]]:
         """InfluxQL GROUP BY time(): the aggregation runs in the database, whatever the data's size."""
-        conditions = [f"{quote_ident(k)} = {quote_string(v)}" for k, v in where.items()]
-        conditions += [f"time >= {int(since_ms)}ms", f"time < {int(until_ms)}ms"]
-        fill = "fill(0)" if fn == "count" else "fill(null)"
-        sql = (f"SELECT {fn}({quote_ident(field)}) FROM {quote_ident(measurement)} WHERE {' AND '.join(conditions)}"
-               f" GROUP BY time({int(every_ms)}ms, {int(offset_ms)}ms) {fill}")
+        sql = _aggregate_sql(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms, ())
         found = {int(t): v for series in await self.query(sql) for t, v in series["values"]}
         empty = 0 if fn == "count" else None
         return [(t, found.get(t, empty)) for t in buckets(since_ms, until_ms, every_ms, offset_ms)]
+
+    async def aggregate_by(
+        self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+        every_ms: int, by: Sequence[str], offset_ms: int = 0,
+    ) -> dict[tuple[str, ...], list[tuple[int, float | None]]]:
+        """One `GROUP BY time(...), "tag", ...` query; InfluxDB answers one series per group."""
+        sql = _aggregate_sql(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms, by)
+        groups: dict[tuple[str, ...], dict[int, float | None]] = {}
+        for series in await self.query(sql):
+            tags = series.get("tags") or {}
+            found = groups.setdefault(tuple(tags.get(t) or "" for t in by), {})
+            found.update((int(t), v) for t, v in series["values"])
+        return keep_groups(groups, fn, since_ms, until_ms, every_ms, offset_ms)
+
+
+def _aggregate_sql(measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
+                   every_ms: int, offset_ms: int, by: Sequence[str]) -> str:
+    """`SELECT fn(field) ... GROUP BY time(every, offset)[, tags]`, every name and value quoted."""
+    conditions = [f"{quote_ident(k)} = {quote_string(v)}" for k, v in where.items()]
+    conditions += [f"time >= {int(since_ms)}ms", f"time < {int(until_ms)}ms"]
+    fill = "fill(0)" if fn == "count" else "fill(null)"
+    group = "".join(f", {quote_ident(t)}" for t in by)
+    return (f"SELECT {fn}({quote_ident(field)}) FROM {quote_ident(measurement)} WHERE {' AND '.join(conditions)}"
+            f" GROUP BY time({int(every_ms)}ms, {int(offset_ms)}ms){group} {fill}")

@@ -353,3 +353,30 @@ async def test_aggregates_per_time_bucket_agree_on_both_stores(storage: Storage)
     day = 24 * hour
     days = await storage.aggregate("gate_event", "count", "id", {}, start - day, start + day, day, offset_ms=-8 * hour)
     assert days == [(start - day, 0), (start, 5)]  # days start at China midnight
+
+
+async def test_aggregates_grouped_by_tags_agree_on_both_stores(storage: Storage) -> None:
+    hour = 3_600_000
+    start = (NOW // hour - 3) * hour
+    await storage.write([
+        Point("charger", {"site": "s", "device": "ev1"}, {"power_kw": 7.0}, start + 10),
+        Point("charger", {"site": "s", "device": "ev1"}, {"power_kw": 3.0}, start + 20),
+        Point("charger", {"site": "s", "device": "ev1"}, {"power_kw": 6.0}, start + 2 * hour),
+        Point("charger", {"site": "s", "device": "ev2", "building": "3号楼"}, {"power_kw": 11.0}, start + 30),
+        Point("charger", {"site": "t", "device": "ev1"}, {"power_kw": 2.0}, start + hour),
+        Point("charger", {"site": "s", "device": "ev3"}, {"status": "available"}, start + 40),  # no power_kw
+        Point("charger", {"site": "s", "device": "ev4"}, {"power_kw": 1.0}, start - 1),  # before the range
+    ])
+    mean = await storage.aggregate_by("charger", "mean", "power_kw", {}, start, start + 3 * hour, hour,
+                                      ("site", "device"))
+    assert mean == {("s", "ev1"): [(start, 5.0), (start + hour, None), (start + 2 * hour, 6.0)],
+                    ("s", "ev2"): [(start, 11.0), (start + hour, None), (start + 2 * hour, None)],
+                    ("t", "ev1"): [(start, None), (start + hour, 2.0), (start + 2 * hour, None)]}
+    counts = await storage.aggregate_by("charger", "count", "power_kw", {"site": "s"}, start, start + 2 * hour,
+                                        hour, ("device",))
+    assert counts == {("ev1",): [(start, 2), (start + hour, 0)], ("ev2",): [(start, 1), (start + hour, 0)]}
+    by_building = await storage.aggregate_by("charger", "sum", "power_kw", {"site": "s"}, start, start + hour, hour,
+                                             ("building",))
+    assert by_building == {("",): [(start, 10.0)], ("3号楼",): [(start, 11.0)]}  # a missing tag groups as ''
+    assert await storage.aggregate_by("charger", "max", "power_kw", {"site": "nowhere"}, start, start + hour,
+                                      hour, ("device",)) == {}
