@@ -65,7 +65,7 @@ def _simulate(args: argparse.Namespace) -> int:
     import time
 
     from hub.config import parse_mqtt_url
-    from simulators.community import build, load_layout, plan
+    from simulators.community import build, load_layout, plan, registry_of
     from simulators.runner import LiveRun, describe, run_to_file, status_line
 
     try:
@@ -77,6 +77,10 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smarthub simulate: {exc}", file=sys.stderr)
         return 2
+    if args.registry_out:
+        args.registry_out.write_text(registry_of(community).to_toml(), encoding="utf-8")
+        print(f"smarthub simulate: registry of {len(community.devices)} devices in {args.registry_out}"
+              " (give it to the hub as SMARTHUB_REGISTRY)", file=sys.stderr)
     duration_ms = int(args.duration * 1000) if args.duration is not None else None
     if args.out:
         if duration_ms is None:
@@ -219,6 +223,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--root", default="community", help="topic root")
     sim.add_argument("--start", help="simulated start time, ISO 8601 (default: now; for --out a fixed date)")
     sim.add_argument("--out", type=Path, help="write messages as JSON lines to this file instead of a broker")
+    sim.add_argument("--registry-out", type=Path,
+                     help="also write the community's registry (buildings, power cap) for the hub's SMARTHUB_REGISTRY")
     sim.set_defaults(func=_simulate)
 
     demo = sub.add_parser("demo", help="broker, store, hub, a simulated community and the dashboard in one process")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from hub.app import Hub
 from hub.config import MqttTarget, Settings, load
 from hub.embedded_broker import Broker
-from simulators.community import build, plan
+from simulators.community import build, plan, registry_of
 from simulators.runner import LiveRun
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ async def run_demo(options: DemoOptions) -> None:
     offline = plan(community, options.scenario, start_ms) if options.scenario else []
 
     async with Broker("127.0.0.1", broker_port, users) as broker, Hub(settings) as hub:
+        hub.registry.add(registry_of(community))  # buildings and the power cap for the big screen
         host, port = settings.http_host_port
         server = hub.http_server(host, port)
         devices_target = MqttTarget("127.0.0.1", broker.port, "device", device_password, None)

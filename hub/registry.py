@@ -19,6 +19,7 @@ A device heard on MQTT but missing from the file is added and flagged
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,10 +66,27 @@ class Device(BaseModel):
         return {t: str(v) for t in REGISTRY_TAGS if (v := getattr(self, t)) is not None}
 
 
+def _toml_value(value: object) -> str:
+    """A TOML scalar: JSON's string escapes are valid in TOML basic strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+
+
 class RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sites: dict[str, Site] = Field(default_factory=dict)
     devices: list[Device] = Field(default_factory=list)
+
+    def to_toml(self) -> str:
+        """The file `Registry.load` reads (written by `smarthub simulate --registry-out`)."""
+        def table(header: str, model: BaseModel, exclude: frozenset[str] = frozenset()) -> list[str]:
+            values = model.model_dump(exclude_none=True, exclude=exclude).items()
+            return [header, *(f"{k} = {_toml_value(v)}" for k, v in values), ""]
+
+        lines = [line for slug, site in self.sites.items() for line in table(f"[sites.{slug}]", site)]
+        lines += [line for device in self.devices for line in table("[[devices]]", device, frozenset({"registered"}))]
+        return "\n".join(lines)
 
 
 class Registry:
@@ -103,6 +121,11 @@ class Registry:
         key = (site, kind, device)
         if key not in self._devices or not self._devices[key].registered:
             self._devices[key] = Device(site=site, kind=kind, device=device)
+
+    def add(self, registry: RegistryFile) -> None:
+        """Take the sites and devices of a registry file over what is known (the demo's community)."""
+        self.sites.update(registry.sites)
+        self._devices.update((d.key, d) for d in registry.devices)
 
     def get(self, key: DeviceKey) -> Device | None:
         return self._devices.get(key)

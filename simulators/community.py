@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.registry import Device, RegistryFile, Site
 from simulators.access import Access
 from simulators.base import SimDevice
 from simulators.camera import Camera
-from simulators.charger import Charger
+from simulators.charger import MAX_KW, Charger
 from simulators.elevator import Elevator
 from simulators.gate import Gate
 
@@ -22,6 +23,9 @@ SHARES = {"elevator": 0.35, "access": 0.25, "camera": 0.2, "charger": 0.14, "gat
 DEVICES_PER_BUILDING = 6
 SHORT = {"elevator": "el", "access": "door", "camera": "cam", "charger": "ev", "gate": "gate"}
 """Device names: b3-el2 is building 3's second elevator; ev-4 the fourth charger."""
+
+SITE_NAMES = {"sunshine": "阳光花园"}
+"""Display names of the simulated sites we ship (others show their slug)."""
 
 SCENARIOS: dict[str, str] = {
     "trapped_passenger": "an elevator stops between floors with a passenger inside; rescued after 8 minutes",
@@ -95,6 +99,16 @@ def build(site: str, seed: int, count: int = 100, counts: dict[str, int] | None 
             rng = random.Random(f"{seed}:{site}:{name}")
             devices.append(FACTORIES[kind](site=site, device=name, rng=rng, building=building))
     return Community(site, devices)
+
+
+def registry_of(community: Community) -> RegistryFile:
+    """The registry a hub needs to place the community's devices (buildings, names) and to know the
+    site's power cap: a transformer sized for half the chargers at full power (orderly charging)."""
+    chargers = len(community.of("charger"))
+    site = Site(name=SITE_NAMES.get(community.site), power_cap_kw=round(chargers * MAX_KW / 2, 1) or None)
+    devices = [Device(site=community.site, kind=d.kind_name, device=d.device, building=d.building)
+               for d in community.devices]
+    return RegistryFile(sites={community.site: site}, devices=devices)
 
 
 def plan(community: Community, scenario: str, start_ms: int) -> list[SimDevice]:

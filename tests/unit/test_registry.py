@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.registry import Registry, RegistryError
+from hub.registry import Registry, RegistryError, RegistryFile, Site
 
 KINDS = {"elevator", "gate"}
 
@@ -48,3 +48,19 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, message: str) -> 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(RegistryError, match="does not exist"):
         Registry.load(tmp_path / "none.toml", KINDS)
+
+
+def test_simulated_community_registry_round_trips(tmp_path: Path) -> None:
+    """`smarthub simulate --registry-out` writes what the hub reads: buildings, names, the power cap."""
+    from simulators.community import build, registry_of
+
+    written = registry_of(build("sunshine", 1, 40))
+    f = tmp_path / "community.toml"
+    f.write_text(written.to_toml(), encoding="utf-8")
+    loaded = Registry.load(f, {"elevator", "gate", "access", "camera", "charger"})
+    assert sorted(loaded, key=lambda d: d.key) == sorted(written.devices, key=lambda d: d.key)
+    assert loaded.sites == written.sites and written.sites["sunshine"].power_cap_kw
+    assert any(d.building for d in loaded)
+    quoted = RegistryFile(sites={"s": Site(name='He said "hi" \\ 东')}).to_toml()
+    f.write_text(quoted, encoding="utf-8")
+    assert Registry.load(f, set()).sites["s"].name == 'He said "hi" \\ 东'
