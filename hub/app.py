@@ -36,6 +36,7 @@ from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
 from hub.ingest.pipeline import Pipeline
+from hub.inside import InsideTracker
 from hub.metrics import HubCollector
 from hub.mqtt import MqttLink, RawMessage
 from hub.registry import Registry
@@ -105,7 +106,9 @@ class Hub:
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
                                   thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
         self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
-        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message]
+        self.inside = InsideTracker(int(s.inside_days * 86_400_000))
+        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message,
+                                    self.inside.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
@@ -123,6 +126,7 @@ class Hub:
             asyncio.create_task(self.bus.run(), name="live-bus"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
             asyncio.create_task(self._privacy_loop(), name="personal-data-retention"),
+            asyncio.create_task(self.inside.rebuild(self.storage), name="vehicles-inside"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
         self._stack.push_async_callback(self._stop_tasks)

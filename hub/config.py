@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     personal_retention_days: float = Field(
         90.0, gt=0, description="Passages, access records and charging sessions (plates, subjects, id tags), and "
         "dead letters, are deleted after this")
+    inside_days: float = Field(
+        7.0, gt=0, description="Vehicles inside are rebuilt at start from this many days of stored passages")
     trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
     door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
     door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")

@@ -59,6 +59,15 @@ class AlertStore:
     def active(self) -> list[Alert]:
         return [_load(b) for (b,) in self._db.execute("SELECT body FROM alerts WHERE state != 'resolved'")]
 
+    def count_active(self, site: str | None = None) -> dict[tuple[str, str], int]:
+        """(state, severity) -> how many open and acknowledged alerts; counted in SQL, no alert loaded."""
+        sql = "SELECT state, severity, count(*) FROM alerts WHERE state IN ('open', 'acknowledged')"
+        args: tuple[str, ...] = ()
+        if site is not None:
+            sql += " AND site = ?"
+            args = (site,)
+        return {(state, severity): n for state, severity, n in self._db.execute(sql + " GROUP BY 1, 2", args)}
+
     def get(self, alert_id: str) -> Alert | None:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return _load(row[0]) if row else None

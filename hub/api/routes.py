@@ -14,7 +14,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
 
 from dashboards import BIGSCREEN, MAINTENANCE
-from hub import series
+from hub import overview, series
 from hub.alerts.models import Alert, TransitionError
 from hub.alerts.orders import report
 from hub.alerts.reliability import by_device, measure
@@ -403,3 +403,14 @@ async def alerts_series(hub: HubDep, _user: Viewer, site: str | None = None,
                         days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
     """Alerts opened per day, by severity."""
     return series.alerts_per_day(hub.alert_store, site, days)
+
+
+@api_router.get("/overview", tags=["overview"])
+async def overview_figures(hub: HubDep, _user: Viewer, site: str | None = None) -> dict[str, Any]:
+    """The big screen's figures: devices online and faulted per kind, today's vehicles, access and detections,
+    alerts by state and severity, elevators in service, charging. Counts only, no personal data."""
+    try:
+        return await overview.overview(hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site,
+                                       int(time.time() * 1000))
+    except StorageError as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from None
