@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from hub.api import routes
+from dashboards import BIGSCREEN
+from hub.api import routes, screen
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -22,4 +24,6 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     app.include_router(routes.open_router)
     app.include_router(routes.api_router)
+    app.include_router(screen.router)
+    app.mount("/bigscreen", StaticFiles(directory=BIGSCREEN), name="bigscreen")  # the page's script, style, ECharts
     return app

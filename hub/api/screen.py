@@ -1,0 +1,39 @@
+"""What the screens (big screen, phone page) need besides the data: who is looking, what the names
+mean in both languages.
+
+Titles of kinds and fault codes come from the device kinds (`devices/`), so a page never carries its
+own copy of them that could drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from devices.rules import DERIVED
+from hub.alerts.models import OFFLINE
+from hub.api.deps import HubDep, Viewer
+
+router = APIRouter(prefix="/api", tags=["screens"])
+
+
+@router.get("/me")
+async def me(user: Viewer) -> dict[str, str]:
+    """The caller's name and role: screens sign alert actions with it and hide what the role cannot do."""
+    return {"name": user.name, "role": user.role}
+
+
+@router.get("/catalog")
+async def catalog(hub: HubDep, _user: Viewer) -> dict[str, Any]:
+    """Kinds, their fault codes (with severity) and the sites, titled in Chinese and English."""
+    shared = {"offline": OFFLINE, **DERIVED}
+    kinds = {
+        name: {"zh": kind.zh, "en": kind.en, "commands": sorted(kind.commands),
+               "faults": {code: {"zh": f.zh, "en": f.en, "severity": f.severity.value}
+                          for code, f in {**shared, **kind.faults}.items()}}
+        for name, kind in sorted(hub.kinds.items())
+    }
+    sites = {slug: site.model_dump(exclude_none=True) for slug, site in sorted(hub.registry.sites.items())}
+    return {"kinds": kinds, "sites": sites}
+
