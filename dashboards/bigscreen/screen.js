@@ -1,0 +1,515 @@
+"use strict";
+// The command-center big screen.
+//
+// Data path: the REST API gives the whole picture (on start, and on every resync: after a
+// reconnect, a hub restart, or when the hub says we fell behind); WS /api/live gives everything in
+// between. Incoming data only marks panels dirty; a render loop redraws dirty panels at most
+// RENDER_MS apart, so a 2,000-device community with telemetry every few seconds stays smooth.
+
+const RENDER_MS = 500;          // at most two redraws a second, whatever the message rate
+const OVERVIEW_MS = 5_000;      // site figures: aggregated in the store, cheap to ask for
+const SERIES_MS = 60_000;       // charts: hourly and daily buckets move slowly
+const DEVICES_MS = 30_000;      // full device list: catches devices that went silent (offline)
+const LIST_MAX = 30;            // rows kept per event list
+const TZ = "Asia/Shanghai";     // the community's clock, wherever the browser is
+
+const params = new URLSearchParams(location.search);
+const $ = (s, root = document) => root.querySelector(s);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+
+// ---------------------------------------------------------------- language
+let lang = params.get("lang") || localStorage.getItem("smarthub-lang") || "zh";
+if (!I18N[lang]) lang = "zh";
+const t = (key, vars) => {
+  let s = I18N[lang][key] ?? I18N.zh[key] ?? key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
+  return s;
+};
+const word = (prefix, value) => (value == null ? "" : (I18N[lang][prefix + value] ?? String(value)));
+function applyLanguage() {
+  document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
+  document.title = t("title");
+  for (const el of document.querySelectorAll("[data-t]")) {
+    const extra = el.querySelector(".count, .legend");      // keep a heading's live part
+    el.textContent = t(el.dataset.t);
+    if (extra) el.appendChild(extra);
+  }
+  for (const el of document.querySelectorAll("[data-t-ph]")) el.placeholder = t(el.dataset.tPh);
+  for (const el of document.querySelectorAll(".lang-toggle")) el.textContent = t("lang");
+  $("[data-panel=buildings] .legend").innerHTML =
+    `<i class="dot"></i>${t("leg_ok")}<i class="dot s-warn"></i>${t("leg_warn")}` +
+    `<i class="dot s-fault"></i>${t("leg_fault")}<i class="dot s-off"></i>${t("offline")}`;
+  setLink(link);
+  markAll();
+}
+function toggleLanguage() {
+  lang = lang === "zh" ? "en" : "zh";
+  localStorage.setItem("smarthub-lang", lang);
+  const url = new URL(location.href);
+  url.searchParams.set("lang", lang);
+  history.replaceState(null, "", url);
+  applyLanguage();
+}
+
+// ---------------------------------------------------------------- formatting
+const clockFmt = () => new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB",
+  {timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", weekday: "short",
+   hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
+const hhmm = (iso) => iso ? new Date(iso).toLocaleTimeString("en-GB", {timeZone: TZ, hour: "2-digit", minute: "2-digit", hour12: false}) : "";
+const hour = (iso) => new Date(iso).toLocaleTimeString("en-GB", {timeZone: TZ, hour: "2-digit", hour12: false});
+const dayLabel = (iso) => new Date(iso).toLocaleDateString("en-CA", {timeZone: TZ}).slice(5);
+const num = (n, digits = 0) => n == null ? "–" : Number(n).toLocaleString("en-US", {maximumFractionDigits: digits, minimumFractionDigits: digits});
+const pct = (x) => x == null ? "–" : (x * 100).toFixed(1);
+function since(iso) {
+  const minutes = Math.floor((Date.now() - new Date(iso).getTime()) / 60_000);
+  return minutes < 1 ? t("just_now") : t("ago", {m: minutes});
+}
+// Plates are personal data: the wall shows them masked whatever the token's role (琼A·1***5).
+function maskPlate(plate) {
+  if (!plate || plate.includes("*")) return plate || "";
+  const body = plate.replace("·", "");
+  return body.length <= 4 ? body : `${body.slice(0, 2)}·${body[2]}${"*".repeat(body.length - 4)}${body.slice(-1)}`;
+}
+const faultTitle = (kind, code) => {
+  const f = catalog.kinds?.[kind]?.faults?.[code];
+  return f ? f[lang] : code;
+};
+const kindTitle = (kind) => catalog.kinds?.[kind]?.[lang] ?? kind;
+const deviceName = (d) => d.name || d.device;
+
+// ---------------------------------------------------------------- state
+let token = params.get("token") || sessionStorage.getItem("smarthub-token") || "";
+let me = {name: "", role: "viewer"};
+let catalog = {kinds: {}, sites: {}};
+let overview = null;
+const devices = new Map();                 // "site/kind/device" -> device row of /api/devices
+const alerts = new Map();                  // id -> alert
+const lists = {gates: [], access: [], cameras: []};
+const series = {};
+let link = "connecting";
+const dirty = new Set();
+const filled = new Set();
+const mark = (...panels) => panels.forEach((p) => dirty.add(p));
+const markAll = () => mark("kpis", "elevators", "gates", "buildings", "alerts", "chargers", "access", "cameras",
+                           "traffic", "power", "alertdays");
+const keyOf = (d) => `${d.site}/${d.kind}/${d.device}`;
+// What tests and benchmarks read: readiness, how often and how long the screen redraws, what failed.
+window.screenState = {ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, liveMessages: 0, resyncs: 0, errors: []};
+
+// ---------------------------------------------------------------- API
+class Unauthorised extends Error {}
+async function api(path, options = {}) {
+  const response = await fetch(path, {...options, headers: {Authorization: `Bearer ${token}`,
+    ...(options.body ? {"Content-Type": "application/json"} : {}), ...(options.headers || {})}});
+  if (response.status === 401) throw new Unauthorised();
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+async function loadOverview() {
+  overview = await api("/api/overview");
+  mark("kpis");
+}
+async function loadDevices() {
+  const rows = await api("/api/devices");
+  devices.clear();
+  for (const d of rows) devices.set(keyOf(d), d);
+  mark("elevators", "buildings", "chargers", "kpis");
+}
+async function loadSeries() {
+  const [traffic, yesterday, power, days] = await Promise.all([
+    api("/api/series/traffic"), api("/api/series/traffic?days_back=1"),
+    api("/api/series/charging_power?hours=24&every_s=900"), api("/api/series/alerts?days=30")]);
+  Object.assign(series, {traffic, yesterday, power, days});
+  mark("traffic", "power", "alertdays");
+}
+async function loadEvents() {
+  const [passages, access, detections] = await Promise.all([
+    api(`/api/events?kind=gate&type=passage&limit=${LIST_MAX}`), api(`/api/events?kind=access&limit=${LIST_MAX}`),
+    api(`/api/events?kind=camera&type=detection&limit=${LIST_MAX}`)]);
+  lists.gates = passages;
+  lists.access = access.filter((e) => e.type === "access" || (e.type === "fault" && e.active));
+  lists.cameras = detections.filter((e) => e.phase !== "update");
+  mark("gates", "access", "cameras");
+}
+async function loadAlerts() {
+  const [open, acked] = await Promise.all([api("/api/alerts?state=open&limit=500"),
+                                           api("/api/alerts?state=acknowledged&limit=500")]);
+  alerts.clear();
+  for (const a of [...open, ...acked]) alerts.set(a.id, a);
+  mark("alerts", "kpis");
+}
+/** The whole picture again: after login, reconnect, hub restart, or a resync from the hub. */
+async function resync() {
+  window.screenState.resyncs++;
+  [me, catalog] = await Promise.all([api("/api/me"), api("/api/catalog")]);
+  const site = Object.values(catalog.sites)[0];
+  $("#site-name").textContent = site?.name || Object.keys(catalog.sites)[0] || "";
+  await Promise.all([loadOverview(), loadDevices(), loadSeries(), loadEvents(), loadAlerts()]);
+}
+
+// ---------------------------------------------------------------- live
+let socket = null;
+let backoff = 1000;
+function setLink(state) {
+  link = state;
+  const el = $("#link");
+  el.className = "link-state " + ({live: "live", reconnecting: "down"}[state] || "");
+  $("b", el).textContent = t(state);
+}
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}/api/live?token=${encodeURIComponent(token)}`);
+  socket.onopen = () => {
+    backoff = 1000;
+    // Whatever happened while we were away (a hub restart, a network blip) is in the REST API.
+    resync().then(() => setLink("live")).catch(failed);
+  };
+  socket.onmessage = (m) => { window.screenState.liveMessages++; onLive(JSON.parse(m.data)); };
+  socket.onclose = (e) => {
+    socket = null;
+    if (e.code === 4401) { showLogin(t("bad_token")); return; }
+    setLink("reconnecting");
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 10_000);
+  };
+}
+function onLive(message) {
+  if (message.type === "resync") { resync().catch(failed); return; }
+  if (message.type === "alert") {
+    const a = message.alert;
+    if (a.state === "resolved") alerts.delete(a.id); else alerts.set(a.id, a);
+    mark("alerts", "kpis", "buildings", "elevators");
+  } else if (message.type === "devices") {
+    for (const change of message.devices) {
+      const key = keyOf(change);
+      const d = devices.get(key) || {...change, telemetry: {}, open_faults: {}, registered: false};
+      d.online = change.online; d.last_seen = change.last_seen;
+      d.telemetry = {...d.telemetry, ...change.telemetry};
+      d.open_faults = Object.fromEntries(change.open_faults.map((c) => [c, d.open_faults?.[c] || {since: change.last_seen}]));
+      devices.set(key, d);
+    }
+    mark("elevators", "buildings", "chargers");
+  } else if (message.type === "event") {
+    const e = message.event;
+    e.fresh = true;
+    if (e.kind === "gate" && e.type === "passage") push("gates", e);
+    else if (e.kind === "access" && (e.type === "access" || (e.type === "fault" && e.active))) push("access", e);
+    else if (e.kind === "camera" && e.type === "detection" && e.phase !== "update") push("cameras", e);
+  }
+}
+function push(list, event) {
+  lists[list].unshift(event);
+  lists[list].length = Math.min(lists[list].length, LIST_MAX);
+  mark(list);
+}
+
+// ---------------------------------------------------------------- panels
+const RENDER = {
+  kpis() {
+    if (!overview) return false;
+    const o = overview;
+    const kinds = Object.entries(o.devices);
+    const online = kinds.reduce((n, [, k]) => n + k.online, 0), total = kinds.reduce((n, [, k]) => n + k.total, 0);
+    kpi("devices", `${num(online)}<small>/ ${num(total)}</small>`,
+        kinds.filter(([, k]) => k.total).map(([kind, k]) => `${esc(kindTitle(kind))}<b>${k.online}/${k.total}</b>`));
+    kpi("vehicles", `${num(o.vehicles.in_today)}<small>${t("in")}</small>`,
+        [`${t("out")}<b>${num(o.vehicles.out_today)}</b>`, `${t("inside")}<b>${num(o.vehicles.inside)}</b>`]);
+    kpi("access", `${num(o.access.granted_today)}<small>${t("granted")}</small>`,
+        [`${t("denied")}<b class="${o.access.denied_today ? "major" : ""}">${num(o.access.denied_today)}</b>`,
+         `${t("detections")}<b>${num(o.detections_today)}</b>`]);
+    const sev = ["critical", "major", "minor", "info"];
+    const openTotal = sev.reduce((n, s) => n + o.alerts.open[s], 0);
+    kpi("alerts", `<span class="${o.alerts.open.critical ? "critical" : openTotal ? "major" : "ok"}">${openTotal}</span>`
+        + `<small>${t("acked")} ${sev.reduce((n, s) => n + o.alerts.acknowledged[s], 0)}</small>`,
+        sev.map((s) => `<span class="${s}">${t("sev_" + s)}</span><b>${o.alerts.open[s]}</b>`));
+    $("#kpi-alerts").classList.toggle("alarm", o.alerts.open.critical > 0);
+    const e = o.elevators;
+    kpi("elevators", `${pct(e.availability)}<small>%</small>`, [`${t("in_service")}<b>${e.in_service}/${e.total}</b>`]);
+    $("#kpi-elevators").classList.toggle("alarm", e.total > 0 && e.availability < 0.9);
+    const c = o.chargers;
+    kpi("charging", `${num(c.kw, 1)}<small>kW${c.cap_kw ? ` / ${num(c.cap_kw)}` : ""}</small>`,
+        [`${t("in_use")}<b>${c.charging}/${c.total}</b>`, `${t("kwh_today")}<b>${num(c.kwh_today, 1)}</b> kWh`]);
+    const share = c.cap_kw ? c.kw / c.cap_kw : 0;
+    const bar = $("#kpi-charging .bar");
+    bar.classList.toggle("over", share > 1);
+    $("i", bar).style.width = `${Math.min(100, share * 100)}%`;
+    return true;
+  },
+
+  elevators(body) {
+    const cars = [...devices.values()].filter((d) => d.kind === "elevator");
+    const rank = (d) => (faultsOf(d).length ? 0 : !d.online ? 1 : d.telemetry.mode && d.telemetry.mode !== "normal" ? 2 : 3);
+    cars.sort((a, b) => rank(a) - rank(b) || deviceName(a).localeCompare(deviceName(b), "zh", {numeric: true}));
+    // Big tiles while they fit, compact ones for a larger estate; beyond that faulted cars come first.
+    const fitsBig = Math.floor((body.clientWidth + 8) / 108) * Math.floor((body.clientHeight + 8) / 94);
+    body.classList.toggle("compact", cars.length > fitsBig);
+    const fits = cars.length > fitsBig ? Math.floor((body.clientWidth + 6) / 82) * Math.floor((body.clientHeight + 6) / 72) : fitsBig;
+    const shown = cars.length > fits ? cars.slice(0, fits - 1) : cars;
+    body.innerHTML = shown.map((d) => {
+      const tm = d.telemetry, faults = faultsOf(d);
+      const mode = tm.mode && tm.mode !== "normal";
+      const cls = faults.length ? "fault" : !d.online ? "offline" : mode ? "mode" : "";
+      const state = faults.length ? faults.map((c) => faultTitle("elevator", c)).join(" · ")
+        : !d.online ? t("offline") : mode ? word("mode_", tm.mode) : word("door_", tm.door);
+      return `<div class="car ${cls}" data-device="${esc(d.device)}"><div class="name">${esc(deviceName(d))}</div>`
+        + `<div class="floor">${tm.floor ?? "–"}<span class="dir">${word("dir_", tm.direction)}</span></div>`
+        + `<div class="state">${esc(state)}</div></div>`;
+    }).join("") + (cars.length > shown.length ? `<div class="more">${t("more", {n: cars.length - shown.length})}</div>` : "");
+    return cars.length > 0;
+  },
+
+  gates(body) {
+    rows(body, lists.gates, (e) => [
+      `<td class="t">${hhmm(e.time)}</td>`, `<td style="width:72px">${esc(e.device)}</td>`,
+      `<td class="plate">${esc(maskPlate(e.plate))}</td>`,
+      `<td style="width:40px" class="${e.direction === "in" ? "ok" : "info"}">${word("pass_", e.direction)}</td>`,
+      `<td style="width:64px">${esc(word("cat_", e.category))}</td>`,
+      `<td style="width:56px" class="${e.decision === "allowed" ? "" : "major"}">${esc(word("dec_", e.decision))}</td>`]);
+    return lists.gates.length > 0;
+  },
+
+  buildings(body) {
+    const groups = new Map();
+    for (const d of devices.values()) {
+      const name = d.building ? t("building", {b: d.building}) : t("common_area");
+      if (!groups.has(name)) groups.set(name, {name, order: d.building ? Number(d.building) || d.building : Infinity, devices: []});
+      groups.get(name).devices.push(d);
+    }
+    const sorted = [...groups.values()].sort((a, b) => (a.order > b.order) - (a.order < b.order));
+    body.innerHTML = sorted.map((g) => {
+      const states = g.devices.map(dotState);
+      const cls = states.includes("s-fault") ? "alarm" : states.includes("s-warn") ? "warn" : "";
+      const up = g.devices.filter((d) => d.online).length;
+      const dots = g.devices.map((d, i) => `<i class="dot k-${d.kind} ${states[i]}" title="${esc(kindTitle(d.kind))} ${esc(deviceName(d))}"></i>`);
+      return `<div class="bld ${cls}"><h4>${esc(g.name)}<span>${up}/${g.devices.length}</span></h4><div class="dots">${dots.join("")}</div></div>`;
+    }).join("");
+    return sorted.length > 0;
+  },
+
+  alerts(body) {
+    const sevRank = {critical: 0, major: 1, minor: 2, info: 3};
+    const list = [...alerts.values()].sort((a, b) => (a.state === "open" ? 0 : 1) - (b.state === "open" ? 0 : 1)
+      || sevRank[a.severity] - sevRank[b.severity] || b.opened_at.localeCompare(a.opened_at));
+    $("[data-panel=alerts] .count").textContent = list.length ? `${list.filter((a) => a.state === "open").length} / ${list.length}` : "";
+    const canAck = me.role !== "viewer";
+    const fits = Math.max(1, Math.floor((body.clientHeight + 6) / 58));
+    body.innerHTML = list.length ? list.slice(0, fits).map((a) => {
+      const device = devices.get(`${a.site}/${a.kind}/${a.device}`);
+      const where = [kindTitle(a.kind), device ? deviceName(device) : a.device, device?.building && t("building", {b: device.building})];
+      const action = a.state === "open" && canAck ? `<button class="act" data-ack="${esc(a.id)}">${t("ack")}</button>`
+        : a.state === "acknowledged" ? `<span class="act dim">${t("acked_by")} ${esc(a.acknowledged_by || "")}</span>` : "<span></span>";
+      return `<div class="alert ${a.severity} ${a.state}" data-alert="${esc(a.id)}"><i class="sev ${a.severity}"></i>`
+        + `<div class="title"><span class="tag ${a.severity}">${t("sev_" + a.severity)}</span> ${esc(lang === "zh" ? a.title : a.title_en || a.title)}</div>`
+        + action + `<div class="meta">${esc(where.filter(Boolean).join(" · "))} · ${hhmm(a.opened_at)} · ${since(a.opened_at)}`
+        + `${a.occurrences > 1 ? ` · ×${a.occurrences}` : ""}</div></div>`;
+    }).join("") : `<div class="empty ok">${t("no_alerts")}</div>`;
+    return true;
+  },
+
+  chargers(body) {
+    const evs = [...devices.values()].filter((d) => d.kind === "charger")
+      .sort((a, b) => deviceName(a).localeCompare(deviceName(b), "en", {numeric: true}));
+    const status = (d) => !d.online ? "unavailable" : faultsOf(d).length ? "faulted" : d.telemetry.status || "unavailable";
+    const rank = (d) => ({faulted: 0, charging: 1}[status(d)] ?? 2);
+    evs.sort((a, b) => rank(a) - rank(b));   // stable: by name within faulted, charging, the rest
+    const fits = Math.floor((body.clientWidth + 5) / 63) * Math.floor((body.clientHeight + 5) / 45) || evs.length;
+    const shown = evs.length > fits ? evs.slice(0, fits - 1) : evs;
+    body.innerHTML = shown.map((d) => `<div class="ev st-${esc(status(d))}" title="${esc(word("st_", status(d)))}">`
+      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}</b></div>`).join("")
+      + (evs.length > shown.length ? `<div class="more">${t("more", {n: evs.length - shown.length})}</div>` : "");
+    return evs.length > 0;
+  },
+
+  access(body) {
+    rows(body, lists.access, (e) => e.type === "fault"
+      ? [`<td class="t">${hhmm(e.time)}</td>`, `<td>${esc(e.device)}</td>`, `<td class="critical" colspan="2">${esc(faultTitle("access", e.code))}</td>`]
+      : [`<td class="t">${hhmm(e.time)}</td>`, `<td>${esc(e.device)}</td>`, `<td style="width:52px">${esc(word("m_", e.method))}</td>`,
+         `<td style="width:120px" class="${e.result === "granted" ? "ok" : "major"}">${esc(word("r_", e.result))}${e.reason ? " · " + esc(word("why_", e.reason)) : ""}</td>`]);
+    return lists.access.length > 0;
+  },
+
+  cameras(body) {
+    const alarming = new Set(["high_altitude_throw", "fire", "smoke", "intrusion", "ebike_in_elevator", "fall", "fire_lane_blocked"]);
+    rows(body, lists.cameras, (e) => [
+      `<td class="t">${hhmm(e.time)}</td>`,
+      `<td class="${alarming.has(e.label) ? "critical" : ""}">${esc(word("l_", e.label))}</td>`,
+      `<td class="dim">${esc(e.zone || e.device)}</td>`,
+      `<td style="width:40px">${e.snapshot ? `<a href="${esc(e.snapshot)}" target="_blank" rel="noopener">${t("snapshot")}</a>` : ""}</td>`]);
+    return lists.cameras.length > 0;
+  },
+
+  traffic() {
+    if (!series.traffic) return false;
+    chart("traffic").setOption({
+      legend: legend([t("today_in"), t("today_out"), t("yest_in")]),
+      xAxis: {...axisX(), data: series.traffic.in.map(([time]) => hour(time))}, yAxis: axisY(),
+      series: [
+        line(t("today_in"), series.traffic.in.map(([, n]) => n), "#2fe0a0", true),
+        line(t("today_out"), series.traffic.out.map(([, n]) => n), "#5ab0ff", true),
+        {...line(t("yest_in"), series.yesterday.in.map(([, n]) => n), "#7d9cc0"), lineStyle: {type: "dashed", width: 1.5}},
+      ]});
+    return true;
+  },
+
+  power() {
+    if (!series.power) return false;
+    const cap = overview?.chargers?.cap_kw;
+    chart("power").setOption({
+      legend: {show: false},
+      xAxis: {...axisX(), data: series.power.kw.map(([time]) => hhmm(time))}, yAxis: {...axisY(), name: "kW", max: cap ? (v) => Math.max(v.max, cap * 1.1) : null},
+      series: [{...line(t("kw"), series.power.kw.map(([, kw]) => kw), "#f5d547", true),
+        markLine: cap ? {symbol: "none", silent: true, label: {formatter: `${t("cap_line")} ${cap} kW`, color: "#ff4d5e", position: "insideEndTop"},
+                         lineStyle: {color: "#ff4d5e", type: "dashed"}, data: [{yAxis: cap}]} : undefined}]});
+    return true;
+  },
+
+  alertdays() {
+    if (!series.days) return false;
+    const colours = {critical: "#ff4d5e", major: "#ff9b3d", minor: "#f5d547", info: "#5ab0ff"};
+    chart("alertdays").setOption({
+      legend: legend(Object.keys(colours).map((s) => t("sev_" + s))),
+      xAxis: {...axisX(), data: series.days.days.map((d) => dayLabel(d.day))}, yAxis: axisY(),
+      series: Object.entries(colours).map(([s, colour]) => ({name: t("sev_" + s), type: "bar", stack: "all", barWidth: "60%",
+        itemStyle: {color: colour}, data: series.days.days.map((d) => d[s])}))});
+    return true;
+  },
+};
+
+const faultsOf = (d) => Object.keys(d.open_faults || {});
+function dotState(d) {
+  if (!d.online) return "s-off";
+  if (faultsOf(d).some((c) => ["critical", "major"].includes(catalog.kinds?.[d.kind]?.faults?.[c]?.severity))) return "s-fault";
+  return faultsOf(d).length ? "s-warn" : "";
+}
+function kpi(id, big, parts) {
+  const el = $(`#kpi-${id}`);
+  $(".big", el).innerHTML = big;
+  $(".row", el).innerHTML = parts.map((p) => `<span>${p}</span>`).join("");
+}
+function rows(body, list, cells) {
+  const fits = Math.max(1, Math.floor(body.clientHeight / 30));
+  body.firstElementChild.innerHTML = list.length ? list.slice(0, fits).map((e) => {
+    const html = `<tr class="${e.fresh ? "fresh" : ""}">${cells(e).join("")}</tr>`;
+    e.fresh = false;  // highlight a new row once
+    return html;
+  }).join("") : `<tr><td class="empty">${t("none")}</td></tr>`;
+}
+
+// ---------------------------------------------------------------- charts
+const charts = {};
+function chart(name) {
+  if (!charts[name]) {
+    charts[name] = echarts.init(document.getElementById(`chart-${name}`), null, {renderer: "canvas"});
+    charts[name].setOption({
+      backgroundColor: "transparent", animationDuration: 600,
+      textStyle: {fontFamily: getComputedStyle(document.body).fontFamily, color: "#7d9cc0"},
+      grid: {left: 40, right: 14, top: 30, bottom: 22},
+      tooltip: {trigger: "axis", backgroundColor: "rgba(10,32,58,0.95)", borderColor: "#17406a", textStyle: {color: "#dcebff"}},
+    });
+  }
+  return charts[name];
+}
+const legend = (names) => ({data: names, top: 0, right: 0, itemWidth: 14, itemHeight: 8, textStyle: {color: "#7d9cc0", fontSize: 12}});
+const axisX = () => ({type: "category", boundaryGap: false, axisLine: {lineStyle: {color: "#17406a"}}, axisTick: {show: false},
+                      axisLabel: {color: "#7d9cc0", fontSize: 11}});
+const axisY = () => ({type: "value", minInterval: 1, splitLine: {lineStyle: {color: "rgba(23,64,106,0.5)"}}, axisLabel: {color: "#7d9cc0", fontSize: 11}});
+function line(name, data, colour, area = false) {
+  return {name, type: "line", data, smooth: true, showSymbol: false, lineStyle: {width: 2, color: colour}, itemStyle: {color: colour},
+    areaStyle: area ? {color: new echarts.graphic.LinearGradient(0, 0, 0, 1, [{offset: 0, color: colour + "66"}, {offset: 1, color: colour + "00"}])} : undefined};
+}
+
+// ---------------------------------------------------------------- render loop
+function render() {
+  if (!dirty.size) return;
+  const started = performance.now();
+  for (const panel of [...dirty]) {
+    dirty.delete(panel);
+    const section = $(`[data-panel=${panel}]`);
+    try {
+      const ok = RENDER[panel]($(".body", section));
+      if (ok) { filled.add(panel); section.dataset.filled = "1"; }
+    } catch (error) {
+      window.screenState.errors.push(`${panel}: ${error}`);
+      console.error(panel, error);
+    }
+  }
+  const took = performance.now() - started;
+  const st = window.screenState;
+  st.renders++; st.renderMsTotal += took; st.renderMsMax = Math.max(st.renderMsMax, took);
+  if (!window.screenState.ready && filled.size === Object.keys(RENDER).length) window.screenState.ready = true;
+}
+
+function fit() {
+  const scale = Math.min(innerWidth / 1920, innerHeight / 1080);
+  $("#canvas").style.transform = `scale(${scale})`;
+  for (const c of Object.values(charts)) c.resize();
+}
+
+// ---------------------------------------------------------------- alert actions
+async function acknowledge(id) {
+  try {
+    await api(`/api/alerts/${encodeURIComponent(id)}/ack`, {method: "POST", body: JSON.stringify({by: me.name})});
+    toast(t("ack_done"));
+    await loadAlerts();
+  } catch (error) {
+    toast(`${t("ack_failed")}: ${error.message}`);
+  }
+}
+let toastTimer = 0;
+function toast(text) {
+  const el = $("#toast");
+  el.textContent = text;
+  el.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => el.classList.remove("show"), 3000);
+}
+
+// ---------------------------------------------------------------- start
+function failed(error) {
+  if (error instanceof Unauthorised) { showLogin(t("bad_token")); return; }
+  window.screenState.errors.push(String(error));
+  console.warn(error);
+}
+function showLogin(message = "") {
+  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  $("#stage").classList.add("hidden");
+  $("#login").classList.remove("hidden");
+  $("#login-error").textContent = message;
+  $("#token").focus();
+}
+let timers = [];
+async function start() {
+  try {
+    me = await api("/api/me");   // a wrong token stays on the login form
+  } catch (error) {
+    if (error instanceof Unauthorised) { sessionStorage.removeItem("smarthub-token"); showLogin(t("bad_token")); return; }
+  }
+  sessionStorage.setItem("smarthub-token", token);
+  if (params.has("token")) {   // a kiosk link: keep the token out of the address bar once read
+    const url = new URL(location.href);
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url);
+  }
+  $("#login").classList.add("hidden");
+  $("#stage").classList.remove("hidden");
+  fit();
+  connect();
+  timers.forEach(clearInterval);
+  const every = (ms, load) => setInterval(() => { if (link === "live") load().catch(failed); }, ms);
+  timers = [every(OVERVIEW_MS, loadOverview), every(SERIES_MS, loadSeries), every(DEVICES_MS, loadDevices),
+            every(30_000, async () => mark("alerts"))];   // "n minutes ago"
+}
+
+$("#login-form").onsubmit = (e) => { e.preventDefault(); token = $("#token").value.trim(); if (token) start(); };
+$("#logout").onclick = () => { sessionStorage.removeItem("smarthub-token"); token = ""; showLogin(); };
+for (const b of document.querySelectorAll(".lang-toggle")) b.onclick = toggleLanguage;
+$("[data-panel=alerts] .body").addEventListener("click", (e) => {
+  const button = e.target.closest("[data-ack]");
+  if (button) { button.disabled = true; acknowledge(button.dataset.ack); }
+});
+addEventListener("resize", fit);
+setInterval(render, RENDER_MS);
+setInterval(() => { $("#clock").textContent = clockFmt().format(new Date()); }, 1000);
+applyLanguage();
+if (token) start(); else showLogin();
