@@ -1,0 +1,148 @@
+"""The big screen in a real headless Chromium, against a real hub fed by the simulators.
+
+What an operator relies on: every panel filled, live updates without a reload, a new elevator fault
+on the wall within 3 seconds, acknowledging it, English on demand, plates never shown whole, and a
+screen that comes back by itself after the hub restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from hub.config import Settings
+from tests.support.browser import Screen, chromium, served_hub
+from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
+from tests.support.mqtt_fixtures import Broker
+
+pytestmark = [pytest.mark.services, pytest.mark.usefixtures("playwright_available"), pytest.mark.timeout(240)]
+
+PANELS = ["kpis", "elevators", "gates", "buildings", "traffic", "power", "alertdays", "cameras", "alerts",
+          "chargers", "access"]
+FAULT_WITHIN_S = 3.0
+
+
+async def panel_text(screen: Screen, panel: str) -> str:
+    return await screen.page.locator(f"[data-panel={panel}]").inner_text()  # type: ignore[no-any-return]
+
+
+async def fault_appears(screen: Screen, broker: Broker, topic: str, code: str, title: str) -> float:
+    """Publish an active fault and return the seconds until its alert is on the screen."""
+    started = time.monotonic()
+    broker.publish(topic, orjson.dumps({"type": "fault", "code": code, "active": True, "detail": "between_floors"}))
+    alert = screen.page.locator("[data-panel=alerts] .alert.open", has_text=title)
+    await alert.first.wait_for(timeout=10_000)
+    return time.monotonic() - started
+
+
+async def test_a_complete_live_bilingual_screen(settings_for: Callable[..., Settings], mosquitto: Broker) -> None:
+    settings = settings_for("embedded")
+    async with served_hub(settings, mosquitto) as served, chromium() as open_screen:
+        screen = await open_screen(f"{served.url}/?token={ADMIN_TOKEN}")
+        await screen.wait_ready(60)
+        for panel in PANELS:  # every panel has drawn real content
+            assert await screen.page.get_attribute(f"[data-panel={panel}]", "data-filled") == "1", panel
+        assert "token=" not in screen.page.url, "a kiosk token stays out of the address bar once read"
+        elevators = served.community.of("elevator")
+        total = await screen.page.locator("#kpi-devices .big").inner_text()
+        assert total.replace(" ", "").endswith(f"/{len(served.community.devices)}"), total
+        cap = served.hub.registry.sites["sunshine"].power_cap_kw  # type: ignore[union-attr]
+        assert f"/ {cap:.0f}" in await screen.page.locator("#kpi-charging .big").inner_text()
+        assert await screen.page.locator("[data-panel=elevators] .car").count() == len(elevators)
+        assert await screen.page.locator("[data-panel=buildings] .bld .dot").count() == len(served.community.devices)
+        for chart in ("traffic", "power", "alertdays"):
+            assert await screen.page.locator(f"#chart-{chart} canvas").count() == 1, chart
+
+        # Live: a passage published now is on the wall without a reload, its plate masked.
+        before = (await screen.state())["liveMessages"]
+        gate = served.community.of("gate")[0].device
+        mosquitto.publish(f"{settings.root}/sunshine/gate/{gate}/event", orjson.dumps({
+            "type": "passage", "plate": "琼B98765", "plate_color": "blue", "direction": "in", "lane": "1",
+            "vehicle_class": "car", "confidence": 0.97, "decision": "allowed", "category": "visitor"}))
+        await screen.page.locator("[data-panel=gates]", has_text="琼B·9***5").wait_for(timeout=5_000)
+        assert "琼B98765" not in await screen.page.content(), "a whole plate reached the big screen"
+        assert (await screen.state())["liveMessages"] > before
+
+        # A new elevator fault is on the wall within 3 s, and the car turns red.
+        car = elevators[0].device
+        took = await fault_appears(screen, mosquitto, f"{settings.root}/sunshine/elevator/{car}/event",
+                                   "trapped_passenger", "困人")
+        assert took < FAULT_WITHIN_S, f"the fault took {took:.2f} s to reach the screen"
+        await screen.page.locator(f"[data-panel=elevators] .car.fault[data-device='{car}']").wait_for(timeout=3_000)
+        await screen.page.locator("#kpi-alerts.alarm").wait_for(timeout=8_000)  # the next overview poll
+        await screen.shot("zh")
+
+        # Acknowledge it from the wall: signed with the token's user, recorded by the hub.
+        alert = screen.page.locator("[data-panel=alerts] .alert.open", has_text="困人").first
+        alert_id = await alert.get_attribute("data-alert")
+        await alert.locator("button[data-ack]").click()
+        await screen.page.locator(f"[data-alert='{alert_id}'].acknowledged").wait_for(timeout=5_000)
+        async with served.api() as api:
+            stored = [a for a in (await api.get("/api/alerts")).json() if a["id"] == alert_id]
+        assert stored[0]["state"] == "acknowledged" and stored[0]["acknowledged_by"] == "admin"
+
+        # English at a click, kept across a reload.
+        await screen.page.click("header .lang-toggle")
+        await screen.page.locator("header h1", has_text="Community Command Center").wait_for(timeout=3_000)
+        assert await screen.page.get_attribute("html", "lang") == "en"
+        await screen.page.locator("[data-panel=alerts]", has_text="Passenger trapped").wait_for(timeout=3_000)
+        assert "lang=en" in screen.page.url
+        await screen.page.reload()
+        await screen.wait_ready(30)
+        assert "Elevators" in await panel_text(screen, "elevators")
+        await screen.shot("en")
+        assert screen.errors == [], screen.errors
+        assert (await screen.state())["errors"] == []
+
+
+async def test_the_screen_recovers_by_itself_after_a_hub_restart(settings_for: Callable[..., Settings],
+                                                                 mosquitto: Broker) -> None:
+    settings = settings_for("embedded")
+    async with served_hub(settings, mosquitto, devices=20) as served, chromium() as open_screen:
+        screen = await open_screen(f"{served.url}/?token={ADMIN_TOKEN}")
+        await screen.wait_ready(60)
+        resyncs = (await screen.state())["resyncs"]
+        await served.stop()
+        await screen.page.locator("#link.down").wait_for(timeout=10_000)  # the wall says it lost the hub
+        await served.start()
+        await eventually(lambda: _resynced(screen, resyncs), timeout=20, what="the screen to reconnect and reload")
+        await screen.page.locator("#link.live").wait_for(timeout=10_000)
+        car = served.community.of("elevator")[0].device
+        took = await fault_appears(screen, mosquitto, f"{settings.root}/sunshine/elevator/{car}/event",
+                                   "overspeed", "超速")
+        assert took < FAULT_WITHIN_S, f"after the restart the fault took {took:.2f} s"
+        await screen.shot("after-restart")
+        assert [e for e in screen.errors if "ERR_CONNECTION_REFUSED" not in e and "WebSocket" not in e] == []
+
+
+async def _resynced(screen: Screen, before: int) -> bool:
+    return (await screen.state())["resyncs"] > before
+
+
+async def test_login_viewer_role_and_a_smaller_window(settings_for: Callable[..., Settings],
+                                                      mosquitto: Broker) -> None:
+    settings = settings_for("embedded")
+    async with served_hub(settings, mosquitto, devices=20) as served, chromium(1280, 720) as open_screen:
+        async with served.api() as api:
+            viewer = (await api.post("/api/users", json={"name": "wall-3", "role": "viewer"})).json()["token"]
+        screen = await open_screen(served.url)
+        assert await screen.page.is_visible("#login") and not await screen.page.is_visible("#stage")
+        await screen.page.fill("#token", "not-a-token")
+        await screen.page.click("#login-form button[type=submit]")
+        await screen.page.locator("#login-error", has_text="令牌无效").wait_for(timeout=5_000)
+        assert not await screen.page.is_visible("#stage")
+        screen.errors.clear()  # the browser logs the refused token's 401; nothing after it may fail
+        await screen.page.fill("#token", viewer)
+        await screen.page.click("#login-form button[type=submit]")
+        await screen.wait_ready(60)
+        box = await screen.page.locator("#canvas").bounding_box()
+        assert box is not None and box["width"] <= 1280 + 1 and box["height"] <= 720 + 1, box
+        car = served.community.of("elevator")[0].device
+        await fault_appears(screen, mosquitto, f"{settings.root}/sunshine/elevator/{car}/event",
+                            "trapped_passenger", "困人")
+        assert await screen.page.locator("[data-panel=alerts] button[data-ack]").count() == 0, "a viewer cannot ack"
+        await screen.shot("viewer-1280x720")
+        assert screen.errors == [], screen.errors
