@@ -7,8 +7,14 @@ screen that comes back by itself after the hub restarts.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,12 +23,14 @@ from hub.config import Settings
 from tests.support.browser import Screen, chromium, served_hub
 from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
 from tests.support.mqtt_fixtures import Broker
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("playwright_available"), pytest.mark.timeout(240)]
 
 PANELS = ["kpis", "elevators", "gates", "buildings", "traffic", "power", "alertdays", "cameras", "alerts",
           "chargers", "access"]
 FAULT_WITHIN_S = 3.0
+SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 
 
 async def panel_text(screen: Screen, panel: str) -> str:
@@ -146,3 +154,32 @@ async def test_login_viewer_role_and_a_smaller_window(settings_for: Callable[...
         assert await screen.page.locator("[data-panel=alerts] button[data-ack]").count() == 0, "a viewer cannot ack"
         await screen.shot("viewer-1280x720")
         assert screen.errors == [], screen.errors
+
+
+async def test_smarthub_demo_shows_a_complete_screen(tmp_path: Path) -> None:
+    """The newcomer's path: one command, then the printed link in a browser."""
+    port, mqtt_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")} | {
+        "SMARTHUB_DATA_DIR": str(tmp_path / "data"), "SMARTHUB_ADMIN_TOKEN": "demo-token"}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen([SMARTHUB, "demo", "--devices", "60", "--speed", "30", "--http", f"127.0.0.1:{port}",
+                                 "--mqtt-port", str(mqtt_port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        link = await eventually(lambda: re.search(r"open\s+(http://\S+)", log.read_text()), timeout=30,
+                                what="the demo's banner")
+        async with chromium() as open_screen:
+            screen = await open_screen(link.group(1))
+            await screen.wait_ready(60)
+            site = await screen.page.locator("#site-name").inner_text()
+            assert site == "阳光花园", site
+            assert await screen.page.locator("[data-panel=buildings] .bld").count() > 1, "devices placed in buildings"
+            await screen.shot("demo")
+            assert screen.errors == [], screen.errors
+    finally:
+        demo.send_signal(signal.SIGINT)
+        try:
+            demo.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()
