@@ -26,9 +26,9 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS field_types (
 ) WITHOUT ROWID;
 """
 
+READERS = 2
+"""Read-only connections: queries run beside each other (one per core here) and beside writes, as WAL allows."""
+READER_MMAP_BYTES = 256 * 2**20
+"""Readers map the file instead of copying pages into each connection's own cache."""
 PRUNE_EVERY_S = 60.0
 SQL_AGGREGATES = {"count": "count", "sum": "sum", "mean": "avg", "max": "max"}
 SHARD_MS = 7 * 86_400_000
@@ -71,6 +75,7 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SERIES_CACHE_MAX = 100_000
 
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string"}
+T = TypeVar("T")
 
 
 def _type_name(value: object) -> str:
@@ -104,12 +109,18 @@ class EmbeddedStorage(EventQueries):
         self.retention_ms = int(retention_days * 86_400_000)
         self._db: sqlite3.Connection | None = None
         self._lock = asyncio.Lock()
+        """Serialises writes (and deletes) on `_db`; reads take a connection from `_readers` instead."""
+        self._readers: asyncio.Queue[sqlite3.Connection] | None = None
         self._last_prune = float("-inf")
         self._types: dict[tuple[str, int], dict[str, str]] = {}
         self._series: dict[tuple[object, ...], tuple[str, str, str, str, str, str]] = {}
 
     async def start(self) -> None:
         self._db = await asyncio.to_thread(self._open)
+        readers: asyncio.Queue[sqlite3.Connection] = asyncio.Queue()
+        for _ in range(READERS):
+            readers.put_nowait(await asyncio.to_thread(self._open_reader))
+        self._readers = readers
 
     def _open(self) -> sqlite3.Connection:
         db = connect(self.path, SCHEMA)
@@ -118,7 +129,31 @@ class EmbeddedStorage(EventQueries):
             self._types.setdefault((measurement, shard), {})[field] = type_
         return db
 
+    def _open_reader(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA query_only=1")
+        db.execute(f"PRAGMA mmap_size={READER_MMAP_BYTES}")
+        return db
+
+    async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a query on a free reader, on a worker thread. The reader goes back only when the thread is done,
+        even if the caller is cancelled, so no two threads ever share one."""
+        readers = self._readers
+        if readers is None or self._db is None:
+            raise StorageUnavailable("embedded store is not open")
+        db = await readers.get()
+        done = asyncio.ensure_future(asyncio.to_thread(run, db))
+        done.add_done_callback(lambda _: readers.put_nowait(db))
+        try:
+            return await asyncio.shield(done)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"embedded store {self.path}: {exc}") from None
+
     async def close(self) -> None:
+        readers, self._readers = self._readers, None
+        if readers is not None:
+            for _ in range(READERS):  # waits for queries still running
+                (await readers.get()).close()
         if self._db is not None:
             async with self._lock:
                 self._db.close()
@@ -260,7 +295,6 @@ class EmbeddedStorage(EventQueries):
         Like InfluxDB, one query per measurement, each walking its (measurement[, device], time)
         index newest first and stopping at `limit`; then the newest `limit` of them all.
         """
-        db = self._conn()
         if limit <= 0 or not measurements:
             return []
         sql = "SELECT time_ms, tags, fields FROM points WHERE measurement = ?"
@@ -280,7 +314,7 @@ class EmbeddedStorage(EventQueries):
             args.append(until_ms)
         sql += " ORDER BY time_ms DESC, series DESC"
 
-        def run() -> list[tuple[str, int, dict[str, Any]]]:
+        def run(db: sqlite3.Connection) -> list[tuple[str, int, dict[str, Any]]]:
             rows: list[tuple[str, int, dict[str, Any]]] = []
             for m in sorted(set(measurements)):
                 taken = 0
@@ -294,8 +328,7 @@ class EmbeddedStorage(EventQueries):
             rows.sort(key=lambda r: -r[1])  # stable: measurement, then series order kept for equal times
             return rows[:limit]
 
-        async with self._lock:
-            return await asyncio.to_thread(run)
+        return await self._read(run)
 
     async def delete_events(self, kind: str, event_type: str, before_ms: int) -> None:
         db = self._conn()
@@ -333,26 +366,26 @@ class EmbeddedStorage(EventQueries):
         self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
         every_ms: int, offset_ms: int, by: Sequence[str],
     ) -> list[tuple[Any, ...]]:
-        """(bucket, *group tag values, fn(field)) rows; a range scan of the (measurement, time) index."""
-        db = self._conn()
+        """(bucket, *group tag values, fn(field)) rows; a range scan of the (measurement, time) index.
+
+        Parsing each row's JSON is what costs (about 1 us a row), so each document is looked into
+        once or twice: SQL aggregates skip NULLs, so points without the field need no filter of their own.
+        """
         groups = [_tag_column(tag) for tag in by]
         sql = (f"SELECT (time_ms - ?) / ? * ? + ? AS bucket, {''.join(g + ', ' for g in groups)}"
                f"{SQL_AGGREGATES[fn]}(json_extract(fields, ?))"
-               " FROM points WHERE measurement = ? AND time_ms >= ? AND time_ms < ?"
-               " AND json_extract(fields, ?) IS NOT NULL")
+               " FROM points WHERE measurement = ? AND time_ms >= ? AND time_ms < ?")
         args: list[Any] = [offset_ms, every_ms, every_ms, offset_ms, *(a for tag in by for a in _tag_args(tag)),
-                           _path(field), measurement, since_ms, until_ms, _path(field)]
+                           _path(field), measurement, since_ms, until_ms]
         for key, value in where.items():  # a tag, or else a field (InfluxQL's WHERE takes either)
             if key in INDEXED_TAGS:
                 sql += f" AND {key} = ?"
+                args.append(value)
             else:
-                sql += (" AND coalesce((SELECT value FROM json_each(tags) WHERE key = ?),"
-                        " json_extract(fields, ?), '') = ?")
-                args += [key, _path(key)]
-            args.append(value)
+                sql += f" AND coalesce({_tag_value(key)}, json_extract(fields, ?), '') = ?"
+                args += [*_tag_args(key), _path(key), value]
         sql += " GROUP BY bucket" + "".join(f", {i + 2}" for i in range(len(by)))
-        async with self._lock:
-            return await asyncio.to_thread(lambda: db.execute(sql, args).fetchall())
+        return await self._read(lambda db: db.execute(sql, args).fetchall())
 
 
 def _path(name: str) -> str:
@@ -360,12 +393,24 @@ def _path(name: str) -> str:
     return f'$."{name}"'
 
 
+def _plain_key(name: str) -> bool:
+    """A key a JSON path can quote (SQLite's paths have no escape for a quote or backslash)."""
+    return '"' not in name and "\\" not in name
+
+
+def _tag_value(tag: str) -> str:
+    """SQL for a non-indexed tag's value from the tags JSON, NULL when missing (one `?`: `_tag_args`)."""
+    if _plain_key(tag):
+        return "json_extract(tags, ?)"
+    return "(SELECT value FROM json_each(tags) WHERE key = ?)"
+
+
 def _tag_column(tag: str) -> str:
     """SQL for a tag's value ('' when missing, as InfluxDB groups it): its own column, else from the JSON."""
-    if tag in INDEXED_TAGS:
-        return tag
-    return "coalesce((SELECT value FROM json_each(tags) WHERE key = ?), '')"
+    return tag if tag in INDEXED_TAGS else f"coalesce({_tag_value(tag)}, '')"
 
 
 def _tag_args(tag: str) -> list[Any]:
-    return [] if tag in INDEXED_TAGS else [tag]
+    if tag in INDEXED_TAGS:
+        return []
+    return [_path(tag) if _plain_key(tag) else tag]
