@@ -9,7 +9,6 @@ plate, subject or id tag.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from hub.alerts.store import AlertStore
@@ -17,7 +16,7 @@ from hub.inside import InsideTracker
 from hub.registry import Registry
 from hub.series import CHINA_OFFSET_MS, DAY_MS, china_day_start
 from hub.state import LiveState
-from hub.storage.base import Aggregate, Storage
+from hub.storage.base import Aggregate, AggregateQuery, Storage
 from hub.times import iso
 
 KINDS = ("gate", "access", "camera", "elevator", "charger")
@@ -38,17 +37,13 @@ TODAY: dict[str, tuple[str, Aggregate, str, dict[str, str]]] = {
 
 
 async def today_counts(storage: Storage, site: str | None, now_ms: int) -> dict[str, float]:
-    """TODAY's figures since China midnight, one single-bucket aggregate each, run concurrently."""
+    """TODAY's figures since China midnight: single-bucket aggregates, all sent to the store at once."""
     day = china_day_start(now_ms)
     extra = {"site": site} if site else {}
-
-    async def one(measurement: str, fn: Aggregate, field: str, where: dict[str, str]) -> float:
-        [(_, value)] = await storage.aggregate(measurement, fn, field, {**where, **extra}, day, now_ms + 1, DAY_MS,
-                                               CHINA_OFFSET_MS)
-        return value or 0
-
-    values = await asyncio.gather(*(one(*spec) for spec in TODAY.values()))
-    return dict(zip(TODAY, values, strict=True))
+    queries = [AggregateQuery(measurement, fn, field, {**where, **extra}, day, now_ms + 1, DAY_MS, CHINA_OFFSET_MS)
+               for measurement, fn, field, where in TODAY.values()]
+    answers = await storage.aggregate_many(queries)
+    return {name: answer[0][1] or 0 for name, answer in zip(TODAY, answers, strict=True)}
 
 
 def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms: int) -> dict[str, Any]:

@@ -61,10 +61,8 @@ def alerts_per_day(store: AlertStore, site: str | None, days: int) -> dict[str, 
     now_ms = int(time.time() * 1000)
     since = china_day_start(now_ms) - (days - 1) * DAY_MS
     counted: Counter[tuple[int, str]] = Counter()
-    for alert in store.find(100_000, site=site):
-        if alert.opened_ms >= since:
-            day = (alert.opened_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS
-            counted[(day, alert.severity.value)] += 1
+    for opened_ms, severity in store.opened_since(since, site):  # two columns, not 10,000 alerts decoded
+        counted[((opened_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS, severity)] += 1
     days_list = buckets(since, now_ms, DAY_MS, CHINA_OFFSET_MS)
     return {"since": iso(since), "every_s": 86400, "days": [
         {"day": iso(d), **{s: counted[(d, s)] for s in ("critical", "major", "minor", "info")}} for d in days_list]}

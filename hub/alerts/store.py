@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, opened_ms);
 CREATE INDEX IF NOT EXISTS alerts_device ON alerts (site, kind, device, opened_ms);
+CREATE INDEX IF NOT EXISTS alerts_opened ON alerts (opened_ms, severity);
 CREATE TABLE IF NOT EXISTS orders (
     id TEXT PRIMARY KEY,
     alert_id TEXT NOT NULL, site TEXT NOT NULL, team TEXT NOT NULL, state TEXT NOT NULL,
@@ -67,6 +68,15 @@ class AlertStore:
             sql += " AND site = ?"
             args = (site,)
         return {(state, severity): n for state, severity, n in self._db.execute(sql + " GROUP BY 1, 2", args)}
+
+    def opened_since(self, since_ms: int, site: str | None = None) -> list[tuple[int, str]]:
+        """(opened ms, severity) of the alerts opened since then, from their columns: no alert is loaded."""
+        sql = "SELECT opened_ms, severity FROM alerts WHERE opened_ms >= ?"
+        args: tuple[Any, ...] = (since_ms,)
+        if site is not None:
+            sql += " AND site = ?"
+            args += (site,)
+        return self._db.execute(sql, args).fetchall()
 
     def get(self, alert_id: str) -> Alert | None:
         row = self._db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()

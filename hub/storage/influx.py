@@ -21,11 +21,11 @@ import httpx
 from devices.base import Point
 from hub.storage.base import (
     Aggregate,
+    AggregateQuery,
     EventQueries,
     StorageError,
     StorageRejected,
     StorageUnavailable,
-    buckets,
     keep_groups,
 )
 from hub.storage.lineproto import encode
@@ -212,6 +212,11 @@ class InfluxStorage(EventQueries):
         1.x answers statement errors with HTTP 200 and `results[i].error`; they raise
         StorageRejected here. A missing database is an empty answer: nothing stored yet.
         """
+        return [series for result in await self.query_results([influxql]) for series in result]
+
+    async def query_results(self, statements: Sequence[str]) -> list[list[dict[str, Any]]]:
+        """Several statements in one request; the series of each apart, in statement order."""
+        influxql = ";".join(statements)
         try:
             response = await self._http.get("/query", params={"db": self.db, "q": influxql, "epoch": "ms"})
         except httpx.HTTPError as exc:
@@ -225,14 +230,16 @@ class InfluxStorage(EventQueries):
             raise StorageUnavailable(f"InfluxDB answered {status}: {data}")
         if status >= 300 and "database not found" not in str(data.get("error")):
             raise StorageRejected(f"InfluxDB answered {status} to {influxql!r}: {data}")
-        series: list[dict[str, Any]] = []
-        for result in data.get("results", ()):
+        answers: list[list[dict[str, Any]]] = [[] for _ in statements]
+        for i, result in enumerate(data.get("results", ())):
             if "error" in result:
                 if result["error"].startswith("database not found"):
                     continue
                 raise StorageRejected(f"InfluxQL error in {influxql!r}: {result['error']}")
-            series.extend(result.get("series", ()))
-        return series
+            index = result.get("statement_id", i)
+            if 0 <= index < len(answers):
+                answers[index] = result.get("series", [])
+        return answers
 
     async def query_points(
         self,
@@ -279,10 +286,20 @@ class InfluxStorage(EventQueries):
         every_ms: int, offset_ms: int = 0,
     ) -> list[tuple[int, float | None]]:
         """InfluxQL GROUP BY time(): the aggregation runs in the database, whatever the data's size."""
-        sql = _aggregate_sql(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms, ())
-        found = {int(t): v for series in await self.query(sql) for t, v in series["values"]}
-        empty = 0 if fn == "count" else None
-        return [(t, found.get(t, empty)) for t in buckets(since_ms, until_ms, every_ms, offset_ms)]
+        query = AggregateQuery(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms)
+        return (await self.aggregate_many([query]))[0]
+
+    async def aggregate_many(self, queries: Sequence[AggregateQuery]) -> list[list[tuple[int, float | None]]]:
+        """All the statements in one request; InfluxDB answers each in its own `results[i]`."""
+        if not queries:
+            return []
+        statements = [_aggregate_sql(q.measurement, q.fn, q.field, q.where, q.since_ms, q.until_ms, q.every_ms,
+                                     q.offset_ms, ()) for q in queries]
+        answers = []
+        for q, result in zip(queries, await self.query_results(statements), strict=True):
+            found = {int(t): v for series in result for t, v in series["values"]}
+            answers.append([(t, found.get(t, q.empty)) for t in q.buckets])
+        return answers
 
     async def aggregate_by(
         self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
@@ -303,7 +320,7 @@ def _aggregate_sql(measurement: str, fn: Aggregate, field: str, where: dict[str,
     """`SELECT fn(field) ... GROUP BY time(every, offset)[, tags]`, every name and value quoted."""
     conditions = [f"{quote_ident(k)} = {quote_string(v)}" for k, v in where.items()]
     conditions += [f"time >= {int(since_ms)}ms", f"time < {int(until_ms)}ms"]
-    fill = "fill(0)" if fn == "count" else "fill(null)"
+    fill = "fill(none)"  # empty buckets are filled in here: half the answer to parse for sparse series
     group = "".join(f", {quote_ident(t)}" for t in by)
     return (f"SELECT {fn}({quote_ident(field)}) FROM {quote_ident(measurement)} WHERE {' AND '.join(conditions)}"
             f" GROUP BY time({int(every_ms)}ms, {int(offset_ms)}ms){group} {fill}")

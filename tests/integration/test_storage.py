@@ -16,7 +16,7 @@ import pytest
 
 from devices import REGISTRY
 from devices.base import Point
-from hub.storage.base import EventQuery, Storage, StorageRejected, StorageUnavailable
+from hub.storage.base import AggregateQuery, EventQuery, Storage, StorageRejected, StorageUnavailable
 from hub.storage.embedded import SHARD_MS, EmbeddedStorage
 from hub.storage.influx import InfluxStorage
 from hub.storage.lineproto import encode
@@ -378,5 +378,45 @@ async def test_aggregates_grouped_by_tags_agree_on_both_stores(storage: Storage)
     by_building = await storage.aggregate_by("charger", "sum", "power_kw", {"site": "s"}, start, start + hour, hour,
                                              ("building",))
     assert by_building == {("",): [(start, 10.0)], ("3号楼",): [(start, 11.0)]}  # a missing tag groups as ''
+    assert await storage.aggregate("charger", "sum", "power_kw", {"building": "3号楼"}, start, start + hour,
+                                   hour) == [(start, 11.0)]  # a registry tag: in the tags JSON of the embedded store
+    assert await storage.aggregate("charger", "sum", "power_kw", {"building": ""}, start, start + hour,
+                                   hour) == [(start, 10.0)]  # InfluxDB: a missing tag equals ''
     assert await storage.aggregate_by("charger", "max", "power_kw", {"site": "nowhere"}, start, start + hour,
                                       hour, ("device",)) == {}
+
+
+async def test_several_aggregates_at_once_answer_as_each_alone(storage: Storage) -> None:
+    hour = 3_600_000
+    start = (NOW // hour - 2) * hour
+    passage = {"site": "s", "device": "g1", "type": "passage"}
+    await storage.write([
+        Point("gate_event", passage, {"id": "a", "direction": "in", "confidence": 0.5}, start + 10),
+        Point("gate_event", passage, {"id": "b", "direction": "out", "confidence": 0.9}, start + 20),
+        Point("gate_event", {**passage, "site": "t"}, {"id": "c", "direction": "in", "confidence": 0.7}, start + hour),
+        Point("gate_event", {**passage, "type": "barrier"}, {"id": "d", "state": "open"}, start + 30),
+        Point("access_event", {"site": "s", "device": "d1", "type": "access"}, {"id": "e", "result": "granted"},
+              start + 40),
+        Point("charger_event", {"site": "s", "device": "ev1", "type": "session_stop"}, {"id": "f", "energy_kwh": 7.5},
+              start + 50),
+    ])
+    queries = [
+        AggregateQuery("gate_event", "count", "id", {"type": "passage", "direction": "in"}, start, start + 2 * hour,
+                       hour),
+        AggregateQuery("gate_event", "count", "id", {"type": "passage", "direction": "out", "site": "s"}, start,
+                       start + 2 * hour, hour),
+        AggregateQuery("gate_event", "mean", "confidence", {"type": "passage"}, start, start + 2 * hour, hour),
+        AggregateQuery("gate_event", "count", "id", {}, start, start + 2 * hour, 2 * hour),
+        AggregateQuery("gate_event", "count", "id", {"type": "barrier"}, start, start + hour, hour),
+        AggregateQuery("access_event", "count", "id", {"result": "denied"}, start, start + hour, hour),
+        AggregateQuery("charger_event", "sum", "energy_kwh", {"type": "session_stop"}, start, start + hour, hour),
+        AggregateQuery("charger_event", "sum", "energy_kwh", {"type": "session_stop", "site": "t"}, start,
+                       start + hour, hour),
+    ]
+    together = await storage.aggregate_many(queries)
+    alone = [await storage.aggregate(q.measurement, q.fn, q.field, q.where, q.since_ms, q.until_ms, q.every_ms,
+                                     q.offset_ms) for q in queries]
+    assert together == alone
+    assert [[v for _, v in answer] for answer in together] == [
+        [1, 1], [1, 0], [pytest.approx(0.7), pytest.approx(0.7)], [4], [1], [0], [7.5], [None]]
+    assert await storage.aggregate_many([]) == []
