@@ -76,6 +76,8 @@ const faultTitle = (kind, code) => {
 };
 const kindTitle = (kind) => catalog.kinds?.[kind]?.[lang] ?? kind;
 const deviceName = (d) => d.name || d.device;
+const collator = new Intl.Collator("zh-CN", {numeric: true});   // one collator: localeCompare makes one a call
+const byName = (a, b) => collator.compare(deviceName(a), deviceName(b));
 
 // ---------------------------------------------------------------- state
 let token = params.get("token") || sessionStorage.getItem("smarthub-token") || "";
@@ -94,7 +96,7 @@ const markAll = () => mark("kpis", "elevators", "gates", "buildings", "alerts", 
                            "traffic", "power", "alertdays");
 const keyOf = (d) => `${d.site}/${d.kind}/${d.device}`;
 // What tests and benchmarks read: readiness, how often and how long the screen redraws, what failed.
-window.screenState = {ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, liveMessages: 0, resyncs: 0, errors: []};
+window.screenState = {ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, panelMs: {}, liveMessages: 0, liveMs: 0, resyncs: 0, errors: []};
 
 // ---------------------------------------------------------------- API
 class Unauthorised extends Error {}
@@ -165,7 +167,12 @@ function connect() {
     // Whatever happened while we were away (a hub restart, a network blip) is in the REST API.
     resync().then(() => setLink("live")).catch(failed);
   };
-  socket.onmessage = (m) => { window.screenState.liveMessages++; onLive(JSON.parse(m.data)); };
+  socket.onmessage = (m) => {
+    const started = performance.now();
+    onLive(JSON.parse(m.data));
+    window.screenState.liveMessages++;
+    window.screenState.liveMs += performance.now() - started;
+  };
   socket.onclose = (e) => {
     socket = null;
     if (e.code === 4401) { showLogin(t("bad_token")); return; }
@@ -240,13 +247,14 @@ const RENDER = {
   elevators(body) {
     const cars = [...devices.values()].filter((d) => d.kind === "elevator");
     const rank = (d) => (faultsOf(d).length ? 0 : !d.online ? 1 : d.telemetry.mode && d.telemetry.mode !== "normal" ? 2 : 3);
-    cars.sort((a, b) => rank(a) - rank(b) || deviceName(a).localeCompare(deviceName(b), "zh", {numeric: true}));
+    cars.sort((a, b) => rank(a) - rank(b) || byName(a, b));
     // Big tiles while they fit, compact ones for a larger estate; beyond that faulted cars come first.
-    const fitsBig = Math.floor((body.clientWidth + 8) / 108) * Math.floor((body.clientHeight + 8) / 94);
+    const {w, h} = size(body);
+    const fitsBig = Math.floor((w + 8) / 108) * Math.floor((h + 8) / 94);
     body.classList.toggle("compact", cars.length > fitsBig);
-    const fits = cars.length > fitsBig ? Math.floor((body.clientWidth + 6) / 82) * Math.floor((body.clientHeight + 6) / 72) : fitsBig;
+    const fits = cars.length > fitsBig ? Math.floor((w + 6) / 82) * Math.floor((h + 6) / 72) : fitsBig;
     const shown = cars.length > fits ? cars.slice(0, fits - 1) : cars;
-    body.innerHTML = shown.map((d) => {
+    patchList(body, shown.map((d) => {
       const tm = d.telemetry, faults = faultsOf(d);
       const mode = tm.mode && tm.mode !== "normal";
       const cls = faults.length ? "fault" : !d.online ? "offline" : mode ? "mode" : "";
@@ -255,7 +263,7 @@ const RENDER = {
       return `<div class="car ${cls}" data-device="${esc(d.device)}"><div class="name">${esc(deviceName(d))}</div>`
         + `<div class="floor">${tm.floor ?? "–"}<span class="dir">${word("dir_", tm.direction)}</span></div>`
         + `<div class="state">${esc(state)}</div></div>`;
-    }).join("") + (cars.length > shown.length ? `<div class="more">${t("more", {n: cars.length - shown.length})}</div>` : "");
+    }).concat(cars.length > shown.length ? [`<div class="more">${t("more", {n: cars.length - shown.length})}</div>`] : []));
     return cars.length > 0;
   },
 
@@ -272,18 +280,41 @@ const RENDER = {
   buildings(body) {
     const groups = new Map();
     for (const d of devices.values()) {
-      const name = d.building ? t("building", {b: d.building}) : t("common_area");
-      if (!groups.has(name)) groups.set(name, {name, order: d.building ? Number(d.building) || d.building : Infinity, devices: []});
-      groups.get(name).devices.push(d);
+      const key = d.building ?? "";
+      if (!groups.has(key)) groups.set(key, {building: d.building, devices: []});
+      groups.get(key).devices.push(d);
     }
-    const sorted = [...groups.values()].sort((a, b) => (a.order > b.order) - (a.order < b.order));
-    body.innerHTML = sorted.map((g) => {
-      const states = g.devices.map(dotState);
-      const cls = states.includes("s-fault") ? "alarm" : states.includes("s-warn") ? "warn" : "";
-      const up = g.devices.filter((d) => d.online).length;
-      const dots = g.devices.map((d, i) => `<i class="dot k-${d.kind} ${states[i]}" title="${esc(kindTitle(d.kind))} ${esc(deviceName(d))}"></i>`);
-      return `<div class="bld ${cls}"><h4>${esc(g.name)}<span>${up}/${g.devices.length}</span></h4><div class="dots">${dots.join("")}</div></div>`;
-    }).join("");
+    const sorted = [...groups.values()].sort((a, b) => (a.building == null) - (b.building == null)
+      || collator.compare(a.building ?? "", b.building ?? ""));
+    for (const g of sorted) {
+      g.states = g.devices.map(dotState);
+      g.cls = g.states.includes("s-fault") ? "alarm" : g.states.includes("s-warn") ? "warn"
+        : g.states.every((x) => x === "s-off") ? "down" : "";
+      g.up = g.devices.filter((d) => d.online).length;
+      g.name = g.building ? t("building", {b: g.building}) : t("common_area");
+    }
+    const {w, h} = size(body);
+    // Every device as a dot while that fits; a large estate shows one tile a building, worst state first.
+    const cols = Math.max(1, Math.floor((w + 8) / 158));
+    let height = 0;
+    for (let i = 0; i < sorted.length; i += cols) {
+      height += 34 + 15 * Math.ceil(Math.max(...sorted.slice(i, i + cols).map((g) => g.devices.length)) / 9);
+    }
+    const compact = height > h;
+    body.classList.toggle("compact", compact);
+    if (!compact) {
+      patchList(body, sorted.map((g) => {
+        const dots = g.devices.map((d, i) => `<i class="dot k-${d.kind} ${g.states[i]}" title="${esc(kindTitle(d.kind))} ${esc(deviceName(d))}"></i>`);
+        return `<div class="bld ${g.cls}"><h4>${esc(g.name)}<span>${g.up}/${g.devices.length}</span></h4><div class="dots">${dots.join("")}</div></div>`;
+      }));
+      return sorted.length > 0;
+    }
+    const fits = Math.floor((w + 4) / 40) * Math.floor((h + 4) / 28);
+    const worst = {alarm: 0, warn: 1, down: 2, "": 3};
+    const shown = sorted.length > fits ? [...sorted].sort((a, b) => worst[a.cls] - worst[b.cls]).slice(0, fits - 2) : sorted;
+    patchList(body, shown.map((g) => `<div class="bt ${g.cls}" title="${esc(g.name)} · ${g.up}/${g.devices.length}">`
+      + `${esc(g.building ?? t("common_short"))}</div>`)
+      .concat(sorted.length > shown.length ? [`<div class="more">${t("more", {n: sorted.length - shown.length})}</div>`] : []));
     return sorted.length > 0;
   },
 
@@ -293,8 +324,8 @@ const RENDER = {
       || sevRank[a.severity] - sevRank[b.severity] || b.opened_at.localeCompare(a.opened_at));
     $("[data-panel=alerts] .count").textContent = list.length ? `${list.filter((a) => a.state === "open").length} / ${list.length}` : "";
     const canAck = me.role !== "viewer";
-    const fits = Math.max(1, Math.floor((body.clientHeight + 6) / 58));
-    body.innerHTML = list.length ? list.slice(0, fits).map((a) => {
+    const fits = Math.max(1, Math.floor((size(body).h + 6) / 58));
+    patch(body, list.length ? list.slice(0, fits).map((a) => {
       const device = devices.get(`${a.site}/${a.kind}/${a.device}`);
       const where = [kindTitle(a.kind), device ? deviceName(device) : a.device, device?.building && t("building", {b: device.building})];
       const action = a.state === "open" && canAck ? `<button class="act" data-ack="${esc(a.id)}">${t("ack")}</button>`
@@ -303,21 +334,20 @@ const RENDER = {
         + `<div class="title"><span class="tag ${a.severity}">${t("sev_" + a.severity)}</span> ${esc(lang === "zh" ? a.title : a.title_en || a.title)}</div>`
         + action + `<div class="meta">${esc(where.filter(Boolean).join(" · "))} · ${hhmm(a.opened_at)} · ${since(a.opened_at)}`
         + `${a.occurrences > 1 ? ` · ×${a.occurrences}` : ""}</div></div>`;
-    }).join("") : `<div class="empty ok">${t("no_alerts")}</div>`;
+    }).join("") : `<div class="empty ok">${t("no_alerts")}</div>`);
     return true;
   },
 
   chargers(body) {
-    const evs = [...devices.values()].filter((d) => d.kind === "charger")
-      .sort((a, b) => deviceName(a).localeCompare(deviceName(b), "en", {numeric: true}));
+    const evs = [...devices.values()].filter((d) => d.kind === "charger").sort(byName);
     const status = (d) => !d.online ? "unavailable" : faultsOf(d).length ? "faulted" : d.telemetry.status || "unavailable";
     const rank = (d) => ({faulted: 0, charging: 1}[status(d)] ?? 2);
     evs.sort((a, b) => rank(a) - rank(b));   // stable: by name within faulted, charging, the rest
-    const fits = Math.floor((body.clientWidth + 5) / 63) * Math.floor((body.clientHeight + 5) / 45) || evs.length;
+    const fits = Math.floor((size(body).w + 5) / 63) * Math.floor((size(body).h + 5) / 45) || evs.length;
     const shown = evs.length > fits ? evs.slice(0, fits - 1) : evs;
-    body.innerHTML = shown.map((d) => `<div class="ev st-${esc(status(d))}" title="${esc(word("st_", status(d)))}">`
-      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}</b></div>`).join("")
-      + (evs.length > shown.length ? `<div class="more">${t("more", {n: evs.length - shown.length})}</div>` : "");
+    patchList(body, shown.map((d) => `<div class="ev st-${esc(status(d))}" title="${esc(word("st_", status(d)))}">`
+      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}</b></div>`)
+      .concat(evs.length > shown.length ? [`<div class="more">${t("more", {n: evs.length - shown.length})}</div>`] : []));
     return evs.length > 0;
   },
 
@@ -388,12 +418,37 @@ function kpi(id, big, parts) {
   $(".row", el).innerHTML = parts.map((p) => `<span>${p}</span>`).join("");
 }
 function rows(body, list, cells) {
-  const fits = Math.max(1, Math.floor(body.clientHeight / 30));
-  body.firstElementChild.innerHTML = list.length ? list.slice(0, fits).map((e) => {
+  const fits = Math.max(1, Math.floor(size(body).h / 30));
+  patch(body.firstElementChild, list.length ? list.slice(0, fits).map((e) => {
     const html = `<tr class="${e.fresh ? "fresh" : ""}">${cells(e).join("")}</tr>`;
     e.fresh = false;  // highlight a new row once
     return html;
-  }).join("") : `<tr><td class="empty">${t("none")}</td></tr>`;
+  }).join("") : `<tr><td class="empty">${t("none")}</td></tr>`);
+}
+/** Replace an element's content only when it changed: rebuilding the DOM is the expensive part. */
+function patch(el, html) {
+  if (el._html !== html) { el.innerHTML = html; el._html = html; }
+}
+/** The same for a list of one-element HTML strings, child by child: a car changing floor redraws
+ *  that car, not the 2,000 devices around it. */
+function patchList(el, items) {
+  while (el.children.length > items.length) el.lastElementChild.remove();
+  items.forEach((html, i) => {
+    const old = el.children[i];
+    if (old && old._html === html) return;
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    const fresh = template.content.firstElementChild;
+    fresh._html = html;
+    if (old) old.replaceWith(fresh); else el.appendChild(fresh);
+  });
+}
+/** Panel sizes on the fixed 1920x1080 canvas, measured once: reading them between DOM writes would
+ *  force a layout per panel. */
+const sizes = new Map();
+function size(el) {
+  if (!sizes.has(el)) sizes.set(el, {w: el.clientWidth, h: el.clientHeight});
+  return sizes.get(el);
 }
 
 // ---------------------------------------------------------------- charts
@@ -421,13 +476,16 @@ function line(name, data, colour, area = false) {
 
 // ---------------------------------------------------------------- render loop
 function render() {
-  if (!dirty.size) return;
+  if (!dirty.size || $("#stage").classList.contains("hidden")) return;  // hidden panels measure 0
   const started = performance.now();
+  if (!sizes.size) for (const body of document.querySelectorAll("[data-panel] .body")) size(body);  // read before writing
   for (const panel of [...dirty]) {
     dirty.delete(panel);
     const section = $(`[data-panel=${panel}]`);
+    const panelStarted = performance.now();
     try {
       const ok = RENDER[panel]($(".body", section));
+      window.screenState.panelMs[panel] = (window.screenState.panelMs[panel] || 0) + performance.now() - panelStarted;
       if (ok) { filled.add(panel); section.dataset.filled = "1"; }
     } catch (error) {
       window.screenState.errors.push(`${panel}: ${error}`);
@@ -443,6 +501,7 @@ function render() {
 function fit() {
   const scale = Math.min(innerWidth / 1920, innerHeight / 1080);
   $("#canvas").style.transform = `scale(${scale})`;
+  sizes.clear();
   for (const c of Object.values(charts)) c.resize();
 }
 

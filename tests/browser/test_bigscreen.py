@@ -183,3 +183,26 @@ async def test_smarthub_demo_shows_a_complete_screen(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             demo.kill()
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+async def test_a_large_estate_fits_the_wall(settings_for: Callable[..., Settings], mosquitto: Broker) -> None:
+    """Too many buildings and cars for one tile each: compact tiles, trouble first, and a count of the rest."""
+    settings = settings_for("embedded")
+    async with served_hub(settings, mosquitto, devices=400, speed=5) as served, chromium() as open_screen:
+        screen = await open_screen(f"{served.url}/?token={ADMIN_TOKEN}")
+        await screen.wait_ready(90)
+        buildings = {d.building for d in served.community.devices}  # None is the common area
+        await screen.page.locator(".buildings.compact").wait_for(timeout=10_000)
+        tiles = await screen.page.locator(".buildings .bt").count()
+        more = await screen.page.locator(".buildings .more").all_inner_texts()
+        hidden = int(re.sub(r"\D", "", more[0])) if more else 0
+        assert tiles + hidden == len(buildings) and tiles > 0, (tiles, hidden, len(buildings))
+        cars = await screen.page.locator("[data-panel=elevators] .car").count()
+        rest = await screen.page.locator("[data-panel=elevators] .more").inner_text()
+        assert cars + int(re.sub(r"\D", "", rest)) == len(served.community.of("elevator"))
+        # A fault on a car that did not fit comes to the front.
+        last = sorted(served.community.of("elevator"), key=lambda d: d.device)[-1].device
+        await fault_appears(screen, mosquitto, f"{settings.root}/sunshine/elevator/{last}/event", "overspeed", "超速")
+        await screen.page.locator(f"[data-panel=elevators] .car.fault[data-device='{last}']").wait_for(timeout=3_000)
+        await screen.shot("large-estate")
+        assert screen.errors == [], screen.errors
