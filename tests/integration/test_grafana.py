@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboards.grafana import build
 from devices import REGISTRY
-from devices.base import COMMON_FIELDS, StatePayload
+from devices.base import COMMON_FIELDS, Severity, StatePayload
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.processes import IN_CI
 
@@ -194,13 +193,6 @@ def test_every_dashboard_is_complete_and_its_panels_do_not_overlap() -> None:
                     cells[(x, y)] = where
 
 
-def test_the_committed_dashboards_are_what_build_writes() -> None:
-    for name, make in build.DASHBOARDS.items():
-        path = GRAFANA / "dashboards" / f"{name}.json"
-        assert path.read_text(encoding="utf-8") == build.render(make), (
-            f"{path.name} is stale: run python -m dashboards.grafana.build")
-
-
 def test_provisioning_names_the_data_source_the_dashboards_use_and_compose_passes_its_variables() -> None:
     yaml = yaml_module()
     datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "influxdb.yml").read_text())
@@ -261,6 +253,10 @@ def test_every_name_a_query_uses_is_in_the_storage_schema() -> None:
             assert name in m.tags and name in tags, f"GROUP BY {name}: not a tag of {measurement}: {where}"
 
 
+def critical_codes(kind: str) -> list[str]:
+    return [code for code, spec in REGISTRY[kind].faults.items() if spec.severity is Severity.CRITICAL]
+
+
 def test_critical_fault_panels_list_exactly_the_critical_codes() -> None:
     """The severity of a code is not stored; the panels spell the critical codes out, so they must follow devices/."""
     found: dict[str, set[str]] = {}
@@ -269,8 +265,8 @@ def test_critical_fault_panels_list_exactly_the_critical_codes() -> None:
             (measurement,) = re.findall(r'FROM "(\w+)_event"', t["query"])
             (codes,) = re.findall(r'"code" =~ /\^\(([^)]*)\)\$/', t["query"])
             found.setdefault(measurement, set()).update(codes.split("|"))
-            assert set(codes.split("|")) == set(build.critical_codes(measurement)), t["query"]
-    assert set(found) == {k for k in REGISTRY if build.critical_codes(k)}
+            assert set(codes.split("|")) == set(critical_codes(measurement)), t["query"]
+    assert set(found) == {k for k in REGISTRY if critical_codes(k)}
 
 
 # --- every query on a real InfluxDB ---------------------------------------------------------------------------
