@@ -382,7 +382,7 @@ async def traffic_series(hub: HubDep, _user: Viewer, site: str | None = None,
     """Vehicles in and out per hour over one day (0: today, 1: yesterday), China time."""
     day = series.china_day_start(int(time.time() * 1000)) - days_back * series.DAY_MS
     try:
-        return await series.traffic(hub.storage, site, day)
+        return await hub.screen_cache.get(("traffic", site, day), lambda: series.traffic(hub.storage, site, day))
     except StorageError as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from None
 
@@ -393,7 +393,8 @@ async def charging_power_series(hub: HubDep, _user: Viewer, site: str | None = N
                                 every_s: Annotated[int, Query(ge=60, le=86400)] = 900) -> dict[str, Any]:
     """Total charging power over the last hours (each charger's mean per bucket, summed)."""
     try:
-        return await series.charging_power(hub.storage, hub.registry, site, hours, every_s * 1000)
+        return await hub.screen_cache.get(("charging_power", site, hours, every_s), lambda: series.charging_power(
+            hub.storage, hub.registry, site, hours, every_s * 1000))
     except StorageError as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from None
 
@@ -402,15 +403,20 @@ async def charging_power_series(hub: HubDep, _user: Viewer, site: str | None = N
 async def alerts_series(hub: HubDep, _user: Viewer, site: str | None = None,
                         days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
     """Alerts opened per day, by severity."""
-    return series.alerts_per_day(hub.alert_store, site, days)
+
+    async def compute() -> dict[str, Any]:
+        return series.alerts_per_day(hub.alert_store, site, days)
+
+    return await hub.screen_cache.get(("alerts", site, days), compute)  # type: ignore[no-any-return]
 
 
 @api_router.get("/overview", tags=["overview"])
 async def overview_figures(hub: HubDep, _user: Viewer, site: str | None = None) -> dict[str, Any]:
     """The big screen's figures: devices online and faulted per kind, today's vehicles, access and detections,
-    alerts by state and severity, elevators in service, charging. Counts only, no personal data."""
+    alerts by state and severity, elevators in service, charging. Counts only, no personal data; answers are
+    shared for `SMARTHUB_SCREEN_CACHE_S` (2 s)."""
     try:
-        return await overview.overview(hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site,
-                                       int(time.time() * 1000))
+        return await hub.screen_cache.get(("overview", site), lambda: overview.overview(
+            hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site, int(time.time() * 1000)))
     except StorageError as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from None

@@ -141,7 +141,7 @@ async def test_a_viewer_may_read_the_overview_and_sees_no_plate(hub_run: HubRun)
 async def test_vehicles_inside_are_rebuilt_after_a_restart(
     settings_for: Callable[..., Settings], mosquitto: Broker, backend: str
 ) -> None:
-    settings = settings_for(backend)
+    settings = settings_for(backend, screen_cache_s=0)  # asked again right after each change
     async with running_hub(settings, mosquitto) as run:
         gate = run.topic("gate", "g1", "event")
         await publish_and_store(run, [
