@@ -39,6 +39,8 @@ function applyLanguage() {
   $("[data-panel=buildings] .legend").innerHTML =
     `<i class="dot"></i>${t("leg_ok")}<i class="dot s-warn"></i>${t("leg_warn")}` +
     `<i class="dot s-fault"></i>${t("leg_fault")}<i class="dot s-off"></i>${t("offline")}`;
+  $("[data-panel=chargers] .legend").innerHTML = ["charging", "available", "suspended_ev", "faulted", "unavailable"]
+    .map((st) => `<i class="swatch st-${st}"></i>${word("st_", st)}`).join("");
   setLink(link);
   markAll();
 }
