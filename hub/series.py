@@ -47,10 +47,10 @@ async def charging_power(storage: Storage, registry: Registry, site: str | None,
     per_charger = await storage.aggregate_by("charger", "mean", "power_kw", {"site": site} if site else {}, since,
                                              now_ms, every_ms, ("site", "device"))
     times = buckets(since, now_ms, every_ms)
-    total = [0.0] * len(times)
-    for d in chargers:  # in registry order, so the float sums come out exactly as they always have
-        for i, (_, kw) in enumerate(per_charger.get((d.site, d.device), ())):
-            total[i] += kw or 0.0
+    columns = [[kw or 0.0 for _, kw in per_charger[key]] for key in ((d.site, d.device) for d in chargers)
+               if key in per_charger]
+    # Summed in registry order, so the floats come out exactly as they always have.
+    total = [sum(bucket) for bucket in zip(*columns, strict=True)] if columns else [0.0] * len(times)
     return {"since": iso(since), "every_s": every_ms // 1000, "chargers": len(chargers),
             "kw": [[iso(t), round(kw, 2)] for t, kw in zip(times, total, strict=True)]}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Literal, Protocol
 
 from devices.base import Point
@@ -148,9 +149,8 @@ def keep_groups(
     times = buckets(since_ms, until_ms, every_ms, offset_ms)
     out = {}
     for key, found in sorted(groups.items()):
-        series = [(t, found.get(t, empty)) for t in times]
-        if any(v != empty for _, v in series):  # a point in range (count > 0, or any value at all)
-            out[key] = series
+        if any(v != empty for v in found.values()):  # a point in range (count > 0, or any value at all)
+            out[key] = list(zip(times, map(found.get, times, repeat(empty)), strict=True))  # C loops, for speed
     return out
 
 

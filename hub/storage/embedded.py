@@ -390,8 +390,9 @@ class EmbeddedStorage(EventQueries):
         """One SQL `GROUP BY bucket, tag, ...`, shaped as InfluxDB answers GROUP BY time(), tags."""
         rows = await self._aggregate_rows(measurement, fn, field, where, since_ms, until_ms, every_ms, offset_ms, by)
         groups: dict[tuple[str, ...], dict[int, float | None]] = {}
-        for bucket, *key, value in rows:
-            groups.setdefault(tuple(key), {})[bucket] = value
+        setdefault = groups.setdefault
+        for row in rows:
+            setdefault(row[1:-1], {})[row[0]] = row[-1]
         return keep_groups(groups, fn, since_ms, until_ms, every_ms, offset_ms)
 
     async def _aggregate_rows(
