@@ -126,8 +126,8 @@ class Storage(Protocol):
         """
 
     async def aggregate_many(self, queries: Sequence[AggregateQuery]) -> list[list[tuple[int, float | None]]]:
-        """Several `aggregate`s at once, answers in the order asked: one request to InfluxDB (statements
-        joined by `;`), one pass over each measurement's time range in the embedded store."""
+        """Several `aggregate`s at once, answers in the order asked: concurrent requests to InfluxDB, one pass
+        over each measurement's time range in the embedded store."""
 
     async def aggregate_by(
         self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,
