@@ -9,6 +9,7 @@ plate, subject or id tag.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hub.alerts.store import AlertStore
@@ -21,6 +22,8 @@ from hub.times import iso
 
 KINDS = ("gate", "access", "camera", "elevator", "charger")
 SEVERITIES = ("critical", "major", "minor", "info")
+QUERY_TURNS = 5
+"""Event loop turns that get the store's queries under way (tasks, then threads or requests)."""
 OUT_OF_SERVICE_MODES = frozenset({"out_of_service", "maintenance", "inspection", "fire", "seismic"})
 """Elevator modes in which the car does not carry residents."""
 
@@ -95,8 +98,18 @@ def alert_figures(store: AlertStore, site: str | None) -> dict[str, dict[str, in
 async def overview(storage: Storage, registry: Registry, live: LiveState, alerts: AlertStore,
                    inside: InsideTracker, site: str | None, now_ms: int) -> dict[str, Any]:
     """The whole answer of `GET /api/overview` (its shape is what the big screen is written against)."""
-    today = await today_counts(storage, site, now_ms)
-    live_figures = device_figures(registry, live, site, now_ms)
+    # The store works (its threads, or InfluxDB) while this thread counts 10,000 devices (~15 ms):
+    # a few turns of the event loop send the queries off first.
+    counting = asyncio.ensure_future(today_counts(storage, site, now_ms))
+    for _ in range(QUERY_TURNS):
+        await asyncio.sleep(0)
+    try:
+        live_figures = device_figures(registry, live, site, now_ms)
+        alert_counts = alert_figures(alerts, site)
+    except BaseException:
+        counting.cancel()
+        raise
+    today = await counting
     return {
         "time": iso(now_ms),
         "site": site,
@@ -105,7 +118,7 @@ async def overview(storage: Storage, registry: Registry, live: LiveState, alerts
                      "inside": inside.count(site, now_ms)},
         "access": {"granted_today": int(today["granted_today"]), "denied_today": int(today["denied_today"])},
         "detections_today": int(today["detections_today"]),
-        "alerts": alert_figures(alerts, site),
+        "alerts": alert_counts,
         "elevators": live_figures["elevators"],
         "chargers": {**live_figures["chargers"], "cap_kw": power_cap_kw(registry, site),
                      "kwh_today": round(today["kwh_today"], 2)},

@@ -2,48 +2,88 @@
 
 Every wall screen and browser tab polls the same few figures; at 10,000 devices
 one uncached `/api/overview` reads tens of thousands of stored points (see
-bench/overview.py), so identical requests within `ttl_s` share one answer, and
-concurrent identical requests share one computation. `ttl_s = 0` turns it off.
+bench/overview.py). So identical requests share one answer for `ttl_s`; after
+that the next request starts a new computation and, while it runs, every request
+still gets the previous answer. No screen ever waits, except for the very first
+answer, and none is older than `ttl_s` plus one computation. `ttl_s = 0` turns
+it off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 MAX_KEYS = 1_000
 """Distinct requests kept (sites x endpoints x parameters); beyond it the cache starts afresh."""
 
 
+@dataclass(slots=True)
+class _Entry:
+    started: float
+    running: asyncio.Future[Any]
+    last: tuple[Any] | None = None
+    """The latest answer, once one has come."""
+
+
 class ScreenCache:
-    """A time-to-live cache of awaited answers, keyed by request."""
+    """A time-to-live cache of awaited answers, keyed by request, refreshed behind the callers' backs."""
 
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self.clock = clock
-        self._answers: dict[Hashable, tuple[float, asyncio.Future[Any]]] = {}
+        self._entries: dict[Hashable, _Entry] = {}
 
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
-        """The answer for `key` if computed (or being computed) within `ttl_s`, else `await compute()`.
+        """The answer for `key`: kept, refreshed in the background once older than `ttl_s`, or computed now.
 
-        A failed computation is not kept: the next request tries again.
+        An error reaches the callers who waited for that computation; it is never kept.
         """
         if self.ttl_s <= 0:
             return await compute()
         now = self.clock()
-        kept = self._answers.get(key)
-        if kept is not None and now - kept[0] < self.ttl_s and _usable(kept[1]):
-            return await asyncio.shield(kept[1])
-        if len(self._answers) >= MAX_KEYS:
-            self._answers.clear()
-        future: asyncio.Future[Any] = asyncio.ensure_future(compute())
-        self._answers[key] = (now, future)
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no "never retrieved" log
-        return await asyncio.shield(future)
+        entry = self._entries.get(key)
+        if entry is None or (now - entry.started >= self.ttl_s and entry.running.done()):
+            if len(self._entries) >= MAX_KEYS:
+                self._entries.clear()
+            entry = self._start(key, compute, now, _latest(entry))
+        elif entry.running.done() and not _succeeded(entry.running) and entry.last is None:
+            entry = self._start(key, compute, now, None)  # the last try failed and there is nothing to show
+        if entry.last is not None and not (entry.running.done() and _succeeded(entry.running)):
+            return entry.last[0]  # being refreshed (or the refresh failed): the previous answer
+        return await asyncio.shield(entry.running)
+
+    def _start(self, key: Hashable, compute: Callable[[], Awaitable[Any]], now: float,
+               last: tuple[Any] | None) -> _Entry:
+        entry = self._entries[key] = _Entry(now, asyncio.ensure_future(compute()), last)
+
+        def done(future: asyncio.Future[Any]) -> None:
+            if future.cancelled():
+                return
+            if future.exception() is not None:  # retrieved here, so a background failure is logged once
+                log.warning("screen answer %r not refreshed: %s", key, future.exception())
+                entry.started = float("-inf")  # the next request tries again
+                return
+            entry.last = (future.result(),)
+
+        entry.running.add_done_callback(done)
+        return entry
 
 
-def _usable(future: asyncio.Future[Any]) -> bool:
-    """Still running, or done with an answer (not an error)."""
-    return not future.done() or (not future.cancelled() and future.exception() is None)
+def _succeeded(future: asyncio.Future[Any]) -> bool:
+    return not future.cancelled() and future.exception() is None
+
+
+def _latest(entry: _Entry | None) -> tuple[Any] | None:
+    """The newest answer of an entry, even if its done callback has not run yet."""
+    if entry is None:
+        return None
+    if entry.running.done() and _succeeded(entry.running):
+        return (entry.running.result(),)
+    return entry.last

@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS points (
 );
 CREATE INDEX IF NOT EXISTS points_time ON points (measurement, time_ms);
 CREATE INDEX IF NOT EXISTS points_device_time ON points (measurement, device, time_ms);
+-- Events of one type (passages, not barrier moves; session stops, not starts) without reading the others'
+-- rows: the big screen's counts and `/api/events?type=`. A file from before it gets it at its first start.
+CREATE INDEX IF NOT EXISTS points_type_time ON points (measurement, type, time_ms);
 CREATE TABLE IF NOT EXISTS field_types (
     measurement TEXT NOT NULL,
     shard INTEGER NOT NULL,        -- time_ms // SHARD_MS

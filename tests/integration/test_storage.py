@@ -420,3 +420,25 @@ async def test_several_aggregates_at_once_answer_as_each_alone(storage: Storage)
     assert [[v for _, v in answer] for answer in together] == [
         [1, 1], [1, 0], [pytest.approx(0.7), pytest.approx(0.7)], [4], [1], [0], [7.5], [None]]
     assert await storage.aggregate_many([]) == []
+
+
+async def test_an_embedded_file_from_before_the_type_index_gets_it_and_answers_the_same(tmp_path: Path) -> None:
+    import sqlite3
+
+    from hub.storage.embedded import SCHEMA
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace("CREATE INDEX IF NOT EXISTS points_type_time", "-- "))
+    old.close()
+    store = EmbeddedStorage(path, retention_days=36_500)
+    await store.start()
+    await store.write([event("gate", "g1", NOW, type_="passage"), event("gate", "g1", NOW + 1, type_="barrier")])
+    plan = sqlite3.connect(path).execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM points WHERE measurement = 'gate_event' AND type = 'passage'"
+        " AND time_ms >= 0").fetchall()
+    assert "points_type_time" in str(plan)
+    [(_, passages)] = await store.aggregate("gate_event", "count", "id", {"type": "passage"}, NOW, NOW + 2,
+                                            86_400_000)
+    assert passages == 1
+    await store.close()

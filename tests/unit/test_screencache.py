@@ -1,4 +1,4 @@
-"""The big screen's answer cache: shared within its time to live, never an error kept."""
+"""The big screen's answer cache: shared within its time to live, refreshed in the background, no error kept."""
 
 from __future__ import annotations
 
@@ -28,6 +28,30 @@ async def test_answers_are_shared_within_the_ttl_and_computed_again_after() -> N
     assert [await cache.get("k", compute), await cache.get("k", compute)] == [1, 1]
     assert await cache.get("other", compute) == 2
     clock.now += 2.0
+    assert await cache.get("k", compute) == 1  # the previous answer at once, while a new one is computed
+    await asyncio.sleep(0)
+    assert await cache.get("k", compute) == 3
+    assert calls == [100.0, 100.0, 102.0]
+
+
+async def test_a_failed_refresh_keeps_the_previous_answer_and_is_tried_again() -> None:
+    clock, results = Clock(), iter([1, RuntimeError("store away"), 3])
+
+    async def compute() -> int:
+        result = next(results)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    cache = ScreenCache(2.0, clock)
+    assert await cache.get("k", compute) == 1
+    clock.now += 2.0
+    assert await cache.get("k", compute) == 1  # refresh started (and fails)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert await cache.get("k", compute) == 1  # still the old answer; a new try started
+    for _ in range(3):
+        await asyncio.sleep(0)
     assert await cache.get("k", compute) == 3
 
 
