@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     inside_days: float = Field(
         7.0, gt=0, description="Vehicles inside are rebuilt at start from this many days of stored passages")
     screen_cache_s: float = Field(
-        2.0, ge=0, description="The big screen's overview and chart answers are shared for this long (0: off)")
+        2.0, ge=0, description="The big screen's overview and chart answers are shared this long, then refreshed "
+        "in the background (0: off)")
     trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
     door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
     door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")
