@@ -83,6 +83,9 @@ const byName = (a, b) => collator.compare(deviceName(a), deviceName(b));
 
 // ---------------------------------------------------------------- state
 let token = params.get("token") || sessionStorage.getItem("smarthub-token") || "";
+const site = params.get("site");          // a wall per community (小区): ?site=sunshine; all sites without it
+const bySite = (path) => site ? `${path}${path.includes("?") ? "&" : "?"}site=${encodeURIComponent(site)}` : path;
+const ofSite = (x) => !site || x.site === site;
 let me = {name: "", role: "viewer"};
 let catalog = {kinds: {}, sites: {}};
 let overview = null;
@@ -111,34 +114,35 @@ async function api(path, options = {}) {
 }
 
 async function loadOverview() {
-  overview = await api("/api/overview");
+  overview = await api(bySite("/api/overview"));
   mark("kpis");
 }
 async function loadDevices() {
-  const rows = await api("/api/devices");
+  const rows = await api(bySite("/api/devices"));
   devices.clear();
   for (const d of rows) devices.set(keyOf(d), d);
   mark("elevators", "buildings", "chargers", "kpis");
 }
 async function loadSeries() {
   const [traffic, yesterday, power, days] = await Promise.all([
-    api("/api/series/traffic"), api("/api/series/traffic?days_back=1"),
-    api("/api/series/charging_power?hours=24&every_s=900"), api("/api/series/alerts?days=30")]);
+    api(bySite("/api/series/traffic")), api(bySite("/api/series/traffic?days_back=1")),
+    api(bySite("/api/series/charging_power?hours=24&every_s=900")), api(bySite("/api/series/alerts?days=30"))]);
   Object.assign(series, {traffic, yesterday, power, days});
   mark("traffic", "power", "alertdays");
 }
 async function loadEvents() {
   const [passages, access, detections] = await Promise.all([
-    api(`/api/events?kind=gate&type=passage&limit=${LIST_MAX}`), api(`/api/events?kind=access&limit=${LIST_MAX}`),
-    api(`/api/events?kind=camera&type=detection&limit=${LIST_MAX}`)]);
+    api(bySite(`/api/events?kind=gate&type=passage&limit=${LIST_MAX}`)),
+    api(bySite(`/api/events?kind=access&limit=${LIST_MAX}`)),
+    api(bySite(`/api/events?kind=camera&type=detection&limit=${LIST_MAX}`))]);
   lists.gates = passages;
   lists.access = access.filter((e) => e.type === "access" || (e.type === "fault" && e.active));
   lists.cameras = detections.filter((e) => e.phase !== "update");
   mark("gates", "access", "cameras");
 }
 async function loadAlerts() {
-  const [open, acked] = await Promise.all([api("/api/alerts?state=open&limit=500"),
-                                           api("/api/alerts?state=acknowledged&limit=500")]);
+  const [open, acked] = await Promise.all([api(bySite("/api/alerts?state=open&limit=500")),
+                                           api(bySite("/api/alerts?state=acknowledged&limit=500"))]);
   alerts.clear();
   for (const a of [...open, ...acked]) alerts.set(a.id, a);
   mark("alerts", "kpis");
@@ -147,8 +151,8 @@ async function loadAlerts() {
 async function resync() {
   window.screenState.resyncs++;
   [me, catalog] = await Promise.all([api("/api/me"), api("/api/catalog")]);
-  const site = Object.values(catalog.sites)[0];
-  $("#site-name").textContent = site?.name || Object.keys(catalog.sites)[0] || "";
+  const slug = site || Object.keys(catalog.sites)[0];
+  $("#site-name").textContent = catalog.sites[slug]?.name || slug || "";
   await Promise.all([loadOverview(), loadDevices(), loadSeries(), loadEvents(), loadAlerts()]);
 }
 
@@ -187,10 +191,11 @@ function onLive(message) {
   if (message.type === "resync") { resync().catch(failed); return; }
   if (message.type === "alert") {
     const a = message.alert;
+    if (!ofSite(a)) return;
     if (a.state === "resolved") alerts.delete(a.id); else alerts.set(a.id, a);
     mark("alerts", "kpis", "buildings", "elevators");
   } else if (message.type === "devices") {
-    for (const change of message.devices) {
+    for (const change of message.devices.filter(ofSite)) {
       const key = keyOf(change);
       const d = devices.get(key) || {...change, telemetry: {}, open_faults: {}, registered: false};
       d.online = change.online; d.last_seen = change.last_seen;
@@ -201,6 +206,7 @@ function onLive(message) {
     mark("elevators", "buildings", "chargers");
   } else if (message.type === "event") {
     const e = message.event;
+    if (!ofSite(e)) return;
     e.fresh = true;
     if (e.kind === "gate" && e.type === "passage") push("gates", e);
     else if (e.kind === "access" && (e.type === "access" || (e.type === "fault" && e.active))) push("access", e);

@@ -136,7 +136,7 @@ async def test_login_viewer_role_and_a_smaller_window(settings_for: Callable[...
     async with served_hub(settings, mosquitto, devices=20) as served, chromium(1280, 720) as open_screen:
         async with served.api() as api:
             viewer = (await api.post("/api/users", json={"name": "wall-3", "role": "viewer"})).json()["token"]
-        screen = await open_screen(served.url)
+        screen = await open_screen(f"{served.url}/?site=sunshine")  # this wall shows one community
         assert await screen.page.is_visible("#login") and not await screen.page.is_visible("#stage")
         await screen.page.fill("#token", "not-a-token")
         await screen.page.click("#login-form button[type=submit]")
@@ -148,10 +148,16 @@ async def test_login_viewer_role_and_a_smaller_window(settings_for: Callable[...
         await screen.wait_ready(60)
         box = await screen.page.locator("#canvas").bounding_box()
         assert box is not None and box["width"] <= 1280 + 1 and box["height"] <= 720 + 1, box
+        mosquitto.publish(f"{settings.root}/elsewhere/elevator/x-el1/event",
+                          orjson.dumps({"type": "fault", "code": "overspeed", "active": True}))
         car = served.community.of("elevator")[0].device
         await fault_appears(screen, mosquitto, f"{settings.root}/sunshine/elevator/{car}/event",
                             "trapped_passenger", "困人")
         assert await screen.page.locator("[data-panel=alerts] button[data-ack]").count() == 0, "a viewer cannot ack"
+        async with served.api() as api:
+            assert [a for a in (await api.get("/api/alerts")).json() if a["site"] == "elsewhere"]
+        assert "x-el1" not in await panel_text(screen, "alerts"), "another site's alert on this site's wall"
+        assert await screen.page.locator("[data-panel=buildings] .bld .dot").count() == len(served.community.devices)
         await screen.shot("viewer-1280x720")
         assert screen.errors == [], screen.errors
 
