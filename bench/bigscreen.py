@@ -92,9 +92,10 @@ def main() -> None:
         render_ms = after["renderMsTotal"] - before["renderMsTotal"]
         print(f"\nover {s:.0f} s at speed {args.speed:g}, {os.cpu_count()} cores shared by Mosquitto, the simulators, "
               "the hub and Chromium:")
-        print(f"  live messages to the page   {(after['liveMessages'] - before['liveMessages']) / s:8.1f} /s")
+        messages = after["liveMessages"] - before["liveMessages"]
         live_ms = after["liveMs"] - before["liveMs"]
-        print(f"  handling them               {live_ms / max(1, after['liveMessages'] - before['liveMessages']):8.2f} ms each,"
+        print(f"  live messages to the page   {messages / s:8.1f} /s")
+        print(f"  handling them               {live_ms / max(1, messages):8.2f} ms each,"
               f" {live_ms / (s * 10):.1f} % of the main thread")
         print(f"  redraws                     {renders / s:8.1f} /s (at most 2 by design)")
         print(f"  redraw time                 {render_ms / max(renders, 1):8.1f} ms mean, "

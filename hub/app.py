@@ -41,6 +41,7 @@ from hub.metrics import HubCollector
 from hub.mqtt import MqttLink, RawMessage
 from hub.registry import Registry
 from hub.screencache import ScreenCache
+from hub.settled import Settled
 from hub.state import LiveState
 from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
@@ -109,6 +110,7 @@ class Hub:
         self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000))
         self.screen_cache = ScreenCache(s.screen_cache_s)
+        self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message,
                                     self.inside.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)

@@ -394,7 +394,7 @@ async def charging_power_series(hub: HubDep, _user: Viewer, site: str | None = N
     """Total charging power over the last hours (each charger's mean per bucket, summed)."""
     try:
         return await hub.screen_cache.get(("charging_power", site, hours, every_s), lambda: series.charging_power(
-            hub.storage, hub.registry, site, hours, every_s * 1000))
+            hub.storage, hub.registry, site, hours, every_s * 1000, hub.settled))
     except StorageError as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from None
 
@@ -417,6 +417,7 @@ async def overview_figures(hub: HubDep, _user: Viewer, site: str | None = None) 
     shared for `SMARTHUB_SCREEN_CACHE_S` (2 s)."""
     try:
         return await hub.screen_cache.get(("overview", site), lambda: overview.overview(
-            hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site, int(time.time() * 1000)))
+            hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site, int(time.time() * 1000),
+            hub.settled))
     except StorageError as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from None
