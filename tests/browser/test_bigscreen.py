@@ -20,9 +20,9 @@ import orjson
 import pytest
 
 from hub.config import Settings
-from tests.support.browser import Screen, chromium, served_hub
+from tests.support.browser import Screen, ServedHub, chromium, served_hub
 from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
-from tests.support.mqtt_fixtures import Broker
+from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.usefixtures("playwright_available"), pytest.mark.timeout(240)]
@@ -212,3 +212,33 @@ async def test_a_large_estate_fits_the_wall(settings_for: Callable[..., Settings
         await screen.page.locator(f"[data-panel=elevators] .car.fault[data-device='{last}']").wait_for(timeout=3_000)
         await screen.shot("large-estate")
         assert screen.errors == [], screen.errors
+
+
+async def test_a_hub_fed_by_smarthub_simulate(settings_for: Callable[..., Settings], mosquitto: Broker,
+                                              tmp_path: Path) -> None:
+    """The integrator's path: `smarthub simulate --registry-out` against a broker, the hub reading that registry."""
+    registry = tmp_path / "community.toml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")}
+    sim = subprocess.Popen([SMARTHUB, "simulate", "--mqtt", mosquitto.url(DEVICE_USER, DEVICE_PASSWORD), "--root",
+                            settings_for().root, "--devices", "30", "--seed", "9", "--speed", "30",
+                            "--registry-out", str(registry)], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    try:
+        await eventually(registry.exists, timeout=20, what="the community's registry file")
+        served = ServedHub(settings_for("embedded", registry=registry), None, free_port())
+        await served.start()
+        try:
+            async with chromium() as open_screen:
+                screen = await open_screen(f"{served.url}/?token={ADMIN_TOKEN}&lang=en")
+                await screen.wait_ready(60)
+                assert await screen.page.locator("#site-name").inner_text() == "阳光花园"
+                assert await screen.page.locator("[data-panel=buildings] .bld .dot").count() == 30
+                assert await screen.page.locator("[data-panel=buildings] .bld").count() > 1
+                assert "Building 1" in await panel_text(screen, "buildings")
+                await screen.shot("simulate-en")
+                assert screen.errors == [], screen.errors
+        finally:
+            await served.stop()
+    finally:
+        sim.terminate()
+        sim.wait(10)

@@ -37,7 +37,8 @@ class ServedHub:
     """A hub with its HTTP server on a loopback port; `restart()` stops it and starts a new one there."""
 
     settings: Settings
-    community: Community
+    community: Community | None
+    """Added to the hub's registry when given (else the hub reads SMARTHUB_REGISTRY)."""
     port: int
     hub: Hub | None = None
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -49,7 +50,8 @@ class ServedHub:
 
     async def start(self) -> None:
         self.hub = await self._stack.enter_async_context(Hub(self.settings))
-        self.hub.registry.add(registry_of(self.community))
+        if self.community is not None:
+            self.hub.registry.add(registry_of(self.community))
         server = self.hub.http_server("127.0.0.1", self.port)
         self._serving = asyncio.create_task(server.serve())
         self._server = server
