@@ -26,12 +26,24 @@ def china_day_start(now_ms: int) -> int:
     return (now_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS
 
 
-async def traffic(storage: Storage, site: str | None, day_start_ms: int) -> dict[str, Any]:
-    """Vehicles in and out per hour over one China day."""
+async def traffic(storage: Storage, site: str | None, day_start_ms: int,
+                  settled: Settled | None = None) -> dict[str, Any]:
+    """Vehicles in and out per hour over one China day (with `settled`, past hours are read once)."""
     where = {"type": "passage", **({"site": site} if site else {})}
-    counts = await storage.aggregate_many([  # one request, one pass over the day's passages
-        AggregateQuery("gate_event", "count", "plate", {**where, "direction": d}, day_start_ms, day_start_ms + DAY_MS,
-                       HOUR_MS) for d in ("in", "out")])
+
+    async def hours(since_ms: int, until_ms: int) -> list[list[tuple[int, float | None]]]:
+        if until_ms <= since_ms:
+            return [[], []]
+        return await storage.aggregate_many([  # one request, one pass over the passages
+            AggregateQuery("gate_event", "count", "plate", {**where, "direction": d}, since_ms, until_ms, HOUR_MS)
+            for d in ("in", "out")])
+
+    end = day_start_ms + DAY_MS
+    split = min(end, cut(int(time.time() * 1000), day_start_ms, HOUR_MS)) if settled is not None else day_start_ms
+    earlier = (await settled.get(("traffic", site, day_start_ms, split), lambda: hours(day_start_ms, split))
+               if settled else [[], []])
+    recent = await hours(split, end)
+    counts = [earlier[i] + recent[i] for i in range(2)]
     return {"since": iso(day_start_ms), "every_s": 3600,
             "in": [[iso(t), n] for t, n in counts[0]], "out": [[iso(t), n] for t, n in counts[1]]}
 

@@ -382,7 +382,8 @@ async def traffic_series(hub: HubDep, _user: Viewer, site: str | None = None,
     """Vehicles in and out per hour over one day (0: today, 1: yesterday), China time."""
     day = series.china_day_start(int(time.time() * 1000)) - days_back * series.DAY_MS
     try:
-        return await hub.screen_cache.get(("traffic", site, day), lambda: series.traffic(hub.storage, site, day))
+        return await hub.screen_cache.get(("traffic", site, day),
+                                          lambda: series.traffic(hub.storage, site, day, hub.settled))
     except StorageError as exc:
         raise HTTPException(503, f"store unavailable: {exc}") from None
 

@@ -10,7 +10,7 @@ import pytest
 from devices.base import Point
 from hub.overview import today_counts
 from hub.registry import Device, Registry
-from hub.series import HOUR_MS, charging_power, china_day_start
+from hub.series import HOUR_MS, charging_power, china_day_start, traffic
 from hub.settled import SETTLE_MS, Settled, cut
 from hub.storage.base import Storage
 
@@ -55,3 +55,17 @@ async def test_the_charging_curve_is_the_same_with_kept_buckets(storage: Storage
     assert await charging_power(storage, registry, "s", 6, every, settled) == plain
     assert await charging_power(storage, registry, "s", 6, every, settled) == plain
     assert cut(now, now - 6 * HOUR_MS, every) <= now - SETTLE_MS  # something was kept
+
+
+async def test_hourly_traffic_is_the_same_with_kept_hours(storage: Storage) -> None:
+    now = int(time.time() * 1000)
+    day = china_day_start(now)
+    times = [day - HOUR_MS * 20 + (now - day + HOUR_MS * 20) * i // 60 for i in range(60)]  # yesterday and today
+    await storage.write([passage(t, "in" if i % 2 else "out") for i, t in enumerate(times)])
+    for start in (day, day - 24 * HOUR_MS):  # today (partly kept) and yesterday (all kept)
+        plain = await traffic(storage, "s", start)
+        assert sum(n for _, n in plain["in"]) + sum(n for _, n in plain["out"]) == sum(
+            1 for t in times if start <= t < start + 24 * HOUR_MS) > 0
+        settled = Settled()
+        assert await traffic(storage, "s", start, settled) == plain
+        assert await traffic(storage, "s", start, settled) == plain
