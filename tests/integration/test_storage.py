@@ -388,7 +388,7 @@ async def test_aggregates_grouped_by_tags_agree_on_both_stores(storage: Storage)
 
 async def test_several_aggregates_at_once_answer_as_each_alone(storage: Storage) -> None:
     hour = 3_600_000
-    start = (NOW // hour - 2) * hour
+    start = (NOW // (2 * hour) - 1) * 2 * hour  # on a 2-hour boundary: the 2-hour query below is one bucket
     passage = {"site": "s", "device": "g1", "type": "passage"}
     await storage.write([
         Point("gate_event", passage, {"id": "a", "direction": "in", "confidence": 0.5}, start + 10),
