@@ -46,7 +46,7 @@ window.I18N = {
     p_access: "Door access", p_cameras: "Camera events",
     today_in: "In today", today_out: "Out today", yest_in: "In yesterday", kw: "Power kW", cap_line: "Power cap",
     ack: "Ack", acked_by: "Acked", none: "None", no_alerts: "No open alerts · all clear", more: "+{n} more",
-    common_area: "Common areas", common_short: "Common", building: "Building {b}", snapshot: "Snapshot", ago: "{m} min ago", just_now: "just now",
+    common_area: "Common areas", common_short: "Common", building: "Building {b}", snapshot: "Photo", ago: "{m} min ago", just_now: "just now",
     ack_done: "Alert acknowledged", ack_failed: "Could not acknowledge", offline: "offline", leg_ok: "OK", leg_warn: "Alert", leg_fault: "Fault",
     sev_critical: "Critical", sev_major: "Major", sev_minor: "Minor", sev_info: "Info",
     dir_up: "▲", dir_down: "▼", dir_idle: "■",

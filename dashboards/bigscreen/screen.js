@@ -36,6 +36,7 @@ function applyLanguage() {
   }
   for (const el of document.querySelectorAll("[data-t-ph]")) el.placeholder = t(el.dataset.tPh);
   for (const el of document.querySelectorAll(".lang-toggle")) el.textContent = t("lang");
+  tickClock();
   $("[data-panel=buildings] .legend").innerHTML =
     `<i class="dot"></i>${t("leg_ok")}<i class="dot s-warn"></i>${t("leg_warn")}` +
     `<i class="dot s-fault"></i>${t("leg_fault")}<i class="dot s-off"></i>${t("offline")}`;
@@ -208,10 +209,17 @@ function onLive(message) {
     const e = message.event;
     if (!ofSite(e)) return;
     e.fresh = true;
-    if (e.kind === "gate" && e.type === "passage") push("gates", e);
+    if (e.kind === "gate" && e.type === "passage") { push("gates", e); countPassage(e); }
     else if (e.kind === "access" && (e.type === "access" || (e.type === "fault" && e.active))) push("access", e);
     else if (e.kind === "camera" && e.type === "detection" && e.phase !== "update") push("cameras", e);
   }
+}
+/** A live passage counts in today's hourly chart at once, not at the next reload of the series. */
+function countPassage(e) {
+  const hours = series.traffic?.[e.direction];
+  const at = new Date(e.time).getTime();
+  const slot = hours?.find(([start]) => at >= new Date(start).getTime() && at < new Date(start).getTime() + 3_600_000);
+  if (slot) { slot[1] += 1; mark("traffic"); }
 }
 function push(list, event) {
   lists[list].unshift(event);
@@ -281,7 +289,7 @@ const RENDER = {
       `<td class="plate">${esc(maskPlate(e.plate))}</td>`,
       `<td style="width:40px" class="${e.direction === "in" ? "ok" : "info"}">${word("pass_", e.direction)}</td>`,
       `<td style="width:64px">${esc(word("cat_", e.category))}</td>`,
-      `<td style="width:56px" class="${e.decision === "allowed" ? "" : "major"}">${esc(word("dec_", e.decision))}</td>`]);
+      `<td style="width:70px" class="${e.decision === "allowed" ? "" : "major"}">${esc(word("dec_", e.decision))}</td>`]);
     return lists.gates.length > 0;
   },
 
@@ -363,7 +371,7 @@ const RENDER = {
     rows(body, lists.access, (e) => e.type === "fault"
       ? [`<td class="t">${hhmm(e.time)}</td>`, `<td>${esc(e.device)}</td>`, `<td class="critical" colspan="2">${esc(faultTitle("access", e.code))}</td>`]
       : [`<td class="t">${hhmm(e.time)}</td>`, `<td>${esc(e.device)}</td>`, `<td style="width:52px">${esc(word("m_", e.method))}</td>`,
-         `<td style="width:120px" class="${e.result === "granted" ? "ok" : "major"}">${esc(word("r_", e.result))}${e.reason ? " · " + esc(word("why_", e.reason)) : ""}</td>`]);
+         `<td style="width:150px" class="${e.result === "granted" ? "ok" : "major"}">${esc(word("r_", e.result))}${e.reason ? " · " + esc(word("why_", e.reason)) : ""}</td>`]);
     return lists.access.length > 0;
   },
 
@@ -373,7 +381,7 @@ const RENDER = {
       `<td class="t">${hhmm(e.time)}</td>`,
       `<td class="${alarming.has(e.label) ? "critical" : ""}">${esc(word("l_", e.label))}</td>`,
       `<td class="dim">${esc(e.zone || e.device)}</td>`,
-      `<td style="width:40px">${e.snapshot ? `<a href="${esc(e.snapshot)}" target="_blank" rel="noopener">${t("snapshot")}</a>` : ""}</td>`]);
+      `<td style="width:46px">${e.snapshot ? `<a href="${esc(e.snapshot)}" target="_blank" rel="noopener">${t("snapshot")}</a>` : ""}</td>`]);
     return lists.cameras.length > 0;
   },
 
@@ -577,6 +585,7 @@ $("[data-panel=alerts] .body").addEventListener("click", (e) => {
 });
 addEventListener("resize", fit);
 setInterval(render, RENDER_MS);
-setInterval(() => { $("#clock").textContent = clockFmt().format(new Date()); }, 1000);
+function tickClock() { $("#clock").textContent = clockFmt().format(new Date()); }
+setInterval(tickClock, 1000);
 applyLanguage();
 if (token) start(); else showLogin();

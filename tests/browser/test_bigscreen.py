@@ -64,8 +64,12 @@ async def test_a_complete_live_bilingual_screen(settings_for: Callable[..., Sett
         for chart in ("traffic", "power", "alertdays"):
             assert await screen.page.locator(f"#chart-{chart} canvas").count() == 1, chart
 
-        # Live: a passage published now is on the wall without a reload, its plate masked.
+        assert re.search(r"\d\d:\d\d:\d\d", await screen.page.locator("#clock").inner_text())
+
+        # Live: a passage published now is on the wall without a reload, its plate masked, and counted in the chart.
         before = (await screen.state())["liveMessages"]
+        inbound = "charts.traffic.getOption().series[0].data.reduce((a, b) => a + b, 0)"
+        charted = await screen.page.evaluate(inbound)
         gate = served.community.of("gate")[0].device
         mosquitto.publish(f"{settings.root}/sunshine/gate/{gate}/event", orjson.dumps({
             "type": "passage", "plate": "琼B98765", "plate_color": "blue", "direction": "in", "lane": "1",
@@ -73,6 +77,7 @@ async def test_a_complete_live_bilingual_screen(settings_for: Callable[..., Sett
         await screen.page.locator("[data-panel=gates]", has_text="琼B·9***5").wait_for(timeout=5_000)
         assert "琼B98765" not in await screen.page.content(), "a whole plate reached the big screen"
         assert (await screen.state())["liveMessages"] > before
+        await screen.page.wait_for_function(f"{inbound} > {charted}", timeout=5_000)
 
         # A new elevator fault is on the wall within 3 s, and the car turns red.
         car = elevators[0].device
