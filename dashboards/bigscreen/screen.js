@@ -193,6 +193,11 @@ function onLive(message) {
   if (message.type === "alert") {
     const a = message.alert;
     if (!ofSite(a)) return;
+    const today = series.days?.days?.at(-1);
+    if (today && a.state === "open" && !alerts.has(a.id) && a.opened_at >= today.day) {  // a new one: in the chart now
+      today[a.severity] += 1;
+      mark("alertdays");
+    }
     if (a.state === "resolved") alerts.delete(a.id); else alerts.set(a.id, a);
     mark("alerts", "kpis", "buildings", "elevators");
   } else if (message.type === "devices") {

@@ -79,12 +79,15 @@ async def test_a_complete_live_bilingual_screen(settings_for: Callable[..., Sett
         assert (await screen.state())["liveMessages"] > before
         await screen.page.wait_for_function(f"{inbound} > {charted}", timeout=5_000)
 
-        # A new elevator fault is on the wall within 3 s, and the car turns red.
+        # A new elevator fault is on the wall within 3 s, and the car turns red; today's alert bar grows.
+        critical_today = "charts.alertdays.getOption().series[0].data.at(-1)"
+        criticals = await screen.page.evaluate(critical_today)
         car = elevators[0].device
         took = await fault_appears(screen, mosquitto, f"{settings.root}/sunshine/elevator/{car}/event",
                                    "trapped_passenger", "困人")
         assert took < FAULT_WITHIN_S, f"the fault took {took:.2f} s to reach the screen"
         await screen.page.locator(f"[data-panel=elevators] .car.fault[data-device='{car}']").wait_for(timeout=3_000)
+        await screen.page.wait_for_function(f"{critical_today} > {criticals}", timeout=3_000)
         await screen.page.locator("#kpi-alerts.alarm").wait_for(timeout=8_000)  # the next overview poll
         await screen.shot("zh")
 

@@ -112,6 +112,7 @@ class Screen:
     async def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         path = ARTIFACTS / f"bigscreen-{name}.png"
+        await self.page.wait_for_timeout(1_000)  # let the charts finish their entry animation
         await self.page.screenshot(path=str(path))
         return path
 
