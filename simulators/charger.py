@@ -19,6 +19,8 @@ MAX_KW = 7.0
 TICK_CHARGING_MS = 30_000
 TICK_IDLE_MS = 60_000
 TELEMETRY_IDLE_EVERY_MS = 300_000
+SESSION_HOURS = 3
+"""About how long a session lasts (8-40 kWh at up to 7 kW)."""
 
 
 @dataclass
@@ -39,6 +41,17 @@ class Charger(SimDevice):
 
     def __post_init__(self) -> None:
         self.meter_kwh = round(self.rng.uniform(200, 9000), 2)
+
+    def start(self, now_ms: int) -> tuple[list[Emit], int]:
+        """Come online mid-day as a real estate would: some cars already plugged in, as many as the last
+        few hours' arrivals leave charging (sessions last about 3 hours), not every charger idle."""
+        emits, wake = super().start(now_ms)
+        hour = int((now_ms / 3_600_000 + 8) % 24)
+        plugged_in = min(0.9, sum(ARRIVALS_PER_HOUR[(hour - k) % 24] for k in range(SESSION_HOURS)))
+        if self.status == "available" and self.rng.random() < plugged_in:
+            emits += self._start(now_ms)
+            wake = now_ms + TICK_CHARGING_MS
+        return emits, wake
 
     def _telemetry(self, now_ms: int) -> Emit:
         self.last_telemetry_ms = now_ms

@@ -186,3 +186,16 @@ def test_elevators_change_mode_at_night(day: list[dict[str, Any]]) -> None:
                     for m in day if "/elevator/" in m["topic"] and m["topic"].endswith("telemetry"))
     assert modes[("parking", True)] > 0 and modes[("parking", False)] == 0
     assert modes[("normal", False)] > modes[("normal", True)]
+
+
+@pytest.mark.parametrize(("china_hour", "low", "high"), [(20, 0.6, 0.95), (15, 0.05, 0.45), (4, 0.0, 0.25)])
+def test_chargers_start_with_the_hours_share_of_cars_plugged_in(china_hour: int, low: float, high: float) -> None:
+    """A simulation started in the evening finds most chargers busy; one started at night, few."""
+    community = build("s", 2, counts={"charger": 200})
+    now_ms = (1_796_000_000_000 // 86_400_000 * 86_400_000) + (china_hour - 8) % 24 * 3_600_000
+    assert int((now_ms / 3_600_000 + 8) % 24) == china_hour
+    charging = 0
+    for charger in community.of("charger"):
+        emits, _ = charger.start(now_ms)
+        charging += any(channel == "event" and payload.get("type") == "session_start" for channel, payload in emits)
+    assert low <= charging / 200 <= high, charging
