@@ -117,7 +117,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     _setup_logging("warning")
     options = DemoOptions(devices=args.devices, seed=args.seed, site=args.site, speed=args.speed,
-                          scenario=args.scenario, http=args.http, mqtt_port=args.mqtt_port)
+                          scenario=args.scenario, http=args.http, mqtt_port=args.mqtt_port,
+                          history_hours=args.history)
     return _until_stopped(run_demo(options))
 
 
@@ -235,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--scenario", choices=sorted(SCENARIOS), help="a scripted incident a minute in")
     demo.add_argument("--http", help="host:port of the dashboard and API (default 127.0.0.1:8080, or a free port)")
     demo.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port (a free one if taken)")
+    demo.add_argument("--history", type=float, default=48, metavar="HOURS",
+                      help="simulated past to store first, in the background, so the charts have a yesterday (0: none)")
     demo.set_defaults(func=_demo)
 
     device = sub.add_parser("device", help="device accounts for the broker")

@@ -17,6 +17,10 @@ TICK_MS = 10_000
 TELEMETRY_EVERY_MS = 60_000
 
 
+OVERNIGHT_SHARE = 0.6
+"""Residents' cars in the car park at night."""
+
+
 @dataclass
 class Gate(SimDevice):
     kind_name: str = "gate"
@@ -27,11 +31,15 @@ class Gate(SimDevice):
     last_ms: int = 0
     last_telemetry_ms: int = 0
     stuck: bool = False
+    inside: list[tuple[str, str, bool]] = field(default_factory=list)
+    """(plate, colour, resident) of the cars in the car park: a car leaves only after it came in."""
 
     def __post_init__(self) -> None:
         self.residents = [plate(self.rng) for _ in range(300)]
         self.blacklist = [plate(self.rng) for _ in range(5)]
         self.cycles = self.rng.randint(10_000, 200_000)
+        self.inside = [(number, colour, True) for number, colour in self.residents
+                       if self.rng.random() < OVERNIGHT_SHARE]
 
     def behave(self, now_ms: int) -> tuple[list[Emit], int]:
         dt_ms = now_ms - self.last_ms if self.last_ms else TICK_MS
@@ -49,11 +57,24 @@ class Gate(SimDevice):
 
     def _passage(self, now_ms: int) -> list[Emit]:
         hour = (now_ms / 3_600_000 + 8) % 24
-        resident = self.rng.random() < 0.75
+        # Mornings out, evenings in; the fuller the car park, the likelier a car leaves: it neither fills nor empties.
+        base = 0.85 if 5 <= hour < 12 else 0.3
+        fill = len(self.inside) / (OVERNIGHT_SHARE * len(self.residents))
+        direction = "out" if self.rng.random() < min(0.97, base * fill) else "in"
         vehicle_class = "car" if self.rng.random() < 0.95 else self.rng.choice(["truck", "bus", "motorcycle"])
-        number, colour = self.rng.choice(self.residents) if resident else plate(self.rng, vehicle_class=vehicle_class)
-        if not resident and self.rng.random() < 0.02:
-            number, colour = self.rng.choice(self.blacklist)
+        if direction == "out" and self.inside:  # one of the cars inside leaves
+            i = self.rng.randrange(len(self.inside))
+            self.inside[i], self.inside[-1] = self.inside[-1], self.inside[i]
+            number, colour, resident = self.inside.pop()
+        else:
+            direction = "in"
+            resident = self.rng.random() < 0.75
+            number, colour = self.rng.choice(self.residents) if resident else plate(self.rng,
+                                                                                     vehicle_class=vehicle_class)
+            if resident and any(p == number for p, _, _ in self.inside):  # that car is in already: a visitor
+                resident, (number, colour) = False, plate(self.rng, vehicle_class=vehicle_class)
+            if not resident and self.rng.random() < 0.02:
+                number, colour = self.rng.choice(self.blacklist)
         confidence = round(min(0.999, max(0.3, self.rng.gauss(0.93, 0.08))), 3)
         if confidence < 0.6:
             colour, decision, category = "unknown", "manual", "unknown"
@@ -61,7 +82,8 @@ class Gate(SimDevice):
             decision, category = "denied", "blacklisted"
         else:
             decision, category = "allowed", "resident" if resident else "visitor"
-        direction = ("out" if 5 <= hour < 12 else "in") if self.rng.random() < 0.8 else self.rng.choice(["in", "out"])
+        if direction == "in" and decision != "denied":
+            self.inside.append((number, colour, resident))
         event_id = self._new_id("p")
         out = [self.event(now_ms, "passage", event_id=event_id, plate=number, plate_color=colour, direction=direction,
                           lane=f"{direction}-1", vehicle_class=vehicle_class, confidence=confidence,

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from devices import REGISTRY
+from hub.times import iso
 from tests.support.processes import free_port, wait_until
 
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
@@ -24,10 +25,11 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
         demo = subprocess.Popen([SMARTHUB, "demo", "--devices", "40", "--speed", "5", "--scenario",
-                                 "trapped_passenger", "--http", f"127.0.0.1:{port}", "--mqtt-port", str(mqtt_port)],
+                                 "trapped_passenger", "--http", f"127.0.0.1:{port}", "--mqtt-port", str(mqtt_port),
+                                 "--history", "3"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer demo-token"}
-    started = time.monotonic()
+    started, started_wall = time.monotonic(), time.time()
     try:
         wait_until(lambda: httpx.get(f"{base}/api/health").json()["status"] == "ok", timeout=30, what="demo up")
 
@@ -44,6 +46,11 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         # The scenario fires a minute of simulated time in: 12 s at speed 5, plus the 25 s detection delay / 5.
         wait_until(lambda: httpx.get(f"{base}/api/events", headers=auth, params={"type": "fault"}).json(),
                    timeout=40, what="the trapped-passenger fault")
+        # The simulated past is stored in the background: the charts have hours before the demo began.
+        wait_until(lambda: "simulated past 3 h is stored" in log.read_text(), timeout=60, what="the simulated past")
+        earlier = httpx.get(f"{base}/api/events", headers=auth, params={
+            "kind": "gate", "type": "passage", "until": int((started_wall - 3600) * 1000), "limit": 1000}).json()
+        assert earlier and min(e["time"] for e in earlier) < iso(int((started_wall - 2 * 3600) * 1000))
         storm(log.read_text(), mqtt_port)
         assert httpx.get(f"{base}/api/health").json()["status"] == "ok"
         wait_until(every_kind_online, timeout=10, what="the community to stay online after the storm")

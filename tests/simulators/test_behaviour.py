@@ -199,3 +199,24 @@ def test_chargers_start_with_the_hours_share_of_cars_plugged_in(china_hour: int,
         emits, _ = charger.start(now_ms)
         charging += any(channel == "event" and payload.get("type") == "session_start" for channel, payload in emits)
     assert low <= charging / 200 <= high, charging
+
+
+def test_cars_leave_only_after_coming_in_and_the_car_park_neither_fills_nor_empties() -> None:
+    from simulators.runner import advance, schedule
+
+    community = build("s", 3, counts={"gate": 2})
+    start = 1_796_000_000_000
+    heap = schedule(community, start, [])
+    inside = {g.device: {p for p, _, _ in g.inside} for g in community.of("gate")}
+    sizes = []
+    for wake, emits in advance(community, heap, start + 4 * 86_400_000):
+        gate = community.devices[wake.order].device
+        for _, payload in emits:
+            if payload.get("type") == "passage" and payload["decision"] != "denied":
+                if payload["direction"] == "out":
+                    assert payload["plate"] in inside[gate], "a car left that never came in"
+                    inside[gate].discard(payload["plate"])
+                else:
+                    inside[gate].add(payload["plate"])
+        sizes.append(sum(len(g.inside) for g in community.of("gate")))
+    assert 100 < min(sizes[len(sizes) // 2:]) and max(sizes) < 800, (min(sizes), max(sizes))
