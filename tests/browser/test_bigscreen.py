@@ -178,7 +178,8 @@ async def test_smarthub_demo_shows_a_complete_screen(tmp_path: Path) -> None:
     log = tmp_path / "demo.log"
     with open(log, "wb") as out:
         demo = subprocess.Popen([SMARTHUB, "demo", "--devices", "60", "--speed", "30", "--http", f"127.0.0.1:{port}",
-                                 "--mqtt-port", str(mqtt_port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+                                 "--mqtt-port", str(mqtt_port), "--history", "6"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
     try:
         link = await eventually(lambda: re.search(r"open\s+(http://\S+)", log.read_text()), timeout=30,
                                 what="the demo's banner")
