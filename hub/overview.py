@@ -16,7 +16,7 @@ from hub.alerts.store import AlertStore
 from hub.inside import InsideTracker
 from hub.registry import Registry
 from hub.series import CHINA_OFFSET_MS, DAY_MS, HOUR_MS, china_day_start
-from hub.settled import Settled, cut
+from hub.settled import Settled, read_in_two
 from hub.state import LiveState
 from hub.storage.base import Aggregate, AggregateQuery, Storage
 from hub.times import iso
@@ -56,10 +56,8 @@ async def today_counts(storage: Storage, site: str | None, now_ms: int,
                                   CHINA_OFFSET_MS) for measurement, fn, field, where in TODAY.values()]
         return [answer[0][1] or 0 for answer in await storage.aggregate_many(queries)]
 
-    split = cut(now_ms, day, HOUR_MS) if settled is not None else day
-    earlier = await settled.get(("today", site, day, split), lambda: part(day, split)) if settled else None
-    recent = await part(split, now_ms + 1)
-    return {name: (earlier[i] if earlier else 0) + recent[i] for i, name in enumerate(TODAY)}
+    earlier, recent = await read_in_two(settled, ("today", site), day, now_ms + 1, now_ms, HOUR_MS, part)
+    return {name: e + r for name, e, r in zip(TODAY, earlier, recent, strict=True)}
 
 
 def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from hub.alerts.store import AlertStore
 from hub.registry import Registry
-from hub.settled import Settled, cut
+from hub.settled import Settled, read_in_two
 from hub.storage.base import AggregateQuery, Storage, buckets
 from hub.times import iso
 
@@ -38,12 +38,9 @@ async def traffic(storage: Storage, site: str | None, day_start_ms: int,
             AggregateQuery("gate_event", "count", "plate", {**where, "direction": d}, since_ms, until_ms, HOUR_MS)
             for d in ("in", "out")])
 
-    end = day_start_ms + DAY_MS
-    split = min(end, cut(int(time.time() * 1000), day_start_ms, HOUR_MS)) if settled is not None else day_start_ms
-    earlier = (await settled.get(("traffic", site, day_start_ms, split), lambda: hours(day_start_ms, split))
-               if settled else [[], []])
-    recent = await hours(split, end)
-    counts = [earlier[i] + recent[i] for i in range(2)]
+    earlier, recent = await read_in_two(settled, ("traffic", site), day_start_ms, day_start_ms + DAY_MS,
+                                        int(time.time() * 1000), HOUR_MS, hours)
+    counts = [e + r for e, r in zip(earlier, recent, strict=True)]
     return {"since": iso(day_start_ms), "every_s": 3600,
             "in": [[iso(t), n] for t, n in counts[0]], "out": [[iso(t), n] for t, n in counts[1]]}
 
@@ -70,10 +67,9 @@ async def charging_power(storage: Storage, registry: Registry, site: str | None,
         return ([sum(bucket) for bucket in zip(*columns, strict=True)] if columns
                 else [0.0] * len(buckets(since_ms, until_ms, every_ms)))
 
-    split = cut(now_ms, since, every_ms) if settled is not None else since
-    earlier = (await settled.get(("power", site, since, split, every_ms, len(chargers)), lambda: totals(since, split))
-               if settled else [])
-    total = earlier + await totals(split, now_ms)
+    earlier, recent = await read_in_two(settled, ("power", site, every_ms, len(chargers)), since, now_ms, now_ms,
+                                        every_ms, totals)
+    total = earlier + recent
     times = buckets(since, now_ms, every_ms)
     return {"since": iso(since), "every_s": every_ms // 1000, "chargers": len(chargers),
             "kw": [[iso(t), round(kw, 2)] for t, kw in zip(times, total, strict=True)]}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SETTLE_MS = 15 * 60_000
 """Data older than this is taken as complete (device lag is seconds; outages are covered by recheck_s)."""
@@ -44,3 +46,17 @@ class Settled:
 
     def clear(self) -> None:
         self._kept.clear()
+
+
+async def read_in_two(settled: Settled | None, key: tuple[Hashable, ...], start_ms: int, until_ms: int, now_ms: int,
+                      step_ms: int, read: Callable[[int, int], Awaitable[T]]) -> tuple[T, T]:
+    """`read(start, until)` as two parts, the earlier settled one kept by `settled`, the rest read now.
+
+    The cut falls on a `step_ms` boundary after `start_ms`. Without `settled` everything is read now (the
+    earlier part is the empty range). `read` must answer an empty range with an empty part.
+    """
+    if settled is None:
+        return await read(start_ms, start_ms), await read(start_ms, until_ms)
+    split = min(until_ms, cut(now_ms, start_ms, step_ms))
+    earlier = await settled.get((*key, start_ms, split), lambda: read(start_ms, split))
+    return earlier, await read(split, until_ms)
