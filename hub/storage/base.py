@@ -17,6 +17,11 @@ from devices.base import Point
 Aggregate = Literal["count", "sum", "mean", "max"]
 
 
+def empty_bucket(fn: Aggregate) -> float | None:
+    """An empty bucket's value, as InfluxQL fills it: a count of 0, else no value."""
+    return 0 if fn == "count" else None
+
+
 def buckets(since_ms: int, until_ms: int, every_ms: int, offset_ms: int = 0) -> list[int]:
     """Start times of the time buckets covering [since_ms, until_ms), as InfluxQL's GROUP BY time() makes them."""
     first = (since_ms - offset_ms) // every_ms * every_ms + offset_ms
@@ -72,8 +77,7 @@ class AggregateQuery:
 
     @property
     def empty(self) -> float | None:
-        """An empty bucket's value: a count of 0, else no value."""
-        return 0 if self.fn == "count" else None
+        return empty_bucket(self.fn)
 
 
 def event_measurements(kind: str | None) -> list[str]:
@@ -145,7 +149,7 @@ def keep_groups(
     offset_ms: int,
 ) -> dict[tuple[str, ...], list[tuple[int, float | None]]]:
     """Both stores' grouped answers in one shape: every bucket, empty ones 0 (count) or None, idle groups out."""
-    empty = 0 if fn == "count" else None
+    empty = empty_bucket(fn)
     times = buckets(since_ms, until_ms, every_ms, offset_ms)
     out = {}
     for key, found in sorted(groups.items()):
