@@ -413,13 +413,10 @@ class EmbeddedStorage(EventQueries):
                " FROM points WHERE measurement = ? AND time_ms >= ? AND time_ms < ?")
         args: list[Any] = [offset_ms, every_ms, every_ms, offset_ms, *(a for tag in by for a in _tag_args(tag)),
                            _path(field), measurement, since_ms, until_ms]
-        for key, value in where.items():  # a tag, or else a field (InfluxQL's WHERE takes either)
-            if key in INDEXED_TAGS:
-                sql += f" AND {key} = ?"
-                args.append(value)
-            else:
-                sql += f" AND coalesce({_tag_value(key)}, json_extract(fields, ?), '') = ?"
-                args += [*_tag_args(key), _path(key), value]
+        for key, value in where.items():
+            condition, condition_args = _equals(key, value)
+            sql += f" AND {condition}"
+            args += condition_args
         sql += " GROUP BY bucket" + "".join(f", {i + 2}" for i in range(len(by)))
         return await self._read(lambda db: db.execute(sql, args).fetchall())
 
@@ -435,14 +432,10 @@ def _one_pass_sql(queries: Sequence[AggregateQuery]) -> tuple[str, list[Any]]:
     for q in queries:
         conditions, args = [], []
         for key, value in q.where.items():
-            if (key, value) in common:
-                continue
-            if key in INDEXED_TAGS:
-                conditions.append(f"{key} = ?")
-                args.append(value)
-            else:  # a tag, or else a field (InfluxQL's WHERE takes either)
-                conditions.append(f"coalesce({_tag_value(key)}, json_extract(fields, ?), '') = ?")
-                args += [*_tag_args(key), _path(key), value]
+            if (key, value) not in common:
+                condition, condition_args = _equals(key, value)
+                conditions.append(condition)
+                args += condition_args
         value_sql = "json_extract(fields, ?)"
         if conditions:
             value_sql = f"CASE WHEN {' AND '.join(conditions)} THEN {value_sql} END"
@@ -454,6 +447,13 @@ def _one_pass_sql(queries: Sequence[AggregateQuery]) -> tuple[str, list[Any]]:
     args = [first.offset_ms, first.every_ms, first.every_ms, first.offset_ms, *select_args,
             first.measurement, first.since_ms, first.until_ms, *(value for _, value in sorted(common))]
     return sql, args
+
+
+def _equals(key: str, value: str) -> tuple[str, list[Any]]:
+    """SQL and arguments for `key = value` on a tag, or else a field (InfluxQL's WHERE takes either)."""
+    if key in INDEXED_TAGS:
+        return f"{key} = ?", [value]
+    return f"coalesce({_tag_value(key)}, json_extract(fields, ?), '') = ?", [*_tag_args(key), _path(key), value]
 
 
 def _path(name: str) -> str:
