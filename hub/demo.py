@@ -26,7 +26,7 @@ from hub.embedded_broker import Broker
 from hub.ingest.pipeline import Pipeline
 from hub.state import LiveState
 from simulators.community import Community, build, plan, registry_of
-from simulators.runner import LiveRun, advance, schedule, topic
+from simulators.runner import LiveRun, messages
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ async def run_demo(options: DemoOptions) -> None:
                 loop.add_signal_handler(sig, stop.set)
         serving = asyncio.create_task(server.serve(), name="http")
         simulating = asyncio.create_task(live.run(start_ms, None, offline), name="simulated-community")
-        past = asyncio.create_task(backfill(hub, build(options.site, options.seed, options.devices),
-                                            options.history_hours, start_ms), name="simulated-past")
+        twin = build(options.site, options.seed, options.devices)  # its own state: the live one runs meanwhile
+        past = asyncio.create_task(backfill(hub, twin, options.history_hours, start_ms), name="simulated-past")
         while not server.started:
             await asyncio.sleep(0.05)
         print_banner(settings, broker.port, device_password, options)
@@ -124,17 +124,14 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
         return 0
     pipeline = Pipeline(hub.settings.root, hub.kinds, hub.registry, LiveState(), hub.outbox, hub.dead_letters)
     pipeline.listeners = [hub.inside.on_message]
-    heap = schedule(community, start_ms, [])
     handled, next_report = 0, 0.25
-    for wake, emits in advance(community, heap, until_ms):
-        device = community.devices[wake.order]
-        for channel, payload in emits:
-            pipeline.handle(topic(hub.settings.root, device, channel), orjson.dumps(payload), wake.at_ms)
-            handled += 1
-        if handled % 2_000 < len(emits):
+    for t, name, payload in messages(community, hub.settings.root, start_ms, until_ms):
+        pipeline.handle(name, orjson.dumps(payload), t)
+        handled += 1
+        if handled % 2_000 == 0:
             pipeline.flush()
             await asyncio.sleep(0)  # the live community, the broker and the pages come first
-            done = (wake.at_ms - start_ms) / (until_ms - start_ms)
+            done = (t - start_ms) / (until_ms - start_ms)
             if done >= next_report:
                 print(f"  smarthub demo: storing the simulated past {hours:g} h: {done:4.0%} ({handled:,} messages)",
                       file=sys.stderr, flush=True)
