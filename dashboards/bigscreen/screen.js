@@ -284,7 +284,7 @@ const RENDER = {
       return `<div class="car ${cls}" data-device="${esc(d.device)}"><div class="name">${esc(deviceName(d))}</div>`
         + `<div class="floor">${tm.floor ?? "–"}<span class="dir">${word("dir_", tm.direction)}</span></div>`
         + `<div class="state">${esc(state)}</div></div>`;
-    }).concat(cars.length > shown.length ? [`<div class="more">${t("more", {n: cars.length - shown.length})}</div>`] : []));
+    }).concat(more(cars.length - shown.length)));
     return cars.length > 0;
   },
 
@@ -335,7 +335,7 @@ const RENDER = {
     const shown = sorted.length > fits ? [...sorted].sort((a, b) => worst[a.cls] - worst[b.cls]).slice(0, fits - 2) : sorted;
     patchList(body, shown.map((g) => `<div class="bt ${g.cls}" title="${esc(g.name)} · ${g.up}/${g.devices.length}">`
       + `${esc(g.building ?? t("common_short"))}</div>`)
-      .concat(sorted.length > shown.length ? [`<div class="more">${t("more", {n: sorted.length - shown.length})}</div>`] : []));
+      .concat(more(sorted.length - shown.length)));
     return sorted.length > 0;
   },
 
@@ -368,7 +368,7 @@ const RENDER = {
     const shown = evs.length > fits ? evs.slice(0, fits - 1) : evs;
     patchList(body, shown.map((d) => `<div class="ev st-${esc(status(d))}" title="${esc(word("st_", status(d)))}">`
       + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}</b></div>`)
-      .concat(evs.length > shown.length ? [`<div class="more">${t("more", {n: evs.length - shown.length})}</div>`] : []));
+      .concat(more(evs.length - shown.length)));
     return evs.length > 0;
   },
 
@@ -433,6 +433,8 @@ function dotState(d) {
   if (faultsOf(d).some((c) => ["critical", "major"].includes(catalog.kinds?.[d.kind]?.faults?.[c]?.severity))) return "s-fault";
   return faultsOf(d).length ? "s-warn" : "";
 }
+/** The "+N more" tile after what fits, as a list to append (empty when everything fits). */
+const more = (hidden) => hidden > 0 ? [`<div class="more">${t("more", {n: hidden})}</div>`] : [];
 function kpi(id, big, parts) {
   const el = $(`#kpi-${id}`);
   $(".big", el).innerHTML = big;
