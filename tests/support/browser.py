@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -26,10 +26,14 @@ from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
 from tests.support.processes import free_port, require_binary
 
+STEP_S = 30.0
+"""No step of a browser test (a hub stopping or starting, a page answering) may take longer: a hang then names
+the step instead of running into the whole test's timeout."""
 ARTIFACTS = Path(os.environ.get("SMARTHUB_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
                  "--disable-background-networking", "--disable-component-update"]
 """Headless as root on a machine with no internet: without the last ones Chromium keeps dialling out."""
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,6 +53,9 @@ class ServedHub:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
+        await within(STEP_S, "the hub starting", self._start())
+
+    async def _start(self) -> None:
         self.hub = await self._stack.enter_async_context(Hub(self.settings))
         if self.community is not None:
             self.hub.registry.add(registry_of(self.community))
@@ -59,6 +66,9 @@ class ServedHub:
                          what="hub to serve HTTP and connect to MQTT")
 
     async def stop(self) -> None:
+        await within(STEP_S, "the hub stopping", self._stop())
+
+    async def _stop(self) -> None:
         if self._serving is not None:
             self._server.should_exit = True
             await asyncio.gather(self._serving, return_exceptions=True)
@@ -104,7 +114,8 @@ class Screen:
     errors: list[str]
 
     async def state(self) -> dict[str, Any]:
-        return await self.page.evaluate("window.screenState")  # type: ignore[no-any-return]
+        return await within(STEP_S, "the page reporting its state",  # type: ignore[no-any-return]
+                            self.page.evaluate("window.screenState"))
 
     async def wait_ready(self, timeout_s: float = 30) -> None:
         await self.page.wait_for_function("window.screenState && window.screenState.ready", timeout=timeout_s * 1000)
@@ -137,7 +148,15 @@ async def chromium(width: int = 1920, height: int = 1080) -> AsyncIterator[Any]:
 
             yield open_screen
         finally:
-            await browser.close()
+            await within(STEP_S, "Chromium closing", browser.close())
+
+
+async def within(seconds: float, what: str, step: Awaitable[T]) -> T:
+    """Await `step`, failing with its name after `seconds`."""
+    try:
+        return await asyncio.wait_for(step, seconds)
+    except TimeoutError:
+        raise AssertionError(f"{what} took more than {seconds:g} s") from None
 
 
 @pytest.fixture
