@@ -7,7 +7,6 @@ was never set (1970) or runs ahead must not scatter points across the years.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,30 +62,6 @@ def track_seq(stats: SeqStats, seq: int) -> str:
         return "duplicate"
     stats.last = seq
     return outcome
-
-
-class RecentKeys:
-    """A bounded set of recently seen keys (oldest forgotten first), for event de-duplication.
-
-    A redelivered QoS 1 event arrives within seconds to minutes; remembering the
-    last `capacity` events across all devices is plenty and keeps memory flat.
-    """
-
-    def __init__(self, capacity: int = 200_000) -> None:
-        self.capacity = capacity
-        self._keys: OrderedDict[Hashable, None] = OrderedDict()
-
-    def seen(self, key: Hashable) -> bool:
-        """True if `key` was seen before; otherwise remember it and return False."""
-        if key in self._keys:
-            return True
-        self._keys[key] = None
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
-        return False
-
-    def __len__(self) -> int:
-        return len(self._keys)
 
 
 def event_key(device_key: Hashable, payload: Any) -> Hashable | None:

@@ -1,9 +1,10 @@
-"""The one data path: topic -> decode/validate -> normalise -> store, live state, listeners.
+"""The one data path: topic -> redelivery check -> decode/validate -> normalise -> store, live state, listeners.
 
 `Pipeline.handle` is synchronous and never raises: a bad message becomes a
 `Rejected` (dead-lettered and counted), a failing listener is logged and
-counted, and neither stops the next message. Points are collected and appended
-to the durable outbox in one transaction per `flush`.
+counted, and neither stops the next message. Points, and the keys that
+recognise redeliveries (`hub.ingest.redelivery`), are appended to the durable
+outbox in one transaction per `flush`; the MQTT edge acknowledges only after it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from devices.base import Accepted, DeviceKind, Point
 from hub import topics
 from hub.deadletter import DeadLetters
 from hub.ingest.decode import DecodeError, Rejected, decode
-from hub.ingest.normalize import RecentKeys, SeriesClock, event_key, point_time, track_seq
+from hub.ingest.normalize import SeriesClock, event_key, point_time, track_seq
+from hub.ingest.redelivery import Deliveries, EventKeys
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.storage.outbox import Outbox
@@ -30,8 +32,6 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Accepted, DeviceState], None]
 """Called for every accepted message (alerts, live WebSocket, command replies)."""
 
-FLUSH_POINTS = 2_000
-"""Flush to the outbox as soon as this many points are pending (else on the timer)."""
 TOPIC_CACHE_MAX = 200_000
 
 
@@ -45,6 +45,9 @@ class IngestStats:
     rejected: Counter[tuple[str, str]] = field(default_factory=Counter)
     """(kind, reason) -> count; kind is '' when the topic named none we know"""
     duplicates: Counter[str] = field(default_factory=Counter)
+    """kind -> events dropped because their id was stored before"""
+    redelivered: int = 0
+    """DUP messages dropped because they were committed before (the broker sent them again)"""
     seq: Counter[str] = field(default_factory=Counter)
     """'gap' (messages missed), 'duplicate', 'reset'"""
     clock_skew: int = 0
@@ -71,14 +74,28 @@ class Pipeline:
         self.listeners: list[Listener] = []
         self.stats = IngestStats()
         self._pending: list[Point] = []
-        self._recent_events = RecentKeys()
+        self.deliveries = Deliveries()
+        self.deliveries.load(outbox.delivery_keys())
+        self.event_keys = EventKeys()
+        self.event_keys.load(outbox.event_key_digests(self.event_keys.capacity))
         self._clock = SeriesClock()
         self._topics: dict[str, topics.TopicParts] = {}
         self._tags: dict[DeviceKey, Mapping[str, str]] = {}
 
-    def handle(self, topic: str, raw: bytes, received_ms: int, retain: bool = False) -> Accepted | Rejected | None:
-        """Process one message; returns what became of it (None: a duplicate, dropped)."""
+    def handle(self, topic: str, raw: bytes, received_ms: int, retain: bool = False, packet_id: int = 0,
+               dup: bool = False) -> Accepted | Rejected | None:
+        """Process one message; returns what became of it (None: a duplicate, dropped).
+
+        `packet_id` is the MQTT packet id of a QoS 1 delivery (0 otherwise), `dup` its DUP flag.
+        """
         self.stats.received += 1
+        if packet_id:
+            deliveries = self.deliveries
+            delivery = deliveries.key(topic, packet_id, raw)
+            if dup and deliveries.seen(delivery):
+                self.stats.redelivered += 1
+                return None
+            deliveries.note(delivery)
         parts = self._topics.get(topic)
         if parts is None:
             try:
@@ -102,7 +119,7 @@ class Pipeline:
             self.stats.seq[track_seq(state.seq, seq)] += 1
         if parts.channel == "event":
             dedupe_key = event_key(key, payload)
-            if dedupe_key is not None and self._recent_events.seen(dedupe_key):
+            if dedupe_key is not None and self.event_keys.seen(dedupe_key, received_ms):
                 self.stats.duplicates[parts.kind] += 1
                 return None
 
@@ -130,8 +147,6 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - one listener's bug must not stop ingest
                 self.stats.listener_errors += 1
                 log.exception("listener %s failed on %s", getattr(listener, "__qualname__", listener), topic)
-        if len(self._pending) >= FLUSH_POINTS:
-            self.flush()
         return msg
 
     def _reject(self, rejected: Rejected) -> Rejected:
@@ -151,12 +166,15 @@ class Pipeline:
         return len(self._pending)
 
     def flush(self) -> None:
-        """Make everything handled so far durable: points to the outbox, rejects to the dead letters.
+        """Make everything handled so far durable; after this returns, a QoS 1 message may be acknowledged.
 
-        This is where a QoS 1 message may be acknowledged to the broker once
-        manual acknowledgement is switched on: after this returns, it cannot be lost.
+        Dead letters first: a crash between the two commits then repeats a
+        dead letter at the redelivery instead of losing it. If the outbox
+        cannot commit, everything stays pending here and this raises: the
+        edge acknowledges nothing and the next flush tries again.
         """
-        if self._pending:
-            self.outbox.put(self._pending)
-            self._pending = []
         self.dead_letters.flush()
+        self.outbox.put(self._pending, self.deliveries.new, self.event_keys.new)
+        self._pending = []
+        self.deliveries.committed()
+        self.event_keys.committed()

@@ -3,9 +3,9 @@
 Ingest appends batches of points to a SQLite file (WAL); the writer sends the
 oldest batches to the store and deletes them only once the store has them. A
 store outage therefore costs nothing but disk: the writer backs off, retries,
-and catches up in large batches when the store is back. Because a batch is
-durable the moment `put` returns, a QoS 1 message can be acknowledged to the
-broker right after it (see `Pipeline.flush`).
+and catches up in large batches when the store is back. A batch is durable the
+moment `put` returns, and only then does the MQTT edge acknowledge the QoS 1
+messages it came from (`hub.mqtt`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import bisect
 import logging
 import random
 import time
+from array import array
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import orjson
 
 from devices.base import Point
+from hub.ingest.redelivery import DELIVERIES_KEPT, EVENT_KEYS_KEPT_MS
 from hub.sqlite import connect
 from hub.storage.base import Storage, StorageRejected, StorageUnavailable
 
@@ -33,35 +36,95 @@ CREATE TABLE IF NOT EXISTS batches (
     n INTEGER NOT NULL,
     body BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    id INTEGER PRIMARY KEY,
+    n INTEGER NOT NULL,
+    keys BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_keys (
+    digest INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_keys_time ON event_keys (received_ms);
 """
+"""`deliveries` and `event_keys` are the redelivery keys of `hub.ingest.redelivery`: committed in the
+same transaction as the points they belong to."""
 
 WRITE_BATCH_POINTS = 5_000
 """Points per store request: large enough to amortise HTTP, small enough to retry cheaply."""
 WRITE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+EVENT_KEYS_PRUNE_EVERY_MS = 60_000
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
 
 
 class Outbox:
-    """Append-only queue of point batches on disk."""
+    """Append-only queue of point batches on disk, with the keys that recognise redeliveries."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, deliveries_kept: int = DELIVERIES_KEPT) -> None:
         self.path = path
+        self.deliveries_kept = deliveries_kept
         self._db = connect(path, SCHEMA)
         self.depth = int(self._db.execute("SELECT coalesce(sum(n), 0) FROM batches").fetchone()[0])
         """Points waiting for the store."""
         self.ready = asyncio.Event()
         if self.depth:
             self.ready.set()
+        rows = self._db.execute("SELECT id, n FROM deliveries ORDER BY id")
+        self._delivery_rows: deque[tuple[int, int]] = deque(rows)
+        self._delivery_keys = sum(n for _, n in self._delivery_rows)
+        self._event_keys_pruned_ms = 0
 
-    def put(self, points: Sequence[Point]) -> None:
-        """Append one batch; durable (against a hub crash) when this returns."""
-        if not points:
+    def put(self, points: Sequence[Point], deliveries: array | None = None,
+            event_keys: Sequence[tuple[int, int]] = ()) -> None:
+        """Append one batch and its redelivery keys in one transaction; durable (against a hub crash)
+        when this returns."""
+        if not points and not deliveries and not event_keys:
             return
-        body = orjson.dumps(points, default=tuple)  # a Point is a tuple subclass, which orjson leaves to us
-        self._db.execute("INSERT INTO batches (n, body) VALUES (?, ?)", (len(points), body))
-        self.depth += len(points)
-        self.ready.set()
+        with self._db:
+            self._db.execute("BEGIN")
+            if points:
+                body = orjson.dumps(points, default=tuple)  # a Point is a tuple subclass, which orjson leaves to us
+                self._db.execute("INSERT INTO batches (n, body) VALUES (?, ?)", (len(points), body))
+            if deliveries:
+                cursor = self._db.execute("INSERT INTO deliveries (n, keys) VALUES (?, ?)",
+                                          (len(deliveries), deliveries.tobytes()))
+                self._delivery_rows.append((int(cursor.lastrowid or 0), len(deliveries)))
+                self._delivery_keys += len(deliveries)
+                self._forget_old_deliveries()
+            if event_keys:
+                self._db.executemany("INSERT OR IGNORE INTO event_keys (digest, received_ms) VALUES (?, ?)",
+                                     event_keys)
+                self._forget_old_event_keys(event_keys[-1][1])
+        if points:
+            self.depth += len(points)
+            self.ready.set()
+
+    def _forget_old_deliveries(self) -> None:
+        """Keep the newest `deliveries_kept` keys (whole rows); inside put's transaction."""
+        last = 0
+        while self._delivery_rows and self._delivery_keys - self._delivery_rows[0][1] >= self.deliveries_kept:
+            last, n = self._delivery_rows.popleft()
+            self._delivery_keys -= n
+        if last:
+            self._db.execute("DELETE FROM deliveries WHERE id <= ?", (last,))
+
+    def _forget_old_event_keys(self, now_ms: int) -> None:
+        if now_ms - self._event_keys_pruned_ms >= EVENT_KEYS_PRUNE_EVERY_MS:
+            self._event_keys_pruned_ms = now_ms
+            self._db.execute("DELETE FROM event_keys WHERE received_ms < ?", (now_ms - EVENT_KEYS_KEPT_MS,))
+
+    def delivery_keys(self) -> array:
+        """Every kept delivery key, oldest first (loaded into `Deliveries` at start)."""
+        keys = array("Q")
+        for (blob,) in self._db.execute("SELECT keys FROM deliveries ORDER BY id"):
+            keys.frombytes(blob)
+        return keys
+
+    def event_key_digests(self, limit: int) -> list[int]:
+        """The newest `limit` event keys, oldest first (loaded into `EventKeys` at start)."""
+        rows = self._db.execute("SELECT digest FROM event_keys ORDER BY received_ms DESC LIMIT ?", (limit,))
+        return [digest for (digest,) in rows][::-1]
 
     def take(self, max_points: int = WRITE_BATCH_POINTS) -> tuple[list[int], list[Point]]:
         """The oldest batches, up to `max_points` (at least one batch); they stay until `ack`."""

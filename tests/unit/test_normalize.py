@@ -1,6 +1,7 @@
 from datetime import datetime, timedelta, timezone
 
-from hub.ingest.normalize import MAX_FUTURE_MS, RecentKeys, SeqStats, point_time, track_seq
+from hub.ingest.normalize import MAX_FUTURE_MS, SeqStats, point_time, track_seq
+from hub.ingest.redelivery import Deliveries, EventKeys, event_digest
 
 NOW = 1_790_000_000_000
 
@@ -25,12 +26,44 @@ def test_track_seq_counts_gaps_duplicates_and_resets() -> None:
     assert (stats.gaps, stats.duplicates, stats.resets, stats.last) == (3, 2, 1, 1)
 
 
-def test_recent_keys_forgets_the_oldest() -> None:
-    keys = RecentKeys(capacity=3)
-    assert [keys.seen(k) for k in "abca"] == [False, False, False, True]
-    keys.seen("d")  # a lookup does not refresh a key, so "a" is still the oldest and goes
-    assert keys.seen("a") is False
+def test_event_keys_forget_the_oldest_and_queue_new_ones_for_the_commit() -> None:
+    keys = EventKeys(capacity=3)
+    assert [keys.seen(k, 10) for k in "abca"] == [False, False, False, True]
+    keys.seen("d", 11)  # a lookup does not refresh a key, so "a" is still the oldest and goes
+    assert keys.seen("a", 12) is False
     assert len(keys) == 3
+    assert [(d, t) for d, t in keys.new] == [(event_digest(k), t) for k, t in
+                                             (("a", 10), ("b", 10), ("c", 10), ("d", 11), ("a", 12))]
+    keys.committed()
+    assert keys.new == []
+
+
+def test_event_digest_is_stable_across_processes() -> None:
+    import subprocess
+    import sys
+
+    key = (("s1", "gate", "g1"), "ev-1", None, 7, None)
+    other = subprocess.run([sys.executable, "-c", "from hub.ingest.redelivery import event_digest; "
+                            f"print(event_digest({key!r}))"], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == event_digest(key)
+    assert 0 <= event_digest(key) < 2**63  # fits SQLite's signed integers
+
+
+def test_deliveries_know_a_committed_key_and_forget_beyond_the_window() -> None:
+    deliveries = Deliveries(kept=3)
+    keys = [deliveries.key("c/s/gate/g1/event", pid, b"{}") for pid in (1, 2, 3, 4)]
+    assert len(set(keys)) == 4  # the packet id is part of the key
+    assert deliveries.key("c/s/gate/g2/event", 1, b"{}") != keys[0]  # and so is the topic
+    assert deliveries.key("c/s/gate/g1/event", 1, b"{ }") != keys[0]  # and the payload
+    for key in keys:
+        deliveries.note(key)
+    assert not deliveries.seen(keys[0]) and all(deliveries.seen(k) for k in keys[1:])
+    assert list(deliveries.new) == keys
+    deliveries.committed()
+    assert list(deliveries.new) == []
+    fresh = Deliveries(kept=3)
+    fresh.load(keys)
+    assert all(fresh.seen(k) for k in keys[1:]) and list(fresh.new) == []
 
 
 def test_series_clock_separates_distinct_points_but_not_redeliveries() -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devices import elevator
+from devices import REGISTRY, elevator
 from devices.base import Accepted, Point
 from hub.deadletter import DeadLetters
 from hub.ingest.decode import Rejected
-from hub.ingest.pipeline import FLUSH_POINTS, Pipeline
+from hub.ingest.pipeline import Pipeline
 from hub.registry import Device, Registry
 from hub.state import DeviceState, LiveState
 from hub.storage.outbox import Outbox
@@ -87,7 +87,33 @@ def test_unregistered_devices_are_added_and_flagged(pipeline: Pipeline) -> None:
     assert device is not None and device.registered is False
 
 
-def test_pending_points_flush_to_the_outbox_by_themselves_when_many(pipeline: Pipeline) -> None:
-    for i in range(FLUSH_POINTS):
-        pipeline.handle(TOPIC, b'{"floor": %d}' % (i % 20), NOW + i)
-    assert pipeline.pending == 0 and pipeline.outbox.depth == FLUSH_POINTS
+def every_kind(tmp_path: Path) -> Pipeline:
+    return Pipeline("c", REGISTRY, Registry(), LiveState(), Outbox(tmp_path / "o.db"), DeadLetters(tmp_path / "d.db"))
+
+
+def test_a_dup_redelivery_of_a_committed_message_is_dropped_also_by_the_next_process(tmp_path: Path) -> None:
+    pipeline = every_kind(tmp_path)
+    body = b'{"type": "barrier", "state": "open"}'  # no ts, no id: only the delivery key tells copies apart
+    topic = "c/s1/gate/g1/event"
+    assert isinstance(pipeline.handle(topic, body, NOW, packet_id=7), Accepted)
+    assert isinstance(pipeline.handle(topic, body, NOW + 5, packet_id=8), Accepted)  # the same bytes, sent again
+    pipeline.flush()
+    assert pipeline.handle(topic, body, NOW + 9, packet_id=7, dup=True) is None
+    assert isinstance(pipeline.handle(topic, body, NOW + 9, packet_id=9, dup=True), Accepted)  # DUP, never seen
+    pipeline.flush()
+    assert pipeline.stats.redelivered == 1
+    following = Pipeline("c", REGISTRY, pipeline.registry, LiveState(), pipeline.outbox, pipeline.dead_letters)
+    assert following.handle(topic, body, NOW + 20, packet_id=8, dup=True) is None
+    assert isinstance(following.handle(topic, body, NOW + 20, packet_id=8), Accepted)  # not DUP: a new message
+    assert len(outbox_points(following)) == 4
+
+
+def test_an_event_id_is_stored_once_also_by_the_next_process(tmp_path: Path) -> None:
+    pipeline = every_kind(tmp_path)
+    body = orjson.dumps({"type": "access", "id": "ev-1", "method": "card", "subject": "s-9", "result": "granted"})
+    assert isinstance(pipeline.handle("c/s1/access/d1/event", body, NOW), Accepted)
+    pipeline.flush()
+    following = Pipeline("c", REGISTRY, pipeline.registry, LiveState(), pipeline.outbox, pipeline.dead_letters)
+    assert following.handle("c/s1/access/d1/event", body, NOW + 60_000) is None
+    assert following.stats.duplicates["access"] == 1
+    assert len(outbox_points(pipeline)) == 1

@@ -1,0 +1,117 @@
+"""Recognise what the broker or a device sends again, also across a hub crash or restart.
+
+The hub acknowledges a QoS 1 message only after committing it, so a crash
+between the commit and the PUBACK makes the broker send it again, flagged DUP,
+with its original packet id (MQTT 3.1.1 section 4.4). Two keys catch repeats,
+both kept in the outbox's SQLite file in the same transaction as the points
+they belong to (`Outbox.put`), so what is committed and what is remembered
+never disagree:
+
+- **Deliveries**: every QoS 1 message's (packet id, CRC-32 of topic and
+  payload). A DUP message whose key is among the last `DELIVERIES_KEPT` is a
+  redelivery of something already committed: acknowledged and dropped. Only
+  DUP messages are checked, so a device that sends the same bytes twice (a
+  door that stays closed) is never mistaken for a redelivery.
+- **Event ids**: an event with an `id` (contract section 2) is stored once
+  per (device, id, phase, seq, ts) for `EVENT_KEYS_KEPT_MS`, however it came
+  again (a device's own retry, a broker replaying its queue after a crash).
+
+Telemetry carrying `ts` needs neither: its point time is the device's, so a
+repeat overwrites itself in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from array import array
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable
+
+DELIVERIES_KEPT = 262_144
+"""Far more than can be in flight: Mosquitto's max_inflight_messages, MQTT 5's receive maximum (65,535)."""
+EVENT_KEYS_KEPT_MS = 24 * 3600 * 1000
+EVENT_KEYS_IN_MEMORY = 200_000
+TOPIC_CRC_CACHE = 200_000
+
+
+class Deliveries:
+    """Keys of recently committed QoS 1 deliveries: checked for DUP messages, persisted by the outbox."""
+
+    def __init__(self, kept: int = DELIVERIES_KEPT) -> None:
+        self.kept = kept
+        self._known: set[int] = set()
+        self._order: deque[int] = deque()
+        self.new = array("Q")
+        """Keys noted since the last commit; `Outbox.put` stores them, then `committed()` clears them."""
+        self._topic_crc: dict[str, int] = {}
+
+    def key(self, topic: str, packet_id: int, payload: bytes) -> int:
+        crc = self._topic_crc.get(topic)
+        if crc is None:
+            crc = zlib.crc32(topic.encode("utf-8", "surrogateescape"))
+            if len(self._topic_crc) < TOPIC_CRC_CACHE:
+                self._topic_crc[topic] = crc
+        return packet_id << 32 | zlib.crc32(payload, crc)
+
+    def seen(self, key: int) -> bool:
+        return key in self._known
+
+    def note(self, key: int) -> None:
+        self._known.add(key)
+        self._order.append(key)
+        self.new.append(key)
+        if len(self._order) > self.kept:
+            self._known.discard(self._order.popleft())
+
+    def committed(self) -> None:
+        self.new = array("Q")
+
+    def load(self, keys: Iterable[int]) -> None:
+        """Keys from the outbox file at start, oldest first."""
+        for key in keys:
+            self.note(key)
+        self.committed()
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+
+def event_digest(key: Hashable) -> int:
+    """A 64-bit digest of an event key, the same in every process (unlike `hash`)."""
+    return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little") >> 1
+    # >> 1: SQLite integers are signed 64-bit
+
+
+class EventKeys:
+    """Recently stored event keys, newest kept in memory; new ones wait for the outbox commit."""
+
+    def __init__(self, capacity: int = EVENT_KEYS_IN_MEMORY) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[int, None] = OrderedDict()
+        self.new: list[tuple[int, int]] = []
+        """(digest, received ms) noted since the last commit"""
+
+    def seen(self, key: Hashable, received_ms: int) -> bool:
+        """True if `key` was stored before; otherwise remember it and return False."""
+        digest = event_digest(key)
+        if digest in self._keys:
+            return True
+        self._remember(digest)
+        self.new.append((digest, received_ms))
+        return False
+
+    def _remember(self, digest: int) -> None:
+        self._keys[digest] = None
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+
+    def committed(self) -> None:
+        self.new = []
+
+    def load(self, digests: Iterable[int]) -> None:
+        for digest in digests:
+            self._remember(digest)
+
+    def __len__(self) -> int:
+        return len(self._keys)
