@@ -64,6 +64,12 @@ class Result:
     catch_up_s: float
     hub_cpu_pct: float
     hub_rss_mb: float
+    hub_cpu_s: float
+
+    @property
+    def cpu_us_per_msg(self) -> float:
+        """Hub CPU (user + system) per message, from publishing start until caught up."""
+        return 1e6 * self.hub_cpu_s / max(self.sent, 1)
 
     @property
     def rate(self) -> float:
@@ -135,7 +141,7 @@ def run_rate(target: int, seconds: float, devices: int, broker, influx_url: str,
         cpu = cpu_seconds(hub_pid) - cpu0
         stored = stored_count(client, influx_url, db) - stored_before
     return Result(target, sent, published - t0, received - accepted_before, stored,
-                  caught_up - published, 100 * cpu / (caught_up - t0), rss_mb(hub_pid))
+                  caught_up - published, 100 * cpu / (caught_up - t0), rss_mb(hub_pid), cpu)
 
 
 def visible_latency(broker, api: str, root: str, samples: int = 20) -> list[float]:  # type: ignore[no-untyped-def]
@@ -187,11 +193,12 @@ def main() -> None:
         print(f"mosquitto_pub -> visible in /api/events (InfluxDB), {len(lat)} samples: "
               f"p50 {lat[len(lat) // 2] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms\n")
         print(f"{'target/s':>9} {'sent':>8} {'pub rate/s':>10} {'stored':>8} {'lost':>6} {'catch-up s':>10} "
-              f"{'hub CPU %':>9} {'RSS MB':>7}  sustained")
+              f"{'hub CPU %':>9} {'us/msg':>7} {'RSS MB':>7}  sustained")
         for rate in args.rates:
             r = run_rate(rate, args.seconds, args.devices, broker, influxd.url, api, hub.pid, root, db)
             print(f"{r.target:>9} {r.sent:>8} {r.rate:>10.0f} {r.stored:>8} {r.lost:>6} {r.catch_up_s:>10.2f} "
-                  f"{r.hub_cpu_pct:>9.0f} {r.hub_rss_mb:>7.0f}  {'yes' if r.sustained else 'NO'}", flush=True)
+                  f"{r.hub_cpu_pct:>9.0f} {r.cpu_us_per_msg:>7.1f} {r.hub_rss_mb:>7.0f}  "
+                  f"{'yes' if r.sustained else 'NO'}", flush=True)
             if r.lost or r.catch_up_s > 30:
                 break
     finally:

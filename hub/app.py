@@ -49,8 +49,6 @@ from hub.users import Users
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 0.05
-"""How often pending points go to the outbox when traffic is light (latency bound)."""
 SHUTDOWN_DRAIN_S = 10.0
 HEARTBEAT_CHECK_S = 10
 PRIVACY_EVERY_S = 3600.0
@@ -97,6 +95,7 @@ class Hub:
             s.mqtt_client_id,
             topics.subscriptions(s.root, s.mqtt_share_group),
             self._on_batch,
+            commit=self.pipeline.flush,
             protocol=s.mqtt_protocol,
         )
         self.users = Users(s.data_dir / "users.json", self.admin_token)
@@ -125,7 +124,6 @@ class Hub:
         self._stack.push_async_callback(self._drain_outbox)
         self._tasks = [
             asyncio.create_task(self.writer.run(), name="outbox-writer"),
-            asyncio.create_task(self._flush_loop(), name="pipeline-flush"),
             asyncio.create_task(self.notifier.run(), name="alert-notifier"),
             asyncio.create_task(self.bus.run(), name="live-bus"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
@@ -142,8 +140,8 @@ class Hub:
 
     def _on_batch(self, batch: list[RawMessage], received_ms: int) -> None:
         handle = self.pipeline.handle
-        for topic, payload, retain in batch:
-            handle(topic, payload, received_ms, retain)
+        for topic, payload, retain, packet_id, dup in batch:
+            handle(topic, payload, received_ms, retain, packet_id, dup)
 
     def _alert_changed(self, alert: Alert) -> None:
         self.notifier(alert)
@@ -180,11 +178,6 @@ class Hub:
             except StorageError as exc:  # the store is away: try again next time
                 log.warning("personal-data retention postponed: %s", exc)
             await asyncio.sleep(PRIVACY_EVERY_S)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_S)
-            self.pipeline.flush()
 
     def http_server(self, host: str, port: int) -> uvicorn.Server:
         """The API and pages of this hub, served by uvicorn without its own signal handling."""

@@ -65,12 +65,18 @@ class HubCollector(Collector):
 
         yield GaugeMetricFamily("smarthub_outbox_points", "Points waiting in the outbox", value=hub.outbox.depth)
         yield GaugeMetricFamily("smarthub_pending_points", "Points not yet in the outbox", value=hub.pipeline.pending)
-        yield GaugeMetricFamily("smarthub_mqtt_inbox_messages", "Messages received, waiting for the pipeline",
-                                value=hub.mqtt.inbox_depth)
         yield GaugeMetricFamily("smarthub_mqtt_connected", "1 when connected to the broker",
                                 value=int(hub.mqtt.connected))
         yield CounterMetricFamily("smarthub_mqtt_connects", "Successful connections to the broker",
                                   value=hub.mqtt.connects)
+        yield CounterMetricFamily("smarthub_mqtt_connection_losses", "Connections to the broker that ended",
+                                  value=hub.mqtt.losses)
+        yield CounterMetricFamily("smarthub_mqtt_acks", "QoS 1 messages acknowledged (each after its commit)",
+                                  value=hub.mqtt.acked)
+        yield GaugeMetricFamily("smarthub_mqtt_held", "1 while the hub stops reading MQTT (outbox full)",
+                                value=int(hub.mqtt.held is not None))
+        yield CounterMetricFamily("smarthub_messages_redelivered", "DUP redeliveries of committed messages dropped",
+                                  value=stats.redelivered)
         yield GaugeMetricFamily("smarthub_store_up", "1 when the last store write succeeded",
                                 value=int(writer.store_up))
         yield GaugeMetricFamily("smarthub_devices", "Devices known (registered or heard)", value=len(hub.registry))

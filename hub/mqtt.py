@@ -1,10 +1,20 @@
-"""The MQTT edge: one persistent session, QoS 1 subscriptions, reconnect with backoff.
+"""The hub's MQTT connection: a small asyncio client of our own, acknowledging only what is durable.
 
-aiomqtt owns the connection (connect, subscribe, publish, errors). The receive
-hot path bypasses its per-message `Message`/`Topic` objects and async iterator,
-which cost about twice paho's own callback (STACK-NOTES section 8): a plain paho
-`on_message` appends raw tuples to a list and the pipeline takes them in one
-batch per event-loop turn.
+Why our own (README "Delivery guarantees" has the figures): the hub needs a
+QoS 1 PUBACK to leave only after the message is committed to the outbox, in
+arrival order, at tens of thousands of messages a second, and every socket
+error, EOF, protocol error and keepalive timeout to end in a logged reconnect.
+paho's public `manual_ack` path costs about 22 us a message before any work
+and sends one PUBACK per `send()`; aiomqtt adds its own per-message objects on
+top (STACK-NOTES section 8); and reaching into either's internals for speed
+once made a broker reset end ingest silently. The hub only ever connects,
+subscribes at QoS 1, receives, acknowledges, publishes at QoS 0/1 and pings,
+so it speaks exactly that (`hub.mqtt_packets`) and owns every error path.
+
+Per socket read: decode every complete PUBLISH -> `on_batch` (the pipeline)
+-> `commit` (outbox and dead letters, one SQLite transaction) -> one write
+with all their PUBACKs. A crash at any point leaves each message either
+committed or unacknowledged (the broker sends it again, flagged DUP).
 """
 
 from __future__ import annotations
@@ -12,176 +22,114 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
-import struct
 import time
 from collections.abc import Callable
-from typing import Any
 
-import aiomqtt
-import paho.mqtt.client as paho
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-
+from hub import mqtt_packets as mp
 from hub.config import MqttTarget
 
 log = logging.getLogger(__name__)
 
-RawMessage = tuple[str, bytes, bool]
-"""(topic, payload, retain)"""
+RawMessage = mp.Received
+"""(topic, payload, retain, packet id, dup)"""
 
 SESSION_EXPIRY_S = 7 * 24 * 3600
 """On MQTT 5 the broker keeps our session (and queues QoS 1 messages) this long while we are away."""
 RECEIVE_MAXIMUM = 65_535
 """MQTT 5: how many unacknowledged QoS 1 messages the broker may send us at once."""
-BACKOFF_MIN_S = 0.5
-BACKOFF_MAX_S = 30.0
+KEEPALIVE_S = 30
+CONNECT_TIMEOUT_S = 10.0
+"""TCP (and TLS) connect, CONNACK and SUBACK must each arrive within this."""
+PUBLISH_TIMEOUT_S = 10.0
+TICK_S = 0.25
+"""How often the connection checks keepalive and back-pressure."""
+BACKOFF_MIN_S = 0.25
+BACKOFF_MAX_S = 10.0
+"""A broker back from a restart is reached within this (plus jitter)."""
 
 
-PUBACK = struct.Struct("!BBH")
-RECV_BYTES = 256 * 1024
-MAX_PACKETS_PER_READ = 2_000
-"""Packets handled per socket wake-up before yielding to the event loop (fairness)."""
+class MqttError(Exception):
+    """The connection cannot do what was asked (down, refused, timed out)."""
 
 
-class BufferedReads:
-    """Feed paho from one large recv() instead of three or four tiny ones per packet.
+class _Connection(asyncio.Protocol):
+    """One TCP connection's bytes; everything it learns goes straight to the link."""
 
-    paho reads a packet as: 1 byte of type, the length bytes one at a time, then
-    the body, each a recv() system call; at thousands of messages a second
-    that is a large share of the hub's CPU. This serves those reads from a
-    buffer filled 256 KiB at a time, and makes one socket wake-up handle every
-    complete packet buffered (paho would handle one), coming back by itself
-    when it stops early, because the socket will not signal readable again for
-    bytes already in our buffer.
+    def __init__(self, link: MqttLink, protocol: int) -> None:
+        self.link = link
+        self.reader = mp.Reader(protocol)
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.connack: asyncio.Future[mp.ConnAck] = loop.create_future()
+        self.closed: asyncio.Future[str] = loop.create_future()
+        self.acks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
+        """packet id -> waiter, for our SUBSCRIBE and QoS 1 PUBLISH"""
+        self.last_sent = self.last_received = time.monotonic()
+        self.ping_sent: float | None = None
+        self.paused = False
 
-    On MQTT 3.1.1 a complete QoS 0/1 PUBLISH in the buffer is decoded here
-    directly (topic, payload, packet id: a few slices) and handed to
-    `on_publish`; every other packet, and any packet cut by the buffer's end,
-    goes through paho as usual.
-    """
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
-    def __init__(
-        self,
-        client: paho.Client,
-        loop: asyncio.AbstractEventLoop,
-        on_publish: Callable[[str, bytes, bool], None] | None = None,
-    ) -> None:
-        self._client = client
-        self._loop = loop
-        self._on_publish = on_publish if client._protocol == paho.MQTTv311 else None  # noqa: SLF001
-        self._sock: object = None
-        self._buf = b""
-        self._pos = 0
-        self._acks: list[bytes] = []
-        client._sock_recv = self.recv  # type: ignore[method-assign]  # noqa: SLF001
-        client.loop_read = self.loop_read  # type: ignore[method-assign]
-        client._send_puback = self._queue_puback  # type: ignore[method-assign]  # noqa: SLF001
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+            self.last_sent = time.monotonic()
 
-    def _queue_puback(self, mid: int) -> paho.MQTTErrorCode:
-        """Collect PUBACKs and send them as one write per wake-up instead of one per message."""
-        self._acks.append(PUBACK.pack(0x40, 2, mid))
-        return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _send_acks(self) -> None:
-        if self._acks and self._client._sock is not None:  # noqa: SLF001
-            acks, self._acks = b"".join(self._acks), []
-            self._client._packet_queue(paho.PUBACK, acks, 0, 0)  # noqa: SLF001
-        self._acks.clear()
-
-    def _fill(self) -> bool:
-        """Make sure the buffer has bytes; False when the connection was closed. Raises BlockingIOError."""
-        sock = self._client._sock  # noqa: SLF001
-        if sock is None:
-            raise ConnectionError("not connected")
-        if sock is not self._sock:  # a new connection: bytes of the old one are meaningless
-            self._sock, self._buf, self._pos = sock, b"", 0
-        if self._pos < len(self._buf):
-            return True
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
         try:
-            data = sock.recv(RECV_BYTES)
-        except ssl.SSLWantReadError as err:
-            raise BlockingIOError from err
-        except ssl.SSLWantWriteError as err:
-            self._client._call_socket_register_write()  # noqa: SLF001
-            raise BlockingIOError from err
-        self._buf, self._pos = data, 0
-        return bool(data)
+            controls = self.reader.feed(data)
+            for packet in controls:
+                self._control(packet)
+            self.link._deliver(self)
+        except mp.ProtocolError as exc:
+            self.abort(f"protocol error: {exc}")
+        except Exception as exc:  # noqa: BLE001 - never let a bug here pass silently: reconnect, say why
+            log.exception("MQTT receive failed")
+            self.abort(f"receive failed: {exc!r}")
 
-    def recv(self, bufsize: int) -> bytes:
-        if not self._fill():
-            return b""  # closed by the broker; paho reports the connection lost
-        chunk = self._buf[self._pos:self._pos + bufsize]
-        self._pos += len(chunk)
-        return chunk
+    def _control(self, packet: mp.ConnAck | mp.Ack | mp.Control) -> None:
+        if isinstance(packet, mp.ConnAck):
+            if not self.connack.done():
+                self.connack.set_result(packet)
+        elif isinstance(packet, mp.Ack):
+            waiter = self.acks.pop(packet.packet_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(packet.codes)
+        elif packet.kind == mp.Packet.PINGRESP:
+            self.ping_sent = None
+        else:  # an MQTT 5 broker's DISCONNECT: it closes the connection next
+            self.abort(f"broker disconnected us: {mp.reason_text(packet.code, mp.V5)}"
+                       + (f", {packet.reason}" if packet.reason else ""))
 
-    def _fast_publish(self) -> bool:
-        """Decode one complete QoS 0/1 PUBLISH at the buffer position; False to leave it to paho."""
-        buf, pos = self._buf, self._pos
-        end = len(buf)
-        first = buf[pos]
-        qos = (first >> 1) & 3
-        if first & 0xF0 != 0x30 or qos == 2:
-            return False
-        length, multiplier, i = 0, 1, pos + 1
-        while True:  # the remaining length: 1 to 4 bytes, 7 bits each
-            if i >= end or i - pos > 4:
-                return False
-            byte = buf[i]
-            length += (byte & 0x7F) * multiplier
-            multiplier <<= 7
-            i += 1
-            if not byte & 0x80:
-                break
-        packet_end = i + length
-        if packet_end > end:
-            return False
-        topic_end = i + 2 + ((buf[i] << 8) | buf[i + 1])
-        topic = buf[i + 2:topic_end].decode("utf-8", "surrogateescape")
-        if qos:
-            self._acks.append(PUBACK.pack(0x40, 2, (buf[topic_end] << 8) | buf[topic_end + 1]))
-            topic_end += 2
-        self._pos = packet_end
-        self._on_publish(topic, buf[topic_end:packet_end], bool(first & 1))  # type: ignore[misc]
-        return True
+    def abort(self, why: str) -> None:
+        """End the connection now; `closed` carries the reason to the link's log."""
+        if not self.closed.done():
+            self.closed.set_result(why)
+        if self.transport is not None:
+            self.transport.abort()
 
-    def loop_read(self, max_packets: int = 1) -> paho.MQTTErrorCode:
-        try:
-            return self._read_packets()
-        finally:
-            self._send_acks()
+    def eof_received(self) -> bool:
+        if not self.closed.done():
+            self.closed.set_result("the broker closed the connection")
+        return False
 
-    def _read_packets(self) -> paho.MQTTErrorCode:
-        client = self._client
-        for _ in range(MAX_PACKETS_PER_READ):
-            if client._sock is None:  # noqa: SLF001
-                return paho.MQTTErrorCode.MQTT_ERR_NO_CONN
-            if self._on_publish is not None and client._in_packet["command"] == 0:  # noqa: SLF001 - paho is idle
-                try:
-                    filled = self._fill()
-                except BlockingIOError:
-                    return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
-                if filled and self._fast_publish():
-                    client._last_bytes_received = paho.time_func()  # noqa: SLF001 - keep-alive bookkeeping
-                    continue
-            rc = client._packet_read()  # noqa: SLF001
-            if rc > 0:
-                return client._loop_rc_handle(rc)  # type: ignore[no-any-return]  # noqa: SLF001
-            if rc == paho.MQTTErrorCode.MQTT_ERR_AGAIN:
-                return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
-        if self._pos < len(self._buf):
-            self._loop.call_soon(self._read_buffered)
-        return paho.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _read_buffered(self) -> None:
-        try:
-            self.loop_read()
-        except Exception:  # noqa: BLE001 - like aiomqtt's reader: a broken socket ends in a disconnect
-            log.debug("reading buffered MQTT packets failed", exc_info=True)
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(f"connection lost: {exc!r}" if exc else "connection closed")
+        error = MqttError(self.closed.result())
+        for waiter in (self.connack, *self.acks.values()):
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()  # retrieved: a waiter nobody awaits any more must not warn
+        self.acks.clear()
+        self.link._lost(self)
 
 
 class MqttLink:
-    """Keeps the hub connected and feeds every received message batch to `on_batch`."""
+    """Keeps the hub connected and subscribed, feeds every received batch to the pipeline, and
+    acknowledges it once `commit` returned."""
 
     def __init__(
         self,
@@ -189,95 +137,185 @@ class MqttLink:
         client_id: str,
         subscriptions: list[str],
         on_batch: Callable[[list[RawMessage], int], None],
+        commit: Callable[[], None],
         protocol: str = "3.1.1",
+        hold_reason: Callable[[], str | None] = lambda: None,
+        keepalive_s: int = KEEPALIVE_S,
     ) -> None:
         self.target = target
         self.client_id = client_id
         self.subscriptions = subscriptions
         self.on_batch = on_batch
-        self.protocol = protocol
+        self.commit = commit
+        self.protocol = mp.V5 if protocol == "5" else mp.V311
+        self.hold_reason = hold_reason
+        """Asked after every commit and every tick: a reason to stop reading (back-pressure), or None."""
+        self.keepalive_s = keepalive_s
         self.connected = False
+        self.since = time.time()
+        """When `connected` last changed (epoch seconds)."""
+        self.last_error: str | None = None
         self.connects = 0
-        self._client: aiomqtt.Client | None = None
-        self._inbox: list[RawMessage] = []
-        self._drain_scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.losses = 0
+        self.acked = 0
+        self.held: str | None = None
+        """Why the hub stopped reading from the broker, while it does."""
+        self._conn: _Connection | None = None
+        self._next_id = 0
 
-    @property
-    def inbox_depth(self) -> int:
-        return len(self._inbox)
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected, self.since = connected, time.time()
 
-    def _make_client(self) -> aiomqtt.Client:
-        v5 = self.protocol == "5"
-        kwargs: dict[str, Any] = {}
-        if v5:
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = SESSION_EXPIRY_S
-            props.ReceiveMaximum = RECEIVE_MAXIMUM
-            kwargs.update(protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
-        else:
-            kwargs.update(protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
-        client = aiomqtt.Client(
-            self.target.host,
-            self.target.port,
-            username=self.target.username,
-            password=self.target.password,
-            identifier=self.client_id,
-            tls_context=self.target.tls,
-            keepalive=30,
-            **kwargs,
-        )
-        paho_client = client._client  # noqa: SLF001 - the hot path, see module docstring
-        paho_client.on_message = self._on_message
-        paho_client.disable_logger()  # paho formats a debug line per packet otherwise
-        BufferedReads(paho_client, self._loop or asyncio.get_running_loop(), self._receive)
-        return client
+    # --- receiving -------------------------------------------------------------------------------
 
-    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._receive(message.topic, message.payload, message.retain)
+    def _deliver(self, conn: _Connection) -> None:
+        """Hand what one read completed to the pipeline, commit it, then acknowledge it, in order."""
+        reader = conn.reader
+        if not reader.messages:
+            return
+        batch, reader.messages = reader.messages, []
+        self.on_batch(batch, time.time_ns() // 1_000_000)
+        try:
+            self.commit()
+        except Exception as exc:  # noqa: BLE001 - disk full, I/O error: acknowledge nothing, start over
+            log.error("outbox commit failed; nothing acknowledged, the broker sends it again: %s", exc)
+            conn.abort(f"outbox commit failed: {exc}")
+            return
+        if reader.to_ack:
+            acks, reader.to_ack = reader.to_ack, []
+            conn.write(b"".join(map(mp.puback, acks)))
+            self.acked += len(acks)
+        self._apply_hold(conn)
 
-    def _receive(self, topic: str, payload: bytes, retain: bool) -> None:
-        self._inbox.append((topic, payload, retain))
-        if not self._drain_scheduled:
-            self._drain_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._drain)
+    def _apply_hold(self, conn: _Connection) -> None:
+        reason = self.hold_reason()
+        if reason and not conn.paused and conn.transport is not None:
+            conn.transport.pause_reading()  # the broker keeps the rest queued for our session
+            conn.paused = True
+            log.warning("stopped reading MQTT (the broker queues for us): %s", reason)
+        elif not reason and conn.paused and conn.transport is not None:
+            conn.transport.resume_reading()
+            conn.paused = False
+            log.warning("reading MQTT again (was held: %s)", self.held)
+        self.held = reason
 
-    def _drain(self) -> None:
-        self._drain_scheduled = False
-        batch, self._inbox = self._inbox, []
-        if batch:
-            self.on_batch(batch, time.time_ns() // 1_000_000)
+    def _lost(self, conn: _Connection) -> None:
+        if conn is self._conn:
+            self._conn = None
+            self._set_connected(False)
+
+    # --- the connection's life --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, subscribe and stay connected until cancelled."""
-        self._loop = asyncio.get_running_loop()
+        """Connect, subscribe and stay connected until cancelled; every failure is logged and retried."""
         backoff = BACKOFF_MIN_S
-        self._client = self._make_client()
         while True:
+            started = time.monotonic()
             try:
-                async with self._client as client:
-                    for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=1)
-                    self.connected = True
-                    self.connects += 1  # counts reconnects too; tests and /metrics read it
-                    backoff = BACKOFF_MIN_S
-                    log.info("connected to MQTT %s:%d as %s", self.target.host, self.target.port, self.client_id)
-                    # Messages arrive through _on_message; wait here until the connection drops.
-                    await asyncio.shield(client._disconnected)  # noqa: SLF001
-            except aiomqtt.MqttError as exc:
-                if self.connected:
-                    log.warning("MQTT connection lost: %s", exc)
-                else:
-                    log.warning("cannot connect to MQTT %s:%d: %s (retrying in %.1fs)",
-                                self.target.host, self.target.port, exc, backoff)
-            finally:
-                self.connected = False
-            await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
+                why = await self._session()
+            except asyncio.CancelledError:
+                raise
+            except (OSError, MqttError, TimeoutError, mp.ProtocolError) as exc:
+                why = str(exc) or repr(exc)
+            except Exception as exc:  # noqa: BLE001 - an unexpected error still ends in a reconnect
+                log.exception("MQTT connection failed unexpectedly")
+                why = repr(exc)
+            self.last_error = why
+            if time.monotonic() - started > 2 * BACKOFF_MAX_S:
+                backoff = BACKOFF_MIN_S  # it was up for a while: this is a fresh failure
+            delay = backoff * (0.5 + random.random())  # jitter: a fleet of hubs must not reconnect in step
+            log.warning("MQTT %s:%d: %s; reconnecting in %.1f s", self.target.host, self.target.port, why, delay)
+            await asyncio.sleep(delay)
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
+    async def _session(self) -> str:
+        """One connection from connect to loss; returns why it ended."""
+        loop = asyncio.get_running_loop()
+        tls = self.target.tls
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            _, conn = await loop.create_connection(
+                lambda: _Connection(self, self.protocol), self.target.host, self.target.port,
+                ssl=tls, server_hostname=self.target.host if tls else None)
+        self._conn = conn
+        try:
+            return await self._serve(conn)
+        finally:
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.write(mp.DISCONNECT)  # a clean goodbye (also on cancel): the broker keeps no will of ours
+                conn.transport.close()
+            self._lost(conn)
+
+    async def _serve(self, conn: _Connection) -> str:
+        keepalive = self.keepalive_s
+        conn.write(mp.connect(self.client_id, protocol=self.protocol, keepalive_s=keepalive,
+                              username=self.target.username, password=self.target.password,
+                              session_expiry_s=SESSION_EXPIRY_S, receive_maximum=RECEIVE_MAXIMUM))
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            connack = await conn.connack
+        if connack.code:
+            detail = f", {connack.reason}" if connack.reason else ""
+            raise MqttError(f"connection refused: {mp.reason_text(connack.code, self.protocol)}{detail}")
+        keepalive = connack.keepalive_s or keepalive
+        codes = await self._request(conn, lambda pid: mp.subscribe(pid, self.subscriptions, self.protocol))
+        refused = [t for t, code in zip(self.subscriptions, codes, strict=False) if code >= 0x80]
+        if refused or len(codes) != len(self.subscriptions):
+            raise MqttError(f"subscription refused for {', '.join(refused) or 'some filters'}")
+        self._set_connected(True)
+        self.connects += 1
+        self.last_error = None
+        log.info("connected to MQTT %s:%d as %s (session %s)", self.target.host, self.target.port,
+                 self.client_id, "resumed" if connack.session_present else "new")
+        while not conn.closed.done():
+            await asyncio.wait([conn.closed], timeout=TICK_S)
+            self._tick(conn, keepalive)
+        self.losses += 1
+        return conn.closed.result()
+
+    def _tick(self, conn: _Connection, keepalive_s: int) -> None:
+        """Keepalive (section 3.1.2.10) and back-pressure release, a few times a second."""
+        if conn.closed.done():
+            return
+        now = time.monotonic()
+        if conn.ping_sent is not None and not conn.paused and now - conn.ping_sent > keepalive_s / 2:
+            conn.abort(f"keepalive timeout: no PINGRESP within {keepalive_s / 2:.0f} s")
+            return
+        if conn.ping_sent is None and now - conn.last_sent >= keepalive_s / 2:
+            conn.write(mp.PINGREQ)
+            conn.ping_sent = now
+        self._apply_hold(conn)
+
+    def _packet_id(self, conn: _Connection) -> int:
+        for _ in range(65_535):
+            self._next_id = self._next_id % 65_535 + 1
+            if self._next_id not in conn.acks:
+                return self._next_id
+        raise MqttError("no free packet identifier")
+
+    async def _request(self, conn: _Connection, packet: Callable[[int], bytes]) -> tuple[int, ...]:
+        """Send a packet that the broker answers by packet id; its reason codes."""
+        packet_id = self._packet_id(conn)
+        waiter = conn.acks[packet_id] = asyncio.get_running_loop().create_future()
+        conn.write(packet(packet_id))
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S if not self.connected else PUBLISH_TIMEOUT_S):
+                return await waiter
+        except TimeoutError:
+            conn.acks.pop(packet_id, None)
+            raise MqttError("the broker did not answer in time") from None
+
+    # --- publishing -------------------------------------------------------------------------------
+
     async def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
-        """Publish through the hub's own connection; raises aiomqtt.MqttError when it is down."""
-        if self._client is None or not self.connected:
-            raise aiomqtt.MqttError("not connected to the MQTT broker")
-        await self._client.publish(topic, payload, qos=qos, retain=retain)
+        """Publish on the hub's connection; QoS 1 returns once the broker has it. Raises MqttError."""
+        conn = self._conn
+        if conn is None or not self.connected:
+            raise MqttError("not connected to the MQTT broker")
+        body = payload.encode() if isinstance(payload, str) else payload
+        if qos == 0:
+            conn.write(mp.publish(topic, body, retain=retain, protocol=self.protocol))
+            return
+        codes = await self._request(conn, lambda pid: mp.publish(topic, body, qos=1, retain=retain, packet_id=pid,
+                                                                 protocol=self.protocol))
+        if codes and codes[0] >= 0x80:
+            raise MqttError(f"publish to {topic} refused: {mp.reason_text(codes[0], mp.V5)}")

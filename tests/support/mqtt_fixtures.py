@@ -88,6 +88,7 @@ def start_mosquitto(directory: Path) -> Broker:
         f"password_file {passwd}",
         "persistence false",
         "max_queued_messages 100000",
+        "max_inflight_messages 1000",  # as the shipped mosquitto.conf: the hub acknowledges after its commit
         "message_size_limit 0",
     ]
     if os.geteuid() == 0:
