@@ -11,10 +11,11 @@ once made a broker reset end ingest silently. The hub only ever connects,
 subscribes at QoS 1, receives, acknowledges, publishes at QoS 0/1 and pings,
 so it speaks exactly that (`hub.mqtt_packets`) and owns every error path.
 
-Per socket read: decode every complete PUBLISH -> `on_batch` (the pipeline)
--> `commit` (outbox and dead letters, one SQLite transaction) -> one write
-with all their PUBACKs. A crash at any point leaves each message either
-committed or unacknowledged (the broker sends it again, flagged DUP).
+Per socket read: decode every complete PUBLISH -> `on_batch` (the pipeline:
+live state and alerts at once); within 5 ms -> `commit` (outbox and dead
+letters, one SQLite transaction) -> one write with all their PUBACKs. A crash
+at any point leaves each message either committed or unacknowledged (the
+broker sends it again, flagged DUP).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ KEEPALIVE_S = 30
 CONNECT_TIMEOUT_S = 10.0
 """TCP (and TLS) connect, CONNACK and SUBACK must each arrive within this."""
 PUBLISH_TIMEOUT_S = 10.0
+COMMIT_DELAY_S = 0.005
+"""A message is committed (and acknowledged) at most this long after it was read."""
+COMMIT_EVERY_MESSAGES = 500
+"""...or at once when this many wait: well inside the broker's in-flight window (1,000 in mosquitto.conf)."""
 TICK_S = 0.25
 """How often the connection checks keepalive and back-pressure."""
 BACKOFF_MIN_S = 0.25
@@ -67,6 +72,9 @@ class _Connection(asyncio.Protocol):
         self.last_sent = self.last_received = time.monotonic()
         self.ping_sent: float | None = None
         self.paused = False
+        self.uncommitted = 0
+        """Messages handed to the pipeline since the last commit."""
+        self.commit_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -170,18 +178,37 @@ class MqttLink:
     # --- receiving -------------------------------------------------------------------------------
 
     def _deliver(self, conn: _Connection) -> None:
-        """Hand what one read completed to the pipeline, commit it, then acknowledge it, in order."""
+        """Hand what one read completed to the pipeline now; commit and acknowledge it soon after.
+
+        Live state and alerts see a message at once. The commit (one SQLite
+        transaction) waits up to COMMIT_DELAY_S for more messages to share it,
+        so its cost is spread over a burst whatever size the socket reads are.
+        """
         reader = conn.reader
         if not reader.messages:
             return
         batch, reader.messages = reader.messages, []
         self.on_batch(batch, time.time_ns() // 1_000_000)
+        conn.uncommitted += len(batch)
+        if conn.uncommitted >= COMMIT_EVERY_MESSAGES:
+            self._commit(conn)
+        elif conn.commit_timer is None:
+            conn.commit_timer = asyncio.get_running_loop().call_later(COMMIT_DELAY_S, self._commit, conn)
+
+    def _commit(self, conn: _Connection) -> None:
+        """Make what was handled durable, then send its PUBACKs in arrival order (also after a loss:
+        what was handled is committed, and the broker's DUP copies are then recognised)."""
+        if conn.commit_timer is not None:
+            conn.commit_timer.cancel()
+            conn.commit_timer = None
         try:
             self.commit()
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error: acknowledge nothing, start over
             log.error("outbox commit failed; nothing acknowledged, the broker sends it again: %s", exc)
             conn.abort(f"outbox commit failed: {exc}")
             return
+        conn.uncommitted = 0
+        reader = conn.reader
         if reader.to_ack:
             acks, reader.to_ack = reader.to_ack, []
             conn.write(b"".join(map(mp.puback, acks)))
