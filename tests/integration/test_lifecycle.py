@@ -5,18 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 
 from hub.config import Settings
+from hub.storage.base import EventQuery
 from hub.storage.embedded import EmbeddedStorage
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
-from tests.support.mqtt_fixtures import Broker
+from tests.support.mqtt_fixtures import Broker, publish_many, start_mosquitto
+from tests.support.processes import free_port, wait_until
 
 pytestmark = pytest.mark.services
+
+SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 
 
 def fault(i: int) -> dict[str, Any]:
@@ -98,3 +109,83 @@ async def test_the_last_flush_happens_when_the_flush_loop_died_and_a_stop_step_f
     async with running_hub(settings, mosquitto) as again:
         assert again.hub.outbox.depth == 0
         assert sorted(e["id"] for e in await again.events(device="e2")) == [f"f{i}" for i in range(7)]
+
+
+FLUSH_LOOP_DIES = """
+import asyncio, sys
+from hub import cli
+from hub.ingest.pipeline import Pipeline
+
+flush = Pipeline.flush
+
+def flush_not_from_the_loop(self):
+    task = asyncio.current_task()
+    if task is not None and task.get_name() == "pipeline-flush":
+        raise OSError("injected: outbox disk gone")
+    flush(self)
+
+Pipeline.flush = flush_not_from_the_loop
+sys.exit(cli.main(["run"]))
+"""
+"""`smarthub run` whose flush loop dies at every turn: received messages reach the outbox only at the stop."""
+
+
+def metric(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+@pytest.mark.parametrize("flush_loop", ["runs", "dies"])
+def test_smarthub_run_stops_on_sigterm_with_the_broker_down_exits_0_and_keeps_every_message(
+        flush_loop: str, root: str, tmp_path: Path) -> None:
+    """The process as a user runs it: messages received, the broker killed, SIGTERM: exit 0, all stored.
+
+    With `dies`, the messages are still held in the pipeline at SIGTERM: only the last flush and the
+    outbox drain at stop can store them, after a task that died again and again."""
+    broker = start_mosquitto(tmp_path / "mqtt")
+    port, data = free_port(), tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")} | {
+        "SMARTHUB_MQTT_URL": broker.url(), "SMARTHUB_MQTT_CLIENT_ID": f"run-{root}", "SMARTHUB_ROOT": root,
+        "SMARTHUB_HTTP": f"127.0.0.1:{port}", "SMARTHUB_DATA_DIR": str(data), "SMARTHUB_ADMIN_TOKEN": "run-token",
+    }
+    argv = [SMARTHUB, "run"] if flush_loop == "runs" else [sys.executable, "-c", FLUSH_LOOP_DIES]
+    log = tmp_path / "hub.log"
+    with open(log, "wb") as out:
+        hub = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    topic = f"{root}/sunshine/elevator/e3/event"
+    try:
+        wait_until(lambda: httpx.get(f"{base}/api/health").json()["broker"], timeout=20, what="hub to connect")
+        publish_many([(topic, orjson.dumps(fault(i))) for i in range(200)], broker)
+        wait_until(lambda: metric(httpx.get(f"{base}/metrics").text, "smarthub_messages_received_total") == 200,
+                   timeout=10, what="hub to receive 200 messages")
+        before_stop = httpx.get(f"{base}/metrics").text
+        broker.service.stop()  # the broker is down when the hub is told to stop
+        hub.send_signal(signal.SIGTERM)
+        assert hub.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if hub.poll() is None:
+            hub.kill()
+            hub.wait()
+        broker.service.stop()
+
+    async def stored() -> list[dict[str, Any]]:
+        store = EmbeddedStorage(data / "store.db")
+        await store.start()
+        try:
+            return await store.query_events(EventQuery(device="e3", limit=1000))
+        finally:
+            await store.close()
+
+    assert sorted(e["id"] for e in asyncio.run(stored())) == sorted(f"f{i}" for i in range(200))
+    text = log.read_text()
+    assert "stopping" in text and "stopped" in text, text
+    died = text.count("task pipeline-flush failed; restarting it")
+    assert text.count("Traceback") == died, text  # no traceback but the injected failures'
+    if flush_loop == "dies":
+        assert died >= 1 and metric(before_stop, "smarthub_outbox_points") == 0
+        assert metric(before_stop, "smarthub_pending_points") == 200
+        assert (metric(before_stop, 'smarthub_task_restarts_total{task="pipeline-flush"}') or 0) >= 1
+        assert metric(before_stop, 'smarthub_task_up{task="mqtt-link"}') == 1
