@@ -99,6 +99,8 @@ class HubCollector(Collector):
             up.add_metric([name], int(status.state == "running"))
         yield restarts
         yield up
+        yield CounterMetricFamily("smarthub_screen_refresh_failures", "Big-screen answers whose computation raised",
+                                  value=self.hub.screen_cache.failures)
 
     @staticmethod
     def _latency(writer: WriterStats) -> Metric:

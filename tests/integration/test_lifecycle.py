@@ -59,6 +59,7 @@ async def test_a_dying_task_is_logged_restarted_and_counted_while_ingest_goes_on
     assert 'smarthub_task_restarts_total{task="heartbeats"} 1.0' in metrics
     assert 'smarthub_task_up{task="heartbeats"} 1.0' in metrics
     assert 'smarthub_task_restarts_total{task="mqtt-link"} 0.0' in metrics
+    assert "smarthub_screen_refresh_failures_total 0.0" in metrics
     assert 'smarthub_task_up{task="vehicles-inside"} 0.0' in metrics  # a one-shot that finished
     assert hub.supervisor.status()["vehicles-inside"].state == "done"
 
