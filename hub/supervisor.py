@@ -23,7 +23,7 @@ from typing import Any, Literal
 log = logging.getLogger(__name__)
 
 State = Literal["running", "restarting", "done", "stopped"]
-Factory = Callable[[], Coroutine[Any, Any, None]]
+Factory = Callable[[], Coroutine[Any, Any, object]]
 """Makes a fresh coroutine for each (re)start: a coroutine object can be awaited only once."""
 
 STOP_TIMEOUT_S = 5.0
