@@ -120,10 +120,10 @@ class Supervisor:
                     await self._stop_one(slot, timeout_s)
                 except asyncio.CancelledError:
                     raise
-                except BaseException:  # stop must never raise: the steps after it have to run
+                except Exception:  # stop must never raise: the steps after it have to run
                     log.exception("stopping task %s failed", slot.name)
         finally:
-            for slot in slots:  # cancelled ourselves: leave nothing running unasked
+            for slot in slots:  # the stop itself was cancelled: still leave no task running
                 if slot.task is not None and not slot.task.done():
                     slot.task.cancel()
 
@@ -139,8 +139,9 @@ class Supervisor:
         else:
             log.error("task %s did not stop within %.1f s of being cancelled; leaving it", slot.name, timeout_s)
             return
-        if not task.cancelled() and task.exception() is not None:  # _keep only lets BaseExceptions out
-            log.error("task %s ended with %s while stopping", slot.name, one_line(task.exception()))  # type: ignore[arg-type]
+        error = None if task.cancelled() else task.exception()  # retrieved, so asyncio does not warn later
+        if error is not None:  # its cleanup raised after the cancel
+            log.error("task %s ended with %s while stopping", slot.name, one_line(error))
         self._set(slot, "stopped", slot.status.last_error)
 
     def _set(self, slot: _Slot, state: State, error: str | None, restarted: bool = False) -> None:
