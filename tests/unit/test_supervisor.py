@@ -185,7 +185,7 @@ async def test_stop_cancels_in_reverse_start_order_and_returns_despite_a_stubbor
     took = time.monotonic() - started
     release.set()
     try:
-        assert 0.35 < took < 1.5, took  # bounded: 0.2 s for the one that swallowed a cancel, 0.4 s for the stubborn one
+        assert 0.35 < took < 3.0, took  # bounded: 0.2 s for the one that swallowed a cancel, 0.4 s for the stubborn one
         assert stopped[:3] == ["last", "swallows-one", "never-stops"] and stopped[-1] == "first"
         states = {name: s.state for name, s in sup.status().items()}
         assert states == {"first": "stopped", "never-stops": "running", "raises-on-cancel": "stopped",
