@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import secrets
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -45,11 +46,16 @@ from hub.settled import Settled
 from hub.state import LiveState
 from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
+from hub.supervisor import Supervisor
 from hub.users import Users
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_DRAIN_S = 10.0
+TASK_STOP_S = 3.0
+"""How long each background task may take to end once cancelled, at stop."""
+HTTP_STOP_S = 5.0
+"""How long open requests and WebSockets may take to close, at stop."""
 HEARTBEAT_CHECK_S = 10
 PRIVACY_EVERY_S = 3600.0
 """How often silent devices are looked for (an offline alert is at most this late)."""
@@ -115,23 +121,23 @@ class Hub:
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
-        self._stack.callback(self.dead_letters.close)
-        self._stack.callback(self.alert_store.close)
-        self._stack.callback(self.audit.close)
-        self._stack.callback(self.outbox.close)
+        self._stack.push_async_callback(_step, "closing the dead letters", self.dead_letters.close)
+        self._stack.push_async_callback(_step, "closing the alert store", self.alert_store.close)
+        self._stack.push_async_callback(_step, "closing the audit log", self.audit.close)
+        self._stack.push_async_callback(_step, "closing the outbox", self.outbox.close)
         await self.storage.start()
-        self._stack.push_async_callback(self.storage.close)
-        self._stack.push_async_callback(self._drain_outbox)
-        self._tasks = [
-            asyncio.create_task(self.writer.run(), name="outbox-writer"),
-            asyncio.create_task(self.notifier.run(), name="alert-notifier"),
-            asyncio.create_task(self.bus.run(), name="live-bus"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
-            asyncio.create_task(self._privacy_loop(), name="personal-data-retention"),
-            asyncio.create_task(self.inside.rebuild(self.storage), name="vehicles-inside"),
-            asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
-        ]
-        self._stack.push_async_callback(self._stop_tasks)
+        self._stack.push_async_callback(_step, "closing the store", self.storage.close)
+        self._stack.push_async_callback(_step, "draining the outbox", self._drain_outbox)
+        self.supervisor = Supervisor()
+        start = self.supervisor.start
+        start("outbox-writer", self.writer.run)
+        start("alert-notifier", self.notifier.run)
+        start("live-bus", self.bus.run)
+        start("heartbeats", self._heartbeat_loop)
+        start("personal-data-retention", self._privacy_loop)
+        start("vehicles-inside", lambda: self.inside.rebuild(self.storage), once=True)
+        start("mqtt-link", self.mqtt.run)  # last started, first stopped: nothing new arrives while the rest stops
+        self._stack.push_async_callback(_step, "stopping the tasks", self._stop_tasks)
         log.info("hub started: root=%s store=%s outbox=%d points waiting", s.root, self.storage.name, self.outbox.depth)
         return self
 
@@ -183,19 +189,29 @@ class Hub:
         """The API and pages of this hub, served by uvicorn without its own signal handling."""
         from hub.api import create_app
 
-        return _Server(uvicorn.Config(create_app(self), host=host, port=port, log_config=None, access_log=False))
+        return _Server(uvicorn.Config(create_app(self), host=host, port=port, log_config=None, access_log=False,
+                                       timeout_graceful_shutdown=HTTP_STOP_S))
 
     async def _stop_tasks(self) -> None:
-        """Stop MQTT first (nothing new arrives), then the timers; keep what was received."""
-        for task in reversed(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stop MQTT first (nothing new arrives), then the timers; then keep what was received.
+
+        The supervisor's stop never raises, so the last flush always happens, even after a task died."""
+        await self.supervisor.stop(TASK_STOP_S)
         self.pipeline.flush()
 
     async def _drain_outbox(self) -> None:
         if self.outbox.depth and not await self.writer.drain(SHUTDOWN_DRAIN_S):
             log.warning("%d points stay in the outbox and will be written at the next start", self.outbox.depth)
+
+
+async def _step(what: str, action: Callable[[], object]) -> None:
+    """One step of the stop: a failure is logged and the steps after it still run (flush, drain, close)."""
+    try:
+        result = action()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        log.exception("%s failed while stopping; going on with the rest of the stop", what)
 
 
 class _Server(uvicorn.Server):
@@ -206,13 +222,26 @@ class _Server(uvicorn.Server):
 
 
 async def serve(settings: Settings) -> None:
-    """`smarthub run`: the hub plus its HTTP API until SIGINT or SIGTERM, then a clean stop."""
+    """`smarthub run`: the hub plus its HTTP API until SIGINT or SIGTERM, then a clean stop.
+
+    The signal handlers are in place before the hub starts, so a signal during a slow start (a store that
+    does not answer) still ends in the clean stop rather than the default kill."""
     host, port = settings.http_host_port
+    stopping = asyncio.Event()
+    server: uvicorn.Server | None = None
+
+    def on_signal() -> None:
+        stopping.set()
+        if server is not None:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
     async with Hub(settings) as hub:
         server = hub.http_server(host, port)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-        log.info("API and dashboard on http://%s:%d/ (OpenAPI at /docs)", host, port)
-        await server.serve()
+        if not stopping.is_set():
+            log.info("API and dashboard on http://%s:%d/ (OpenAPI at /docs)", host, port)
+            await server.serve()
         log.info("stopping: flushing what the hub holds")
+    log.info("stopped")

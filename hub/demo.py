@@ -92,7 +92,7 @@ async def run_demo(options: DemoOptions) -> None:
         serving = asyncio.create_task(server.serve(), name="http")
         simulating = asyncio.create_task(live.run(start_ms, None, offline), name="simulated-community")
         twin = build(options.site, options.seed, options.devices)  # its own state: the live one runs meanwhile
-        past = asyncio.create_task(backfill(hub, twin, options.history_hours, start_ms), name="simulated-past")
+        hub.supervisor.start("simulated-past", lambda: backfill(hub, twin, options.history_hours, start_ms), once=True)
         while not server.started:
             await asyncio.sleep(0.05)
         print_banner(settings, broker.port, device_password, options)
@@ -104,9 +104,8 @@ async def run_demo(options: DemoOptions) -> None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             print("\nsmarthub demo: stopping", file=sys.stderr)
-            simulating.cancel()
-            past.cancel()
-            await asyncio.gather(simulating, past, return_exceptions=True)
+            simulating.cancel()  # the simulated past stops with the hub's other tasks
+            await asyncio.gather(simulating, return_exceptions=True)
             await live.close()
             server.should_exit = True
             await asyncio.gather(serving, return_exceptions=True)

@@ -94,6 +94,19 @@ class HubCollector(Collector):
             hooks.add_metric([url, "ok"], hub.notifier.delivered[url])
             hooks.add_metric([url, "failed"], hub.notifier.failures[url])
         yield hooks
+        yield from self._tasks()
+
+    def _tasks(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily("smarthub_task_restarts", "Background task restarts after a failure",
+                                       labels=["task"])
+        up = GaugeMetricFamily("smarthub_task_up", "1 while the background task runs", labels=["task"])
+        for name, status in self.hub.supervisor.status().items():
+            restarts.add_metric([name], status.restarts)
+            up.add_metric([name], int(status.state == "running"))
+        yield restarts
+        yield up
+        yield CounterMetricFamily("smarthub_screen_refresh_failures", "Big-screen answers whose computation raised",
+                                  value=self.hub.screen_cache.failures)
 
     @staticmethod
     def _latency(writer: WriterStats) -> Metric:

@@ -39,6 +39,8 @@ class ScreenCache:
         self.ttl_s = ttl_s
         self.clock = clock
         self._entries: dict[Hashable, _Entry] = {}
+        self.failures = 0
+        """computations that raised (in the background or not), for /metrics"""
 
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
         """The answer for `key`: kept, refreshed in the background once older than `ttl_s`, or computed now.
@@ -66,8 +68,9 @@ class ScreenCache:
         def done(future: asyncio.Future[Any]) -> None:
             if future.cancelled():
                 return
-            if future.exception() is not None:  # retrieved here, so a background failure is logged once
-                log.warning("screen answer %r not refreshed: %s", key, future.exception())
+            if (error := future.exception()) is not None:  # retrieved here, so a background failure is logged once
+                self.failures += 1
+                log.warning("screen answer %r not refreshed: %s", key, error, exc_info=error)
                 entry.started = float("-inf")  # the next request tries again
                 return
             entry.last = (future.result(),)

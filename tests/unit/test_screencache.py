@@ -34,7 +34,8 @@ async def test_answers_are_shared_within_the_ttl_and_computed_again_after() -> N
     assert calls == [100.0, 100.0, 102.0]
 
 
-async def test_a_failed_refresh_keeps_the_previous_answer_and_is_tried_again() -> None:
+async def test_a_failed_refresh_keeps_the_previous_answer_is_counted_and_tried_again(
+        caplog: pytest.LogCaptureFixture) -> None:
     clock, results = Clock(), iter([1, RuntimeError("store away"), 3])
 
     async def compute() -> int:
@@ -50,9 +51,12 @@ async def test_a_failed_refresh_keeps_the_previous_answer_and_is_tried_again() -
     for _ in range(3):
         await asyncio.sleep(0)
     assert await cache.get("k", compute) == 1  # still the old answer; a new try started
+    assert cache.failures == 1
+    assert "not refreshed" in caplog.text and "Traceback" in caplog.text and "store away" in caplog.text
     for _ in range(3):
         await asyncio.sleep(0)
     assert await cache.get("k", compute) == 3
+    assert cache.failures == 1
 
 
 async def test_concurrent_requests_share_one_computation() -> None:
