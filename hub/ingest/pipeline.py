@@ -95,7 +95,7 @@ class Pipeline:
             if dup and deliveries.seen(delivery):
                 self.stats.redelivered += 1
                 return None
-            deliveries.note(delivery)
+            deliveries.new.append(delivery)
         parts = self._topics.get(topic)
         if parts is None:
             try:

@@ -36,14 +36,27 @@ TOPIC_CRC_CACHE = 200_000
 
 
 class Deliveries:
-    """Keys of recently committed QoS 1 deliveries: checked for DUP messages, persisted by the outbox."""
+    """Keys of recently committed QoS 1 deliveries: checked for DUP messages, persisted by the outbox.
+
+    Noting a key is one array append (the hot path: every QoS 1 message); the
+    set that answers `seen` is brought up to date only when a DUP arrives, which
+    happens only after a reconnect.
+    """
 
     def __init__(self, kept: int = DELIVERIES_KEPT) -> None:
         self.kept = kept
-        self._known: set[int] = set()
-        self._order: deque[int] = deque()
         self.new = array("Q")
-        """Keys noted since the last commit; `Outbox.put` stores them, then `committed()` clears them."""
+        """Keys noted since the last commit; `Outbox.put` stores them, then `committed()` files them."""
+        self._batches: deque[array] = deque()
+        """Committed keys, one array per commit, oldest first; at least `kept` keys in all."""
+        self._first = 0
+        """Absolute index of `_batches[0]`."""
+        self._count = 0
+        self._known: set[int] = set()
+        self._known_upto = 0
+        """`_known` holds the batches from `_first` up to this absolute index."""
+        self._evicted: list[array] = []
+        """Batches dropped from the window whose keys are still in `_known`."""
         self._topic_crc: dict[str, int] = {}
 
     def key(self, topic: str, packet_id: int, payload: bytes) -> int:
@@ -55,26 +68,45 @@ class Deliveries:
         return packet_id << 32 | zlib.crc32(payload, crc)
 
     def seen(self, key: int) -> bool:
+        """True if `key` was committed within the window, or noted and waiting for the commit."""
+        if key in self.new:
+            return True
+        self._catch_up()
         return key in self._known
 
-    def note(self, key: int) -> None:
-        self._known.add(key)
-        self._order.append(key)
-        self.new.append(key)
-        if len(self._order) > self.kept:
-            self._known.discard(self._order.popleft())
+    def _catch_up(self) -> None:
+        if self._known_upto < self._first:  # stale beyond the window: start afresh
+            self._known.clear()
+            self._evicted.clear()
+            self._known_upto = self._first
+        for batch in self._evicted:
+            self._known.difference_update(batch)
+        self._evicted.clear()
+        end = self._first + len(self._batches)
+        for index in range(self._known_upto, end):
+            self._known.update(self._batches[index - self._first])
+        self._known_upto = end
 
     def committed(self) -> None:
+        if not self.new:
+            return
+        self._batches.append(self.new)
+        self._count += len(self.new)
         self.new = array("Q")
+        while self._count - len(self._batches[0]) >= self.kept:
+            oldest = self._batches.popleft()
+            self._count -= len(oldest)
+            if self._first < self._known_upto:
+                self._evicted.append(oldest)
+            self._first += 1
 
-    def load(self, keys: Iterable[int]) -> None:
+    def load(self, keys: array) -> None:
         """Keys from the outbox file at start, oldest first."""
-        for key in keys:
-            self.note(key)
+        self.new = keys
         self.committed()
 
     def __len__(self) -> int:
-        return len(self._known)
+        return self._count + len(self.new)
 
 
 def event_digest(key: Hashable) -> int:

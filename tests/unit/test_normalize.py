@@ -1,3 +1,4 @@
+from array import array
 from datetime import datetime, timedelta, timezone
 
 from hub.ingest.normalize import MAX_FUTURE_MS, SeqStats, point_time, track_seq
@@ -51,19 +52,24 @@ def test_event_digest_is_stable_across_processes() -> None:
 
 def test_deliveries_know_a_committed_key_and_forget_beyond_the_window() -> None:
     deliveries = Deliveries(kept=3)
-    keys = [deliveries.key("c/s/gate/g1/event", pid, b"{}") for pid in (1, 2, 3, 4)]
-    assert len(set(keys)) == 4  # the packet id is part of the key
+    keys = [deliveries.key("c/s/gate/g1/event", pid, b"{}") for pid in range(1, 7)]
+    assert len(set(keys)) == 6  # the packet id is part of the key
     assert deliveries.key("c/s/gate/g2/event", 1, b"{}") != keys[0]  # and so is the topic
     assert deliveries.key("c/s/gate/g1/event", 1, b"{ }") != keys[0]  # and the payload
-    for key in keys:
-        deliveries.note(key)
-    assert not deliveries.seen(keys[0]) and all(deliveries.seen(k) for k in keys[1:])
-    assert list(deliveries.new) == keys
+    deliveries.new.append(keys[0])
+    assert deliveries.seen(keys[0]) and not deliveries.seen(keys[1])  # noted, not yet committed
     deliveries.committed()
+    for key in keys[1:4]:  # one commit each
+        deliveries.new.append(key)
+        deliveries.committed()
+    assert not deliveries.seen(keys[0]) and all(deliveries.seen(k) for k in keys[1:4])  # 3 kept
+    deliveries.new.extend(keys[4:6])
+    deliveries.committed()
+    assert [deliveries.seen(k) for k in keys] == [False, False, False, True, True, True]
     assert list(deliveries.new) == []
     fresh = Deliveries(kept=3)
-    fresh.load(keys)
-    assert all(fresh.seen(k) for k in keys[1:]) and list(fresh.new) == []
+    fresh.load(array("Q", keys))
+    assert all(fresh.seen(k) for k in keys[3:]) and list(fresh.new) == []
 
 
 def test_series_clock_separates_distinct_points_but_not_redeliveries() -> None:
