@@ -270,8 +270,9 @@ async def test_the_writer_resumes_within_two_seconds_when_a_locked_embedded_stor
             outbox.put(points)
             await eventually(lambda: not writer.stats.store_up, timeout=15, what="the write to fail")
             assert "locked" in (writer.stats.last_error or "")
-            await asyncio.sleep(3.0)  # the writer is waiting for the store now, not writing
-            assert outbox.depth == 500 and writer.stats.points == 0
+            # Longer than a retry would take (backoff + the 5 s busy wait): the writer only pings meanwhile.
+            await asyncio.sleep(6.5)
+            assert outbox.depth == 500 and writer.stats.points == 0 and writer.stats.failures == 1
             locker.kill()
             locker.wait()
             back_at = time.time()
