@@ -287,3 +287,28 @@ async def test_the_writer_resumes_within_two_seconds_when_a_locked_embedded_stor
         await asyncio.gather(task, return_exceptions=True)
         outbox.close()
         await store.close()
+
+
+async def test_the_outbox_cap_is_the_setting_and_its_bytes_and_fill_are_in_the_metrics(
+    mosquitto: Broker, root: str, tmp_path: Path
+) -> None:
+    """A hub on the embedded store, its file locked: the outbox passes its cap, still accepting; unlocked, it drains."""
+    settings = hub_settings(mosquitto, root, tmp_path / "data", outbox_max_mb=4 / 1024)  # 4 KiB
+    async with running_hub(settings, mosquitto) as run:
+        outbox = run.hub.outbox
+        assert outbox.max_bytes == 4096
+        topic = run.topic("elevator", "e1", "telemetry")
+        with locked(settings.data_dir / "store.db"):
+            now = int(time.time() * 1000)
+            await run.publish_many([(topic, {"ts": now - 1000 + i, "seq": i, "floor": i % 9}) for i in range(60)])
+            await eventually(lambda: run.hub.pipeline.stats.received == 60, what="60 messages received")
+            run.hub.pipeline.flush()
+            await eventually(lambda: not run.hub.writer.stats.store_up, timeout=15, what="the write to fail")
+            assert outbox.depth == 60 and outbox.full and outbox.near_full and outbox.fill > 1.0
+            metrics = {line.split(" ")[0]: float(line.split(" ")[1]) for line in (await run.api.get("/metrics")).text
+                       .splitlines() if line.startswith("smarthub_outbox_")}
+            assert metrics["smarthub_outbox_bytes"] == outbox.size_bytes > 4096
+            assert metrics["smarthub_outbox_fill"] == pytest.approx(outbox.size_bytes / 4096)
+        await eventually(lambda: outbox.depth == 0, timeout=5, what="the outbox to drain")
+        assert outbox.size_bytes == 0 and outbox.fill == 0 and not outbox.full
+        assert len(await run.hub.storage.query_points(["elevator"], {"device": "e1"}, limit=100)) == 60
