@@ -5,9 +5,9 @@ oldest batches to the store and deletes them only once the store has them. A
 store outage therefore costs nothing but disk: the writer probes the store
 while it is away, and catches up in large batches as soon as it answers. The
 disk is capped (`max_bytes`): `put` still accepts past it, and the caller turns
-`full` into back-pressure (the MQTT edge stops acknowledging, the broker queues). Because a batch is
-durable the moment `put` returns, a QoS 1 message can be acknowledged to the
-broker right after it (see `Pipeline.flush`).
+`full` into back-pressure (the MQTT edge stops acknowledging, the broker
+queues). Because a batch is durable the moment `put` returns, a QoS 1 message
+can be acknowledged to the broker right after it (see `Pipeline.flush`).
 """
 
 from __future__ import annotations
