@@ -57,6 +57,7 @@ TASK_STOP_S = 3.0
 HTTP_STOP_S = 5.0
 """How long open requests and WebSockets may take to close, at stop."""
 HEARTBEAT_CHECK_S = 10
+OUTBOX_RESUME_FILL = 0.95
 PRIVACY_EVERY_S = 3600.0
 """How often silent devices are looked for (an offline alert is at most this late)."""
 
@@ -92,7 +93,7 @@ class Hub:
             self.registry.register(account.site, account.kind, account.device)
         self.live = LiveState(s.heartbeat_s)
         self.dead_letters = DeadLetters(s.data_dir / "deadletter.db")
-        self.outbox = Outbox(s.data_dir / "outbox.db")
+        self.outbox = Outbox(s.data_dir / "outbox.db", max_bytes=int(s.outbox_max_mb * 2**20))
         self.storage = make_storage(s)
         self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters)
         self.writer = Writer(self.outbox, self.storage, self.pipeline.reject_points)
@@ -103,6 +104,7 @@ class Hub:
             self._on_batch,
             commit=self.pipeline.flush,
             protocol=s.mqtt_protocol,
+            hold_reason=self._backpressure,
         )
         self.users = Users(s.data_dir / "users.json", self.admin_token)
         self.audit = AuditLog(s.data_dir / "audit.db")
@@ -148,6 +150,12 @@ class Hub:
         handle = self.pipeline.handle
         for topic, payload, retain, packet_id, dup in batch:
             handle(topic, payload, received_ms, retain, packet_id, dup)
+
+    def _backpressure(self) -> str | None:
+        """Stop reading MQTT at the outbox cap, and start again below 95% of it (no flapping at the edge)."""
+        if self.outbox.fill < (OUTBOX_RESUME_FILL if self.mqtt.held else 1.0):
+            return None
+        return f"the outbox is at its cap ({self.settings.outbox_max_mb:g} MiB) while the store is away"
 
     def _alert_changed(self, alert: Alert) -> None:
         self.notifier(alert)

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     root: str = Field("community", description="Topic root")
     http: str = Field("127.0.0.1:8080", description="host:port of the API and dashboard")
     data_dir: Path = Field(Path("data"), description="State, embedded store, outbox, dead letters")
+    outbox_max_mb: float = Field(
+        1024.0, gt=0, description="Disk cap of the outbox (MiB) while the store is away: at 80 % the hub says so, "
+        "at the cap it stops acknowledging MQTT and the broker queues")
     registry: Path | None = Field(None, description="Device registry TOML file")
     admin_token: str | None = Field(None, description="First admin's API token")
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")

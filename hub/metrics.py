@@ -64,6 +64,10 @@ class HubCollector(Collector):
         yield self._latency(writer)
 
         yield GaugeMetricFamily("smarthub_outbox_points", "Points waiting in the outbox", value=hub.outbox.depth)
+        yield GaugeMetricFamily("smarthub_outbox_bytes", "Bytes of the batches waiting in the outbox",
+                                value=hub.outbox.size_bytes)
+        yield GaugeMetricFamily("smarthub_outbox_fill", "Outbox bytes as a share of its cap (1: full, MQTT held)",
+                                value=hub.outbox.fill)
         yield GaugeMetricFamily("smarthub_pending_points", "Points not yet in the outbox", value=hub.pipeline.pending)
         yield GaugeMetricFamily("smarthub_mqtt_connected", "1 when connected to the broker",
                                 value=int(hub.mqtt.connected))

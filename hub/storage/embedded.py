@@ -84,6 +84,11 @@ SHARD_MS = 7 * 86_400_000
 INDEXED_TAGS = ("site", "device", "type")
 """Tags with their own column: the filters of `GET /api/events`."""
 
+PING_TIMEOUT_S = 0.5
+"""A ping's whole budget: a write stuck on a locked file holds our lock for SQLite's 5 s busy timeout."""
+PING_BUSY_MS = 200
+"""How long a ping's own try for the write lock waits for another process holding it."""
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SERIES_CACHE_MAX = 100_000
 
@@ -110,6 +115,20 @@ def _plain(value: object) -> bool | int | float | str:
     if name in ("integer", "float"):
         return (int if name == "integer" else float)(value)  # type: ignore[arg-type, call-overload]
     return str(value)
+
+
+def _can_write(db: sqlite3.Connection) -> bool:
+    """Take and give back the write lock, waiting at most PING_BUSY_MS for another process (no disk write)."""
+    busy_ms = db.execute("PRAGMA busy_timeout").fetchone()[0]
+    try:
+        db.execute(f"PRAGMA busy_timeout = {PING_BUSY_MS}")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return True
+    except sqlite3.Error:
+        return False
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
 
 
 class EmbeddedStorage(EventQueries):
@@ -174,7 +193,20 @@ class EmbeddedStorage(EventQueries):
             self._db = None
 
     async def ping(self) -> bool:
-        return self._db is not None
+        """True when a write could start now: the file is open and its write lock can be taken (another
+        process, a backup or an `sqlite3` shell, may hold it). Answers within PING_TIMEOUT_S."""
+        db = self._db
+        if db is None:
+            return False
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await self._lock.acquire()
+        except TimeoutError:
+            return False
+        # The lock goes back only when the thread is done, even if the caller is cancelled (as in `_read`).
+        done = asyncio.ensure_future(asyncio.to_thread(_can_write, db))
+        done.add_done_callback(lambda _: self._lock.release())
+        return await asyncio.shield(done)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

@@ -38,6 +38,13 @@ ENCODE_IN_THREAD_POINTS = 500
 """Larger batches are encoded on a worker thread (~4 us a point) so the event loop keeps serving."""
 ERROR_TEXT_CHARS = 500
 
+PING_TIMEOUT_S = 0.5
+"""A ping's whole budget: health and the writer's probe must not wait on a hung server (SIGSTOP answers nothing)."""
+WRITE_TIMEOUT_S = 5.0
+"""A write's whole budget (provisioning, connect, send, answer). A 5,000-point batch of telemetry takes 50-130 ms on a
+healthy 1.6 here (encoding included); past this the server is hung, the batch stays in the outbox and is
+written again later, which InfluxDB takes as the same points (same series and time), not new ones."""
+
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429})
 """4xx that say nothing about the data: auth (a config fix, then the outbox catches up), timeout, overload."""
 
@@ -82,12 +89,17 @@ class InfluxStorage(EventQueries):
         *,
         org: str | None = None,
         gzip_level: int = 1,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
+        ping_timeout_s: float = PING_TIMEOUT_S,
     ) -> None:
+        """`timeout_s` bounds each phase of a query; writes and pings have their own, shorter, whole budgets."""
         self.url = url.rstrip("/")
         self.db = db
         self.token = token
         self.org = org
         self.gzip_level = gzip_level
+        self.write_timeout_s = write_timeout_s
+        self.ping_timeout_s = ping_timeout_s
         self.version: str | None = None
         self._provisioned = False
         self._http = httpx.AsyncClient(base_url=self.url, headers=_auth_header(token), timeout=timeout_s)
@@ -103,9 +115,11 @@ class InfluxStorage(EventQueries):
         await self._http.aclose()
 
     async def ping(self) -> bool:
+        """True when `/ping` answers within `ping_timeout_s` (httpx's per-phase timeouts alone could add up)."""
         try:
-            return (await self._http.get("/ping")).status_code < 300
-        except Exception:  # noqa: BLE001 - health checks must never raise
+            async with asyncio.timeout(self.ping_timeout_s):
+                return (await self._http.get("/ping", timeout=self.ping_timeout_s)).status_code < 300
+        except Exception:  # noqa: BLE001 - health checks must never raise (TimeoutError included)
             return False
 
     async def _provision(self) -> None:
@@ -154,22 +168,26 @@ class InfluxStorage(EventQueries):
             raise StorageUnavailable(f"creating bucket {self.db!r}: {exc!r}") from None
 
     async def write(self, points: Sequence[Point]) -> None:
-        """One request for the whole batch; see `_raise_for` for what each failure becomes."""
-        if not self._provisioned:
-            await self._provision()
+        """One request for the whole batch, within `write_timeout_s`; see `_raise_for` for what each failure becomes."""
         if len(points) >= ENCODE_IN_THREAD_POINTS:
             body, gzipped = await asyncio.to_thread(_body, points, self.gzip_level)
         else:
             body, gzipped = _body(points, self.gzip_level)
-        if not body:
-            return
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         try:
-            response = await self._http.post(
-                "/write", params={"db": self.db, "precision": "ms"}, content=body, headers=headers
-            )
+            async with asyncio.timeout(self.write_timeout_s):
+                if not self._provisioned:
+                    await self._provision()
+                if not body:
+                    return
+                response = await self._http.post(
+                    "/write", params={"db": self.db, "precision": "ms"}, content=body, headers=headers,
+                    timeout=self.write_timeout_s,
+                )
+        except TimeoutError:
+            raise StorageUnavailable(f"write to {self.url} got no answer within {self.write_timeout_s:g} s") from None
         except httpx.HTTPError as exc:
             raise StorageUnavailable(f"write to {self.url} failed: {exc!r}") from None
         if response.status_code >= 300:

@@ -2,10 +2,12 @@
 
 Ingest appends batches of points to a SQLite file (WAL); the writer sends the
 oldest batches to the store and deletes them only once the store has them. A
-store outage therefore costs nothing but disk: the writer backs off, retries,
-and catches up in large batches when the store is back. A batch is durable the
-moment `put` returns, and only then does the MQTT edge acknowledge the QoS 1
-messages it came from (`hub.mqtt`).
+store outage therefore costs nothing but disk: the writer probes the store
+while it is away, and catches up in large batches as soon as it answers. The
+disk is capped (`max_bytes`): `put` still accepts past it, and the caller turns
+`full` into back-pressure (the MQTT edge stops reading, so stops acknowledging;
+the broker queues). A batch is durable the moment `put` returns, and only then
+does the MQTT edge acknowledge the QoS 1 messages it came from (`hub.mqtt`).
 """
 
 from __future__ import annotations
@@ -56,17 +58,27 @@ WRITE_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 EVENT_KEYS_PRUNE_EVERY_MS = 60_000
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 30.0
+"""Backoff while the store answers pings but fails writes (overloaded, 5xx): no point hammering it."""
+PROBE_EVERY_S = 0.5
+"""While the store does not answer, it is pinged this often (the ping itself has a ~0.5 s budget)."""
+MAX_BYTES_DEFAULT = 1024 * 2**20
+NEAR_FULL_FILL = 0.8
 
 
 class Outbox:
     """Append-only queue of point batches on disk, with the keys that recognise redeliveries."""
 
-    def __init__(self, path: Path, deliveries_kept: int = DELIVERIES_KEPT) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES_DEFAULT,
+                 deliveries_kept: int = DELIVERIES_KEPT) -> None:
         self.path = path
         self.deliveries_kept = deliveries_kept
         self._db = connect(path, SCHEMA)
         self.depth = int(self._db.execute("SELECT coalesce(sum(n), 0) FROM batches").fetchone()[0])
         """Points waiting for the store."""
+        self.max_bytes = max_bytes
+        """The disk cap on `size_bytes`; past it `full` is true (the file itself keeps its largest size)."""
+        self.size_bytes = int(self._db.execute("SELECT coalesce(sum(length(body)), 0) FROM batches").fetchone()[0])
+        """Bytes of the batches waiting (their bodies), kept as a running total."""
         self.ready = asyncio.Event()
         if self.depth:
             self.ready.set()
@@ -86,6 +98,7 @@ class Outbox:
             if points:
                 body = orjson.dumps(points, default=tuple)  # a Point is a tuple subclass, which orjson leaves to us
                 self._db.execute("INSERT INTO batches (n, body) VALUES (?, ?)", (len(points), body))
+                self.size_bytes += len(body)
             if deliveries:
                 cursor = self._db.execute("INSERT INTO deliveries (n, keys) VALUES (?, ?)",
                                           (len(deliveries), deliveries.tobytes()))
@@ -141,11 +154,30 @@ class Outbox:
         """Forget batches the store now holds."""
         if not ids:
             return
-        self._db.execute(f"DELETE FROM batches WHERE id IN ({','.join('?' * len(ids))})", ids)
+        sizes = self._db.execute(
+            f"DELETE FROM batches WHERE id IN ({','.join('?' * len(ids))}) RETURNING length(body)", ids
+        ).fetchall()
         self.depth -= n_points
+        self.size_bytes = max(0, self.size_bytes - sum(size for (size,) in sizes))
         if self.depth <= 0:
             self.depth = 0
+            self.size_bytes = 0
             self.ready.clear()
+
+    @property
+    def fill(self) -> float:
+        """`size_bytes` as a share of `max_bytes` (1.0 and more: at or past the cap)."""
+        return self.size_bytes / self.max_bytes
+
+    @property
+    def near_full(self) -> bool:
+        """Time to raise the alarm: the store has been away long enough to fill most of the cap."""
+        return self.fill >= NEAR_FULL_FILL
+
+    @property
+    def full(self) -> bool:
+        """At the cap: the caller should stop taking new messages (back-pressure), not drop them."""
+        return self.fill >= 1.0
 
     def close(self) -> None:
         self._db.close()
@@ -158,6 +190,10 @@ class WriterStats:
     failures: int = 0
     rejected_points: int = 0
     store_up: bool = True
+    store_since: float = field(default_factory=time.time)
+    """time.time() when `store_up` last changed (or the writer was made)."""
+    last_error: str | None = None
+    """The last failed write's error, kept after the store is back."""
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(WRITE_BUCKETS_S) + 1))
     """Write latency histogram: counts per bucket of WRITE_BUCKETS_S, the last one +Inf."""
     latency_sum_s: float = 0.0
@@ -169,7 +205,16 @@ class WriterStats:
 
 
 class Writer:
-    """Drains the outbox into the store, one request at a time, with capped exponential backoff."""
+    """Drains the outbox into the store, one request at a time.
+
+    When a write fails because the store is unavailable, the writer pings it
+    every PROBE_EVERY_S: a store that stopped answering (down, hung, restarting)
+    is written to again as soon as a ping answers, so an outage ends within about
+    a second of the store's return, and costs one ping per probe while it lasts
+    (no batch sent again and again to a server that cannot take it). A store that
+    answers pings but fails writes (overloaded, 5xx) is retried with capped
+    exponential backoff instead.
+    """
 
     def __init__(
         self,
@@ -185,15 +230,43 @@ class Writer:
         self.stats = WriterStats()
 
     async def run(self) -> None:
-        """Forever: wait for data, write it, back off while the store is down."""
+        """Forever: wait for data, write it, wait for the store while it is down."""
         backoff = BACKOFF_MIN_S
         while True:
             await self.outbox.ready.wait()
             if await self.write_once():
                 backoff = BACKOFF_MIN_S
             else:
-                await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
+                await self.wait_for_store(backoff * (0.8 + 0.4 * random.random()))
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
+
+    async def wait_for_store(self, backoff_s: float) -> None:
+        """After a failed write: return when a ping answers after one did not, or after `backoff_s` once
+        pings answer (a store that is up but failing writes)."""
+        deadline = time.monotonic() + backoff_s
+        unreachable = False
+        while True:
+            left = deadline - time.monotonic()
+            await asyncio.sleep(PROBE_EVERY_S if unreachable else max(0.0, min(PROBE_EVERY_S, left)))
+            if not await self.storage.ping():
+                unreachable = True
+            elif unreachable or time.monotonic() >= deadline:
+                return
+
+    def _store_is(self, up: bool, error: str | None = None) -> None:
+        """Record the store's state; log only the changes (once away, once back), never each retry."""
+        if error is not None:
+            self.stats.last_error = error
+        if up == self.stats.store_up:
+            return
+        now = time.time()
+        if up:
+            log.warning("store is back after %.1f s away; %d points (%.1f MB) in the outbox to catch up",
+                        now - self.stats.store_since, self.outbox.depth, self.outbox.size_bytes / 2**20)
+        else:
+            log.warning("store unavailable, buffering in the outbox (%d points waiting): %s", self.outbox.depth, error)
+        self.stats.store_up = up
+        self.stats.store_since = now
 
     async def write_once(self) -> bool:
         """Send the oldest batches; False when the store was unavailable (they stay queued)."""
@@ -205,23 +278,21 @@ class Writer:
             await self.storage.write(points)
         except StorageUnavailable as exc:
             self.stats.failures += 1
-            if self.stats.store_up:
-                log.warning("store unavailable, buffering in the outbox: %s", exc)
-            self.stats.store_up = False
+            self._store_is(False, str(exc))
             return False
         except StorageRejected as exc:
             # Retrying cannot help; keep the points in the dead-letter store instead of losing them.
             log.error("store rejected a batch of %d points: %s", len(points), exc)
             self.stats.rejected_points += len(points)
             self.on_rejected(points, str(exc))
-        else:
-            self.stats.observe(time.perf_counter() - started)
-            self.stats.batches += 1
-            self.stats.points += len(points)
-            if not self.stats.store_up:
-                log.warning("store is back; %d points still to catch up", self.outbox.depth - len(points))
-            self.stats.store_up = True
+            self.outbox.ack(ids, len(points))
+            self._store_is(True, str(exc))  # it answered: it is there
+            return True
+        self.stats.observe(time.perf_counter() - started)
+        self.stats.batches += 1
+        self.stats.points += len(points)
         self.outbox.ack(ids, len(points))
+        self._store_is(True)  # after the ack, so the log says what is left
         return True
 
     async def drain(self, timeout_s: float) -> bool:

@@ -67,3 +67,12 @@ def test_redacted_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMARTHUB_INFLUX_TOKEN", "tok")
     shown = str(load().redacted())
     assert "s3cret" not in shown and "tok'" not in shown and "***" in shown
+
+
+def test_outbox_cap_defaults_to_a_gibibyte_and_refuses_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load().outbox_max_mb == 1024
+    monkeypatch.setenv("SMARTHUB_OUTBOX_MAX_MB", "0.5")
+    assert load().outbox_max_mb == 0.5
+    monkeypatch.setenv("SMARTHUB_OUTBOX_MAX_MB", "0")
+    with pytest.raises(ConfigError, match="SMARTHUB_OUTBOX_MAX_MB"):
+        load()
