@@ -204,11 +204,14 @@ class _Link(threading.Thread):
             return
         elapsed = time.time() - self.t0
         t0_ms = int(self.t0 * 1000)
-        for stream in self.streams:
-            due = int(elapsed * stream.rate) - stream.count
-            while due > 0 and budget > 0 and self.connected:
-                self._publish(stream.next(t0_ms))
-                due -= 1
+        due = [int(elapsed * stream.rate) - stream.count for stream in self.streams]
+        while budget > 0 and self.connected:  # one message per late stream in turn: catch-up is fair
+            late = [i for i, n in enumerate(due) if n > 0]
+            if not late:
+                break
+            for i in late[:budget]:
+                self._publish(self.streams[i].next(t0_ms))
+                due[i] -= 1
                 budget -= 1
 
 
