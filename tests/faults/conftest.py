@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.config import Settings
-from tests.support.hub_process import HubProcess
+from tests.support.hub_process import HubProcess, broker_grace_env
 from tests.support.influx_fixtures import Influxd, start_influxd
 from tests.support.load import LoadPublisher, Published, Report, check_stored
 from tests.support.mqtt_fixtures import Broker, start_mosquitto
@@ -19,9 +18,7 @@ from tests.support.mqtt_fixtures import Broker, start_mosquitto
 RATE = 2500
 """msg/s of QoS 1 load, the issue's figure"""
 BROKER_GRACE_S = 1
-HUB_ENV = {"SMARTHUB_BROKER_GRACE_S": str(BROKER_GRACE_S)} if "broker_grace_s" in Settings.model_fields else {}
-"""Passed only once the hub has the setting: today's hub refuses unknown settings, and these tests
-should then fail on what they check (503, loss, duplicates), not on the hub's start."""
+HUB_ENV = broker_grace_env(BROKER_GRACE_S)
 
 FIGURES: list[tuple[str, list[str]]] = []
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
 import pytest
 
 from tests.faults.conftest import Figures, finish
+from tests.support.faults import store_outage
 from tests.support.hub_process import HubProcess
 from tests.support.influx_fixtures import Influxd
 from tests.support.load import LoadPublisher
@@ -26,24 +26,6 @@ pytestmark = pytest.mark.services
 OUTAGE_S = 30.0
 RESUME_WITHIN_S = 2.0
 HEALTH_WITHIN_S = 1.0
-
-
-def timed_health(hub: HubProcess) -> float:
-    """Seconds /api/health took to answer (its 2 s client timeout when it did not)."""
-    started = time.monotonic()
-    hub.health()
-    return time.monotonic() - started
-
-
-def writer_resumed(hub: HubProcess, limit_s: float = 40.0) -> float | None:
-    """Seconds until the hub writes points again, or None within `limit_s`."""
-    before = hub.metric("smarthub_write_points_total")
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
-        if hub.metric("smarthub_write_points_total") > before:
-            return time.monotonic() - started
-        time.sleep(0.05)
-    return None
 
 
 @pytest.mark.timeout(180)
@@ -56,32 +38,16 @@ def test_store_away_for_30_s_under_load(
     hub.start()
     publisher = load()
     time.sleep(3)
-    if how == "SIGSTOP":
-        fault_influxd.pause()
-    else:
-        fault_influxd.kill()
-    away = time.monotonic()
-    health_s = []
-    while time.monotonic() - away < OUTAGE_S:
-        health_s.append(timed_health(hub))
-        time.sleep(0.5)
-    outbox = hub.metric("smarthub_outbox_points")
-    if how == "SIGSTOP":
-        fault_influxd.resume()
-    else:
-        fault_influxd.start()  # returns once /ping answers
-    httpx.get(f"{fault_influxd.url}/ping", timeout=5).raise_for_status()
-    resumed = writer_resumed(hub)
-    shown = f"{resumed:.2f} s" if resumed is not None else "not within 40 s"
-    figures.add(f"{how} {OUTAGE_S:.0f} s: outbox {outbox:.0f} points at the end of it; health answered in "
-                f"max {max(health_s):.2f} s; writer wrote again {shown} after the store answered /ping")
+    outage = store_outage(fault_influxd, hub, how, OUTAGE_S)
+    figures.add(outage.line())
     time.sleep(2)
     report = finish(publisher, hub, fault_influxd.url, figures)
 
     problems = []
-    if max(health_s) > HEALTH_WITHIN_S:
-        problems.append(f"/api/health took {max(health_s):.2f} s with the store {how}ed (limit {HEALTH_WITHIN_S} s)")
-    if resumed is None or resumed > RESUME_WITHIN_S:
+    if outage.health_max_s > HEALTH_WITHIN_S:
+        problems.append(f"/api/health took {outage.health_max_s:.2f} s with the store {how}ed "
+                        f"(limit {HEALTH_WITHIN_S} s)")
+    if outage.resumed_s is None or outage.resumed_s > RESUME_WITHIN_S:
         problems.append(f"writer did not resume within {RESUME_WITHIN_S} s of the store's return")
     if not report.exactly_once:
         problems.append(f"not every message stored exactly once: {report.summary()}")

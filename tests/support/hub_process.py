@@ -30,6 +30,14 @@ def metric(text: str, name: str) -> float:
     return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
+def broker_grace_env(seconds: float) -> dict[str, str]:
+    """`SMARTHUB_BROKER_GRACE_S`, once the hub has that setting: a hub refuses settings it does not know,
+    and a fault run should then fail on what it checks (health, loss, duplicates), not at the start."""
+    from hub.config import Settings
+
+    return {"SMARTHUB_BROKER_GRACE_S": f"{seconds:g}"} if "broker_grace_s" in Settings.model_fields else {}
+
+
 def smarthub_argv() -> list[str]:
     script = Path(sys.executable).with_name("smarthub")
     return [str(script), "run"] if script.exists() else [sys.executable, "-m", "hub.cli", "run"]
