@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.hub_process import HubProcess, broker_grace_env
 from tests.support.influx_fixtures import Influxd, start_influxd
-from tests.support.load import LoadPublisher, Published, Report, check_stored
+from tests.support.load import LoadPublisher, Published, Report, check_stored, duplicate_examples
 from tests.support.mqtt_fixtures import Broker, start_mosquitto
 
 RATE = 2500
@@ -117,4 +117,8 @@ def finish(publisher: LoadPublisher, hub: HubProcess, influx_url: str, figures: 
     if bad:
         figures.add("devices off: " + ", ".join(f"{r.device} missing {r.missing} duplicated {r.duplicated}"
                                                for r in bad[:8]))
+        twin = next((r for r in bad if r.duplicated), None)
+        if twin is not None:
+            for line in duplicate_examples(influx_url, hub.db, published, twin.device):
+                figures.add("stored twice: " + line)
     return report

@@ -407,6 +407,22 @@ def check_stored(influx_url: str, db: str, published: Published, timeout: float 
         time.sleep(0.5)
 
 
+def duplicate_examples(influx_url: str, db: str, published: Published, device: str, limit: int = 3) -> list[str]:
+    """A few stored copies of one message of `device`, with their point times and `lag_ms`: where a twin came from."""
+    kind, channel, _ = published.devices[device]
+    column, measurement = ("seq", kind) if channel == "telemetry" else ("id", f"{kind}_event")
+    q = (f'SELECT "{column}", "lag_ms" FROM "{measurement}" '
+         f"WHERE \"site\" = '{published.site}' AND \"device\" = '{device}'")
+    answer = httpx.get(f"{influx_url}/query", params={"db": db, "q": q, "epoch": "ms"}, timeout=30).json()
+    series = answer["results"][0].get("series") or [{"values": []}]
+    copies: dict[object, list[tuple[int, object]]] = {}
+    for t, key, lag in series[0]["values"]:
+        copies.setdefault(key, []).append((t, lag))
+    twins = [(key, rows) for key, rows in copies.items() if len(rows) > 1][:limit]
+    return [f"{device} {column}={key}: " + ", ".join(f"time {t} lag_ms {lag}" for t, lag in rows)
+            for key, rows in twins]
+
+
 def last_seq(influx_url: str, db: str, site: str, device: str) -> int | None:
     """Highest `seq` stored for one elevator (the soak's lag probe)."""
     q = f"SELECT max(\"seq\") FROM \"elevator\" WHERE \"site\" = '{site}' AND \"device\" = '{device}'"
