@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -56,6 +57,18 @@ class Influxd:
 
     def stop(self) -> None:
         self.service.stop()
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash or an OOM kill does (its WAL brings back what it acknowledged)."""
+        self.service.kill()
+
+    def pause(self) -> None:
+        """SIGSTOP: a hung database; connections open, nothing answers."""
+        self.service.signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause()`."""
+        self.service.signal(signal.SIGCONT)
 
     def close(self) -> None:
         """Stop for good, removing a directory of our own making."""

@@ -33,11 +33,24 @@ class Broker:
         """Publish one message as a device and wait until the broker has it."""
         publish_many([(topic, payload)], self, qos=qos, retain=retain)
 
-    def restart(self) -> None:
-        argv = self.service.argv
-        self.service.stop()
-        self.service = Service(argv, self.dir / "mosquitto.log")
-        wait_until(lambda: port_open(self.port), what="mosquitto to listen again")
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (Mosquitto saves its persistence file and exits) or SIGKILL (whatever is unsaved is gone)."""
+        if kill:
+            self.service.kill()
+        else:
+            self.service.stop()
+
+    def start(self) -> float:
+        """Start again on the same port and data dir after `stop()`; returns time.time() once it listens."""
+        self.service = Service(self.service.argv, self.dir / "mosquitto.log")
+        wait_until(lambda: port_open(self.port), interval=0.01, what="mosquitto to listen again")
+        return time.time()
+
+    def restart(self, kill: bool = False, down_s: float = 0.0) -> float:
+        """Stop (SIGTERM, or SIGKILL with `kill`), stay down `down_s`, start again; returns when it listened."""
+        self.stop(kill)
+        time.sleep(down_s)
+        return self.start()
 
 
 def publish_many(
@@ -73,7 +86,16 @@ def read_retained(broker: Broker, topic_filter: str, wait_s: float = 0.7) -> dic
     return got
 
 
-def start_mosquitto(directory: Path) -> Broker:
+MAX_INFLIGHT_MESSAGES = 1000
+"""QoS 1 messages Mosquitto has out to one client before it waits for PUBACKs, as the shipped
+mosquitto.conf sets it: a hub that acknowledges only after its outbox commit needs a window
+wider than the default 20 to keep up."""
+AUTOSAVE_INTERVAL_S = 1
+"""With `persistence=True`: how often Mosquitto writes its queues and sessions to disk."""
+
+
+def start_mosquitto(directory: Path, persistence: bool = False) -> Broker:
+    """A Mosquitto on a free port; `persistence=True` keeps sessions and queues in `directory` across restarts."""
     binary = require_binary("mosquitto", "mosquitto")
     passwd_tool = require_binary("mosquitto_passwd", "mosquitto")
     directory.mkdir(parents=True, exist_ok=True)
@@ -86,9 +108,10 @@ def start_mosquitto(directory: Path) -> Broker:
         f"listener {port} 127.0.0.1",
         "allow_anonymous false",
         f"password_file {passwd}",
-        "persistence false",
+        *(["persistence true", f"persistence_location {directory}/", f"autosave_interval {AUTOSAVE_INTERVAL_S}"]
+          if persistence else ["persistence false"]),
         "max_queued_messages 100000",
-        "max_inflight_messages 1000",  # as the shipped mosquitto.conf: the hub acknowledges after its commit
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",  # as the shipped mosquitto.conf: the hub acks after its commit
         "message_size_limit 0",
     ]
     if os.geteuid() == 0:

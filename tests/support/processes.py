@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -71,8 +72,22 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
+    def signal(self, sig: signal.Signals) -> None:
+        """Send `sig` (SIGSTOP/SIGCONT to freeze and thaw it, for fault tests)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would: no chance to save or flush anything."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a stopped process dies only once it runs again
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # SIGTERM stays pending on a SIGSTOPped process
             self.proc.terminate()
             try:
                 self.proc.wait(timeout)
