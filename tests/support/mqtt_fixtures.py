@@ -111,7 +111,7 @@ def start_mosquitto(directory: Path, persistence: bool = False) -> Broker:
         *(["persistence true", f"persistence_location {directory}/", f"autosave_interval {AUTOSAVE_INTERVAL_S}"]
           if persistence else ["persistence false"]),
         "max_queued_messages 100000",
-        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",  # as the shipped mosquitto.conf: the hub acks after its commit
+        f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "message_size_limit 0",
     ]
     if os.geteuid() == 0:
