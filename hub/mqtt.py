@@ -49,8 +49,9 @@ COMMIT_EVERY_MESSAGES = 500
 TICK_S = 0.25
 """How often the connection checks keepalive and back-pressure."""
 BACKOFF_MIN_S = 0.25
-BACKOFF_MAX_S = 10.0
-"""A broker back from a restart is reached within this (plus jitter)."""
+BACKOFF_MAX_S = 2.0
+"""A broker back from a restart is reached within this plus jitter (at most 3 s): one hub's attempts
+are cheap, and a command center must not wait long after its broker restarts."""
 
 
 class MqttError(Exception):
