@@ -45,6 +45,7 @@ from hub.settled import Settled
 from hub.state import LiveState
 from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
+from hub.supervisor import Supervisor
 from hub.users import Users
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class Hub:
             asyncio.create_task(self.inside.rebuild(self.storage), name="vehicles-inside"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
+        self.supervisor = Supervisor(self._tasks)
         self._stack.push_async_callback(self._stop_tasks)
         log.info("hub started: root=%s store=%s outbox=%d points waiting", s.root, self.storage.name, self.outbox.depth)
         return self
