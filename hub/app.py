@@ -35,6 +35,7 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
+from hub.health import HealthWatch
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
 from hub.metrics import HubCollector
@@ -112,6 +113,7 @@ class Hub:
         self.inside = InsideTracker(int(s.inside_days * 86_400_000))
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
+        self.health = HealthWatch(self)
         self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message,
                                     self.inside.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
@@ -132,6 +134,7 @@ class Hub:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeats"),
             asyncio.create_task(self._privacy_loop(), name="personal-data-retention"),
             asyncio.create_task(self.inside.rebuild(self.storage), name="vehicles-inside"),
+            asyncio.create_task(self.health.run(), name="health-watch"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
         self.supervisor = Supervisor(self._tasks)
