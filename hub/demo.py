@@ -104,6 +104,7 @@ async def run_demo(options: DemoOptions) -> None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             print("\nsmarthub demo: stopping", file=sys.stderr)
+            live.stop()  # a cancel alone can be swallowed by an aiomqtt call (see LiveRun.stop)
             simulating.cancel()
             past.cancel()
             await asyncio.gather(simulating, past, return_exceptions=True)
