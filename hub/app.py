@@ -46,7 +46,6 @@ from hub.settled import Settled
 from hub.state import LiveState
 from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
-from hub.supervisor import Supervisor
 from hub.users import Users
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,6 @@ class Hub:
             asyncio.create_task(self.health.run(), name="health-watch"),
             asyncio.create_task(self.mqtt.run(), name="mqtt-link"),
         ]
-        self.supervisor = Supervisor(self._tasks)
         self._stack.push_async_callback(self._stop_tasks)
         log.info("hub started: root=%s store=%s outbox=%d points waiting", s.root, self.storage.name, self.outbox.depth)
         return self

@@ -198,9 +198,6 @@ class MqttLink:
         self.protocol = protocol
         self.connected = False
         self.connects = 0
-        self.since = time.time()
-        self.last_error: str | None = None
-        self.held = False
         self._client: aiomqtt.Client | None = None
         self._inbox: list[RawMessage] = []
         self._drain_scheduled = False
@@ -263,22 +260,18 @@ class MqttLink:
                     for topic in self.subscriptions:
                         await client.subscribe(topic, qos=1)
                     self.connected = True
-                    self.since = time.time()
                     self.connects += 1  # counts reconnects too; tests and /metrics read it
                     backoff = BACKOFF_MIN_S
                     log.info("connected to MQTT %s:%d as %s", self.target.host, self.target.port, self.client_id)
                     # Messages arrive through _on_message; wait here until the connection drops.
                     await asyncio.shield(client._disconnected)  # noqa: SLF001
             except aiomqtt.MqttError as exc:
-                self.last_error = str(exc)
                 if self.connected:
                     log.warning("MQTT connection lost: %s", exc)
                 else:
                     log.warning("cannot connect to MQTT %s:%d: %s (retrying in %.1fs)",
                                 self.target.host, self.target.port, exc, backoff)
             finally:
-                if self.connected:
-                    self.since = time.time()
                 self.connected = False
             await asyncio.sleep(backoff * (0.8 + 0.4 * random.random()))
             backoff = min(backoff * 2, BACKOFF_MAX_S)

@@ -84,14 +84,6 @@ class Outbox:
             self.depth = 0
             self.ready.clear()
 
-    @property
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.path.parent.glob(self.path.name + "*"))
-
-    fill = 0.0
-    near_full = False
-    full = False
-
     def close(self) -> None:
         self._db.close()
 
@@ -103,8 +95,6 @@ class WriterStats:
     failures: int = 0
     rejected_points: int = 0
     store_up: bool = True
-    store_since: float = field(default_factory=time.time)
-    last_error: str | None = None
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(WRITE_BUCKETS_S) + 1))
     """Write latency histogram: counts per bucket of WRITE_BUCKETS_S, the last one +Inf."""
     latency_sum_s: float = 0.0
@@ -152,10 +142,8 @@ class Writer:
             await self.storage.write(points)
         except StorageUnavailable as exc:
             self.stats.failures += 1
-            self.stats.last_error = str(exc)
             if self.stats.store_up:
                 log.warning("store unavailable, buffering in the outbox: %s", exc)
-                self.stats.store_since = time.time()
             self.stats.store_up = False
             return False
         except StorageRejected as exc:
@@ -169,7 +157,6 @@ class Writer:
             self.stats.points += len(points)
             if not self.stats.store_up:
                 log.warning("store is back; %d points still to catch up", self.outbox.depth - len(points))
-                self.stats.store_since = time.time()
             self.stats.store_up = True
         self.outbox.ack(ids, len(points))
         return True
