@@ -36,6 +36,7 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
+from hub.health import HealthWatch
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
 from hub.metrics import HubCollector
@@ -118,6 +119,7 @@ class Hub:
         self.inside = InsideTracker(int(s.inside_days * 86_400_000))
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
+        self.health = HealthWatch(self)
         self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message,
                                     self.inside.on_message]
         self.metrics = CollectorRegistry(auto_describe=False)
@@ -138,6 +140,7 @@ class Hub:
         start("heartbeats", self._heartbeat_loop)
         start("personal-data-retention", self._privacy_loop)
         start("vehicles-inside", lambda: self.inside.rebuild(self.storage), once=True)
+        start("health-watch", self.health.run)
         start("mqtt-link", self.mqtt.run)  # last started, first stopped: nothing new arrives while the rest stops
         self._stack.push_async_callback(_step, "stopping the tasks", self._stop_tasks)
         log.info("hub started: root=%s store=%s outbox=%d points waiting", s.root, self.storage.name, self.outbox.depth)

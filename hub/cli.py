@@ -93,14 +93,8 @@ def _simulate(args: argparse.Namespace) -> int:
     _setup_logging("warning")
     live = LiveRun(community, target, args.root, args.speed, status_line if sys.stderr.isatty() else None)
 
-    async def main() -> None:
-        try:
-            await live.run(start_ms, duration_ms, offline)
-        finally:
-            await live.close()
-
     try:
-        asyncio.run(main())
+        asyncio.run(live.serve(start_ms, duration_ms, offline))
     except KeyboardInterrupt:
         pass
     except OSError as exc:

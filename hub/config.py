@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
     door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")
     charger_max_c: float = Field(70.0, description="Charger temperature that raises high_temperature")
+    broker_grace_s: float = Field(
+        5.0, ge=0, description="A broker lost this long makes /api/health 503 (ingest is not receiving); the hub's "
+        "own alerts for lasting trouble (store, outbox) wait this long too")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")

@@ -104,6 +104,7 @@ async def run_demo(options: DemoOptions) -> None:
                     raise task.exception()  # type: ignore[misc]
         finally:
             print("\nsmarthub demo: stopping", file=sys.stderr)
+            live.stop()  # a cancel alone can be swallowed by an aiomqtt call (see LiveRun.stop)
             simulating.cancel()  # the simulated past stops with the hub's other tasks
             await asyncio.gather(simulating, return_exceptions=True)
             await live.close()

@@ -24,6 +24,8 @@ from devices.base import CommandPayload, DeviceKind
 CHINA = timezone(timedelta(hours=8))
 Emit = tuple[str, dict[str, Any]]
 """(channel, payload)"""
+OFFLINE_STATE: dict[str, Any] = {"online": False}
+"""The retained `state` of a device that is gone: its MQTT last will, and its goodbye on a clean stop."""
 
 
 def iso(ms: int) -> str:
@@ -127,6 +129,10 @@ class SimDevice:
         state = {"online": True, "fw": "2.4.1", "model": f"SIM-{self.kind_name.upper()}"}
         emits, wake = self.step(now_ms)
         return [("state", state), *emits], wake
+
+    def stop(self) -> list[Emit]:
+        """Go offline on purpose (the simulator stops): a clean disconnect sends no last will, so say it."""
+        return [("state", dict(OFFLINE_STATE))]
 
     def step(self, now_ms: int) -> tuple[list[Emit], int]:
         """Advance to `now_ms`; what to publish and when to be woken next."""

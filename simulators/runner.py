@@ -13,6 +13,7 @@ import asyncio
 import heapq
 import logging
 import resource
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ import aiomqtt
 import orjson
 
 from hub.config import MqttTarget
-from simulators.base import Emit, SimDevice
+from simulators.base import OFFLINE_STATE, Emit, SimDevice
 from simulators.community import Community
 
 log = logging.getLogger(__name__)
@@ -132,13 +133,14 @@ class LiveRun:
         self.status = status
         self.stats = LiveStats(len(community.devices))
         self.clients: dict[int, aiomqtt.Client] = {}
+        self.stopping = False
         self._sim_now = 0
 
     def _client(self, device: SimDevice) -> aiomqtt.Client:
         return aiomqtt.Client(
             self.target.host, self.target.port, username=self.target.username, password=self.target.password,
             identifier=f"sim-{device.site}-{device.device}", tls_context=self.target.tls, keepalive=60,
-            will=aiomqtt.Will(topic(self.root, device, "state"), b'{"online": false}', qos=1, retain=True),
+            will=aiomqtt.Will(topic(self.root, device, "state"), orjson.dumps(OFFLINE_STATE), qos=1, retain=True),
         )
 
     async def _connect(self, index: int, gate: asyncio.Semaphore) -> None:
@@ -192,7 +194,7 @@ class LiveRun:
         t0 = loop.time()
         last_status = 0.0
         end_ms = start_ms + duration_ms if duration_ms is not None else None
-        while end_ms is None or self._sim_now < end_ms:
+        while not self.stopping and (end_ms is None or self._sim_now < end_ms):
             self._sim_now = start_ms + int((loop.time() - t0) * self.speed * 1000)
             for wake, emits in list(advance(self.community, heap, self._sim_now)):
                 if wake.action == "offline":
@@ -207,7 +209,27 @@ class LiveRun:
             wait_ms = (heap[0].at_ms - self._sim_now) / self.speed if heap else 1000
             await asyncio.sleep(min(1.0, max(0.0, wait_ms / 1000)))
 
+    def stop(self) -> None:
+        """End `run` at its next tick (within a second). A flag, not a task cancel: Python 3.11's
+        asyncio.wait_for (inside every aiomqtt call) can swallow a cancel that lands as its call finishes."""
+        self.stopping = True
+
+    async def serve(self, start_ms: int, duration_ms: int | None, offline: list[SimDevice] | None = None) -> None:
+        """`run` until its duration ends or SIGINT / SIGTERM comes, then `close`: devices say goodbye."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            await self.run(start_ms, duration_ms, offline)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            await self.close()
+
     async def close(self) -> None:
+        """Each connected device publishes its retained `state` offline, then disconnects cleanly (which sends
+        no last will: without the goodbye the wall would show gone devices online)."""
+        await asyncio.gather(*(self._publish(index, self.community.devices[index].stop()) for index in self.clients))
         for client in self.clients.values():
             try:
                 await client.__aexit__(None, None, None)

@@ -10,6 +10,7 @@ const RENDER_MS = 500;          // at most two redraws a second, whatever the me
 const OVERVIEW_MS = 5_000;      // site figures: aggregated in the store, cheap to ask for
 const SERIES_MS = 60_000;       // charts: hourly and daily buckets move slowly
 const DEVICES_MS = 30_000;      // full device list: catches devices that went silent (offline)
+const HEALTH_MS = 3_000;        // /api/health: is the hub still receiving? (a stale-data banner if not)
 const LIST_MAX = 30;            // rows kept per event list
 const TZ = "Asia/Shanghai";     // the community's clock, wherever the browser is
 
@@ -102,7 +103,7 @@ const markAll = () => mark("kpis", "elevators", "gates", "buildings", "alerts", 
                            "traffic", "power", "alertdays");
 const keyOf = (d) => `${d.site}/${d.kind}/${d.device}`;
 // What tests and benchmarks read: readiness, how often and how long the screen redraws, what failed.
-window.screenState = {ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, panelMs: {}, liveMessages: 0, liveMs: 0, resyncs: 0, errors: []};
+window.screenState = {stale: false, staleSince: null, ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, panelMs: {}, liveMessages: 0, liveMs: 0, resyncs: 0, errors: []};
 
 // ---------------------------------------------------------------- API
 class Unauthorised extends Error {}
@@ -161,10 +162,42 @@ async function resync() {
 let socket = null;
 let backoff = 1000;
 function setLink(state) {
+  if (state === "reconnecting" && link !== "reconnecting") linkLostAt = new Date().toISOString();
   link = state;
   const el = $("#link");
   el.className = "link-state " + ({live: "live", reconnecting: "down"}[state] || "");
   $("b", el).textContent = t(state);
+  showStale();
+}
+
+// ---------------------------------------------------------------- stale data
+// The wall must never look live when it is not: a banner with since when, while the hub says ingest is
+// not receiving (GET /api/health is 503), or the hub cannot be reached, or our own WebSocket is down.
+let hubStale = null;                       // {since, reasons} while the hub is not receiving
+let linkLostAt = null;
+async function checkHealth() {
+  try {
+    const response = await fetch("/api/health", {cache: "no-store"});
+    const health = await response.json();
+    hubStale = health.receiving ? null : {since: health.since, reasons: health.reasons};
+  } catch (error) {                        // no answer at all: stale since the first miss
+    hubStale = {since: hubStale?.since || new Date().toISOString(), reasons: []};
+  }
+  showStale();
+}
+function showStale() {
+  const el = $("#stale");
+  const lost = link === "reconnecting";
+  const since = [hubStale?.since, lost ? linkLostAt : null].filter(Boolean).sort()[0] || null;
+  window.screenState.stale = since !== null;
+  window.screenState.staleSince = since;
+  if (!el) return;
+  el.classList.toggle("hidden", since === null);
+  if (since === null) return;
+  const at = new Date(since);
+  const when = `${dayLabel(since)} ${at.toLocaleTimeString("en-GB", {timeZone: TZ, hour12: false})}`;  // 12-01 19:04:03
+  const why = [...(hubStale?.reasons || []).map((code) => faultTitle("hub", code)), lost ? t("stale_link") : null];
+  el.innerHTML = `⚠ ${esc(t("stale", {t: when}))}<small>${esc([t("stale_hint"), ...why.filter(Boolean)].join(" · "))}</small>`;
 }
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -579,7 +612,9 @@ async function start() {
   connect();
   timers.forEach(clearInterval);
   const every = (ms, load) => setInterval(() => { if (link === "live") load().catch(failed); }, ms);
-  timers = [every(OVERVIEW_MS, loadOverview), every(SERIES_MS, loadSeries), every(DEVICES_MS, loadDevices),
+  checkHealth();
+  timers = [setInterval(checkHealth, HEALTH_MS),
+            every(OVERVIEW_MS, loadOverview), every(SERIES_MS, loadSeries), every(DEVICES_MS, loadDevices),
             every(30_000, async () => mark("alerts"))];   // "n minutes ago"
 }
 

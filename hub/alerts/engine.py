@@ -14,9 +14,20 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from devices.base import Accepted, DeviceKind
+from devices.base import Accepted, DeviceKind, FaultSpec
 from devices.rules import DERIVED, Clear, Deadline, Intent, Raise, Thresholds
-from hub.alerts.models import OFFLINE, Alert, acknowledge, escalate, open_alert, recur, resolve
+from hub.alerts.models import (
+    HUB_FAULTS,
+    HUB_KIND,
+    HUB_SITE,
+    OFFLINE,
+    Alert,
+    acknowledge,
+    escalate,
+    open_alert,
+    recur,
+    resolve,
+)
 from hub.alerts.store import AlertStore
 from hub.registry import Registry
 from hub.state import DeviceState, LiveState
@@ -66,14 +77,14 @@ class AlertEngine:
         return alert
 
     def _raise(self, site: str, kind: str, device: str, code: str, detail: str | None, now_ms: int,
-               by: str = "device") -> None:
+               by: str = "device", spec: FaultSpec | None = None) -> None:
         key = (site, kind, device, code)
         current = self.active.get(key)
         if current is not None:
             if by == "device" and code != "offline":  # a retained will again, or a rule re-firing, is not news
                 self._changed(recur(current, detail, now_ms))
             return
-        spec = OFFLINE if code == "offline" else self.kinds[kind].faults.get(code) or DERIVED[code]
+        spec = spec or (OFFLINE if code == "offline" else self.kinds[kind].faults.get(code) or DERIVED[code])
         self._changed(open_alert(site, kind, device, code, spec, detail, now_ms, by))
 
     def _clear(self, key: Key, now_ms: int, by: str = "device") -> None:
@@ -145,6 +156,17 @@ class AlertEngine:
                 self._raise(*key, "offline", f"silent for {silent_ms // 1000} s", now_ms, by="hub")
                 raised += 1
         return raised
+
+    def raise_hub(self, device: str, code: str, detail: str | None) -> None:
+        """The hub's own trouble (`device` names the hub): opened once, kept until `clear_hub`."""
+        self._raise(HUB_SITE, HUB_KIND, device, code, detail, self.clock(), by="hub", spec=HUB_FAULTS[code])
+
+    def clear_hub(self, device: str, code: str) -> None:
+        self._clear((HUB_SITE, HUB_KIND, device, code), self.clock(), by="hub")
+
+    def hub_codes(self, device: str) -> set[str]:
+        """Codes of this hub's own alerts that are active (also ones left open by an earlier run)."""
+        return {key[3] for key in self.active if key[:3] == (HUB_SITE, HUB_KIND, device)}
 
     def ack(self, alert_id: str, by: str, note: str | None) -> Alert | None:
         alert = self.find(alert_id)

@@ -18,6 +18,20 @@ State = Literal["open", "acknowledged", "resolved"]
 OFFLINE = FaultSpec(Severity.MAJOR, "设备离线", "Device offline")
 """The alert the hub itself raises for a device that went quiet or said it is offline."""
 
+HUB_KIND = "hub"
+HUB_SITE = "*"
+"""The site of the hub's own alerts: they concern every community this hub serves, so every wall shows
+them (a `?site=` filter includes them) and no real site can be named so (site slugs start with [a-z0-9])."""
+HUB_FAULTS = {
+    "broker_lost": FaultSpec(Severity.CRITICAL, "消息服务器连接中断，数据停止接收",
+                             "MQTT broker lost: no data coming in"),
+    "ingest_held": FaultSpec(Severity.CRITICAL, "缓存已满，暂停接收数据", "Outbox full: ingest held (back-pressure)"),
+    "task_failing": FaultSpec(Severity.CRITICAL, "平台后台任务故障", "A hub task is failing"),
+    "outbox_near_full": FaultSpec(Severity.MAJOR, "缓存积压接近上限", "Outbox backlog near its cap"),
+    "store_lost": FaultSpec(Severity.MAJOR, "数据库不可用，正在缓存", "Store unavailable: buffering in the outbox"),
+}
+"""The hub's own trouble (raised by hub.health.HealthWatch), titled like a device kind's fault table."""
+
 
 class TransitionError(ValueError):
     """An action that does not fit the alert's state (e.g. acknowledging a resolved alert)."""

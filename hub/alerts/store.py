@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from devices.base import Severity
-from hub.alerts.models import Alert, Note
+from hub.alerts.models import HUB_SITE, Alert, Note
 from hub.alerts.orders import WorkOrder
 from hub.sqlite import connect
 
@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS orders (
 CREATE INDEX IF NOT EXISTS orders_state ON orders (state, created_ms);
 CREATE INDEX IF NOT EXISTS orders_alert ON orders (alert_id);
 """
+
+
+SITE_OR_HUB = f"site IN (?, '{HUB_SITE}')"
+"""A site's alerts include the hub's own: they concern every site (see HUB_SITE)."""
 
 
 def _dump(alert: Alert) -> str:
@@ -65,7 +69,7 @@ class AlertStore:
         sql = "SELECT state, severity, count(*) FROM alerts WHERE state IN ('open', 'acknowledged')"
         args: tuple[str, ...] = ()
         if site is not None:
-            sql += " AND site = ?"
+            sql += f" AND {SITE_OR_HUB}"
             args = (site,)
         return {(state, severity): n for state, severity, n in self._db.execute(sql + " GROUP BY 1, 2", args)}
 
@@ -74,7 +78,7 @@ class AlertStore:
         sql = "SELECT opened_ms, severity FROM alerts WHERE opened_ms >= ?"
         args: tuple[Any, ...] = (since_ms,)
         if site is not None:
-            sql += " AND site = ?"
+            sql += f" AND {SITE_OR_HUB}"
             args += (site,)
         return self._db.execute(sql, args).fetchall()
 
@@ -83,11 +87,12 @@ class AlertStore:
         return _load(row[0]) if row else None
 
     def find(self, limit: int = 200, **where: Any) -> list[Alert]:
-        """Newest first; `where` holds column equalities (site, kind, device, state, severity)."""
+        """Newest first; `where` holds column equalities (site, kind, device, state, severity); a site
+        includes the hub's own alerts."""
         sql = "SELECT body FROM alerts"
         pairs = [(k, v) for k, v in where.items() if v is not None]
         if pairs:
-            sql += " WHERE " + " AND ".join(f"{k} = ?" for k, _ in pairs)
+            sql += " WHERE " + " AND ".join(SITE_OR_HUB if k == "site" else f"{k} = ?" for k, _ in pairs)
         sql += " ORDER BY opened_ms DESC LIMIT ?"
         return [_load(b) for (b,) in self._db.execute(sql, (*(v for _, v in pairs), limit))]
 

@@ -41,20 +41,18 @@ open_router = APIRouter()
 api_router = APIRouter(prefix="/api")
 
 
-@open_router.get("/api/health", response_model=HealthOut, tags=["operations"])
-async def health(hub: HubDep) -> HealthOut:
-    """Liveness plus broker and store reachability. Always 200 while the process lives: a store
-    outage is `degraded`, not a reason to restart the hub (the outbox is buffering)."""
-    store = await hub.storage.ping()
-    broker = hub.mqtt.connected
-    return HealthOut(
-        status="ok" if store and broker else "degraded",
-        broker=broker,
-        store=store,
-        store_backend=hub.storage.name,
-        outbox_points=hub.outbox.depth,
-        uptime_s=round(time.time() - hub.started_at, 1),
-    )
+@open_router.get("/api/health", response_model=HealthOut, tags=["operations"], responses={
+    200: {"description": "Ingest is receiving (status ok, or degraded: e.g. the store is down and the outbox buffers)"},
+    503: {"model": HealthOut, "description": "Ingest is not receiving: broker lost past SMARTHUB_BROKER_GRACE_S, "
+          "a hub task not running, the store down with the outbox near its cap, or MQTT held (back-pressure)"}})
+async def health(hub: HubDep, response: Response) -> HealthOut:
+    """Is the hub receiving, and how is each part (broker, store, outbox, tasks) since when. Answers at once:
+    it reads what the hub last knew (the writer, the MQTT link, the health watcher's store probe) and never
+    waits for the store or the broker."""
+    report = hub.health.report()
+    response.status_code = report.http_status
+    return HealthOut.of(report, hub.mqtt.connected, hub.storage.name, hub.outbox.depth,
+                        round(time.time() - hub.started_at, 1))
 
 
 @open_router.get("/", include_in_schema=False, response_class=FileResponse)

@@ -6,18 +6,42 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from hub.health import Report
 from hub.registry import Device
 from hub.state import DeviceState
 from hub.times import iso
 
 
+class ComponentOut(BaseModel):
+    state: Literal["ok", "degraded", "down"]
+    since: str = Field(description="ISO 8601: since when it is in this state")
+    detail: str
+
+
 class HealthOut(BaseModel):
-    status: Literal["ok", "degraded"]
-    broker: bool
-    store: bool
+    status: Literal["ok", "degraded", "down"] = Field(
+        description="down: ingest is not receiving (HTTP 503); degraded: something is wrong but data still flows")
+    receiving: bool = Field(description="Ingest is taking in what devices publish (false exactly when HTTP 503)")
+    since: str = Field(description="ISO 8601: since when the status holds (when down: since when data is stale)")
+    reasons: list[str] = Field(description="What is wrong, as hub alert codes (titles in GET /api/catalog, kind hub)")
+    broker: bool = Field(description="Connected to the MQTT broker")
+    store: bool = Field(description="The store answers and takes writes (last known: never waited for)")
     store_backend: str
     outbox_points: int
     uptime_s: float
+    components: dict[str, ComponentOut] = Field(description="broker, store, outbox, tasks")
+
+    @classmethod
+    def of(cls, report: Report, broker: bool, store_backend: str, outbox_points: int, uptime_s: float) -> HealthOut:
+        return cls(status=report.status, receiving=report.receiving, since=_iso_s(report.since),
+                   reasons=list(report.problems), broker=broker, store=report.components["store"].state == "ok",
+                   store_backend=store_backend, outbox_points=outbox_points, uptime_s=uptime_s,
+                   components={name: ComponentOut(state=c.state, since=_iso_s(c.since), detail=c.detail)
+                               for name, c in report.components.items()})
+
+
+def _iso_s(seconds: float) -> str:
+    return iso(int(seconds * 1000)) or ""
 
 
 class SeqOut(BaseModel):

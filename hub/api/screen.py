@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from devices.rules import DERIVED
-from hub.alerts.models import OFFLINE
+from hub.alerts.models import HUB_FAULTS, HUB_KIND, OFFLINE
 from hub.api.deps import HubDep, Viewer
 
 router = APIRouter(prefix="/api", tags=["screens"])
@@ -26,7 +26,8 @@ async def me(user: Viewer) -> dict[str, str]:
 
 @router.get("/catalog")
 async def catalog(hub: HubDep, _user: Viewer) -> dict[str, Any]:
-    """Kinds, their fault codes (with severity) and the sites, titled in Chinese and English."""
+    """Kinds, their fault codes (with severity) and the sites, titled in Chinese and English; kind `hub`
+    titles the hub's own alerts."""
     shared = {"offline": OFFLINE, **DERIVED}
     kinds = {
         name: {"zh": kind.zh, "en": kind.en, "commands": sorted(kind.commands),
@@ -34,6 +35,8 @@ async def catalog(hub: HubDep, _user: Viewer) -> dict[str, Any]:
                           for code, f in {**shared, **kind.faults}.items()}}
         for name, kind in sorted(hub.kinds.items())
     }
+    kinds[HUB_KIND] = {"zh": "平台", "en": "Hub", "commands": [], "faults": {  # the hub's own alerts (hub.health)
+        code: {"zh": f.zh, "en": f.en, "severity": f.severity.value} for code, f in HUB_FAULTS.items()}}
     sites = {slug: site.model_dump(exclude_none=True) for slug, site in sorted(hub.registry.sites.items())}
     return {"kinds": kinds, "sites": sites}
 

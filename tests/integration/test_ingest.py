@@ -189,8 +189,13 @@ async def test_api_requires_a_token_except_health_and_metrics(embedded_hub: HubR
         assert (await api.get(path, headers={"Authorization": ""})).status_code == 401
     health = await api.get("/api/health", headers={"Authorization": ""})
     assert health.status_code == 200
-    assert health.json() | {"uptime_s": 0} == {
-        "status": "ok", "broker": True, "store": True, "store_backend": "embedded", "outbox_points": 0, "uptime_s": 0}
+    body = health.json()
+    assert {k: body[k] for k in ("status", "broker", "store", "store_backend", "outbox_points", "receiving")} == {
+        "status": "ok", "broker": True, "store": True, "store_backend": "embedded", "outbox_points": 0,
+        "receiving": True}
+    assert body["uptime_s"] >= 0 and body["reasons"] == []
+    assert {name: c["state"] for name, c in body["components"].items()} == {
+        "broker": "ok", "store": "ok", "outbox": "ok", "tasks": "ok"}
     assert (await api.get("/metrics", headers={"Authorization": ""})).status_code == 200
     assert (await api.get("/docs", headers={"Authorization": ""})).status_code == 200
 

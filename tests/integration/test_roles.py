@@ -92,6 +92,7 @@ async def test_commands_are_answered_refused_or_timed_out_and_always_audited(emb
                                     headers=operator)
         assert silent.status_code == 504
     finally:
+        live.stop()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await live.close()

@@ -49,6 +49,7 @@ async def test_a_simulated_community_comes_online_and_answers_commands(settings_
 
             await eventually(new_limit, what="the charger to report its new limit")
         finally:
+            live.stop()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             await live.close()
@@ -87,3 +88,42 @@ async def test_killed_simulator_devices_go_offline_through_their_last_will(setti
     # The will is retained: a fresh subscriber sees the device offline.
     retained = await asyncio.to_thread(read_retained, mosquitto, f"{run.root}/{run.site}/+/+/state", 1.0)
     assert retained and all(orjson.loads(p) == {"online": False} for p in retained.values())
+
+
+def _simulate(broker: Broker, root: str, *extra: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")}
+    return subprocess.Popen(
+        [SMARTHUB, "simulate", "--mqtt", broker.url(DEVICE_USER, DEVICE_PASSWORD), "--root", root, "--site", "sunshine",
+         "--devices", "8", "--seed", "4", "--speed", "10", *extra],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def _states(broker: Broker, root: str) -> dict[str, object]:
+    retained = read_retained(broker, f"{root}/sunshine/+/+/state", 1.0)
+    return {topic: orjson.loads(payload)["online"] for topic, payload in retained.items()}
+
+
+def test_a_simulator_whose_duration_ends_leaves_its_devices_offline(mosquitto: Broker, root: str) -> None:
+    """A clean DISCONNECT sends no last will: the simulator must say offline itself, or the wall shows gone
+    devices online for ever (the retained state)."""
+    sim = _simulate(mosquitto, root, "--duration", "30")  # 30 simulated seconds: 3 s at speed 10
+    assert sim.wait(30) == 0, sim.stderr.read() if sim.stderr else ""
+    states = _states(mosquitto, root)
+    assert len(states) == 8 and set(states.values()) == {False}, states
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_simulator_stopped_by_a_signal_leaves_its_devices_offline(mosquitto: Broker, root: str,
+                                                                    sig: signal.Signals) -> None:
+    sim = _simulate(mosquitto, root)
+    try:
+        deadline = time.monotonic() + 30
+        while len(states := _states(mosquitto, root)) < 8 or not all(states.values()):
+            assert time.monotonic() < deadline and sim.poll() is None, f"not all 8 online: {states}"
+        sim.send_signal(sig)
+        assert sim.wait(20) == 0, sim.stderr.read() if sim.stderr else ""
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    states = _states(mosquitto, root)
+    assert len(states) == 8 and set(states.values()) == {False}, states

@@ -100,6 +100,7 @@ async def served_hub(settings: Settings, broker: Broker, devices: int = 40, spee
     try:
         yield served
     finally:
+        live.stop()
         simulating.cancel()
         await asyncio.gather(simulating, return_exceptions=True)
         await live.close()

@@ -31,11 +31,8 @@ def metric(text: str, name: str) -> float:
 
 
 def broker_grace_env(seconds: float) -> dict[str, str]:
-    """`SMARTHUB_BROKER_GRACE_S`, once the hub has that setting: a hub refuses settings it does not know,
-    and a fault run should then fail on what it checks (health, loss, duplicates), not at the start."""
-    from hub.config import Settings
-
-    return {"SMARTHUB_BROKER_GRACE_S": f"{seconds:g}"} if "broker_grace_s" in Settings.model_fields else {}
+    """`SMARTHUB_BROKER_GRACE_S`: how long the broker may be away before /api/health says 503."""
+    return {"SMARTHUB_BROKER_GRACE_S": f"{seconds:g}"}
 
 
 def smarthub_argv() -> list[str]:
