@@ -22,7 +22,7 @@ import pytest
 from hub.storage.base import Storage
 from hub.storage.embedded import EmbeddedStorage
 from hub.storage.influx import InfluxStorage
-from tests.support.processes import Service, free_port, require_binary, wait_until
+from tests.support.processes import Service, free_port, free_service_port, require_binary, wait_until
 
 CONFIG = """\
 reporting-disabled = true
@@ -118,7 +118,7 @@ def start_influxd(directory: Path) -> Influxd:
 
 def _start(binary: str, directory: Path, prefix: list[str], owner: str | None = None) -> Influxd:
     directory.mkdir(parents=True, exist_ok=True)
-    http_port = free_port()
+    http_port = free_service_port()  # restarted on the same port by the fault tests
     conf = directory / "influxdb.conf"
     conf.write_text(CONFIG.format(dir=directory, rpc_port=free_port(), http_port=http_port))
     if owner:

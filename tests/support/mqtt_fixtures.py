@@ -13,7 +13,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from tests.support.processes import Service, free_port, port_open, require_binary, wait_until
+from tests.support.processes import Service, free_service_port, port_open, require_binary, wait_until
 
 HUB_USER, HUB_PASSWORD = "hub", "hub-test-password"
 DEVICE_USER, DEVICE_PASSWORD = "device", "device-test-password"
@@ -102,7 +102,7 @@ def start_mosquitto(directory: Path, persistence: bool = False) -> Broker:
     passwd = directory / "passwd"
     subprocess.run([passwd_tool, "-c", "-b", str(passwd), HUB_USER, HUB_PASSWORD], check=True)
     subprocess.run([passwd_tool, "-b", str(passwd), DEVICE_USER, DEVICE_PASSWORD], check=True)
-    port = free_port()
+    port = free_service_port()  # restarted on the same port by the fault tests
     conf = directory / "mosquitto.conf"
     lines = [
         f"listener {port} 127.0.0.1",

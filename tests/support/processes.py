@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,6 +35,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+SERVICE_PORTS = range(20_000, 32_000)
+"""Below Linux's ephemeral range (32768-60999): a client retrying a connect to a port in that range while
+nothing listens there can be given that very port as its own and connect to itself (TCP self-connect),
+and the restarted service then finds its port taken ("Address already in use")."""
+
+
+def free_service_port() -> int:
+    """A port free on loopback now, for a service that is stopped and started again on it."""
+    for _ in range(200):
+        port = random.choice(SERVICE_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def wait_until(
