@@ -16,7 +16,9 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
+
+from hub.supervisor import TaskStatus
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -29,21 +31,6 @@ PROBE_EVERY_S = 2.0
 PROBE_TIMEOUT_S = 1.0
 """A store that does not answer /ping within this counts as down (a SIGSTOPped InfluxDB never answers)."""
 NOT_RUNNING = ("restarting", "stopped")
-
-
-class TaskLike(Protocol):
-    """What the supervisor reports of one task (`hub.supervisor.status()` values)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def state(self) -> str: ...  # running | restarting | done | stopped
-    @property
-    def since(self) -> float: ...
-    @property
-    def restarts(self) -> int: ...
-    @property
-    def last_error(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +55,7 @@ class Snapshot:
     outbox_fill: float = 0.0
     outbox_near_full: bool = False
     outbox_full: bool = False
-    tasks: tuple[TaskLike, ...] = ()
+    tasks: tuple[TaskStatus, ...] = ()
     broker_grace_s: float = 5.0
 
 
@@ -211,7 +198,7 @@ class HealthWatch:
         mqtt, stats, outbox = hub.mqtt, hub.writer.stats, hub.outbox
         return Snapshot(
             now=time.time(), broker_connected=mqtt.connected, broker_since=mqtt.since, broker_error=mqtt.last_error,
-            held=mqtt.held, writer_up=stats.store_up, writer_since=stats.store_since,
+            held=mqtt.held is not None, writer_up=stats.store_up, writer_since=stats.store_since,
             writer_error=stats.last_error, probe_up=self.probe_up, probe_since=self.probe_since,
             probe_error=self.probe_error, outbox_points=outbox.depth, outbox_bytes=outbox.size_bytes,
             outbox_fill=outbox.fill, outbox_near_full=outbox.near_full, outbox_full=outbox.full,

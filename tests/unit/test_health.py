@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from hub.alerts.models import HUB_FAULTS
 from hub.health import Report, Snapshot, assess, due_alerts
+from hub.supervisor import TaskStatus
 
 NOW = 1_000.0
 
 
-@dataclass(frozen=True)
-class Task:
-    """A task as the supervisor reports it (the TaskLike shape)."""
-
-    name: str
-    state: str
-    since: float = 900.0
-    restarts: int = 0
-    last_error: str | None = None
+def Task(name: str, state: str, since: float = 900.0, restarts: int = 0,  # noqa: N802 - reads like the type
+         last_error: str | None = None) -> TaskStatus:
+    return TaskStatus(name, state, since, restarts, last_error)  # type: ignore[arg-type]
 
 
 def snap(**changes: Any) -> Snapshot:
