@@ -27,6 +27,8 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
+from hub.mqtt_packets import varint
+
 log = logging.getLogger(__name__)
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
@@ -63,17 +65,8 @@ def valid_filter(topic_filter: str) -> bool:
     )
 
 
-def encode_length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def packet(kind: int, flags: int, body: bytes) -> bytes:
-    return bytes([(kind << 4) | flags]) + encode_length(len(body)) + body
+    return bytes([(kind << 4) | flags]) + varint(len(body)) + body
 
 
 def utf8(s: str | bytes) -> bytes:

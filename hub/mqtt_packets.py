@@ -77,7 +77,8 @@ def reason_text(code: int, protocol: int) -> str:
     return f"{REASONS_5.get(code, 'reason')} (0x{code:02x})"
 
 
-def _varint(n: int) -> bytes:
+def varint(n: int) -> bytes:
+    """A Variable Byte Integer (section 2.2.3): remaining lengths, MQTT 5 property lengths."""
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -96,7 +97,7 @@ def _string(value: str | bytes) -> bytes:
 def _packet(first: int, body: bytes) -> bytes:
     if len(body) > MAX_REMAINING_LENGTH:
         raise ValueError("packet too large for MQTT")
-    return bytes((first,)) + _varint(len(body)) + body
+    return bytes((first,)) + varint(len(body)) + body
 
 
 def connect(
@@ -122,7 +123,7 @@ def connect(
     if protocol == V5:
         # Session Expiry Interval (0x11): 0 would end the session at disconnect (v5 3.1.2.11.2).
         props = b"\x11" + _U32.pack(session_expiry_s) + b"\x21" + _U16.pack(receive_maximum)
-        header += _varint(len(props)) + props
+        header += varint(len(props)) + props
     return _packet(0x10, header + payload)
 
 

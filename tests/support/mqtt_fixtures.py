@@ -110,7 +110,7 @@ def start_mosquitto(directory: Path, persistence: bool = False) -> Broker:
         f"password_file {passwd}",
         *(["persistence true", f"persistence_location {directory}/", f"autosave_interval {AUTOSAVE_INTERVAL_S}"]
           if persistence else ["persistence false"]),
-        "max_queued_messages 100000",
+        "max_queued_messages 1000000",  # as the shipped mosquitto.conf: a slow hub is queued for, not dropped
         f"max_inflight_messages {MAX_INFLIGHT_MESSAGES}",
         "message_size_limit 0",
     ]
