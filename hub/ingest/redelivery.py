@@ -33,6 +33,9 @@ DELIVERIES_KEPT = 262_144
 EVENT_KEYS_KEPT_MS = 24 * 3600 * 1000
 EVENT_KEYS_IN_MEMORY = 200_000
 TOPIC_CRC_CACHE = 200_000
+FORGET_SET_AFTER_COMMITS = 2_000
+"""The set built for DUP checks (about 20 MB for a full window) is dropped after this many commits
+without a DUP (some seconds of traffic): redeliveries come in a burst right after a reconnect."""
 
 
 class Deliveries:
@@ -57,6 +60,7 @@ class Deliveries:
         """`_known` holds the batches from `_first` up to this absolute index."""
         self._evicted: list[array] = []
         """Batches dropped from the window whose keys are still in `_known`."""
+        self._commits_unchecked = 0
         self._topic_crc: dict[str, int] = {}
 
     def key(self, topic: str, packet_id: int, payload: bytes) -> int:
@@ -71,6 +75,7 @@ class Deliveries:
         """True if `key` was committed within the window, or noted and waiting for the commit."""
         if key in self.new:
             return True
+        self._commits_unchecked = 0
         self._catch_up()
         return key in self._known
 
@@ -88,6 +93,9 @@ class Deliveries:
         self._known_upto = end
 
     def committed(self) -> None:
+        self._commits_unchecked += 1
+        if self._commits_unchecked > FORGET_SET_AFTER_COMMITS and self._known_upto >= 0:
+            self._known, self._evicted, self._known_upto = set(), [], -1  # rebuilt at the next DUP
         if not self.new:
             return
         self._batches.append(self.new)

@@ -72,6 +72,20 @@ def test_deliveries_know_a_committed_key_and_forget_beyond_the_window() -> None:
     assert all(fresh.seen(k) for k in keys[3:]) and list(fresh.new) == []
 
 
+def test_deliveries_drop_their_lookup_set_when_no_dup_comes_and_rebuild_it_at_the_next() -> None:
+    from hub.ingest import redelivery
+
+    deliveries = Deliveries(kept=10)
+    keys = [deliveries.key("c/s/e/1/telemetry", pid, b"{}") for pid in range(1, 6)]
+    deliveries.new.extend(keys)
+    deliveries.committed()
+    assert deliveries.seen(keys[0]) and len(deliveries._known) == 5
+    for _ in range(redelivery.FORGET_SET_AFTER_COMMITS + 1):
+        deliveries.committed()  # commits with no DUP among them
+    assert deliveries._known == set()
+    assert deliveries.seen(keys[4]) and not deliveries.seen(keys[4] + 1)  # rebuilt from the kept keys
+
+
 def test_series_clock_separates_distinct_points_but_not_redeliveries() -> None:
     from hub.ingest.normalize import SeriesClock
 
