@@ -176,7 +176,6 @@ class MqttLink:
         if connected != self.connected:
             self.connected, self.since = connected, time.time()
 
-
     def _deliver(self, conn: _Connection) -> None:
         """Hand what one read completed to the pipeline now; commit and acknowledge it soon after.
 
@@ -231,7 +230,6 @@ class MqttLink:
         if conn is self._conn:
             self._conn = None
             self._set_connected(False)
-
 
     async def run(self) -> None:
         """Connect, subscribe and stay connected until cancelled; every failure is logged and retried."""
@@ -329,7 +327,6 @@ class MqttLink:
         except TimeoutError:
             conn.acks.pop(packet_id, None)
             raise MqttError("the broker did not answer in time") from None
-
 
     async def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
         """Publish on the hub's connection; QoS 1 returns once the broker has it. Raises MqttError."""
