@@ -81,6 +81,8 @@ class HubCollector(Collector):
                                 value=int(hub.mqtt.held is not None))
         yield CounterMetricFamily("smarthub_messages_redelivered", "DUP redeliveries of committed messages dropped",
                                   value=stats.redelivered)
+        yield CounterMetricFamily("smarthub_messages_repeated", "Messages with ts or seq sent again, dropped",
+                                  value=stats.repeated)
         yield GaugeMetricFamily("smarthub_store_up", "1 when the last store write succeeded",
                                 value=int(writer.store_up))
         yield GaugeMetricFamily("smarthub_devices", "Devices known (registered or heard)", value=len(hub.registry))

@@ -22,7 +22,7 @@ from hub import topics
 from hub.deadletter import DeadLetters
 from hub.ingest.decode import DecodeError, Rejected, decode
 from hub.ingest.normalize import SeriesClock, event_key, point_time, track_seq
-from hub.ingest.redelivery import Deliveries, EventKeys
+from hub.ingest.redelivery import Deliveries, EventKeys, Repeats
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.storage.outbox import Outbox
@@ -47,6 +47,8 @@ class IngestStats:
     duplicates: Counter[str] = field(default_factory=Counter)
     """kind -> events dropped because their id was stored before"""
     redelivered: int = 0
+    repeated: int = 0
+    """messages with their own ts or seq seen again byte for byte on the same topic (dropped)"""
     """DUP messages dropped because they were committed before (the broker sent them again)"""
     seq: Counter[str] = field(default_factory=Counter)
     """'gap' (messages missed), 'duplicate', 'reset'"""
@@ -77,6 +79,7 @@ class Pipeline:
         self.deliveries = Deliveries()
         self.deliveries.load(outbox.delivery_keys())
         self.event_keys = EventKeys()
+        self.repeats = Repeats()
         self.event_keys.load(outbox.event_key_digests(self.event_keys.capacity))
         self._clock = SeriesClock()
         self._topics: dict[str, topics.TopicParts] = {}
@@ -122,6 +125,10 @@ class Pipeline:
             if dedupe_key is not None and self.event_keys.seen(dedupe_key, received_ms):
                 self.stats.duplicates[parts.kind] += 1
                 return None
+        if (not retain and parts.channel != "state" and (seq is not None or payload.ts is not None)  # type: ignore[attr-defined]
+                and self.repeats.seen(topic, raw)):
+            self.stats.repeated += 1
+            return None
 
         time_ms, lag_ms, clock_ok = point_time(payload.ts, received_ms)  # type: ignore[attr-defined]
         if not clock_ok:

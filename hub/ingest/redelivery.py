@@ -117,6 +117,38 @@ class Deliveries:
         return self._count + len(self.new)
 
 
+REPEATS_KEPT = 200_000
+
+
+class Repeats:
+    """Messages that carry their own `ts` or `seq`, seen again with the same bytes on the same topic.
+
+    Such a copy is the same observation sent again: a device's own retry, or a
+    publisher resending what the broker had already passed on when it lost the
+    broker's PUBACK (the broker forwards it as a new message, without DUP). Its
+    points would land on the same times only while the series clock still
+    remembers the first copy, so the copy is dropped here. Messages with
+    neither `ts` nor `seq` are never checked: identical bytes are then two
+    observations. Kept in memory (Python's `hash`, per process) for the last
+    `REPEATS_KEPT` such messages.
+    """
+
+    def __init__(self, kept: int = REPEATS_KEPT) -> None:
+        self.kept = kept
+        self._known: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def seen(self, topic: str, payload: bytes) -> bool:
+        key = hash((topic, payload))
+        if key in self._known:
+            return True
+        self._known.add(key)
+        self._order.append(key)
+        if len(self._order) > self.kept:
+            self._known.discard(self._order.popleft())
+        return False
+
+
 def event_digest(key: Hashable) -> int:
     """A 64-bit digest of an event key, the same in every process (unlike `hash`)."""
     return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "little") >> 1

@@ -161,6 +161,10 @@ def test_smarthub_run_stops_on_sigterm_with_the_broker_down_exits_0_and_keeps_ev
         publish_many([(topic, orjson.dumps(fault(i))) for i in range(200)], broker)
         wait_until(lambda: metric(httpx.get(f"{base}/metrics").text, "smarthub_messages_received_total") == 200,
                    timeout=10, what="hub to receive 200 messages")
+        if edge == "holds":  # the heartbeat task dies at its first tick, a second after the start
+            wait_until(lambda: (metric(httpx.get(f"{base}/metrics").text,
+                                       'smarthub_task_restarts_total{task="heartbeats"}') or 0) >= 1,
+                       timeout=10, what="the heartbeat task to die")
         before_stop = httpx.get(f"{base}/metrics").text
         broker.service.stop()  # the broker is down when the hub is told to stop
         hub.send_signal(signal.SIGTERM)

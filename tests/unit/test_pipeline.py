@@ -117,3 +117,21 @@ def test_an_event_id_is_stored_once_also_by_the_next_process(tmp_path: Path) -> 
     assert following.handle("c/s1/access/d1/event", body, NOW + 60_000) is None
     assert following.stats.duplicates["access"] == 1
     assert len(outbox_points(pipeline)) == 1
+
+
+def test_telemetry_with_its_own_ts_or_seq_sent_again_is_stored_once(pipeline: Pipeline) -> None:
+    """A publisher that lost the broker's PUBACK sends the same bytes again; the broker passes them on as a
+    new message (no DUP, another packet id). Without ts and seq, identical bytes are two observations."""
+    with_ts = b'{"floor": 3, "ts": %d, "seq": 41}' % (NOW - 50)
+    with_seq = b'{"floor": 4, "seq": 42}'
+    plain = b'{"floor": 5}'
+    for body in (with_ts, with_seq, plain):
+        assert isinstance(pipeline.handle(TOPIC, body, NOW, packet_id=1), Accepted)
+    between = [pipeline.handle(TOPIC, b'{"floor": %d, "ts": %d}' % (i, NOW + i), NOW + 100 + i) for i in range(20)]
+    assert all(isinstance(m, Accepted) for m in between)  # far more than the series clock remembers
+    assert pipeline.handle(TOPIC, with_ts, NOW + 500, packet_id=2) is None
+    assert pipeline.handle(TOPIC, with_seq, NOW + 500, packet_id=3) is None
+    assert isinstance(pipeline.handle(TOPIC, plain, NOW + 500, packet_id=4), Accepted)
+    assert isinstance(pipeline.handle("c/s1/elevator/e2/telemetry", with_ts, NOW + 500), Accepted)  # another device
+    assert pipeline.stats.repeated == 2
+    assert len(outbox_points(pipeline)) == 3 + 20 + 1 + 1
