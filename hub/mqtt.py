@@ -70,7 +70,7 @@ class _Connection(asyncio.Protocol):
         self.closed: asyncio.Future[str] = loop.create_future()
         self.acks: dict[int, asyncio.Future[tuple[int, ...]]] = {}
         """packet id -> waiter, for our SUBSCRIBE and QoS 1 PUBLISH"""
-        self.last_sent = self.last_received = time.monotonic()
+        self.last_sent = time.monotonic()
         self.ping_sent: float | None = None
         self.paused = False
         self.uncommitted = 0
@@ -86,7 +86,6 @@ class _Connection(asyncio.Protocol):
             self.last_sent = time.monotonic()
 
     def data_received(self, data: bytes) -> None:
-        self.last_received = time.monotonic()
         try:
             controls = self.reader.feed(data)
             for packet in controls:

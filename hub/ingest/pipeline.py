@@ -47,9 +47,9 @@ class IngestStats:
     duplicates: Counter[str] = field(default_factory=Counter)
     """kind -> events dropped because their id was stored before"""
     redelivered: int = 0
+    """DUP messages dropped because they were committed before (the broker sent them again)"""
     repeated: int = 0
     """messages with their own ts or seq seen again byte for byte on the same topic (dropped)"""
-    """DUP messages dropped because they were committed before (the broker sent them again)"""
     seq: Counter[str] = field(default_factory=Counter)
     """'gap' (messages missed), 'duplicate', 'reset'"""
     clock_skew: int = 0

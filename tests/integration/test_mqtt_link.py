@@ -18,7 +18,7 @@ import pytest
 
 from hub.config import parse_mqtt_url
 from hub.mqtt import MqttLink, RawMessage
-from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.support.hub_fixtures import eventually, running_hub
 from tests.support.mqtt_fixtures import HUB_PASSWORD, Broker, start_mosquitto
 
 pytestmark = pytest.mark.services
@@ -167,6 +167,3 @@ async def test_a_redelivery_after_a_restart_is_stored_once(settings_for, mosquit
         await run.stored()
         assert [e["state"] for e in await run.events(kind="gate", device="g1")] == ["stuck"]
 
-
-async def _events(run: HubRun) -> list[dict]:  # type: ignore[type-arg]
-    return await run.events(kind="gate")
