@@ -120,6 +120,26 @@ class Deliveries:
 REPEATS_KEPT = 200_000
 
 
+class RecentKeys:
+    """A bounded set of integer keys; past `capacity` the oldest is forgotten first."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._keys: OrderedDict[int, None] = OrderedDict()
+
+    def add(self, key: int) -> bool:
+        """Remember `key`; False if it was already known (a lookup does not make it newer)."""
+        if key in self._keys:
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self.capacity:
+            self._keys.popitem(last=False)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class Repeats:
     """Messages that carry their own `ts` or `seq`, seen again with the same bytes on the same topic.
 
@@ -134,19 +154,10 @@ class Repeats:
     """
 
     def __init__(self, kept: int = REPEATS_KEPT) -> None:
-        self.kept = kept
-        self._known: set[int] = set()
-        self._order: deque[int] = deque()
+        self._recent = RecentKeys(kept)
 
     def seen(self, topic: str, payload: bytes) -> bool:
-        key = hash((topic, payload))
-        if key in self._known:
-            return True
-        self._known.add(key)
-        self._order.append(key)
-        if len(self._order) > self.kept:
-            self._known.discard(self._order.popleft())
-        return False
+        return not self._recent.add(hash((topic, payload)))
 
 
 def event_digest(key: Hashable) -> int:
@@ -160,30 +171,24 @@ class EventKeys:
 
     def __init__(self, capacity: int = EVENT_KEYS_IN_MEMORY) -> None:
         self.capacity = capacity
-        self._keys: OrderedDict[int, None] = OrderedDict()
+        self._recent = RecentKeys(capacity)
         self.new: list[tuple[int, int]] = []
         """(digest, received ms) noted since the last commit"""
 
     def seen(self, key: Hashable, received_ms: int) -> bool:
         """True if `key` was stored before; otherwise remember it and return False."""
         digest = event_digest(key)
-        if digest in self._keys:
+        if not self._recent.add(digest):
             return True
-        self._remember(digest)
         self.new.append((digest, received_ms))
         return False
-
-    def _remember(self, digest: int) -> None:
-        self._keys[digest] = None
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
 
     def committed(self) -> None:
         self.new = []
 
     def load(self, digests: Iterable[int]) -> None:
         for digest in digests:
-            self._remember(digest)
+            self._recent.add(digest)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._recent)
