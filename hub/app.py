@@ -94,10 +94,10 @@ class Hub:
             self.registry.register(account.site, account.kind, account.device)
         self.live = LiveState(s.heartbeat_s)
         self.dead_letters = DeadLetters(s.data_dir / "deadletter.db")
-        self.outbox = Outbox(s.data_dir / "outbox.db", max_bytes=int(s.outbox_max_mb * 2**20))
         self.storage = make_storage(s)
+        self.outbox = Outbox(s.data_dir / "outbox.db", wire=self.storage, max_bytes=int(s.outbox_max_mb * 2**20))
         self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters)
-        self.writer = Writer(self.outbox, self.storage, self.pipeline.reject_points)
+        self.writer = Writer(self.outbox, self.storage, self.pipeline.keep_refused)
         self.mqtt = MqttLink(
             s.mqtt,
             s.mqtt_client_id,

@@ -15,8 +15,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import orjson
-
 from devices.base import Accepted, DeviceKind, Point
 from hub import topics
 from hub.deadletter import DeadLetters
@@ -162,9 +160,10 @@ class Pipeline:
         log.warning("rejected %s from %s: %s", rejected.reason, rejected.topic, rejected.detail[:300])
         return rejected
 
-    def reject_points(self, points: list[Point], reason: str) -> None:
-        """Keep points the store refused in the dead-letter store (as JSON lines)."""
-        body = b"\n".join(orjson.dumps(p, default=tuple) for p in points)
+    def keep_refused(self, bodies: list[bytes], reason: str) -> None:
+        """Keep batches the store refused in the dead-letter store, in the store's wire format (line protocol
+        for InfluxDB: what was sent, as sent)."""
+        body = b"\n".join(bodies)
         self.dead_letters.add(Rejected("(store)", "storage_rejected", reason, body, int(time.time() * 1000)))
         self.dead_letters.flush()
 

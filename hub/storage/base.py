@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from itertools import repeat
 from typing import Any, Literal, Protocol
 
+import orjson
+
 from devices.base import Point
 
 Aggregate = Literal["count", "sum", "mean", "max"]
@@ -87,7 +89,33 @@ def event_measurements(kind: str | None) -> list[str]:
     return [f"{k}_event" for k in ([kind] if kind else sorted(REGISTRY))]
 
 
-class Storage(Protocol):
+POINTS_JSON = "points-json"
+"""The neutral wire format: a batch as a JSON array of points. Any store can read it (`points_from_json`)."""
+
+
+def points_json(points: Sequence[Point]) -> bytes:
+    return orjson.dumps(points, default=tuple)  # a Point is a tuple subclass, which orjson leaves to us
+
+
+def points_from_json(body: bytes) -> list[Point]:
+    return [Point(*row) for row in orjson.loads(body)]
+
+
+class WireFormat(Protocol):
+    """How a store wants its batches as bytes; the outbox keeps them in this form.
+
+    Encoding once, when the batch is committed, means the writer only joins
+    bytes: InfluxDB's line protocol is made once per point, never parsed back.
+    """
+
+    wire_format: str
+    """The name kept with every outbox batch, so a batch made for another store is never misread."""
+
+    def encode(self, points: Sequence[Point]) -> bytes:
+        """A batch as this store's write body (pure; may be empty when no point has a storable field)."""
+
+
+class Storage(WireFormat, Protocol):
     """What the hub needs from a time-series store."""
 
     name: str
@@ -102,6 +130,9 @@ class Storage(Protocol):
 
     async def write(self, points: Sequence[Point]) -> None:
         """Store a batch; raises StorageUnavailable (retry) or StorageRejected (do not)."""
+
+    async def write_encoded(self, bodies: Sequence[bytes]) -> None:
+        """Store batches `encode` made, as one write; raises as `write` does."""
 
     async def query_points(
         self,

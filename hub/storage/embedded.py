@@ -35,12 +35,15 @@ import orjson
 from devices.base import Point
 from hub.sqlite import connect
 from hub.storage.base import (
+    POINTS_JSON,
     Aggregate,
     AggregateQuery,
     EventQueries,
     StorageRejected,
     StorageUnavailable,
     keep_groups,
+    points_from_json,
+    points_json,
 )
 from hub.storage.lineproto import series_key
 
@@ -135,6 +138,7 @@ class EmbeddedStorage(EventQueries):
     """A store in one SQLite file; the same protocol and the same test suite as InfluxStorage."""
 
     name = "embedded"
+    wire_format = POINTS_JSON
 
     def __init__(self, path: Path, retention_days: float = 7.0) -> None:
         self.path = path
@@ -213,12 +217,19 @@ class EmbeddedStorage(EventQueries):
             raise StorageUnavailable("embedded store is not open")
         return self._db
 
+    def encode(self, points: Sequence[Point]) -> bytes:
+        return points_json(points)
+
     async def write(self, points: Sequence[Point]) -> None:
-        """Store a batch; conflicting points are dropped and reported after the rest is stored."""
+        await self.write_encoded([self.encode(points)])
+
+    async def write_encoded(self, bodies: Sequence[bytes]) -> None:
+        """Store batches; conflicting points are dropped and reported after the rest is stored."""
         db = self._conn()
         async with self._lock:
             prune = time.monotonic() - self._last_prune >= PRUNE_EVERY_S
-            refused = await asyncio.to_thread(self._write, db, points, prune)
+            refused = await asyncio.to_thread(  # decoding too: a catch-up batch must not hold the event loop
+                lambda: self._write(db, [p for body in bodies for p in points_from_json(body)], prune))
             if prune:
                 self._last_prune = time.monotonic()
         if refused:  # worded as InfluxDB words it

@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 
 GZIP_MIN_BYTES = 4096
 """Smaller bodies go uncompressed: a few lines gain nothing and gzip's header costs more than it saves."""
-ENCODE_IN_THREAD_POINTS = 500
-"""Larger batches are encoded on a worker thread (~4 us a point) so the event loop keeps serving."""
+GZIP_IN_THREAD_BYTES = 65_536
+"""Larger bodies are compressed on a worker thread (zlib lets go of the GIL), so the event loop keeps serving."""
 ERROR_TEXT_CHARS = 500
 
 PING_TIMEOUT_S = 0.5
@@ -68,17 +68,15 @@ def _auth_header(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
 
 
-def _body(points: Sequence[Point], gzip_level: int) -> tuple[bytes, bool]:
-    body = encode(points)
-    if gzip_level and len(body) >= GZIP_MIN_BYTES:
-        return gzip.compress(body, compresslevel=gzip_level), True
-    return body, False
+def _gzip(body: bytes, level: int) -> bytes:
+    return gzip.compress(body, compresslevel=level)
 
 
 class InfluxStorage(EventQueries):
     """A store on InfluxDB 1.x, 2.x or 3.x, over one keep-alive HTTP client."""
 
     name = "influxdb"
+    wire_format = "line-protocol"
 
     def __init__(
         self,
@@ -167,12 +165,23 @@ class InfluxStorage(EventQueries):
         except Exception as exc:  # urllib3 connection errors and the like
             raise StorageUnavailable(f"creating bucket {self.db!r}: {exc!r}") from None
 
+    def encode(self, points: Sequence[Point]) -> bytes:
+        """Line protocol, millisecond precision (`hub.storage.lineproto`)."""
+        return encode(points)
+
     async def write(self, points: Sequence[Point]) -> None:
-        """One request for the whole batch, within `write_timeout_s`; see `_raise_for` for what each failure becomes."""
-        if len(points) >= ENCODE_IN_THREAD_POINTS:
-            body, gzipped = await asyncio.to_thread(_body, points, self.gzip_level)
-        else:
-            body, gzipped = _body(points, self.gzip_level)
+        await self.write_encoded([self.encode(points)])
+
+    async def write_encoded(self, bodies: Sequence[bytes]) -> None:
+        """One request for all the bodies, within `write_timeout_s`; see `_raise_for` for what each failure
+        becomes."""
+        body = b"\n".join(b for b in bodies if b)
+        gzipped = bool(self.gzip_level) and len(body) >= GZIP_MIN_BYTES
+        if gzipped:
+            if len(body) >= GZIP_IN_THREAD_BYTES:
+                body = await asyncio.to_thread(_gzip, body, self.gzip_level)
+            else:
+                body = _gzip(body, self.gzip_level)
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"

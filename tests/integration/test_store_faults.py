@@ -258,9 +258,9 @@ async def test_the_writer_resumes_within_two_seconds_when_a_locked_embedded_stor
     """Writes to a locked file fail (after SQLite's 5 s busy wait); the lock goes, the writer writes at once."""
     store = EmbeddedStorage(tmp_path / "store.db")
     await store.start()
-    outbox = Outbox(tmp_path / "outbox.db")
-    rejected: list[list[Point]] = []
-    writer = Writer(outbox, store, lambda points, reason: rejected.append(points))
+    outbox = Outbox(tmp_path / "outbox.db", wire=store)
+    rejected: list[list[bytes]] = []
+    writer = Writer(outbox, store, lambda bodies, reason: rejected.append(bodies))
     now = int(time.time() * 1000)
     points = [Point("elevator", {"site": "s", "device": "e1"}, {"floor": i, "seq": i}, now - 10_000 + i)
               for i in range(500)]

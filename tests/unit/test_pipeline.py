@@ -14,6 +14,7 @@ from hub.ingest.decode import Rejected
 from hub.ingest.pipeline import Pipeline
 from hub.registry import Device, Registry
 from hub.state import DeviceState, LiveState
+from hub.storage.base import points_from_json
 from hub.storage.outbox import Outbox
 
 NOW = 1_790_000_000_000
@@ -29,7 +30,7 @@ def pipeline(tmp_path: Path) -> Pipeline:
 
 def outbox_points(p: Pipeline) -> list[Point]:
     p.flush()
-    return p.outbox.take(100_000)[1]
+    return [point for part in p.outbox.take(100_000) for body in part.bodies for point in points_from_json(body)]
 
 
 def test_telemetry_becomes_a_point_with_registry_tags(pipeline: Pipeline) -> None:
