@@ -8,6 +8,7 @@ subclass: the hub never branches on a kind's name, it only looks kinds up in
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple, Union
@@ -148,6 +149,9 @@ COMMON_FIELDS = frozenset({"ts", "seq", "type", "id"})
 TAG_NAMES = frozenset({"site", "kind", "device", "type", "code", "label", "building"})
 RESERVED_FIELD_NAMES = TAG_NAMES | {"time"}
 """Names a device-added field may not keep: tags' names, and `time`, which InfluxDB refuses as a field."""
+ADDED_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+"""What a device-added field may be called. A name is a storage key: nothing that line protocol or InfluxQL
+would have to escape, and no way to pass for another field (a message with another name is invalid)."""
 
 
 def field_value(value: Any) -> bool | int | float | str:
@@ -241,6 +245,12 @@ class DeviceKind:
         payload: BaseModel = validate(raw)
         if channel == "telemetry" and not (payload.model_fields_set - COMMON_FIELDS):
             raise Invalid("telemetry carries no field")
+        extra = payload.__pydantic_extra__
+        if extra:
+            for name in extra:
+                if not ADDED_FIELD_NAME.fullmatch(name):
+                    raise Invalid(f"field name {name[:80]!r} is not allowed: a field a device adds is named like "
+                                  "`vendor_temp_c` (letters, digits, _ . -; a letter or _ first; 64 at most)")
         return payload
 
     def to_points(self, msg: Accepted) -> list[Point]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from devices.base import MAX_PAYLOAD_BYTES, DeviceKind, Invalid, describe_error
 
-REASONS = ("bad_topic", "unknown_kind", "too_large", "not_utf8", "not_json", "not_object", "invalid")
+REASONS = ("bad_topic", "unknown_kind", "too_large", "not_utf8", "not_json", "not_object", "invalid", "unstorable")
 """Every reason a message can be dead-lettered for; metrics are labelled with these."""
 
 PAYLOAD_KEEP_BYTES = 8 * 1024

@@ -23,6 +23,7 @@ from hub.ingest.normalize import SeriesClock, event_key, point_time, track_seq
 from hub.ingest.redelivery import Deliveries, EventKeys, Repeats
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
+from hub.storage import lineproto
 from hub.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -135,16 +136,22 @@ class Pipeline:
         if tags is None:
             tags = self._tags[key] = self.registry.ensure(key).tags
         msg = Accepted(parts.site, parts.kind, parts.device, parts.channel, payload, received_ms, time_ms, lag_ms, tags)
-        self.stats.accepted[(parts.kind, parts.channel)] += 1
 
         # A retained delivery repeats a message stored when it was first published
         # (a persistent session queues that one for us); it only refreshes live state.
         if not retain:
+            points = kind.to_points(msg)
+            try:
+                for point in points:
+                    lineproto.check(point)
+            except lineproto.Unstorable as exc:  # e.g. a tag value with a backslash: no store can keep it exactly
+                return self._reject(Rejected.of(topic, "unstorable", str(exc), raw, received_ms, parts.kind))
             place = self._clock.place
-            for point in kind.to_points(msg):
+            for point in points:
                 time_ms = place((point.measurement, *point.tags.values()), point.time_ms, raw)
                 self._pending.append(point if time_ms == point.time_ms else point._replace(time_ms=time_ms))
                 self.stats.points += 1
+        self.stats.accepted[(parts.kind, parts.channel)] += 1
         self.live.apply(state, msg)
         for listener in self.listeners:
             try:

@@ -45,7 +45,7 @@ from hub.storage.base import (
     points_from_json,
     points_json,
 )
-from hub.storage.lineproto import series_key
+from hub.storage.lineproto import check, series_key
 
 log = logging.getLogger(__name__)
 
@@ -228,12 +228,19 @@ class EmbeddedStorage(EventQueries):
         db = self._conn()
         async with self._lock:
             prune = time.monotonic() - self._last_prune >= PRUNE_EVERY_S
-            refused = await asyncio.to_thread(  # decoding too: a catch-up batch must not hold the event loop
-                lambda: self._write(db, [p for body in bodies for p in points_from_json(body)], prune))
+            refused = await asyncio.to_thread(self._decode_and_write, db, bodies, prune)
             if prune:
                 self._last_prune = time.monotonic()
         if refused:  # worded as InfluxDB words it
             raise StorageRejected(f"partial write: {refused[0]} dropped={len(refused)}")
+
+    def _decode_and_write(self, db: sqlite3.Connection, bodies: Sequence[bytes], prune: bool) -> list[str]:
+        """On the worker thread, decoding too: a catch-up batch must not hold the event loop. Names are
+        checked first, as InfluxDB's encoder does: a batch with a name no store can keep is refused whole."""
+        points = [p for body in bodies for p in points_from_json(body)]
+        for point in points:
+            check(point)
+        return self._write(db, points, prune)
 
     def _write(self, db: sqlite3.Connection, points: Sequence[Point], prune: bool) -> list[str]:
         """On the worker thread: check field types, upsert, prune; returns why points were dropped."""

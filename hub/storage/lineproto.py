@@ -1,31 +1,41 @@
-"""Points -> InfluxDB line protocol, millisecond precision.
+"""Points -> InfluxDB line protocol, millisecond precision, with no way out of a line.
 
 Ours rather than influxdb-client's `Point` because it is the hot path of every
-write: `bench/lineproto.py` measures it several times faster. The gains come
-from caching what repeats (the escaped series key of a device, escaped field
-keys) and from one inlined loop over the fields instead of a call per field.
-The escaping rules are the client's (same translation tables), and a property
-test checks the output against `influxdb_client.Point` as the oracle.
+write (`bench/lineproto.py`), and because the client's escaping is not
+InfluxDB's: it leaves backslashes in names as they are, and InfluxDB 1.x reads
+a backslash before `,`, `=` or a space as an escape, so a device-made name
+such as `a\\,` plus a newline in a string field once ended a line early and
+wrote a point for another site. The rules here are the server's, checked
+against InfluxDB itself (`tests/integration/test_lineproto_influx.py`):
 
-One deliberate difference: a measurement, tag key or field key ending in a
-backslash gets a trailing space, as the client already does for tag values.
-InfluxDB cannot store a trailing backslash in any name (it would escape the
-separator after it and break the line, so the whole point is refused); with
-the space the point is stored and only that name changes (`x\\` -> `x `).
-Newline, tab and carriage return in names become the two characters `\\n`,
-`\\t`, `\\r` (the client's rule; InfluxDB keeps them escaped, it has no way to
-store a raw newline in a name). String field values keep them verbatim.
+- names (measurement, tag keys and values, field keys): `,` `=` and space are
+  escaped (the measurement: `,` and space). A name with a backslash or a
+  control character cannot be stored exactly by InfluxDB 1.x (it reads
+  `k\\=` as an escaped `=`, and has no escape for a newline), so such a name is
+  refused (`Unstorable`), never rewritten; so is an empty name or a
+  measurement starting with `#` (a comment line);
+- string field values: `"` and `\\` escaped; newlines and every other
+  character kept as they are (inside the quotes InfluxDB keeps them);
+- floats as `repr` with a whole number's `.0` dropped, ints as `3i`, bools as
+  `true`/`false`; NaN, infinities and None skipped (InfluxDB has no such values).
+
+The gains in speed come from caching what repeats (the escaped series key of a
+device, escaped field keys), checked once when first seen, and from one inlined
+loop over the fields instead of a call per field.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from devices.base import Point
+from hub.storage.base import StorageRejected
 
-_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
-_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_ESCAPE_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
+_ESCAPE_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+_UNSTORABLE = re.compile(r"[\\\x00-\x1f\x7f]")
 
 CACHE_MAX = 100_000
 """Distinct series keys / field-key sets remembered; cleared when exceeded (a restart's worth of work)."""
@@ -33,24 +43,36 @@ _series: dict[tuple[object, ...], str] = {}
 _field_keys: dict[tuple[str, ...], list[tuple[str, str]]] = {}
 
 
-def _name(escaped: str) -> str:
-    # A trailing backslash would escape the separator after it.
-    return escaped + " " if escaped.endswith("\\") else escaped
+class Unstorable(StorageRejected):
+    """A name InfluxDB cannot store exactly: the point goes to the dead letters (the pipeline checks every
+    point first); a store given one refuses the whole batch, as a write it will never take."""
+
+
+def _name(name: str, what: str, table: dict[int, str]) -> str:
+    """One name, escaped; raises Unstorable for a name no line can carry exactly."""
+    if not name:
+        raise Unstorable(f"empty {what}")
+    if _UNSTORABLE.search(name):
+        raise Unstorable(f"{what} {name!r} has a backslash or a control character, which InfluxDB cannot store")
+    return name.translate(table)
 
 
 def series_key(measurement: str, tags: dict[str, str]) -> str:
     """`measurement,k=v,...` escaped, tags sorted, empty ones dropped: InfluxDB's series key.
 
     Cached because a device sends the same tag set with every point; the
-    embedded store also uses it as its series identity and tie-break order.
+    embedded store also uses it as its series identity and tie-break order, so
+    both stores refuse the same names. Raises Unstorable.
     """
     key = (measurement, *tags.items())
     head = _series.get(key)
     if head is None:
-        head = _name(measurement.translate(_ESCAPE_MEASUREMENT)) + "".join(
-            f",{_name(k.translate(_ESCAPE_KEY))}={_name(v.translate(_ESCAPE_KEY))}"
+        if measurement.startswith("#"):
+            raise Unstorable(f"measurement {measurement!r} would make a comment line")
+        head = _name(measurement, "measurement", _ESCAPE_MEASUREMENT) + "".join(
+            f",{_name(k, 'tag key', _ESCAPE_KEY)}={_name(v, f'value of tag {k!r}', _ESCAPE_KEY)}"
             for k, v in sorted(tags.items())
-            if k and v
+            if v
         )
         if len(_series) >= CACHE_MAX:
             _series.clear()
@@ -60,7 +82,7 @@ def series_key(measurement: str, tags: dict[str, str]) -> str:
 
 def _sorted_keys(names: tuple[str, ...]) -> list[tuple[str, str]]:
     """(key, escaped key) in line order for one field-key set; cached since a kind's fields repeat."""
-    spec = [(k, _name(k.translate(_ESCAPE_KEY))) for k in sorted(names)]
+    spec = [(k, _name(k, "field key", _ESCAPE_KEY)) for k in sorted(names)]
     if len(_field_keys) >= CACHE_MAX:
         _field_keys.clear()
     _field_keys[names] = spec
@@ -78,8 +100,21 @@ def _coerce(value: object) -> bool | int | float | str:
     return str(value)
 
 
+def check(point: Point) -> None:
+    """Raise Unstorable if any name of the point cannot be stored; cheap once its names were seen."""
+    measurement, tags, fields, _ = point
+    if _series.get((measurement, *tags.items())) is None:
+        series_key(measurement, tags)
+    names = tuple(fields)
+    if names not in _field_keys:
+        _sorted_keys(names)
+
+
 def line(point: Point) -> str | None:
-    """One point as a line, or None when it has no storable field (InfluxDB would refuse it)."""
+    """One point as a line, or None when it has no storable field (InfluxDB would refuse it).
+
+    Raises Unstorable for a name that cannot be stored (`check` first, where that must not fail a batch).
+    """
     measurement, tags, fields, time_ms = point
     names = tuple(fields)
     parts: list[str] = []

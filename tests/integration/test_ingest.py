@@ -256,3 +256,36 @@ async def test_the_hub_reconnects_after_a_broker_restart(embedded_hub: HubRun) -
     await eventually(lambda: accepted(run) == 1, what="a message after the reconnect")
     metrics = (await run.api.get("/metrics")).text
     assert "smarthub_mqtt_connects_total 2.0" in metrics and "smarthub_mqtt_connected 1.0" in metrics
+
+
+async def test_no_device_message_can_write_a_point_outside_its_own_site_and_device(hub_run: HubRun) -> None:
+    """The forgeries of issue 11, as a device would send them, on both stores: refused or kept inside their line."""
+    run = hub_run
+    forged = 'x"\nelevator,device=forged,site=victim floor=99 1\ngate_event,device=g1,site=victim,type=passage'
+    now = int(time.time() * 1000)
+    attacks = [  # (topic, payload, dead-lettered as)
+        (run.topic("gate", "g1", "event"), fresh(REGISTRY["gate"].examples["event"][0], id="p-x", **{"a\\,": forged}),
+         "invalid"),
+        (run.topic("elevator", "e1", "telemetry"), {"floor": 3, "x\\": 1, "ts": now}, "invalid"),
+        (run.topic("elevator", "e1", "telemetry"), {"floor": 3, "a b,site=victim": 1, "ts": now}, "invalid"),
+    ]
+    fine = [  # a newline and a forged line inside a declared string: stored as it is, in its own point
+        (run.topic("elevator", "e1", "event"), {"type": "fault", "code": "trapped_passenger", "active": True,
+                                                "detail": forged, "id": "f-x"}),
+        (run.topic("elevator", "e1", "telemetry"), {"floor": 4, "vendor_note": forged, "ts": now + 1}),
+    ]
+    await run.publish_many([(t, p) for t, p, _ in attacks] + fine)
+    await eventually(lambda: run.hub.pipeline.stats.received == len(attacks) + len(fine), what="all messages")
+    await run.stored()
+
+    letters = (await run.api.get("/api/deadletters", params={"limit": 100})).json()
+    assert sorted(letter["reason"] for letter in letters) == sorted(reason for *_, reason in attacks)
+    assert all("field name" in letter["detail"] for letter in letters)
+    storage = run.hub.storage
+    measurements = [m for kind in REGISTRY for m in (kind, f"{kind}_event")] + ["device_state"]
+    rows = await storage.query_points(measurements, {}, limit=1000)
+    assert {(r[2].get("site"), r[2].get("device")) for r in rows} == {(run.site, "e1")}
+    [fault] = await run.events(device="e1", type="fault")
+    assert fault["detail"] == forged
+    telemetry = [r[2] for r in rows if r[0] == "elevator"]
+    assert [t["vendor_note"] for t in telemetry] == [forged]

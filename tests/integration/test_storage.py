@@ -54,12 +54,13 @@ async def test_every_field_type_round_trips(storage: Storage) -> None:
 
 async def test_special_characters_in_names_and_filters(storage: Storage) -> None:
     """Escaping on write (line protocol) and on read (InfluxQL literals) both hold, Chinese included."""
-    odd = "a,b=c d'e\"f\\g 小区"
+    odd = "a,b=c d'e\"f#g 小区"
+    value = odd + "\\ and a\nnewline"  # a string value may hold anything
     await storage.write([Point("camera_event", {"site": "s", "device": odd, "type": "detection", "zone": odd},
-                               {"id": "x1", "field with, = and \"quote\"": odd}, NOW)])
+                               {"id": "x1", "field with, = and \"quote\"": value}, NOW)])
     [row] = await storage.query_events(EventQuery(device=odd))
     assert row == {"time": NOW, "kind": "camera", "site": "s", "device": odd, "type": "detection", "zone": odd,
-                   "id": "x1", "field with, = and \"quote\"": odd}
+                   "id": "x1", "field with, = and \"quote\"": value}
     assert len(await storage.query_points(["camera_event"], {"zone": odd})) == 1
     assert await storage.query_points(["camera_event"], {"zone": "a,b"}) == []
 
@@ -144,6 +145,17 @@ async def test_an_empty_tag_is_no_tag(storage: Storage) -> None:
     await storage.write([Point("elevator", {"site": "s", "device": "e1"}, {"trips": 9}, NOW)])
     assert [r[2] for r in await storage.query_points(["elevator"], {})] == [
         {"site": "s", "device": "e1", "floor": 1, "trips": 9}]
+
+
+@pytest.mark.parametrize("name", ["a\\", "a\\,b", "a\nb"])
+async def test_a_batch_with_a_name_no_store_can_keep_exactly_is_refused_whole(storage: Storage, name: str) -> None:
+    """InfluxDB 1.x reads a backslash before `,` `=` or a space as an escape and has no escape for a newline."""
+    good = Point("elevator", {"site": "s", "device": "e1"}, {"floor": 1}, NOW)
+    for bad in (Point("elevator", {"site": "s", "device": name}, {"floor": 2}, NOW + 1),
+                Point("elevator", {"site": "s", "device": "e2"}, {name: 2}, NOW + 1)):
+        with pytest.raises(StorageRejected, match="cannot store"):
+            await storage.write([good, bad])
+    assert await storage.query_points(["elevator"], {}) == []
 
 
 async def test_points_without_storable_fields_are_not_stored(storage: Storage) -> None:

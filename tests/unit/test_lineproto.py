@@ -1,14 +1,9 @@
-"""Our line-protocol encoder agrees with influxdb-client's `Point`, the oracle, byte for byte.
+"""Our line-protocol encoder agrees with influxdb-client's `Point` byte for byte where both are right.
 
-The strategies stay within what InfluxDB stores: non-empty names without
-control characters or surrogates, finite floats, 64-bit integers. Where the two
-encoders differ on purpose, the strategies leave the case out and a literal
-test pins our behaviour instead:
-
-- a name ending in a backslash: the oracle emits a line InfluxDB refuses
-  (only tag values get its trailing-space fix); we give every name that fix.
-- a measurement starting with `#`: InfluxDB reads the line as a comment, the
-  oracle warns; the hub's measurement names are fixed, so neither case matters.
+InfluxDB itself is the oracle for safety (`tests/integration/test_lineproto_influx.py`); here the
+client checks the formatting, on what both encoders write the same: non-empty names without a
+backslash or a control character (which we refuse: `Unstorable`, pinned below), finite floats,
+64-bit integers, measurements not starting with `#`.
 
 Formats already aligned (checked by the property): floats via `repr`, which is
 Python's `str` for floats, with a whole number's `.0` dropped (`2.0` -> `2`);
@@ -20,17 +15,18 @@ from __future__ import annotations
 import enum
 import math
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from influxdb_client.client.write.point import Point as OraclePoint
 from influxdb_client.domain.write_precision import WritePrecision
 
 from devices.base import Point
-from hub.storage.lineproto import encode, line, series_key
+from hub.storage.lineproto import Unstorable, check, encode, line, series_key
 
-specials = st.sampled_from([",", "=", " ", "\\", '"', "'", "#", "小", "区", "琼"])
-name_chars = st.characters(exclude_categories=("Cs", "Cc")) | specials
-names = st.text(name_chars, min_size=1, max_size=12).filter(lambda n: not n.endswith("\\"))
+specials = st.sampled_from([",", "=", " ", '"', "'", "#", "小", "区", "琼"])
+name_chars = st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\\") | specials
+names = st.text(name_chars, min_size=1, max_size=12)
 measurements = names.filter(lambda n: not n.startswith("#"))
 tag_values = st.text(name_chars, max_size=12)  # empty values are allowed: both encoders drop the tag
 field_values = st.one_of(
@@ -95,11 +91,29 @@ def test_literal_examples() -> None:
     ).encode()
 
 
-def test_a_trailing_backslash_in_any_name_gets_a_space_so_the_line_still_parses() -> None:
-    """Deliberate difference from the oracle, which does this for tag values only."""
-    p = Point("m\\", {"k\\": "v\\"}, {"f\\": 1}, 7)
-    assert line(p) == "m\\ ,k\\ =v\\  f\\ =1i 7"
-    assert oracle(p) == "m\\,k\\=v\\  f\\=1i 7"  # InfluxDB: "unable to parse ... invalid field format"
+@pytest.mark.parametrize("point", [
+    Point("m", {"k": "v\\"}, {"f": 1}, 7),  # InfluxDB 1.x reads `\\=` or `\\,` as an escape: no exact line exists
+    Point("m", {}, {"a\\,": "x\nelevator,device=forged,site=victim floor=99"}, 7),  # the forgery that was
+    Point("m\\", {}, {"f": 1}, 7),
+    Point("m", {"k\n": "v"}, {"f": 1}, 7),
+    Point("m", {"k": "v\r"}, {"f": 1}, 7),
+    Point("m", {}, {"f\x00": 1}, 7),
+    Point("m", {"": "v"}, {"f": 1}, 7),
+    Point("m", {}, {"": 1}, 7),
+    Point("", {}, {"f": 1}, 7),
+    Point("#m", {}, {"f": 1}, 7),  # a comment line
+])
+def test_a_name_no_line_can_carry_exactly_is_refused_never_rewritten(point: Point) -> None:
+    with pytest.raises(Unstorable):
+        check(point)
+    with pytest.raises(Unstorable):
+        line(point)
+
+
+def test_string_values_keep_every_character_newlines_included() -> None:
+    p = Point("m", {"k": "v"}, {"s": 'a\\b"c\nd\re\x00'}, 7)
+    check(p)
+    assert line(p) == 'm,k=v s="a\\\\b\\"c\nd\re\x00" 7'
 
 
 def test_subclasses_of_the_field_types_are_written_as_their_base_type() -> None:

@@ -51,6 +51,25 @@ def test_rejects_are_counted_kept_and_do_not_stop_the_next_message(pipeline: Pip
     assert (row["topic"], row["reason"], row["payload"]) == (TOPIC, "not_json", "{not json")
 
 
+def test_a_message_whose_point_no_store_can_keep_is_dead_lettered_whole(tmp_path: Path) -> None:
+    """A registry tag with a backslash (typed by an operator): InfluxDB 1.x cannot store it exactly."""
+    registry = Registry(devices=[Device(site="s1", kind="elevator", device="e1", building="b\\1")])
+    p = Pipeline("c", {"elevator": elevator.KIND}, registry, LiveState(), Outbox(tmp_path / "o.db"),
+                 DeadLetters(tmp_path / "d.db"))
+    result = p.handle(TOPIC, b'{"floor": 3}', NOW)
+    assert isinstance(result, Rejected) and result.reason == "unstorable" and "building" in result.detail
+    assert p.stats.rejected == {("elevator", "unstorable"): 1} and not p.stats.accepted
+    assert ("s1", "elevator", "e1") not in p.live.devices or p.live.devices[("s1", "elevator", "e1")].messages == 0
+    assert outbox_points(p) == [] and [r["reason"] for r in p.dead_letters.recent()] == ["unstorable"]
+
+
+def test_a_device_added_field_needs_a_plain_name(pipeline: Pipeline) -> None:
+    for name in ("a\\,", "x y", "1st", "温度", "a" * 65, "site=victim"):
+        result = pipeline.handle(TOPIC, orjson.dumps({"floor": 1, name: 2}), NOW)
+        assert isinstance(result, Rejected) and result.reason == "invalid" and "field name" in result.detail, name
+    assert isinstance(pipeline.handle(TOPIC, b'{"floor": 1, "vendor.temp_c": 2, "_x-1": true}', NOW), Accepted)
+
+
 def test_retained_state_refreshes_live_state_but_is_not_stored_again(pipeline: Pipeline) -> None:
     pipeline.handle("c/s1/elevator/e1/state", b'{"online": false}', NOW, retain=True)
     state = pipeline.live.devices[("s1", "elevator", "e1")]
