@@ -59,6 +59,22 @@ def quote_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
 
 
+def without_lines(error: str) -> str:
+    """InfluxDB's error text with the lines it quotes taken out (`unable to parse '<line>': reason`).
+
+    A line holds a device's fields, plates among them; the error goes to the log, the health answer and
+    the dead letters' reason, so only InfluxDB's reason is kept (the dead letter keeps the lines themselves).
+    """
+    parts = []
+    for part in error.split("\n"):
+        head, quote, rest = part.partition("unable to parse '")
+        if quote:
+            reason = rest.rpartition("': ")[2] if "': " in rest else "unreadable line"
+            part = f"{head}unable to parse a line: {reason}"
+        parts.append(part)
+    return "\n".join(parts)
+
+
 def _auth_header(token: str | None) -> dict[str, str]:
     """`user:password` -> Basic (1.x users; 2.x/3.x accept any user with the token as password), else Token."""
     if not token:
@@ -205,7 +221,11 @@ class InfluxStorage(EventQueries):
     def _raise_for(self, response: httpx.Response) -> None:
         """Map an error answer: retry later (StorageUnavailable) or never (StorageRejected)."""
         status = response.status_code
-        text = response.text[:ERROR_TEXT_CHARS]
+        try:
+            detail = str(response.json().get("error") or response.text)
+        except (ValueError, AttributeError):  # not JSON, or not an object
+            detail = response.text
+        text = without_lines(detail)[:ERROR_TEXT_CHARS]
         if status == 404:  # database not found: dropped, or never made (outage at start): make it again
             self._provisioned = False
             raise StorageUnavailable(f"InfluxDB answered 404 for database {self.db!r}: {text}")

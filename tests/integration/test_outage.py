@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
+from devices import REGISTRY
 from devices.base import Point
 from hub.storage.influx import InfluxStorage
 from tests.support.hub_fixtures import eventually, hub_settings, running_hub
@@ -69,3 +71,21 @@ async def test_a_store_that_refuses_a_batch_sends_it_to_the_dead_letters(
         letters = (await run.api.get("/api/deadletters", params={"reason": "storage_rejected"})).json()
         assert len(letters) == 1 and "conflict" in letters[0]["detail"] and "vendor_x" in letters[0]["payload"]
     await store.close()
+
+
+async def test_a_refused_line_never_puts_its_fields_in_the_log_or_the_health_answer(
+    mosquitto: Broker, root: str, tmp_path: Path, influxd: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """InfluxDB quotes a line it cannot parse (`unable to parse '<line>': ...`): with a plate in it."""
+    settings = hub_settings(mosquitto, root, tmp_path / "data", influxd)
+    plate = "琼A12345"
+    async with running_hub(settings, mosquitto) as run:
+        passage = {**REGISTRY["gate"].examples["event"][0], "id": "p-big", "plate": plate,
+                   "seq": 2**64}  # an integer InfluxDB cannot hold: it refuses the line and quotes it
+        await run.publish(run.topic("gate", "g1", "event"), json.dumps(passage))  # orjson stops at 64 bits
+        await eventually(lambda: run.hub.writer.stats.rejected_points == 1, what="the batch to be refused")
+        health = (await run.api.get("/api/health")).text
+        letters = (await run.api.get("/api/deadletters", params={"reason": "storage_rejected"})).json()
+    assert "out of range" in (run.hub.writer.stats.last_error or "")
+    assert plate not in caplog.text and plate not in health and plate not in (run.hub.writer.stats.last_error or "")
+    assert [letter["detail"] for letter in letters] == [run.hub.writer.stats.last_error]
