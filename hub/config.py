@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from devices.rules import Thresholds
@@ -56,11 +56,21 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     )
 
 
+DEFAULT_CLIENT_ID = "smarthub"
+
+
+def default_client_id(target: MqttTarget) -> str:
+    """The hub's login names its session: a broker that binds client ids to usernames uses it anyway."""
+    return target.username or DEFAULT_CLIENT_ID
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SMARTHUB_", extra="forbid", env_ignore_empty=True)
 
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt://user:pass@host:port or mqtts://")
-    mqtt_client_id: str = Field("smarthub", description="Fixed client id, so the broker keeps our session")
+    mqtt_client_id: str = Field(
+        DEFAULT_CLIENT_ID, description="Fixed client id, so the broker keeps our session; unset: the MQTT URL's "
+        "username (the shipped broker forces that with use_username_as_clientid), or smarthub without one")
     mqtt_protocol: Literal["3.1.1", "5"] = Field(
         "3.1.1", description="MQTT protocol version; 3.1.1 costs less CPU per message in paho than 5"
     )
@@ -109,6 +119,12 @@ class Settings(BaseSettings):
     def _mqtt_url(cls, value: str) -> str:
         parse_mqtt_url(value)
         return value
+
+    @model_validator(mode="after")
+    def _client_id_from_login(self) -> Settings:
+        if "mqtt_client_id" not in self.model_fields_set:
+            self.mqtt_client_id = default_client_id(self.mqtt)
+        return self
 
     @field_validator("root")
     @classmethod

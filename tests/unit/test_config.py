@@ -76,3 +76,21 @@ def test_outbox_cap_defaults_to_a_gibibyte_and_refuses_nonsense(monkeypatch: pyt
     monkeypatch.setenv("SMARTHUB_OUTBOX_MAX_MB", "0")
     with pytest.raises(ConfigError, match="SMARTHUB_OUTBOX_MAX_MB"):
         load()
+
+
+def test_client_id_follows_the_login_unless_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The shipped broker replaces a client id with the username (use_username_as_clientid), so the hub's
+    # session is its login's: deriving the id from it keeps logs, hub alerts and the session in step.
+    assert load().mqtt_client_id == "smarthub"  # no login, no binding: the fixed default
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://hub-b:pw@broker:1883")
+    assert load().mqtt_client_id == "hub-b"
+    monkeypatch.setenv("SMARTHUB_MQTT_CLIENT_ID", "")  # empty counts as unset
+    assert load().mqtt_client_id == "hub-b"
+    monkeypatch.setenv("SMARTHUB_MQTT_CLIENT_ID", "smarthub")  # an explicit setting wins, even the default's value
+    assert load().mqtt_client_id == "smarthub"
+    monkeypatch.delenv("SMARTHUB_MQTT_CLIENT_ID")
+    conf = tmp_path / "hub.toml"
+    conf.write_text('mqtt_client_id = "from-file"\n')
+    assert load(conf).mqtt_client_id == "from-file"
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://h%40b:pw@broker:1883")
+    assert load().mqtt_client_id == "h@b"  # the username as the broker sees it, unquoted
