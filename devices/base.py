@@ -135,6 +135,14 @@ class Accepted:
     lag_ms: int
     tags: Mapping[str, str] = field(default_factory=dict)
     """Registry tags (such as `building`) for telemetry points."""
+    _fields: dict[str, bool | int | float | str] | None = field(default=None, repr=False, compare=False)
+
+    def fields(self) -> dict[str, bool | int | float | str]:
+        """The payload's fields but `ts`, `seq`, `type`, `id`, as `payload_fields` makes them; made once, since
+        both the storage point and the live state want them (do not change the dict: copy it)."""
+        if self._fields is None:
+            self._fields = payload_fields(self.payload, COMMON_FIELDS)
+        return self._fields
 
 
 class Invalid(ValueError):
@@ -258,11 +266,11 @@ class DeviceKind:
         payload = msg.payload
         if msg.channel == "telemetry":
             tags = {"site": msg.site, "device": msg.device, **msg.tags}
-            fields = payload_fields(payload, COMMON_FIELDS)
+            fields = msg.fields().copy()
             measurement = self.name
         elif msg.channel == "state":
             tags = {"site": msg.site, "kind": self.name, "device": msg.device}
-            fields = payload_fields(payload, COMMON_FIELDS)
+            fields = msg.fields().copy()
             measurement = "device_state"
         else:
             event_type = payload.type if msg.channel == "event" else "reply"  # type: ignore[attr-defined]

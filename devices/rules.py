@@ -60,6 +60,11 @@ DERIVED: dict[str, FaultSpec] = {
 """Codes only rules raise; device fault codes keep their kind's own titles."""
 
 DOOR_FAULTS = frozenset({"door_open_fault", "door_close_fault", "door_lock_fault", "door_obstructed"})
+_CLEAR_TRAPPED = (Clear("trapped_suspected"),)
+_CLEAR_DOOR_HELD_OPEN = (Clear("door_held_open"),)
+_CLEAR_BARRIER_STUCK = (Clear("barrier_stuck"),)
+_CLEAR_HIGH_TEMPERATURE = (Clear("high_temperature"),)
+"""What most messages say: made once, not per message (a frozen dataclass is slow to build)."""
 
 
 def elevator_trapped(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
@@ -69,7 +74,7 @@ def elevator_trapped(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[s
     stuck = telemetry.get("occupied") is True and telemetry.get("running") is False and \
         telemetry.get("door") == "closed"
     if not stuck:
-        return (Clear("trapped_suspected"),)
+        return _CLEAR_TRAPPED
     floor = telemetry.get("floor")
     return (Deadline("trapped_suspected", now_ms + int(t.trapped_after_s * 1000),
                      f"occupied, stopped, door closed for {t.trapped_after_s:.0f} s (floor {floor})"),)
@@ -92,7 +97,7 @@ def door_held_open(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str
     if msg.channel != "telemetry" or "door" not in telemetry:
         return ()
     if telemetry["door"] != "open":
-        return (Clear("door_held_open"),)
+        return _CLEAR_DOOR_HELD_OPEN
     return (Deadline("door_held_open", now_ms + int(t.door_open_after_s * 1000),
                      f"door open for over {t.door_open_after_s:.0f} s"),)
 
@@ -104,8 +109,7 @@ def barrier_stuck(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str,
         telemetry.get("barrier") if msg.channel == "telemetry" else None)
     if state is None:
         return ()
-    return (Raise("barrier_stuck", "the barrier reports itself stuck"),) if state == "stuck" else \
-        (Clear("barrier_stuck"),)
+    return (Raise("barrier_stuck", "the barrier reports itself stuck"),) if state == "stuck" else _CLEAR_BARRIER_STUCK
 
 
 def charger_temperature(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
@@ -116,7 +120,7 @@ def charger_temperature(msg: Accepted, telemetry: Mapping[str, Any], memory: dic
     if temperature > t.charger_max_c:
         return (Raise("high_temperature", f"{temperature:.1f} °C (limit {t.charger_max_c:.0f} °C)"),)
     if temperature < t.charger_max_c - 5:  # hysteresis: no flapping around the limit
-        return (Clear("high_temperature"),)
+        return _CLEAR_HIGH_TEMPERATURE
     return ()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices.base import COMMON_FIELDS, Accepted, payload_fields
+from devices.base import Accepted
 from hub.ingest.normalize import SeqStats
 from hub.registry import Device, DeviceKey
 
@@ -68,7 +68,7 @@ class LiveState:
             return
         state.online_flag = True
         if channel == "telemetry":
-            state.telemetry.update(payload_fields(payload, COMMON_FIELDS))
+            state.telemetry.update(msg.fields())
             state.telemetry_ms = msg.time_ms
         elif channel == "event":
             event = payload.model_dump(exclude_none=True)

@@ -99,7 +99,7 @@ class AlertEngine:
         payload = msg.payload
         if msg.channel == "state" and not payload.online:  # type: ignore[attr-defined]
             self._raise(site, kind, device, "offline", "the device reported itself offline", now_ms, by="hub")
-        else:
+        elif self.active:
             self._clear((site, kind, device, "offline"), now_ms)
         if msg.channel == "event" and payload.type == "fault":  # type: ignore[attr-defined]
             code = payload.code  # type: ignore[attr-defined]

@@ -109,9 +109,10 @@ class SeriesClock:
         if run is None:
             self._runs[series] = _Run(time_ms, time_ms, {time_ms: digest})
             return time_ms
-        for given, seen in run.recent.items():
-            if seen == digest:
-                return given
+        if digest in run.recent.values():  # a redelivery (rare): the time that point was given
+            for given, seen in run.recent.items():
+                if seen == digest:
+                    return given
         if run.low <= time_ms <= run.high:
             given = run.high = run.high + 1
         elif time_ms > run.high:
