@@ -136,3 +136,13 @@ def test_telemetry_with_its_own_ts_or_seq_sent_again_is_stored_once(pipeline: Pi
     assert isinstance(pipeline.handle("c/s1/elevator/e2/telemetry", with_ts, NOW + 500), Accepted)  # another device
     assert pipeline.stats.repeated == 2
     assert len(outbox_points(pipeline)) == 3 + 20 + 1 + 1
+
+
+def test_nan_and_infinity_are_counted_and_dead_lettered_never_dropped_silently(pipeline: Pipeline) -> None:
+    for body in (b'{"floor": NaN}', b'{"floor": 1, "load_kg": Infinity}', b'{"floor": 1, "speed_mps": -Infinity}'):
+        result = pipeline.handle(TOPIC, body, NOW)
+        assert isinstance(result, Rejected) and result.reason == "invalid", body
+    assert pipeline.stats.rejected == {("elevator", "invalid"): 3}
+    assert outbox_points(pipeline) == []
+    assert sorted(row["payload"] for row in pipeline.dead_letters.recent()) == [
+        '{"floor": 1, "load_kg": Infinity}', '{"floor": 1, "speed_mps": -Infinity}', '{"floor": NaN}']
