@@ -48,6 +48,8 @@ class IngestStats:
     """DUP messages dropped because they were committed before (the broker sent them again)"""
     repeated: int = 0
     """messages with their own ts or seq seen again byte for byte on the same topic (dropped)"""
+    state_cleared: Counter[str] = field(default_factory=Counter)
+    """kind -> empty `state` messages: a device (or its owner) clearing its retained state; not a rejection"""
     seq: Counter[str] = field(default_factory=Counter)
     """'gap' (messages missed), 'duplicate', 'reset'"""
     clock_skew: int = 0
@@ -85,7 +87,7 @@ class Pipeline:
 
     def handle(self, topic: str, raw: bytes, received_ms: int, retain: bool = False, packet_id: int = 0,
                dup: bool = False) -> Accepted | Rejected | None:
-        """Process one message; returns what became of it (None: a duplicate, dropped).
+        """Process one message; returns what became of it (None: a duplicate, dropped, or a cleared state).
 
         `packet_id` is the MQTT packet id of a QoS 1 delivery (0 otherwise), `dup` its DUP flag.
         """
@@ -107,6 +109,9 @@ class Pipeline:
                 return self._reject(Rejected.of(topic, "bad_topic", str(exc), raw, received_ms))
             if len(self._topics) < TOPIC_CACHE_MAX:
                 self._topics[topic] = parts
+        if not raw and parts.channel == "state":  # how MQTT deletes a retained message: nothing to decode
+            self.stats.state_cleared[parts.kind] += 1
+            return None
         kind = self.kinds[parts.kind]
         try:
             payload = decode(kind, parts.channel, raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -114,6 +115,24 @@ async def test_bad_input_is_dead_lettered_and_never_blocks_good_messages(embedde
 
     device = next(d for d in (await run.api.get("/api/devices")).json() if d["device"] == "e1")
     assert device["telemetry"]["floor"] == 9
+
+
+async def test_a_device_clearing_its_retained_state_is_counted_not_dead_lettered(
+        embedded_hub: HubRun, caplog: pytest.LogCaptureFixture) -> None:
+    run = embedded_hub
+    state = run.topic("gate", "g-clear", "state")
+    await run.publish(state, {"online": True}, retain=True)
+    await eventually(lambda: accepted(run) == 1, what="the retained state")
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        await run.publish(state, b"", retain=True)  # MQTT's way to delete the retained message
+        await run.publish(run.topic("gate", "g-clear", "telemetry"), b"")  # not a clear: nothing to clear there
+        await eventually(lambda: run.hub.pipeline.stats.state_cleared["gate"] == 1, what="the clear counted")
+        await eventually(lambda: run.hub.pipeline.stats.rejected[("gate", "not_json")] == 1, what="the empty telemetry")
+    await run.stored()
+    letters = (await run.api.get("/api/deadletters")).json()
+    assert [row["topic"] for row in letters] == [run.topic("gate", "g-clear", "telemetry")]
+    assert 'smarthub_state_cleared_total{kind="gate"} 1.0' in (await run.api.get("/metrics")).text
+    assert [r.getMessage() for r in caplog.records if "state" in r.getMessage()] == []
 
 
 async def test_redelivered_events_are_stored_once(hub_run: HubRun) -> None:

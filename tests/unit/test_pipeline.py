@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import orjson
@@ -146,3 +147,22 @@ def test_nan_and_infinity_are_counted_and_dead_lettered_never_dropped_silently(p
     assert outbox_points(pipeline) == []
     assert sorted(row["payload"] for row in pipeline.dead_letters.recent()) == [
         '{"floor": 1, "load_kg": Infinity}', '{"floor": 1, "speed_mps": -Infinity}', '{"floor": NaN}']
+
+
+def test_an_empty_state_clears_quietly_but_an_empty_message_elsewhere_is_dead_lettered(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    """An empty retained publish is how MQTT deletes a retained message: a device clearing its `state`."""
+    pipeline.handle("c/s1/elevator/e1/state", b'{"online": true}', NOW, retain=True)
+    with caplog.at_level(logging.INFO):
+        assert pipeline.handle("c/s1/elevator/e1/state", b"", NOW + 1, retain=True) is None
+        assert pipeline.handle("c/s1/elevator/e1/state", b"", NOW + 2) is None  # as current subscribers get it
+    assert caplog.records == []
+    assert pipeline.stats.state_cleared == {"elevator": 2} and not pipeline.stats.rejected
+    pipeline.flush()
+    assert pipeline.dead_letters.recent() == []
+    for channel in ("telemetry", "event", "reply"):
+        bad = pipeline.handle(f"c/s1/elevator/e1/{channel}", b"", NOW)
+        assert isinstance(bad, Rejected) and bad.reason == "not_json", channel
+    pipeline.flush()
+    assert len(pipeline.dead_letters.recent()) == 3
+    assert pipeline.stats.rejected == {("elevator", "not_json"): 3}
