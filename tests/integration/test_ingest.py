@@ -275,3 +275,19 @@ async def test_the_hub_reconnects_after_a_broker_restart(embedded_hub: HubRun) -
     await eventually(lambda: accepted(run) == 1, what="a message after the reconnect")
     metrics = (await run.api.get("/metrics")).text
     assert "smarthub_mqtt_connects_total 2.0" in metrics and "smarthub_mqtt_connected 1.0" in metrics
+
+
+async def test_a_flood_of_garbage_is_counted_and_kept_whole_but_logged_in_a_few_lines(
+        embedded_hub: HubRun, caplog: pytest.LogCaptureFixture) -> None:
+    run = embedded_hub
+    topic = run.topic("elevator", "e-flood", "telemetry")
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        await run.publish_many([(topic, b"garbage %d" % i) for i in range(1000)])
+        await eventually(lambda: run.hub.pipeline.stats.rejected[("elevator", "not_json")] == 1000,
+                         timeout=20, what="all 1,000 rejected")
+    run.hub.dead_letters.flush()
+    assert len(run.hub.dead_letters.recent(5000, "not_json")) == 1000
+    assert 'smarthub_messages_rejected_total{kind="elevator",reason="not_json"} 1000.0' in (
+        await run.api.get("/metrics")).text
+    rejected_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected")]
+    assert 1 <= len(rejected_lines) <= 3, rejected_lines

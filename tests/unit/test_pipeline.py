@@ -166,3 +166,23 @@ def test_an_empty_state_clears_quietly_but_an_empty_message_elsewhere_is_dead_le
     pipeline.flush()
     assert len(pipeline.dead_letters.recent()) == 3
     assert pipeline.stats.rejected == {("elevator", "not_json"): 3}
+
+
+def test_a_flood_of_rejections_logs_a_few_lines_but_counts_and_keeps_every_one(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    pipeline.reject_log.clock = lambda: clock[0]
+    with caplog.at_level(logging.WARNING, logger="hub.ingest.pipeline"):
+        for i in range(1000):
+            clock[0] = i * 0.03  # 1,000 messages over 30 s
+            pipeline.handle(TOPIC, b"{not json %d" % i, NOW + i)
+            pipeline.handle(TOPIC, b'{"floor": "x%d"}' % i, NOW + i)
+        clock[0] = 45.0
+        pipeline.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 * 4, lines  # per reason: the first, then one per 10 s window
+    assert lines[0].startswith("rejected not_json from c/s1/elevator/e1/telemetry: ")
+    assert "(333 more not_json messages in the last 10 s)" in lines[2]
+    assert lines[-1] == "rejected 331 more invalid messages in the last 25 s"  # 1 + 333 + 1 + 333 + 1 + 331
+    assert pipeline.stats.rejected == {("elevator", "not_json"): 1000, ("elevator", "invalid"): 1000}
+    assert len(pipeline.dead_letters.recent(5000)) == 2000
