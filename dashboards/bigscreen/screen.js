@@ -564,7 +564,7 @@ function fit() {
 // ---------------------------------------------------------------- alert actions
 async function acknowledge(id) {
   try {
-    await api(`/api/alerts/${encodeURIComponent(id)}/ack`, {method: "POST", body: JSON.stringify({by: me.name})});
+    await api(`/api/alerts/${encodeURIComponent(id)}/ack`, {method: "POST", body: "{}"});
     toast(t("ack_done"));
     await loadAlerts();
   } catch (error) {
