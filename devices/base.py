@@ -118,9 +118,10 @@ class CommandPayload(BaseModel):
 
 
 class CommandArgs(BaseModel):
-    """Arguments of a command op; unknown arguments are refused, not ignored."""
+    """Arguments of a command op; unknown arguments are refused, not ignored, and so are NaN and infinities
+    (`1e400` reads as one: sent on, it reached a charger as `null`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def fault_model(kind: str, faults: Mapping[str, FaultSpec]) -> type[EventPayload]:

@@ -131,6 +131,9 @@ def test_command_args() -> None:
         ("access", "unlock", {"seconds": 5, "door": 2}),  # unknown arguments are refused, not ignored
         ("charger", "set_limit", {}),
         ("charger", "set_limit", {"limit_kw": -1}),
+        ("charger", "set_limit", {"limit_kw": float("inf")}),  # what JSON's 1e400 parses to
+        ("charger", "set_limit", {"limit_kw": float("nan")}),
+        ("charger", "set_limit", {"limit_kw": "Infinity"}),
         ("gate", "open", {"seconds": 5}),
     ]:
         with pytest.raises(ValidationError):
