@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -56,6 +58,21 @@ def finite(value: Any) -> bool:
     if isinstance(value, dict):
         return all(finite(v) for v in value.values())
     return True
+
+
+_WEB_LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+def web_link(value: str) -> str:
+    """A link a device gives (snapshot, clip, image) must be http(s): screens make it clickable, and
+    `javascript:` or `data:` there would run or show whatever the sender chose."""
+    if not _WEB_LINK.fullmatch(value):
+        raise PydanticCustomError("web_link", "must be an http:// or https:// URL without spaces")
+    return value
+
+
+WebLink = Annotated[str, Field(max_length=2048), AfterValidator(web_link)]
+"""An http(s) URL from a device."""
 
 
 class DevicePayload(BaseModel):

@@ -231,3 +231,21 @@ def test_nan_and_infinity_are_invalid_also_in_device_added_fields(kind: str, cha
 def test_finite_device_added_numbers_are_still_kept() -> None:
     payload = REGISTRY["charger"].validate("telemetry", b'{"power_kw": 1, "phases": [230.1, 1e308], "m": {"a": -2}}')
     assert payload.model_extra == {"phases": [230.1, 1e308], "m": {"a": -2}}
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(document.cookie)", "JavaScript:alert(1)", "data:text/html,<b>x",
+                                  "\x01javascript:alert(1)", " http://nvr/x", "//evil.example/x", "ftp://nvr/x",
+                                  "http://", "http://nvr/a b", "http://" + "x" * 2048])
+@pytest.mark.parametrize(("kind", "payload", "field"), [
+    ("camera", DETECTION, "snapshot"), ("camera", DETECTION, "clip"), ("gate", PASSAGE, "image")])
+def test_links_from_devices_are_http_or_https_only(kind: str, payload: dict[str, Any], field: str, link: str) -> None:
+    """Screens make these clickable: a javascript: or data: link would run what the sender chose."""
+    with pytest.raises(DecodeError) as caught:
+        decode(REGISTRY[kind], "event", orjson.dumps(payload | {field: link}))
+    assert caught.value.reason == "invalid" and field in caught.value.detail
+
+
+def test_http_and_https_links_are_kept() -> None:
+    for link in ("http://nvr/snap/d-1.jpg", "https://cdn.example/clip.mp4?t=3#x", "HTTPS://NVR/X"):
+        assert validate("camera", "event", DETECTION | {"snapshot": link, "clip": link}).snapshot == link
+        assert validate("gate", "event", PASSAGE | {"image": link}).image == link

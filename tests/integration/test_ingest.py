@@ -82,6 +82,9 @@ async def test_bad_input_is_dead_lettered_and_never_blocks_good_messages(embedde
         (run.topic("elevator", "e1", "event"), b'{"type": "party"}', "invalid"),
         (run.topic("elevator", "e1", "event"), b'{"code": "overspeed", "active": true}', "invalid"),
         (run.topic("elevator", "e1", "event"), b'{"type": "fault", "code": "bored", "active": true}', "invalid"),
+        (run.topic("camera", "c1", "event"), b'{"type": "detection", "label": "smoke", "phase": "start", '
+         b'"score": 0.9, "snapshot": "javascript:alert(1)"}', "invalid"),
+        (run.topic("elevator", "e1", "telemetry"), b'{"floor": 1, "load_kg": Infinity}', "invalid"),
         (run.topic("toaster", "t1", "telemetry"), b'{"temp_c": 200}', "unknown_kind"),
         (f"{run.root}/Bad Site/elevator/e1/telemetry", b'{"floor": 1}', "bad_topic"),
         (f"{run.root}/sunshine/elevator/-e1/telemetry", b'{"floor": 1}', "bad_topic"),
