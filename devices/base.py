@@ -8,6 +8,7 @@ subclass: the hub never branches on a kind's name, it only looks kinds up in
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Union
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -23,7 +25,9 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     create_model,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 
@@ -44,10 +48,51 @@ class FaultSpec:
     en: str
 
 
-class DevicePayload(BaseModel):
-    """Fields every device message may carry. Devices may add fields: they are kept."""
+def finite(value: Any) -> bool:
+    """False when a JSON value holds NaN or an infinity anywhere (pydantic's JSON parser reads `NaN`,
+    `Infinity` and an overflowing `1e400` as floats; JSON has no such numbers and the store cannot keep them)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    return True
 
-    model_config = ConfigDict(extra="allow", frozen=False)
+
+_WEB_LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+def web_link(value: str) -> str:
+    """A link a device gives (snapshot, clip, image) must be http(s): screens make it clickable, and
+    `javascript:` or `data:` there would run or show whatever the sender chose."""
+    if not _WEB_LINK.fullmatch(value):
+        raise PydanticCustomError("web_link", "must be an http:// or https:// URL without spaces")
+    return value
+
+
+WebLink = Annotated[str, Field(max_length=2048), AfterValidator(web_link)]
+"""An http(s) URL from a device."""
+
+
+class DevicePayload(BaseModel):
+    """Fields every device message may carry. Devices may add fields: they are kept.
+
+    No number may be NaN or infinite: `allow_inf_nan=False` covers the declared fields,
+    `_finite_extras` the device-added ones (pydantic does not check those).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=False, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _finite_extras(self) -> DevicePayload:
+        extra = self.__pydantic_extra__
+        if extra:
+            for name, value in extra.items():
+                if not finite(value):
+                    raise PydanticCustomError("finite_number", "{name} is NaN or infinite: JSON numbers must be finite",
+                                              {"name": name})
+        return self
 
     ts: AwareDatetime | StrictInt | None = Field(
         None, description="When the device observed it: ISO 8601 with offset, or epoch milliseconds"
@@ -90,9 +135,10 @@ class CommandPayload(BaseModel):
 
 
 class CommandArgs(BaseModel):
-    """Arguments of a command op; unknown arguments are refused, not ignored."""
+    """Arguments of a command op; unknown arguments are refused, not ignored, and so are NaN and infinities
+    (`1e400` reads as one: sent on, it reached a charger as `null`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def fault_model(kind: str, faults: Mapping[str, FaultSpec]) -> type[EventPayload]:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from devices.base import DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+from devices.base import DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity, WebLink
 from devices.rules import camera_incidents
 
 Label = Literal[
@@ -36,8 +36,8 @@ class Detection(EventPayload):
     zone: str | None = Field(None, min_length=1, max_length=64, coerce_numbers_to_str=True)
     # Trackers number their tracks: kept as text, so the stored field keeps one type.
     track: str | None = Field(None, min_length=1, max_length=128, coerce_numbers_to_str=True)
-    snapshot: str | None = Field(None, max_length=2048, description="URL")
-    clip: str | None = Field(None, max_length=2048, description="URL")
+    snapshot: WebLink | None = Field(None, description="http(s) URL of a still")
+    clip: WebLink | None = Field(None, description="http(s) URL of the video")
 
 
 FAULTS = {

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
+from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity, WebLink
 from devices.rules import barrier_stuck
 
 Barrier = Literal["open", "closed", "stuck"]
@@ -37,7 +37,7 @@ class Passage(EventPayload):
     confidence: float = Field(ge=0, le=1)
     decision: Literal["allowed", "denied", "manual"]
     category: Literal["resident", "visitor", "blacklisted", "unknown"]
-    image: str | None = Field(None, max_length=2048, description="URL of the plate snapshot")
+    image: WebLink | None = Field(None, description="http(s) URL of the plate snapshot")
 
 
 class BarrierEvent(EventPayload):

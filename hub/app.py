@@ -173,6 +173,7 @@ class Hub:
         ticks = 0
         while True:
             await asyncio.sleep(1.0)
+            self.pipeline.report_rejections()  # a flood of bad messages that stopped still gets its count logged
             self.alerts.check_deadlines()
             self.alerts.check_escalations()
             ticks += 1

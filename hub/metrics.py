@@ -52,6 +52,12 @@ class HubCollector(Collector):
                 seq.add_metric([what], n)
         yield seq
 
+        cleared = CounterMetricFamily("smarthub_state_cleared", "Empty state messages (a retained state cleared)",
+                                      labels=["kind"])
+        for kind, n in sorted(stats.state_cleared.items()):
+            cleared.add_metric([kind], n)
+        yield cleared
+
         yield CounterMetricFamily("smarthub_clock_skew", "Messages whose ts was implausible", value=stats.clock_skew)
         yield CounterMetricFamily("smarthub_listener_errors", "Listener exceptions", value=stats.listener_errors)
 

@@ -17,6 +17,8 @@ const TZ = "Asia/Shanghai";     // the community's clock, wherever the browser i
 const params = new URLSearchParams(location.search);
 const $ = (s, root = document) => root.querySelector(s);
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+/** Only an http(s) link becomes an href: the hub refuses others, but the store may hold older events. */
+const webLink = (url) => typeof url === "string" && /^https?:\/\/[^\s]+$/i.test(url);
 
 // ---------------------------------------------------------------- language
 let lang = params.get("lang") || localStorage.getItem("smarthub-lang") || "zh";
@@ -419,7 +421,7 @@ const RENDER = {
       `<td class="t">${hhmm(e.time)}</td>`,
       `<td class="${alarming.has(e.label) ? "critical" : ""}">${esc(word("l_", e.label))}</td>`,
       `<td class="dim">${esc(e.zone || e.device)}</td>`,
-      `<td style="width:46px">${e.snapshot ? `<a href="${esc(e.snapshot)}" target="_blank" rel="noopener">${t("snapshot")}</a>` : ""}</td>`]);
+      `<td style="width:46px">${webLink(e.snapshot) ? `<a href="${esc(e.snapshot)}" target="_blank" rel="noopener noreferrer">${t("snapshot")}</a>` : ""}</td>`]);
     return lists.cameras.length > 0;
   },
 
@@ -564,7 +566,7 @@ function fit() {
 // ---------------------------------------------------------------- alert actions
 async function acknowledge(id) {
   try {
-    await api(`/api/alerts/${encodeURIComponent(id)}/ack`, {method: "POST", body: JSON.stringify({by: me.name})});
+    await api(`/api/alerts/${encodeURIComponent(id)}/ack`, {method: "POST", body: "{}"});
     toast(t("ack_done"));
     await loadAlerts();
   } catch (error) {

@@ -157,21 +157,22 @@ async def alerts(
 
 @api_router.post("/alerts/{alert_id}/ack", tags=["alerts"])
 async def ack_alert(alert_id: str, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
-    """Someone has taken the alert: who, and optionally a note."""
-    return _audited(hub, user, "alert.ack", alert_id, body, lambda: _transition(hub.alerts.ack, alert_id, body))
+    """The caller has taken the alert, optionally with a note (who is the token's user, never the body's)."""
+    return _audited(hub, user, "alert.ack", alert_id, body,
+                    lambda: _transition(hub.alerts.ack, alert_id, user, body))
 
 
 @api_router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
 async def resolve_alert(alert_id: str, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
-    """The problem is fixed: who, and optionally a note."""
+    """The problem is fixed, optionally with a note; by the token's user."""
     return _audited(hub, user, "alert.resolve", alert_id, body,
-                    lambda: _transition(hub.alerts.resolve, alert_id, body))
+                    lambda: _transition(hub.alerts.resolve, alert_id, user, body))
 
 
-def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id: str,
+def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id: str, user: User,
                 body: AlertActionIn) -> dict[str, Any]:
     try:
-        alert = action(alert_id, body.by, body.note)
+        alert = action(alert_id, user.name, body.note)
     except TransitionError as exc:
         raise HTTPException(409, str(exc)) from None
     if alert is None:
@@ -284,7 +285,7 @@ async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, user: Maint
         alert = hub.alerts.find(alert_id)
         if alert is None:
             raise HTTPException(404, f"no alert {alert_id!r}")
-        return hub.desk.open(alert, body.team, body.by).to_json(int(time.time() * 1000))
+        return hub.desk.open(alert, body.team, user.name).to_json(int(time.time() * 1000))
 
     return _audited(hub, user, "alert.order", alert_id, body, run)
 
@@ -292,18 +293,20 @@ async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, user: Maint
 @api_router.post("/orders/{order_id}/{action}", tags=["work orders"])
 async def order_action(order_id: str, action: Literal["dispatch", "arrive", "resolve"], body: OrderActionIn,
                        hub: HubDep, user: Maintenance) -> dict[str, Any]:
-    """dispatch (to `assignee`, default the caller), arrive on site, resolve (closes the alert too)."""
-    return _audited(hub, user, f"order.{action}", order_id, body, lambda: _order_action(hub, order_id, action, body))
+    """dispatch (to `assignee`, default the caller), arrive on site, resolve (closes the alert too); by the
+    token's user."""
+    return _audited(hub, user, f"order.{action}", order_id, body,
+                    lambda: _order_action(hub, order_id, action, user.name, body))
 
 
-def _order_action(hub: Hub, order_id: str, action: str, body: OrderActionIn) -> dict[str, Any]:
+def _order_action(hub: Hub, order_id: str, action: str, by: str, body: OrderActionIn) -> dict[str, Any]:
     try:
         if action == "dispatch":
-            order = hub.desk.dispatch(order_id, body.assignee or body.by, body.by, body.note)
+            order = hub.desk.dispatch(order_id, body.assignee or by, by, body.note)
         elif action == "arrive":
-            order = hub.desk.arrive(order_id, body.by, body.note)
+            order = hub.desk.arrive(order_id, by, body.note)
         else:
-            order = hub.desk.resolve(order_id, body.by, body.note)
+            order = hub.desk.resolve(order_id, by, body.note)
     except TransitionError as exc:
         raise HTTPException(409, str(exc)) from None
     if order is None:

@@ -100,18 +100,22 @@ class DeadLetterOut(BaseModel):
     payload_encoding: Literal["utf-8", "hex"]
 
 
+IGNORED_BY = ("Ignored, accepted for older clients: who acted is always the authenticated user (the token's name); "
+              "the audit record keeps the request body as sent")
+
+
 class AlertActionIn(BaseModel):
-    by: str = Field(min_length=1, max_length=128, description="Who acts (name or staff id)")
-    note: str | None = Field(None, max_length=2000)
+    by: str | None = Field(None, max_length=128, description=IGNORED_BY)
+    note: str | None = Field(None, max_length=2000, description="Free text, stored as the action's note")
 
 
 class OrderIn(BaseModel):
-    by: str = Field(min_length=1, max_length=128)
+    by: str | None = Field(None, max_length=128, description=IGNORED_BY)
     team: str | None = Field(None, max_length=64, description="Default: the kind's team")
 
 
 class OrderActionIn(AlertActionIn):
-    assignee: str | None = Field(None, max_length=128, description="dispatch: who goes (default: by)")
+    assignee: str | None = Field(None, max_length=128, description="dispatch: who goes (default: the caller)")
 
 
 class CommandIn(BaseModel):

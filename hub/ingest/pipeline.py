@@ -21,6 +21,7 @@ from hub.deadletter import DeadLetters
 from hub.ingest.decode import DecodeError, Rejected, decode
 from hub.ingest.normalize import SeriesClock, event_key, point_time, track_seq
 from hub.ingest.redelivery import Deliveries, EventKeys, Repeats
+from hub.ratelog import RateGate
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.storage import lineproto
@@ -49,6 +50,8 @@ class IngestStats:
     """DUP messages dropped because they were committed before (the broker sent them again)"""
     repeated: int = 0
     """messages with their own ts or seq seen again byte for byte on the same topic (dropped)"""
+    state_cleared: Counter[str] = field(default_factory=Counter)
+    """kind -> empty `state` messages: a device (or its owner) clearing its retained state; not a rejection"""
     seq: Counter[str] = field(default_factory=Counter)
     """'gap' (messages missed), 'duplicate', 'reset'"""
     clock_skew: int = 0
@@ -83,10 +86,12 @@ class Pipeline:
         self._clock = SeriesClock()
         self._topics: dict[str, topics.TopicParts] = {}
         self._tags: dict[DeviceKey, Mapping[str, str]] = {}
+        self.reject_log = RateGate()
+        """One WARNING per rejection reason per 10 s: a flood of garbage must not flood the log."""
 
     def handle(self, topic: str, raw: bytes, received_ms: int, retain: bool = False, packet_id: int = 0,
                dup: bool = False) -> Accepted | Rejected | None:
-        """Process one message; returns what became of it (None: a duplicate, dropped).
+        """Process one message; returns what became of it (None: a duplicate, dropped, or a cleared state).
 
         `packet_id` is the MQTT packet id of a QoS 1 delivery (0 otherwise), `dup` its DUP flag.
         """
@@ -108,6 +113,9 @@ class Pipeline:
                 return self._reject(Rejected.of(topic, "bad_topic", str(exc), raw, received_ms))
             if len(self._topics) < TOPIC_CACHE_MAX:
                 self._topics[topic] = parts
+        if not raw and parts.channel == "state":  # how MQTT deletes a retained message: nothing to decode
+            self.stats.state_cleared[parts.kind] += 1
+            return None
         kind = self.kinds[parts.kind]
         try:
             payload = decode(kind, parts.channel, raw)
@@ -162,10 +170,20 @@ class Pipeline:
         return msg
 
     def _reject(self, rejected: Rejected) -> Rejected:
-        self.stats.rejected[(rejected.kind, rejected.reason)] += 1
+        """Count and keep every rejection; log the first of each reason per interval (`hub.ratelog`)."""
+        reason = rejected.reason
+        self.stats.rejected[(rejected.kind, reason)] += 1
         self.dead_letters.add(rejected)
-        log.warning("rejected %s from %s: %s", rejected.reason, rejected.topic, rejected.detail[:300])
+        write, held = self.reject_log.admit(reason)
+        if write:
+            more = f" ({held.count:,} more {reason} messages in the last {held.seconds:.0f} s)" if held else ""
+            log.warning("rejected %s from %s: %s%s", reason, rejected.topic, rejected.detail[:300], more)
         return rejected
+
+    def report_rejections(self) -> None:
+        """Log how many rejections were held back in intervals that are over (called by flush and each second)."""
+        for held in self.reject_log.due():
+            log.warning("rejected %s more %s messages in the last %.0f s", f"{held.count:,}", held.key, held.seconds)
 
     def keep_refused(self, bodies: list[bytes], reason: str) -> None:
         """Keep batches the store refused in the dead-letter store, in the store's wire format (line protocol
@@ -186,6 +204,7 @@ class Pipeline:
         cannot commit, everything stays pending here and this raises: the
         edge acknowledges nothing and the next flush tries again.
         """
+        self.report_rejections()
         self.dead_letters.flush()
         self.outbox.put(self._pending, self.deliveries.new, self.event_keys.new)
         self._pending = []

@@ -71,11 +71,11 @@ async def test_trapped_passenger_alert_end_to_end(settings_for, mosquitto: Broke
         await eventually(lambda: good.bodies, what="the webhook")
         assert good.bodies[0]["id"] == alert["id"] and good.bodies[0]["state"] == "open"
 
-        response = await run.api.post(f"/api/alerts/{alert['id']}/ack", json={"by": "王师傅", "note": "到场"})
-        assert response.status_code == 200 and response.json()["acknowledged_by"] == "王师傅"
+        response = await run.api.post(f"/api/alerts/{alert['id']}/ack", json={"note": "到场"})
+        assert response.status_code == 200 and response.json()["acknowledged_by"] == "admin"
         assert (await run.api.post(f"/api/alerts/{alert['id']}/ack", json={"by": "x"})).status_code == 409
         assert (await run.api.post("/api/alerts/nope/ack", json={"by": "x"})).status_code == 404
-        assert (await run.api.post(f"/api/alerts/{alert['id']}/ack", json={})).status_code == 422
+        assert (await run.api.post(f"/api/alerts/{alert['id']}/ack", json={"by": 5})).status_code == 422
         await eventually(lambda: [b["state"] for b in good.bodies] == ["open", "acknowledged"], what="ack hook")
 
         await run.publish(topic, {"type": "fault", "code": "trapped_passenger", "active": False, "id": "f2"})
@@ -116,10 +116,11 @@ async def test_a_work_order_worked_through_the_api(settings_for, mosquitto: Brok
             response = await run.api.post(f"/api/orders/{order['id']}/{action}", json=body)
             assert response.status_code == 200, response.text
         assert response.json()["state"] == "resolved" and response.json()["assignee"] == "王师傅"
+        assert [n["by"] for n in response.json()["notes"]] == ["hub", "admin", "admin", "admin"]  # the token's user
         assert (await run.api.post(f"/api/orders/{order['id']}/arrive", json={"by": "x"})).status_code == 409
         assert (await run.api.post("/api/orders/nope/arrive", json={"by": "x"})).status_code == 404
         [alert] = await _get(run, "/api/alerts")
-        assert alert["state"] == "resolved" and alert["resolved_by"] == "王师傅"
+        assert alert["state"] == "resolved" and alert["resolved_by"] == "admin"
         report = await _get(run, "/api/orders/report")
         assert report["teams"]["elevator-maintenance"]["orders"] == 1
 
@@ -128,3 +129,38 @@ async def _get(run, path: str):  # type: ignore[no-untyped-def]
     response = await run.api.get(path)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+async def test_who_acted_is_the_authenticated_user_never_a_name_in_the_body(  # type: ignore[no-untyped-def]
+        settings_for, mosquitto: Broker) -> None:
+    """An attacker with a maintenance token claims to be an operator; the record names the token's user."""
+    async with running_hub(settings_for("embedded"), mosquitto) as run:
+        wang = {"Authorization": f"Bearer {run.hub.users.add('wang.mt', 'maintenance')}"}
+        zhang = {"Authorization": f"Bearer {run.hub.users.add('zhang.op', 'operator')}"}
+        await run.publish(run.topic("elevator", "b2-el1", "event"),
+                          {"type": "fault", "code": "door_lock_fault", "active": True, "id": "d1"})
+        [alert] = await eventually(lambda: _alerts(run, state="open"), what="the alert")
+        acked = await run.api.post(f"/api/alerts/{alert['id']}/ack", headers=wang,
+                                   json={"by": "zhang.op (operator)", "note": "on my way"})
+        assert acked.status_code == 200, acked.text
+        assert acked.json()["acknowledged_by"] == "wang.mt"
+        assert [(n["by"], n["text"]) for n in acked.json()["notes"]][-1] == ("wang.mt", "on my way")
+
+        made = await run.api.post(f"/api/alerts/{alert['id']}/order", headers=wang, json={"by": "zhang.op"})
+        assert made.status_code == 200 and made.json()["notes"][0]["by"] == "wang.mt"
+        order = made.json()["id"]
+        sent = await run.api.post(f"/api/orders/{order}/dispatch", headers=zhang, json={"by": "boss", "assignee": "li"})
+        assert sent.json()["assignee"] == "li" and sent.json()["notes"][-1]["by"] == "zhang.op"
+        taken = await run.api.post(f"/api/orders/{order}/arrive", headers=wang, json={"by": "zhang.op"})
+        assert taken.json()["notes"][-1]["by"] == "wang.mt"
+        done = await run.api.post(f"/api/orders/{order}/resolve", headers=wang, json={"by": "zhang.op", "note": "ok"})
+        assert done.json()["notes"][-1]["by"] == "wang.mt"
+        [closed] = await _alerts(run, state="resolved")
+        assert closed["resolved_by"] == "wang.mt"
+        assert [n["by"] for n in closed["notes"]] == ["device", "wang.mt", "wang.mt"]  # opened, acknowledged, resolved
+        own = await run.api.post("/api/orders/none/dispatch", headers=wang, json={})  # assignee defaults to the caller
+        assert own.status_code == 404
+
+        trail = (await run.api.get("/api/audit")).json()
+        ack = next(a for a in trail if a["action"] == "alert.ack")
+        assert ack["user"] == "wang.mt" and ack["detail"]["by"] == "zhang.op (operator)"  # the claim, kept as sent

@@ -167,6 +167,21 @@ async def test_login_viewer_role_and_a_smaller_window(settings_for: Callable[...
         assert "x-el1" not in await panel_text(screen, "alerts"), "another site's alert on this site's wall"
         assert await screen.page.locator("[data-panel=buildings] .bld .dot").count() == len(served.community.devices)
         await screen.shot("viewer-1280x720")
+
+        # A link the store may hold from before links were checked: only an http(s) one becomes an href.
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        for zone, link in [("zone-js", "javascript:alert(document.cookie)"), ("zone-data", "data:text/html,x"),
+                           ("zone-web", "http://nvr/snap/1.jpg")]:
+            served.hub.bus._send({"type": "event", "event": {  # what /api/live sends, as an attacker would shape it
+                "site": "sunshine", "kind": "camera", "device": "cam-x", "time": now, "type": "detection",
+                "label": "smoke", "phase": "start", "score": 0.9, "zone": zone, "snapshot": link}})
+        cameras = screen.page.locator("[data-panel=cameras]")
+        await cameras.locator("tr", has_text="zone-web").wait_for(timeout=5_000)
+        await cameras.locator("tr", has_text="zone-data").wait_for(timeout=5_000)
+        assert await cameras.locator("tr", has_text="zone-web").locator("a[href='http://nvr/snap/1.jpg']").count() == 1
+        for zone in ("zone-js", "zone-data"):
+            assert await cameras.locator("tr", has_text=zone).locator("a").count() == 0, zone
+        assert await screen.page.locator("a[href^='javascript:' i], a[href^='data:' i]").count() == 0
         assert screen.errors == [], screen.errors
 
 

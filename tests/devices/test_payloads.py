@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from devices import REGISTRY
 from devices.base import Accepted, Invalid, Point
+from hub.ingest.decode import DecodeError, decode
 
 PASSAGE = {"type": "passage", "plate": "琼A12345", "plate_color": "blue", "direction": "in", "lane": "1",
            "vehicle_class": "car", "confidence": 0.9, "decision": "allowed", "category": "resident"}
@@ -130,6 +131,9 @@ def test_command_args() -> None:
         ("access", "unlock", {"seconds": 5, "door": 2}),  # unknown arguments are refused, not ignored
         ("charger", "set_limit", {}),
         ("charger", "set_limit", {"limit_kw": -1}),
+        ("charger", "set_limit", {"limit_kw": float("inf")}),  # what JSON's 1e400 parses to
+        ("charger", "set_limit", {"limit_kw": float("nan")}),
+        ("charger", "set_limit", {"limit_kw": "Infinity"}),
         ("gate", "open", {"seconds": 5}),
     ]:
         with pytest.raises(ValidationError):
@@ -197,3 +201,51 @@ def test_state_and_reply_points() -> None:
     [reply] = points("gate", "reply", {"id": "c-1", "ok": False, "error": "jammed"})
     assert reply.measurement == "gate_event" and reply.tags["type"] == "reply"
     assert reply.fields == {"id": "c-1", "ok": False, "error": "jammed", "lag_ms": 1_000}
+
+
+@pytest.mark.parametrize(
+    ("kind", "channel", "raw"),
+    [
+        ("charger", "telemetry", b'{"power_kw": NaN}'),
+        ("charger", "telemetry", b'{"power_kw": Infinity}'),
+        ("charger", "telemetry", b'{"temperature_c": -Infinity}'),
+        ("charger", "telemetry", b'{"temperature_c": 1e400}'),  # overflows to an infinity
+        ("charger", "telemetry", b'{"power_kw": "NaN"}'),  # a string a float field would coerce
+        ("charger", "telemetry", b'{"power_kw": 1, "vendor_reading": Infinity}'),  # a device-added field
+        ("charger", "telemetry", b'{"power_kw": 1, "phases": [230.1, NaN]}'),  # nested in a device-added list
+        ("charger", "telemetry", b'{"power_kw": 1, "meter": {"a": {"b": -Infinity}}}'),
+        ("camera", "event", b'{"type": "detection", "label": "smoke", "phase": "start", "score": NaN}'),
+        ("camera", "event", b'{"type": "fault", "code": "tamper", "active": true, "angle": Infinity}'),
+        ("gate", "state", b'{"online": true, "uptime": Infinity}'),
+        ("gate", "reply", b'{"id": "c-1", "ok": true, "took": NaN}'),
+    ],
+)
+def test_nan_and_infinity_are_invalid_also_in_device_added_fields(kind: str, channel: str, raw: bytes) -> None:
+    """pydantic's JSON parser reads NaN, Infinity and 1e400 as floats; none is JSON, and the store drops them."""
+    with pytest.raises(DecodeError) as caught:
+        decode(REGISTRY[kind], channel, raw)
+    assert caught.value.reason == "invalid"
+    assert "finite" in caught.value.detail
+
+
+def test_finite_device_added_numbers_are_still_kept() -> None:
+    payload = REGISTRY["charger"].validate("telemetry", b'{"power_kw": 1, "phases": [230.1, 1e308], "m": {"a": -2}}')
+    assert payload.model_extra == {"phases": [230.1, 1e308], "m": {"a": -2}}
+
+
+@pytest.mark.parametrize("link", ["javascript:alert(document.cookie)", "JavaScript:alert(1)", "data:text/html,<b>x",
+                                  "\x01javascript:alert(1)", " http://nvr/x", "//evil.example/x", "ftp://nvr/x",
+                                  "http://", "http://nvr/a b", "http://" + "x" * 2048])
+@pytest.mark.parametrize(("kind", "payload", "field"), [
+    ("camera", DETECTION, "snapshot"), ("camera", DETECTION, "clip"), ("gate", PASSAGE, "image")])
+def test_links_from_devices_are_http_or_https_only(kind: str, payload: dict[str, Any], field: str, link: str) -> None:
+    """Screens make these clickable: a javascript: or data: link would run what the sender chose."""
+    with pytest.raises(DecodeError) as caught:
+        decode(REGISTRY[kind], "event", orjson.dumps(payload | {field: link}))
+    assert caught.value.reason == "invalid" and field in caught.value.detail
+
+
+def test_http_and_https_links_are_kept() -> None:
+    for link in ("http://nvr/snap/d-1.jpg", "https://cdn.example/clip.mp4?t=3#x", "HTTPS://NVR/X"):
+        assert validate("camera", "event", DETECTION | {"snapshot": link, "clip": link}).snapshot == link
+        assert validate("gate", "event", PASSAGE | {"image": link}).image == link

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -81,6 +82,9 @@ async def test_bad_input_is_dead_lettered_and_never_blocks_good_messages(embedde
         (run.topic("elevator", "e1", "event"), b'{"type": "party"}', "invalid"),
         (run.topic("elevator", "e1", "event"), b'{"code": "overspeed", "active": true}', "invalid"),
         (run.topic("elevator", "e1", "event"), b'{"type": "fault", "code": "bored", "active": true}', "invalid"),
+        (run.topic("camera", "c1", "event"), b'{"type": "detection", "label": "smoke", "phase": "start", '
+         b'"score": 0.9, "snapshot": "javascript:alert(1)"}', "invalid"),
+        (run.topic("elevator", "e1", "telemetry"), b'{"floor": 1, "load_kg": Infinity}', "invalid"),
         (run.topic("toaster", "t1", "telemetry"), b'{"temp_c": 200}', "unknown_kind"),
         (f"{run.root}/Bad Site/elevator/e1/telemetry", b'{"floor": 1}', "bad_topic"),
         (f"{run.root}/sunshine/elevator/-e1/telemetry", b'{"floor": 1}', "bad_topic"),
@@ -114,6 +118,24 @@ async def test_bad_input_is_dead_lettered_and_never_blocks_good_messages(embedde
 
     device = next(d for d in (await run.api.get("/api/devices")).json() if d["device"] == "e1")
     assert device["telemetry"]["floor"] == 9
+
+
+async def test_a_device_clearing_its_retained_state_is_counted_not_dead_lettered(
+        embedded_hub: HubRun, caplog: pytest.LogCaptureFixture) -> None:
+    run = embedded_hub
+    state = run.topic("gate", "g-clear", "state")
+    await run.publish(state, {"online": True}, retain=True)
+    await eventually(lambda: accepted(run) == 1, what="the retained state")
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        await run.publish(state, b"", retain=True)  # MQTT's way to delete the retained message
+        await run.publish(run.topic("gate", "g-clear", "telemetry"), b"")  # not a clear: nothing to clear there
+        await eventually(lambda: run.hub.pipeline.stats.state_cleared["gate"] == 1, what="the clear counted")
+        await eventually(lambda: run.hub.pipeline.stats.rejected[("gate", "not_json")] == 1, what="the empty telemetry")
+    await run.stored()
+    letters = (await run.api.get("/api/deadletters")).json()
+    assert [row["topic"] for row in letters] == [run.topic("gate", "g-clear", "telemetry")]
+    assert 'smarthub_state_cleared_total{kind="gate"} 1.0' in (await run.api.get("/metrics")).text
+    assert [r.getMessage() for r in caplog.records if "state" in r.getMessage()] == []
 
 
 async def test_redelivered_events_are_stored_once(hub_run: HubRun) -> None:
@@ -289,3 +311,19 @@ async def test_no_device_message_can_write_a_point_outside_its_own_site_and_devi
     assert fault["detail"] == forged
     telemetry = [r[2] for r in rows if r[0] == "elevator"]
     assert [t["vendor_note"] for t in telemetry] == [forged]
+
+
+async def test_a_flood_of_garbage_is_counted_and_kept_whole_but_logged_in_a_few_lines(
+        embedded_hub: HubRun, caplog: pytest.LogCaptureFixture) -> None:
+    run = embedded_hub
+    topic = run.topic("elevator", "e-flood", "telemetry")
+    with caplog.at_level(logging.WARNING, logger="hub"):
+        await run.publish_many([(topic, b"garbage %d" % i) for i in range(1000)])
+        await eventually(lambda: run.hub.pipeline.stats.rejected[("elevator", "not_json")] == 1000,
+                         timeout=20, what="all 1,000 rejected")
+    run.hub.dead_letters.flush()
+    assert len(run.hub.dead_letters.recent(5000, "not_json")) == 1000
+    assert 'smarthub_messages_rejected_total{kind="elevator",reason="not_json"} 1000.0' in (
+        await run.api.get("/metrics")).text
+    rejected_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rejected")]
+    assert 1 <= len(rejected_lines) <= 3, rejected_lines

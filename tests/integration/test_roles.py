@@ -102,6 +102,21 @@ async def test_commands_are_answered_refused_or_timed_out_and_always_audited(emb
     assert trail[-1]["detail"]["reply"]["ok"] is True and trail[-1]["target"] == f"{run.site}/gate/{gate}"
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"NaN", b"Infinity", b'"Infinity"'])
+async def test_a_command_argument_that_is_not_a_finite_number_is_refused(embedded_hub: HubRun, number: bytes) -> None:
+    """1e400 parses to an infinity; sent on, orjson wrote it as null and a charger got `limit_kw: null`."""
+    run = embedded_hub
+    run.hub.commands.timeout_s = 0.3  # had it been sent, nobody answers: 504, not 422
+    operator = {"Authorization": f"Bearer {run.hub.users.add('张调度', 'operator')}",
+                "Content-Type": "application/json"}
+    body = b'{"op": "set_limit", "args": {"limit_kw": %s}}' % number
+    response = await run.api.post(f"/api/devices/{run.site}/charger/c1/commands", content=body, headers=operator)
+    assert response.status_code == 422, response.text
+    assert "finite" in response.text
+    [entry] = (await run.api.get("/api/audit", params={"action": "device.command"})).json()
+    assert entry["outcome"] == "refused 422"
+
+
 @pytest.mark.parametrize("backend", ["embedded", "influx"])
 async def test_personal_data_is_forgotten_after_its_retention(settings_for, mosquitto, backend: str) -> None:  # type: ignore[no-untyped-def]
     import time

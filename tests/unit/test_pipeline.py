@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import orjson
@@ -155,3 +156,52 @@ def test_telemetry_with_its_own_ts_or_seq_sent_again_is_stored_once(pipeline: Pi
     assert isinstance(pipeline.handle("c/s1/elevator/e2/telemetry", with_ts, NOW + 500), Accepted)  # another device
     assert pipeline.stats.repeated == 2
     assert len(outbox_points(pipeline)) == 3 + 20 + 1 + 1
+
+
+def test_nan_and_infinity_are_counted_and_dead_lettered_never_dropped_silently(pipeline: Pipeline) -> None:
+    for body in (b'{"floor": NaN}', b'{"floor": 1, "load_kg": Infinity}', b'{"floor": 1, "speed_mps": -Infinity}'):
+        result = pipeline.handle(TOPIC, body, NOW)
+        assert isinstance(result, Rejected) and result.reason == "invalid", body
+    assert pipeline.stats.rejected == {("elevator", "invalid"): 3}
+    assert outbox_points(pipeline) == []
+    assert sorted(row["payload"] for row in pipeline.dead_letters.recent()) == [
+        '{"floor": 1, "load_kg": Infinity}', '{"floor": 1, "speed_mps": -Infinity}', '{"floor": NaN}']
+
+
+def test_an_empty_state_clears_quietly_but_an_empty_message_elsewhere_is_dead_lettered(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    """An empty retained publish is how MQTT deletes a retained message: a device clearing its `state`."""
+    pipeline.handle("c/s1/elevator/e1/state", b'{"online": true}', NOW, retain=True)
+    with caplog.at_level(logging.INFO):
+        assert pipeline.handle("c/s1/elevator/e1/state", b"", NOW + 1, retain=True) is None
+        assert pipeline.handle("c/s1/elevator/e1/state", b"", NOW + 2) is None  # as current subscribers get it
+    assert caplog.records == []
+    assert pipeline.stats.state_cleared == {"elevator": 2} and not pipeline.stats.rejected
+    pipeline.flush()
+    assert pipeline.dead_letters.recent() == []
+    for channel in ("telemetry", "event", "reply"):
+        bad = pipeline.handle(f"c/s1/elevator/e1/{channel}", b"", NOW)
+        assert isinstance(bad, Rejected) and bad.reason == "not_json", channel
+    pipeline.flush()
+    assert len(pipeline.dead_letters.recent()) == 3
+    assert pipeline.stats.rejected == {("elevator", "not_json"): 3}
+
+
+def test_a_flood_of_rejections_logs_a_few_lines_but_counts_and_keeps_every_one(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    clock = [0.0]
+    pipeline.reject_log.clock = lambda: clock[0]
+    with caplog.at_level(logging.WARNING, logger="hub.ingest.pipeline"):
+        for i in range(1000):
+            clock[0] = i * 0.03  # 1,000 messages over 30 s
+            pipeline.handle(TOPIC, b"{not json %d" % i, NOW + i)
+            pipeline.handle(TOPIC, b'{"floor": "x%d"}' % i, NOW + i)
+        clock[0] = 45.0
+        pipeline.flush()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 * 4, lines  # per reason: the first, then one per 10 s window
+    assert lines[0].startswith("rejected not_json from c/s1/elevator/e1/telemetry: ")
+    assert "(333 more not_json messages in the last 10 s)" in lines[2]
+    assert lines[-1] == "rejected 331 more invalid messages in the last 25 s"  # 1 + 333 + 1 + 333 + 1 + 331
+    assert pipeline.stats.rejected == {("elevator", "not_json"): 1000, ("elevator", "invalid"): 1000}
+    assert len(pipeline.dead_letters.recent(5000)) == 2000
