@@ -21,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.api.deps import ROLE_ATTR, refusal
 from hub.users import Role
 
+CLOSE = {"Connection": "close"}
+"""On a refusal before the body is read: the server closes the connection instead of draining what is left."""
 MAX_INT_DIGITS = 64
 """Longer integer literals are refused (Python would spend time on, or refuse, a 4,300-digit int)."""
 
@@ -63,7 +65,7 @@ class RequestGuard:
         return guarded
 
     def _too_large(self) -> HTTPException:
-        return HTTPException(413, f"the request body is larger than {self.max_body} bytes")
+        return HTTPException(413, f"the request body is larger than {self.max_body} bytes", headers=CLOSE)
 
 
 def route_role(route: BaseRoute) -> Role | None:
@@ -84,6 +86,10 @@ def bearer_token(header: str | None) -> str | None:
     """The token of `Authorization: Bearer <token>` (scheme case-insensitive, as HTTPBearer reads it)."""
     scheme, _, token = (header or "").partition(" ")
     return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+def _has_body(request: Request) -> bool:
+    return request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
 
 
 def strict_loads(body: bytes) -> Any:
@@ -139,6 +145,8 @@ class GuardedRoute(APIRoute):
                 token = bearer_token(request.headers.get("authorization"))
                 found = refusal(request.app.state.hub.users, token, role)
                 if isinstance(found, HTTPException):
+                    if _has_body(request):
+                        found.headers = {**(found.headers or {}), **CLOSE}
                     raise found
             return await handler(_StrictJsonRequest(request.scope, request.receive))  # type: ignore[no-any-return]
 

@@ -7,6 +7,7 @@ what the server took from them, so "not read" is measured, not assumed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from hub.users import ROLES
-from tests.support.hub_fixtures import HubRun, hub_settings, running_hub
+from tests.support.hub_fixtures import ADMIN_TOKEN, HubRun, eventually, hub_settings, running_hub
 from tests.support.influx_fixtures import start_influxd
 from tests.support.mqtt_fixtures import Broker
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.services
 
@@ -77,6 +79,28 @@ async def test_a_bad_token_with_malformed_json_gets_401_not_422(embedded_hub: Hu
     for body in (b'{"by": ', b"\xff\xfe", b'{"by": NaN}', b"[" * 100_000):
         response = await embedded_hub.api.post(path, content=body, headers=bearer("wrong") | JSON)
         assert response.status_code == 401, (body[:10], response.status_code)
+
+
+async def test_over_a_real_socket_the_refusal_comes_before_any_body_byte_is_sent(embedded_hub: HubRun) -> None:
+    """uvicorn as `smarthub run` serves it: the answer arrives while the client has sent only the headers."""
+    port = free_port()
+    server = embedded_hub.hub.http_server("127.0.0.1", port)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="the HTTP server")
+    try:
+        for token, status in [("wrong", b"401"), (ADMIN_TOKEN, b"413")]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"POST /api/users HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n"
+                         f"Content-Type: application/json\r\nContent-Length: {50 * MB}\r\n\r\n".encode())
+            await writer.drain()
+            async with asyncio.timeout(5):
+                answer = await reader.readline()
+                assert answer.split()[1] == status, answer
+                await reader.read()  # and it closes the connection rather than wait for the 50 MB
+            writer.close()
+    finally:
+        server.should_exit = True
+        await serving
 
 
 @pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
