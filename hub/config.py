@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     broker_grace_s: float = Field(
         5.0, ge=0, description="A broker lost this long makes /api/health 503 (ingest is not receiving); the hub's "
         "own alerts for lasting trouble (store, outbox) wait this long too")
+    api_max_body_bytes: int = Field(
+        64 * 1024, ge=1024, description="Larger request bodies get 413 without being read (Content-Length or "
+        "counted as a chunked body streams)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")

@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dashboards import BIGSCREEN
 from hub.api import routes, screen
+from hub.api.guard import RequestGuard
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -22,6 +23,7 @@ def create_app(hub: Hub) -> FastAPI:
         version="0.1.0",
     )
     app.state.hub = hub
+    app.add_middleware(RequestGuard, max_body=hub.settings.api_max_body_bytes)  # token and size before the body
     app.include_router(routes.open_router)
     app.include_router(routes.api_router)
     app.include_router(screen.router)

@@ -8,24 +8,38 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.app import Hub
-from hub.users import Role, User
+from hub.users import Role, User, Users
 
 bearer = HTTPBearer(auto_error=False, description="API token (`smarthub user add`, or SMARTHUB_ADMIN_TOKEN)")
+ROLE_ATTR = "smarthub_role"
+"""Set on each `require(role)` check, so the request guard finds a route's role before the body is read."""
 
 
 def get_hub(request: Request) -> Hub:
     return request.app.state.hub  # type: ignore[no-any-return]
 
 
+def refusal(users: Users, token: str | None, role: Role) -> HTTPException | User:
+    """The caller of `token`, or why not: 401 without a valid token, 403 below `role`.
+
+    One function for the request guard (before the body is read) and the route dependencies (after)."""
+    user = users.authenticate(token) if token else None
+    if user is None:
+        return HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid Bearer token is required",
+                             headers={"WWW-Authenticate": "Bearer"})
+    if not user.can(role):
+        return HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role; {user.name} is {user.role}")
+    return user
+
+
 def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> User:
     """401 without a valid Bearer token."""
-    user = get_hub(request).users.authenticate(credentials.credentials) if credentials else None
-    if user is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid Bearer token is required",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return user
+    found = refusal(get_hub(request).users, credentials.credentials if credentials else None, "viewer")
+    if isinstance(found, HTTPException):
+        raise found
+    return found
 
 
 def require(role: Role) -> object:
@@ -36,6 +50,7 @@ def require(role: Role) -> object:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role; {user.name} is {user.role}")
         return user
 
+    setattr(check, ROLE_ATTR, role)
     return Depends(check)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -19,15 +20,29 @@ from hub.alerts.models import Alert, TransitionError
 from hub.alerts.orders import report
 from hub.alerts.reliability import by_device, measure
 from hub.api.deps import Admin, HubDep, Maintenance, Operator, Viewer
+from hub.api.guard import GuardedRoute
 from hub.api.schemas import (
+    NAME,
     AlertActionIn,
     CommandIn,
     DeadLetterOut,
     DeviceOut,
+    DevicePath,
+    DeviceQ,
     HealthOut,
+    IdPath,
+    KindPath,
+    KindQ,
     OrderActionIn,
     OrderIn,
+    SitePath,
+    SiteQ,
+    TextQ,
+    TimeQ,
+    TypeQ,
     UserIn,
+    UserOut,
+    errors,
 )
 from hub.app import Hub
 from hub.metrics import render
@@ -36,9 +51,25 @@ from hub.storage.base import EventQuery, StorageError
 from hub.times import iso, parse_time
 from hub.users import User
 
-open_router = APIRouter()
+log = logging.getLogger(__name__)
+
+open_router = APIRouter(route_class=GuardedRoute)
 """Routes that need no token (probes and scrapers)."""
-api_router = APIRouter(prefix="/api")
+api_router = APIRouter(prefix="/api", route_class=GuardedRoute)
+
+READ = errors(401, 422)
+"""Refusals of a viewer's read with parameters."""
+WRITE = errors(400, 401, 403, 413, 422)
+"""Refusals of any route with a body, before it runs."""
+STORE = errors(503)
+STORE_MAX_MS = 9_223_372_036_854
+"""2262-04-11: InfluxDB keeps int64 nanoseconds and fails on a bound past them; nothing is stored later."""
+
+
+def store_unavailable(exc: Exception, what: str) -> HTTPException:
+    """A generic 503: the store's own message (which may hold the query) goes to the log, never to the caller."""
+    log.warning("%s: the store failed: %s: %s", what, type(exc).__name__, str(exc)[:500])
+    return HTTPException(503, "the store is unavailable; try again later")
 
 
 @open_router.get("/api/health", response_model=HealthOut, tags=["operations"], responses={
@@ -73,12 +104,12 @@ async def metrics(hub: HubDep) -> Response:
     return Response(render(hub.metrics), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-@api_router.get("/devices", response_model=list[DeviceOut], tags=["devices"])
+@api_router.get("/devices", response_model=list[DeviceOut], tags=["devices"], responses=READ)
 async def devices(
     hub: HubDep,
     user: Viewer,
-    site: str | None = None,
-    kind: str | None = None,
+    site: SiteQ = None,
+    kind: KindQ = None,
     online: bool | None = None,
 ) -> list[DeviceOut]:
     """The registry plus live state of every device (registered or heard on the wire)."""
@@ -99,39 +130,46 @@ async def devices(
     return out
 
 
-@api_router.get("/events", tags=["events"])
+@api_router.get("/events", tags=["events"], responses=READ | STORE)
 async def events(
     hub: HubDep,
     user: Viewer,
-    site: str | None = None,
-    kind: str | None = None,
-    device: str | None = None,
-    type: str | None = None,  # noqa: A002 - the contract's name
-    since: Annotated[str | None, Query(description="ISO 8601 or epoch ms")] = None,
-    until: Annotated[str | None, Query(description="ISO 8601 or epoch ms")] = None,
+    site: SiteQ = None,
+    kind: KindQ = None,
+    device: DeviceQ = None,
+    type: TypeQ = None,  # noqa: A002 - the contract's name
+    since: TimeQ = None,
+    until: TimeQ = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[dict[str, Any]]:
     """Stored events, newest first."""
     if kind is not None and kind not in hub.kinds:
         raise HTTPException(422, f"unknown kind {kind!r}; one of {', '.join(sorted(hub.kinds))}")
     try:
-        query = EventQuery(site, kind, device, type, parse_time(since, "since"), parse_time(until, "until"), limit)
+        since_ms, until_ms = (_stored(parse_time(t, name)) for t, name in ((since, "since"), (until, "until")))
+        query = EventQuery(site, kind, device, type, since_ms, until_ms, limit)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     try:
         rows = await hub.storage.query_events(query)
     except StorageError as exc:
-        raise HTTPException(503, f"store unavailable: {exc}") from None
+        raise store_unavailable(exc, "GET /api/events") from None
     for row in rows:
         row["time"] = iso(row["time"])
     return rows if user.can("operator") else [masked(row, row["kind"]) for row in rows]
 
 
-@api_router.get("/deadletters", response_model=list[DeadLetterOut], tags=["operations"])
+def _stored(ms: int | None) -> int | None:
+    """A valid time bound within what a store can hold (a bound past it selects the same points)."""
+    return None if ms is None else min(ms, STORE_MAX_MS)
+
+
+@api_router.get("/deadletters", response_model=list[DeadLetterOut], tags=["operations"],
+                responses=errors(401, 403, 422))
 async def dead_letters(
     hub: HubDep,
     _user: Admin,
-    reason: str | None = None,
+    reason: TextQ = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeadLetterOut]:
     """Rejected messages, newest first, with the reason and the (truncated) payload."""
@@ -139,15 +177,15 @@ async def dead_letters(
     return [DeadLetterOut(**row | {"received": iso(row["received"])}) for row in hub.dead_letters.recent(limit, reason)]
 
 
-@api_router.get("/alerts", tags=["alerts"])
+@api_router.get("/alerts", tags=["alerts"], responses=READ)
 async def alerts(
     hub: HubDep,
     _user: Viewer,
-    site: str | None = None,
+    site: SiteQ = None,
     state: Literal["open", "acknowledged", "resolved"] | None = None,
-    kind: str | None = None,
+    kind: KindQ = None,
     severity: Literal["critical", "major", "minor", "info"] | None = None,
-    device: str | None = None,
+    device: DeviceQ = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict[str, Any]]:
     """Alerts, newest first (contract section 4 payloads)."""
@@ -155,15 +193,15 @@ async def alerts(
     return [a.to_json() for a in found]
 
 
-@api_router.post("/alerts/{alert_id}/ack", tags=["alerts"])
-async def ack_alert(alert_id: str, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
+@api_router.post("/alerts/{alert_id}/ack", tags=["alerts"], responses=WRITE | errors(404, 409))
+async def ack_alert(alert_id: IdPath, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """The caller has taken the alert, optionally with a note (who is the token's user, never the body's)."""
     return _audited(hub, user, "alert.ack", alert_id, body,
                     lambda: _transition(hub.alerts.ack, alert_id, user, body))
 
 
-@api_router.post("/alerts/{alert_id}/resolve", tags=["alerts"])
-async def resolve_alert(alert_id: str, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
+@api_router.post("/alerts/{alert_id}/resolve", tags=["alerts"], responses=WRITE | errors(404, 409))
+async def resolve_alert(alert_id: IdPath, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """The problem is fixed, optionally with a note; by the token's user."""
     return _audited(hub, user, "alert.resolve", alert_id, body,
                     lambda: _transition(hub.alerts.resolve, alert_id, user, body))
@@ -224,12 +262,12 @@ async def _until_closed(websocket: WebSocket) -> None:
         pass
 
 
-@api_router.get("/reliability", tags=["alerts"])
+@api_router.get("/reliability", tags=["alerts"], responses=READ)
 async def reliability(
     hub: HubDep,
     _user: Viewer,
-    kind: str = "elevator",
-    site: str | None = None,
+    kind: Annotated[str, Query(pattern=NAME)] = "elevator",
+    site: SiteQ = None,
     days: Annotated[float, Query(gt=0, le=366)] = 30,
 ) -> dict[str, Any]:
     """Failures, MTTR, MTBF and availability per device and per site over the last `days`.
@@ -254,13 +292,13 @@ async def reliability(
     return {"kind": kind, "days": days, "sites": sites, "devices": rows}
 
 
-@api_router.get("/orders", tags=["work orders"])
+@api_router.get("/orders", tags=["work orders"], responses=READ)
 async def orders(
     hub: HubDep,
     _user: Viewer,
-    team: str | None = None,
+    team: TextQ = None,
     state: Literal["open", "dispatched", "on_site", "resolved"] | None = None,
-    site: str | None = None,
+    site: SiteQ = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict[str, Any]]:
     """Work orders, newest first, with their deadlines and which of them are missed."""
@@ -268,17 +306,17 @@ async def orders(
     return [o.to_json(now_ms) for o in hub.desk.store.find(limit, team=team, state=state, site=site)]
 
 
-@api_router.get("/orders/report", tags=["work orders"])
+@api_router.get("/orders/report", tags=["work orders"], responses=READ)
 async def orders_report(hub: HubDep, _user: Viewer, days: Annotated[float, Query(gt=0, le=366)] = 30,
-                        team: str | None = None) -> dict[str, Any]:
+                        team: TextQ = None) -> dict[str, Any]:
     """Compliance per team: orders, and the share dispatched, on site and resolved in time."""
     now_ms = int(time.time() * 1000)
     found = hub.desk.store.find(100_000, since_ms=now_ms - int(days * 86_400_000), team=team)
     return {"days": days, "teams": report(found, now_ms)}
 
 
-@api_router.post("/alerts/{alert_id}/order", tags=["work orders"])
-async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
+@api_router.post("/alerts/{alert_id}/order", tags=["work orders"], responses=WRITE | errors(404))
+async def order_for_alert(alert_id: IdPath, body: OrderIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """Make an alert a work order (or return the one it has)."""
 
     def run() -> dict[str, Any]:
@@ -290,8 +328,8 @@ async def order_for_alert(alert_id: str, body: OrderIn, hub: HubDep, user: Maint
     return _audited(hub, user, "alert.order", alert_id, body, run)
 
 
-@api_router.post("/orders/{order_id}/{action}", tags=["work orders"])
-async def order_action(order_id: str, action: Literal["dispatch", "arrive", "resolve"], body: OrderActionIn,
+@api_router.post("/orders/{order_id}/{action}", tags=["work orders"], responses=WRITE | errors(404, 409))
+async def order_action(order_id: IdPath, action: Literal["dispatch", "arrive", "resolve"], body: OrderActionIn,
                        hub: HubDep, user: Maintenance) -> dict[str, Any]:
     """dispatch (to `assignee`, default the caller), arrive on site, resolve (closes the alert too); by the
     token's user."""
@@ -328,8 +366,10 @@ def _audited(
     return result
 
 
-@api_router.post("/devices/{site}/{kind}/{device}/commands", tags=["devices"])
-async def command(site: str, kind: str, device: str, body: CommandIn, hub: HubDep, user: Operator) -> dict[str, Any]:
+@api_router.post("/devices/{site}/{kind}/{device}/commands", tags=["devices"],
+                 responses=WRITE | errors(404, 503, 504))
+async def command(site: SitePath, kind: KindPath, device: DevicePath, body: CommandIn, hub: HubDep,
+                  user: Operator) -> dict[str, Any]:
     """Send a command and return the device's reply (504 when none comes in time). Elevators and
     cameras take none: elevators are never driven remotely. Every attempt is audited."""
     target = f"{site}/{kind}/{device}"
@@ -356,29 +396,30 @@ async def command(site: str, kind: str, device: str, body: CommandIn, hub: HubDe
     except TimeoutError:
         raise refuse(504, f"{target} did not answer within {hub.commands.timeout_s:.0f} s") from None
     except Exception as exc:  # noqa: BLE001 - the broker is away
-        raise refuse(503, f"cannot reach the broker: {exc}") from None
+        log.warning("command %s %s: the broker failed: %s: %s", target, body.op, type(exc).__name__, str(exc)[:500])
+        raise refuse(503, "the broker cannot be reached; try again later") from None
     hub.audit.record(user.name, user.role, "device.command", target, "ok" if reply.get("ok") else "failed",
                      {**detail, "reply": reply})
     return reply
 
 
-@api_router.get("/audit", tags=["operations"])
-async def audit(hub: HubDep, _user: Admin, action: str | None = None,
+@api_router.get("/audit", tags=["operations"], responses=errors(401, 403, 422))
+async def audit(hub: HubDep, _user: Admin, action: TextQ = None,
                 limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict[str, Any]]:
     """Who did what, newest first: commands, alert and order actions, user changes."""
     return hub.audit.recent(limit, action)
 
 
-@api_router.post("/users", tags=["operations"])
-async def add_user(body: UserIn, hub: HubDep, user: Admin) -> dict[str, str]:
+@api_router.post("/users", tags=["operations"], response_model=UserOut, responses=WRITE)
+async def add_user(body: UserIn, hub: HubDep, user: Admin) -> UserOut:
     """Create (or replace) a user; the token is shown once."""
     token = hub.users.add(body.name, body.role)
     hub.audit.record(user.name, user.role, "user.add", body.name, "ok", {"role": body.role})
-    return {"name": body.name, "role": body.role, "token": token}
+    return UserOut(name=body.name, role=body.role, token=token)
 
 
-@api_router.get("/series/traffic", tags=["series"])
-async def traffic_series(hub: HubDep, _user: Viewer, site: str | None = None,
+@api_router.get("/series/traffic", tags=["series"], responses=READ | STORE)
+async def traffic_series(hub: HubDep, _user: Viewer, site: SiteQ = None,
                          days_back: Annotated[int, Query(ge=0, le=30)] = 0) -> dict[str, Any]:
     """Vehicles in and out per hour over one day (0: today, 1: yesterday), China time."""
     day = series.china_day_start(int(time.time() * 1000)) - days_back * series.DAY_MS
@@ -386,11 +427,11 @@ async def traffic_series(hub: HubDep, _user: Viewer, site: str | None = None,
         return await hub.screen_cache.get(("traffic", site, day),
                                           lambda: series.traffic(hub.storage, site, day, hub.settled))
     except StorageError as exc:
-        raise HTTPException(503, f"store unavailable: {exc}") from None
+        raise store_unavailable(exc, "GET /api/series/traffic") from None
 
 
-@api_router.get("/series/charging_power", tags=["series"])
-async def charging_power_series(hub: HubDep, _user: Viewer, site: str | None = None,
+@api_router.get("/series/charging_power", tags=["series"], responses=READ | STORE)
+async def charging_power_series(hub: HubDep, _user: Viewer, site: SiteQ = None,
                                 hours: Annotated[int, Query(ge=1, le=168)] = 24,
                                 every_s: Annotated[int, Query(ge=60, le=86400)] = 900) -> dict[str, Any]:
     """Total charging power over the last hours (each charger's mean per bucket, summed)."""
@@ -398,11 +439,11 @@ async def charging_power_series(hub: HubDep, _user: Viewer, site: str | None = N
         return await hub.screen_cache.get(("charging_power", site, hours, every_s), lambda: series.charging_power(
             hub.storage, hub.registry, site, hours, every_s * 1000, hub.settled))
     except StorageError as exc:
-        raise HTTPException(503, f"store unavailable: {exc}") from None
+        raise store_unavailable(exc, "GET /api/series/charging_power") from None
 
 
-@api_router.get("/series/alerts", tags=["series"])
-async def alerts_series(hub: HubDep, _user: Viewer, site: str | None = None,
+@api_router.get("/series/alerts", tags=["series"], responses=READ)
+async def alerts_series(hub: HubDep, _user: Viewer, site: SiteQ = None,
                         days: Annotated[int, Query(ge=1, le=366)] = 30) -> dict[str, Any]:
     """Alerts opened per day, by severity."""
 
@@ -412,8 +453,8 @@ async def alerts_series(hub: HubDep, _user: Viewer, site: str | None = None,
     return await hub.screen_cache.get(("alerts", site, days), compute)  # type: ignore[no-any-return]
 
 
-@api_router.get("/overview", tags=["overview"])
-async def overview_figures(hub: HubDep, _user: Viewer, site: str | None = None) -> dict[str, Any]:
+@api_router.get("/overview", tags=["overview"], responses=READ | STORE)
+async def overview_figures(hub: HubDep, _user: Viewer, site: SiteQ = None) -> dict[str, Any]:
     """The big screen's figures: devices online and faulted per kind, today's vehicles, access and detections,
     alerts by state and severity, elevators in service, charging. Counts only, no personal data; answers are
     shared for `SMARTHUB_SCREEN_CACHE_S` (2 s)."""
@@ -422,4 +463,4 @@ async def overview_figures(hub: HubDep, _user: Viewer, site: str | None = None) 
             hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site, int(time.time() * 1000),
             hub.settled))
     except StorageError as exc:
-        raise HTTPException(503, f"store unavailable: {exc}") from None
+        raise store_unavailable(exc, "GET /api/overview") from None

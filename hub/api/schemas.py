@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
+from hub import topics
 from hub.health import Report
 from hub.registry import Device
 from hub.state import DeviceState
@@ -126,3 +128,59 @@ class CommandIn(BaseModel):
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     role: Literal["viewer", "maintenance", "operator", "admin"]
+
+
+class MeOut(BaseModel):
+    name: str
+    role: Literal["viewer", "maintenance", "operator", "admin"]
+
+
+class UserOut(MeOut):
+    token: str = Field(description="The new user's API token; shown this once only")
+
+
+class ErrorOut(BaseModel):
+    """Every refusal: a sentence (or, for 422 from FastAPI's own checks, the list of what is wrong)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERRORS: dict[int, str] = {
+    400: "The request is malformed (e.g. a Content-Length that is not a byte count)",
+    401: "No valid Bearer token (checked before the body is read)",
+    403: "The token's role is below what the route needs (checked before the body is read)",
+    404: "No such alert, work order or device kind",
+    409: "The alert or work order is not in a state that allows this",
+    413: "The body is larger than SMARTHUB_API_MAX_BODY_BYTES (refused without reading it)",
+    422: "A parameter or the body is invalid: not a slug, out of range, control characters, NaN/Infinity",
+    503: "The store (or, for commands, the broker) cannot be reached; the detail is generic, the log has more",
+    504: "The device did not answer in time",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the refusals a route can give."""
+    return {code: {"model": ErrorOut, "description": ERRORS[code]} for code in codes}
+
+
+def _anchored(pattern: str) -> str:
+    return f"^{pattern}$"
+
+
+PLAIN = r"^[^\x00-\x1f\x7f]*$"
+"""No control characters (CR, LF, NUL...): nothing a log line, a header or a store query could be split by."""
+NAME = r"^[a-z][a-z0-9_]{0,63}$"
+"""Kinds and event types (`passage`, `door_held_open`)."""
+ID = r"^[A-Za-z0-9_-]{1,64}$"
+"""Alert and work-order ids (`new_id`, `WO...`)."""
+
+SiteQ = Annotated[str | None, Query(pattern=_anchored(topics.SITE_RE.pattern), description="Site slug")]
+DeviceQ = Annotated[str | None, Query(pattern=_anchored(topics.DEVICE_RE.pattern), description="Device slug")]
+KindQ = Annotated[str | None, Query(pattern=NAME, description="Device kind")]
+TypeQ = Annotated[str | None, Query(pattern=NAME, description="Event type")]
+TextQ = Annotated[str | None, Query(max_length=128, pattern=PLAIN)]
+TimeQ = Annotated[str | None, Query(max_length=40, pattern=PLAIN, description="ISO 8601 or epoch ms (0 to year 9999)")]
+SitePath = Annotated[str, Path(pattern=_anchored(topics.SITE_RE.pattern))]
+KindPath = Annotated[str, Path(pattern=NAME)]
+DevicePath = Annotated[str, Path(pattern=_anchored(topics.DEVICE_RE.pattern))]
+IdPath = Annotated[str, Path(pattern=ID)]

@@ -14,14 +14,16 @@ from fastapi import APIRouter
 from devices.rules import DERIVED
 from hub.alerts.models import HUB_FAULTS, HUB_KIND, OFFLINE
 from hub.api.deps import HubDep, Viewer
+from hub.api.guard import GuardedRoute
+from hub.api.schemas import MeOut, errors
 
-router = APIRouter(prefix="/api", tags=["screens"])
+router = APIRouter(prefix="/api", tags=["screens"], route_class=GuardedRoute, responses=errors(401))
 
 
-@router.get("/me")
-async def me(user: Viewer) -> dict[str, str]:
+@router.get("/me", response_model=MeOut)
+async def me(user: Viewer) -> MeOut:
     """The caller's name and role: screens sign alert actions with it and hide what the role cannot do."""
-    return {"name": user.name, "role": user.role}
+    return MeOut(name=user.name, role=user.role)
 
 
 @router.get("/catalog")

@@ -113,8 +113,10 @@ async def test_a_command_argument_that_is_not_a_finite_number_is_refused(embedde
     response = await run.api.post(f"/api/devices/{run.site}/charger/c1/commands", content=body, headers=operator)
     assert response.status_code == 422, response.text
     assert "finite" in response.text
-    [entry] = (await run.api.get("/api/audit", params={"action": "device.command"})).json()
-    assert entry["outcome"] == "refused 422"
+    # A non-finite JSON number is refused before the route reads the body (hub.api.guard), the string
+    # "Infinity" by the op's model, audited; either way nothing was sent.
+    entries = (await run.api.get("/api/audit", params={"action": "device.command"})).json()
+    assert [e["outcome"] for e in entries] == (["refused 422"] if number.startswith(b'"') else [])
 
 
 @pytest.mark.parametrize("backend", ["embedded", "influx"])
