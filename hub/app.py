@@ -59,6 +59,8 @@ HTTP_STOP_S = 5.0
 """How long open requests and WebSockets may take to close, at stop."""
 HEARTBEAT_CHECK_S = 10
 OUTBOX_RESUME_FILL = 0.95
+ACCOUNTS_CHECK_S = 1.0
+"""How often the hub looks for device accounts added by `smarthub device add` while it runs."""
 PRIVACY_EVERY_S = 3600.0
 """How often silent devices are looked for (an offline alert is at most this late)."""
 
@@ -90,8 +92,10 @@ class Hub:
             log.warning("SMARTHUB_ADMIN_TOKEN is not set; this run's admin token is %s", self.admin_token)
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.registry = Registry.load(s.registry, set(self.kinds))
-        for account in Credentials(s.data_dir / "credentials.json").devices:  # `smarthub device add`
-            self.registry.register(account.site, account.kind, account.device)
+        self.credentials = Credentials(s.data_dir)  # `smarthub device add`, from any process, even while running
+        self._stack.push_async_callback(_step, "closing the device accounts", self.credentials.close)
+        self._accounts_version = -1
+        self.sync_device_accounts()
         self.live = LiveState(s.heartbeat_s)
         self.dead_letters = DeadLetters(s.data_dir / "deadletter.db")
         self.storage = make_storage(s)
@@ -107,7 +111,8 @@ class Hub:
             protocol=s.mqtt_protocol,
             hold_reason=self._backpressure,
         )
-        self.users = Users(s.data_dir / "users.json", self.admin_token)
+        self.users = Users(s.data_dir, self.admin_token)
+        self._stack.push_async_callback(_step, "closing the users", self.users.close)
         self.audit = AuditLog(s.data_dir / "audit.db")
         self.commands = Commands(s.root, self._publish)
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
@@ -138,6 +143,7 @@ class Hub:
         start("alert-notifier", self.notifier.run)
         start("live-bus", self.bus.run)
         start("heartbeats", self._heartbeat_loop)
+        start("device-accounts", self._accounts_loop)
         start("personal-data-retention", self._privacy_loop)
         start("vehicles-inside", lambda: self.inside.rebuild(self.storage), once=True)
         start("health-watch", self.health.run)
@@ -180,6 +186,23 @@ class Hub:
             if ticks % HEARTBEAT_CHECK_S == 0:
                 self.alerts.check_heartbeats()
                 self.desk.check_overdue()
+
+    def sync_device_accounts(self) -> bool:
+        """Register the devices of accounts added since the last look (by this or another process).
+
+        The store's data_version tells whether anything changed, so the look is one pragma when nothing did."""
+        version = self.credentials.db.changed()
+        if version == self._accounts_version:
+            return False
+        self._accounts_version = version
+        for account in self.credentials.devices:
+            self.registry.register(account.site, account.kind, account.device)
+        return True
+
+    async def _accounts_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ACCOUNTS_CHECK_S)
+            self.sync_device_accounts()
 
     async def forget_personal_data(self) -> None:
         """Delete what holds plates, subjects and id tags once it is older than the retention setting."""

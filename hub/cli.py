@@ -142,7 +142,9 @@ def _device_add(args: argparse.Namespace) -> int:
     if not SITE_RE.fullmatch(args.site) or not DEVICE_RE.fullmatch(args.device) or args.kind not in REGISTRY:
         print(f"smarthub: site, kind or device is not valid (kinds: {', '.join(sorted(REGISTRY))})", file=sys.stderr)
         return 2
-    password = Credentials(settings.data_dir / "credentials.json").add(args.site, args.kind, args.device)
+    credentials = Credentials(settings.data_dir)
+    password = credentials.add(args.site, args.kind, args.device)
+    credentials.close()
     print(json.dumps({"site": args.site, "kind": args.kind, "device": args.device,
                       "username": username(args.site, args.kind, args.device), "password": password,
                       "topic": f"{settings.root}/{args.site}/{args.kind}/{args.device}"}, ensure_ascii=False))
@@ -156,11 +158,46 @@ def _user_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    token = Users(settings.data_dir / "users.json").add(args.name, args.role)
+    users = Users(settings.data_dir)
+    token = users.add(args.name, args.role)
+    users.close()
     audit = AuditLog(settings.data_dir / "audit.db")
     audit.record("cli", "admin", "user.add", args.name, "ok", {"role": args.role})
     audit.close()
     print(json.dumps({"name": args.name, "role": args.role, "token": token}, ensure_ascii=False))
+    return 0
+
+
+def _user_list(args: argparse.Namespace) -> int:
+    from hub.users import Users
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    users = Users(settings.data_dir)
+    listed = users.list_users()
+    users.close()
+    print(json.dumps([{"name": u.name, "role": u.role} for u in listed], ensure_ascii=False))
+    return 0
+
+
+def _user_remove(args: argparse.Namespace) -> int:
+    from hub.audit import AuditLog
+    from hub.users import Users
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    users = Users(settings.data_dir)
+    removed = users.remove(args.name)
+    users.close()
+    if not removed:
+        print(f"smarthub: no user {args.name!r}", file=sys.stderr)
+        return 1
+    audit = AuditLog(settings.data_dir / "audit.db")
+    audit.record("cli", "admin", "user.remove", args.name, "ok")
+    audit.close()
+    print(json.dumps({"removed": args.name}, ensure_ascii=False))
     return 0
 
 
@@ -170,9 +207,11 @@ def _broker_files(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
+    credentials = Credentials(settings.data_dir)
+    accounts = credentials.devices
+    credentials.close()
     try:
-        passwd, acl = broker_files(Credentials(settings.data_dir / "credentials.json").devices, settings.root,
-                                   settings.mqtt_url)
+        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url)
     except ValueError as exc:
         print(f"smarthub: {exc}", file=sys.stderr)
         return 2
@@ -244,11 +283,18 @@ def parser() -> argparse.ArgumentParser:
     add.set_defaults(func=_device_add)
     user = sub.add_parser("user", help="API users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
-    user_add = user_sub.add_parser("add", help="create an API user; prints its token once")
+    user_add = user_sub.add_parser("add", help="create (or replace) an API user; prints its token once")
     user_add.add_argument("name")
     user_add.add_argument("--role", choices=["viewer", "maintenance", "operator", "admin"], required=True)
     user_add.add_argument("--config", type=Path)
     user_add.set_defaults(func=_user_add)
+    user_list = user_sub.add_parser("list", help="the API users and their roles (never tokens)")
+    user_list.add_argument("--config", type=Path)
+    user_list.set_defaults(func=_user_list)
+    user_remove = user_sub.add_parser("remove", help="delete an API user; its token stops working at once")
+    user_remove.add_argument("name")
+    user_remove.add_argument("--config", type=Path)
+    user_remove.set_defaults(func=_user_remove)
     files = sub.add_parser("broker-files", help="write Mosquitto passwd and acl files for every device and the hub")
     files.add_argument("dir", type=Path)
     files.add_argument("--config", type=Path)

@@ -1,7 +1,7 @@
 """Per-device MQTT credentials and the Mosquitto files that enforce them.
 
 `smarthub device add SITE KIND DEVICE` makes a random password, shows it once,
-and keeps only its hash, already in Mosquitto's own password-file format
+and keeps only its hash (in the shared accounts store, hub/accounts.py), already in Mosquitto's own password-file format
 (`$7$`: PBKDF2-HMAC-SHA512), so `smarthub broker-files DIR` can write `passwd`
 and `acl` for the broker without ever storing a password. The ACL lets a device
 publish only its own telemetry, event, state and reply, and read only its own
@@ -14,16 +14,18 @@ import base64
 import hashlib
 import os
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
+from hub.accounts import AccountsDb
 from hub.config import parse_mqtt_url
 
 MOSQUITTO_ITERATIONS = 101
 """What mosquitto_passwd 2.0 uses for `$7$` hashes."""
 DEVICE_WRITES = ("telemetry", "event", "state", "reply")
+LEGACY_FILE = "credentials.json"
+"""Where earlier versions kept the accounts; taken into the accounts store once, then renamed `.migrated`."""
 
 
 def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
@@ -50,31 +52,37 @@ class DeviceAccount:
 
 
 class Credentials:
-    """The device accounts, in `credentials.json` under the data directory (hashes only)."""
+    """The device accounts (hashes only), in the shared accounts store beside the API users.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        raw = orjson.loads(path.read_bytes()) if path.exists() else {"devices": []}
-        self.devices = [DeviceAccount(**d) for d in raw["devices"]]
+    `devices` reads the store each time, so `broker-files` and the running hub see every account
+    `device add` wrote, from any process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.db = AccountsDb(data_dir)
+        self.db.migrate(data_dir / LEGACY_FILE, _import_legacy)
+
+    @property
+    def devices(self) -> list[DeviceAccount]:
+        rows = self.db.read("SELECT site, kind, device, hash FROM devices ORDER BY site, kind, device")
+        return [DeviceAccount(*row) for row in rows]
 
     def add(self, site: str, kind: str, device: str) -> str:
         """Create (or replace) a device's account; returns its new password, shown once."""
         password = secrets.token_urlsafe(18)
-        self.devices = [d for d in self.devices if (d.site, d.kind, d.device) != (site, kind, device)]
-        self.devices.append(DeviceAccount(site, kind, device, mosquitto_hash(password)))
-        self._save()
+        with self.db.write() as db:
+            db.execute("INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
+                       " (site, kind, device) DO UPDATE SET hash = excluded.hash",
+                       (site, kind, device, mosquitto_hash(password)))
         return password
 
-    def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"devices": [_as_dict(d) for d in self.devices]}, option=orjson.OPT_INDENT_2))
-        tmp.chmod(0o600)
-        tmp.replace(self.path)
+    def close(self) -> None:
+        self.db.close()
 
 
-def _as_dict(d: DeviceAccount) -> dict[str, str]:
-    return {"site": d.site, "kind": d.kind, "device": d.device, "hash": d.hash}
+def _import_legacy(db: sqlite3.Connection, raw: dict) -> None:  # type: ignore[type-arg]
+    """`credentials.json` of earlier versions; an account the store already has keeps its store entry."""
+    db.executemany("INSERT OR IGNORE INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?)",
+                   [(d["site"], d["kind"], d["device"], d["hash"]) for d in raw.get("devices", ())])
 
 
 Rule = tuple[str, str]

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import orjson
+from hub.accounts import AccountsDb
 
 Role = Literal["viewer", "maintenance", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "maintenance", "operator", "admin")
+LEGACY_FILE = "users.json"
+"""Where earlier versions kept the users; taken into the accounts store once, then renamed `.migrated`."""
 
 
 def rank(role: str) -> int:
@@ -38,31 +41,46 @@ class User:
 
 
 class Users:
-    """`users.json` under the data directory; the first admin comes from SMARTHUB_ADMIN_TOKEN."""
+    """API users in the shared accounts store; the first admin comes from SMARTHUB_ADMIN_TOKEN.
 
-    def __init__(self, path: Path, admin_token: str | None = None) -> None:
-        self.path = path
-        raw = orjson.loads(path.read_bytes()) if path.exists() else {"users": []}
-        self._by_hash: dict[str, User] = {u["token_hash"]: User(u["name"], u["role"]) for u in raw["users"]}
+    Nothing is cached: each check looks the token's hash up in the store (one indexed read), so a user
+    another process adds, replaces or removes counts from the next request on."""
+
+    def __init__(self, data_dir: Path, admin_token: str | None = None) -> None:
+        self.db = AccountsDb(data_dir)
+        self.db.migrate(data_dir / LEGACY_FILE, _import_legacy)
         self._admin_hash = token_hash(admin_token) if admin_token else None
 
     def authenticate(self, token: str) -> User | None:
         digest = token_hash(token)
         if self._admin_hash is not None and secrets.compare_digest(digest, self._admin_hash):
             return User("admin", "admin")
-        return self._by_hash.get(digest)
+        rows = self.db.read("SELECT name, role FROM users WHERE token_hash = ?", (digest,))
+        return User(rows[0][0], rows[0][1]) if rows else None
 
     def add(self, name: str, role: Role) -> str:
-        """Create a user (replacing one of the same name); returns the token, shown once."""
+        """Create a user (replacing one of the same name, whose token stops working); returns the token, shown once."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         token = secrets.token_urlsafe(32)
-        self._by_hash = {h: u for h, u in self._by_hash.items() if u.name != name}
-        self._by_hash[token_hash(token)] = User(name, role)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"users": [{"name": u.name, "role": u.role, "token_hash": h}
-                                                for h, u in self._by_hash.items()]}, option=orjson.OPT_INDENT_2))
-        tmp.chmod(0o600)
-        tmp.replace(self.path)
+        with self.db.write() as db:
+            db.execute("INSERT INTO users (name, role, token_hash) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+                       " SET role = excluded.role, token_hash = excluded.token_hash", (name, role, token_hash(token)))
         return token
+
+    def remove(self, name: str) -> bool:
+        """Delete a user; its token stops working at once. False when there was none of that name."""
+        with self.db.write() as db:
+            return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+
+    def list_users(self) -> list[User]:
+        return [User(name, role) for name, role in self.db.read("SELECT name, role FROM users ORDER BY name")]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _import_legacy(db: sqlite3.Connection, raw: dict) -> None:  # type: ignore[type-arg]
+    """`users.json` of earlier versions; a user the store already has keeps its store entry."""
+    db.executemany("INSERT OR IGNORE INTO users (name, role, token_hash) VALUES (?, ?, ?)",
+                   [(u["name"], u["role"], u["token_hash"]) for u in raw.get("users", ())])

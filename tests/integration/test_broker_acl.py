@@ -61,7 +61,7 @@ class Client:
 @pytest.fixture
 def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
     binary = require_binary("mosquitto", "mosquitto")
-    creds = Credentials(tmp_path / "credentials.json")
+    creds = Credentials(tmp_path / "hub-data")
     passwords = {d: creds.add("sunshine", "gate", d) for d in ("east-1", "west-2")}
     passwd, acl = broker_files(creds.devices, "community", "mqtt://hub:hub-secret@127.0.0.1:1883")
     (tmp_path / "passwd").write_text(passwd)

@@ -44,7 +44,7 @@ def test_no_secret_is_committed() -> None:
     tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, check=True).stdout.split()
     if not tracked:
         pytest.skip("not a git checkout")
-    forbidden_files = {".env", "credentials.json", "users.json", "passwd"}
+    forbidden_files = {".env", "accounts.db", "credentials.json", "users.json", "passwd"}
     assert not [f for f in tracked if Path(f).name in forbidden_files]
     patterns = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|AKIA[0-9A-Z]{16}|xox[bp]-[0-9A-Za-z-]{10,}")
     for name in tracked:

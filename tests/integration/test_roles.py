@@ -152,7 +152,7 @@ async def test_added_devices_are_registered_and_personal_data_stays_out_of_logs(
     from tests.support.hub_fixtures import running_hub
 
     settings = settings_for("embedded")
-    Credentials(settings.data_dir / "credentials.json").add("sunshine", "gate", "east-1")
+    Credentials(settings.data_dir).add("sunshine", "gate", "east-1")
     async with running_hub(settings, mosquitto) as run:
         listed = (await run.api.get("/api/devices")).json()
         assert [(d["device"], d["registered"], d["online"]) for d in listed] == [("east-1", True, False)]

@@ -1,6 +1,7 @@
 import stat
 from pathlib import Path
 
+import orjson
 import pytest
 
 from hub.credentials import Credentials, broker_files, mosquitto_hash
@@ -13,13 +14,32 @@ def test_hash_has_mosquittos_format_and_depends_on_salt() -> None:
 
 
 def test_passwords_are_shown_once_and_only_hashes_kept(tmp_path: Path) -> None:
-    creds = Credentials(tmp_path / "credentials.json")
+    creds = Credentials(tmp_path)
     password = creds.add("sunshine", "access", "b3-door1")
-    text = (tmp_path / "credentials.json").read_text()
-    assert password not in text and "$7$101$" in text
-    assert stat.S_IMODE((tmp_path / "credentials.json").stat().st_mode) == 0o600
-    again = creds.add("sunshine", "access", "b3-door1")  # a new password replaces the old account
-    assert again != password and len(Credentials(tmp_path / "credentials.json").devices) == 1
+    store = tmp_path / "accounts.db"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    creds.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("accounts.db*"))  # the file and its WAL
+    assert password.encode() not in raw and b"$7$101$" in raw
+    again = Credentials(tmp_path).add("sunshine", "access", "b3-door1")  # a new password replaces the old account
+    assert again != password and len(Credentials(tmp_path).devices) == 1
+
+
+def test_a_credentials_json_of_an_earlier_version_is_taken_in_once(tmp_path: Path) -> None:
+    legacy = {"devices": [{"site": "sunshine", "kind": "gate", "device": "east-1", "hash": mosquitto_hash("pw")}]}
+    (tmp_path / "credentials.json").write_bytes(orjson.dumps(legacy))
+    assert [d.username for d in Credentials(tmp_path).devices] == ["sunshine.gate.east-1"]
+    assert not (tmp_path / "credentials.json").exists() and (tmp_path / "credentials.json.migrated").exists()
+    Credentials(tmp_path).add("sunshine", "gate", "west-2")
+    assert len(Credentials(tmp_path).devices) == 2
+
+
+def test_accounts_added_by_another_process_are_seen_at_the_next_read(tmp_path: Path) -> None:
+    hub_view = Credentials(tmp_path)
+    before = hub_view.db.changed()
+    Credentials(tmp_path).add("sunshine", "gate", "east-1")  # its own connection, as `smarthub device add` has
+    assert hub_view.db.changed() != before
+    assert [d.device for d in hub_view.devices] == ["east-1"]
 
 
 def test_broker_files_need_the_hubs_credentials(tmp_path: Path) -> None:
