@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from array import array
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Hashable, Iterable
 
 DELIVERIES_KEPT = 262_144
@@ -121,23 +121,31 @@ REPEATS_KEPT = 200_000
 
 
 class RecentKeys:
-    """A bounded set of integer keys; past `capacity` the oldest is forgotten first."""
+    """A bounded set of integer keys: the last `capacity` keys at least, 2 x `capacity` at most.
+
+    Two generations of plain sets: new keys go into the young one; when it holds `capacity`, the old one
+    is dropped and the young one becomes old. Memory stays flat once both are full: each generation
+    grows to the same sizes as the last, so the allocator reuses what the dropped one freed (an
+    OrderedDict forgetting its oldest key one at a time kept growing: 33 MiB for 200,000 keys at first,
+    51 MiB after 350,000 adds, by its deleted slots and resizes).
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._keys: OrderedDict[int, None] = OrderedDict()
+        self._young: set[int] = set()
+        self._old: set[int] = set()
 
     def add(self, key: int) -> bool:
         """Remember `key`; False if it was already known (a lookup does not make it newer)."""
-        if key in self._keys:
+        if key in self._young or key in self._old:
             return False
-        self._keys[key] = None
-        if len(self._keys) > self.capacity:
-            self._keys.popitem(last=False)
+        if len(self._young) >= self.capacity:
+            self._old, self._young = self._young, set()
+        self._young.add(key)
         return True
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._young) + len(self._old)
 
 
 class Repeats:

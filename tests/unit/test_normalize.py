@@ -2,7 +2,7 @@ from array import array
 from datetime import datetime, timedelta, timezone
 
 from hub.ingest.normalize import MAX_FUTURE_MS, SeqStats, point_time, track_seq
-from hub.ingest.redelivery import Deliveries, EventKeys, event_digest
+from hub.ingest.redelivery import Deliveries, EventKeys, RecentKeys, event_digest
 
 NOW = 1_790_000_000_000
 
@@ -27,16 +27,27 @@ def test_track_seq_counts_gaps_duplicates_and_resets() -> None:
     assert (stats.gaps, stats.duplicates, stats.resets, stats.last) == (3, 2, 1, 1)
 
 
-def test_event_keys_forget_the_oldest_and_queue_new_ones_for_the_commit() -> None:
+def test_event_keys_keep_at_least_the_last_capacity_and_queue_new_ones_for_the_commit() -> None:
     keys = EventKeys(capacity=3)
     assert [keys.seen(k, 10) for k in "abca"] == [False, False, False, True]
-    keys.seen("d", 11)  # a lookup does not refresh a key, so "a" is still the oldest and goes
-    assert keys.seen("a", 12) is False
-    assert len(keys) == 3
-    assert [(d, t) for d, t in keys.new] == [(event_digest(k), t) for k, t in
-                                             (("a", 10), ("b", 10), ("c", 10), ("d", 11), ("a", 12))]
+    assert [keys.seen(k, 11) for k in "def"] == [False, False, False]
+    assert keys.seen("a", 11) is True  # 6 keys back: within 2 x capacity, still known
+    assert keys.seen("g", 12) is False  # a, b, c's generation goes
+    assert [keys.seen(k, 12) for k in "agd"] == [False, True, True]  # a lookup does not refresh a key
+    assert len(keys) <= 6
+    assert [(d, t) for d, t in keys.new][:4] == [(event_digest(k), t) for k, t in
+                                                 (("a", 10), ("b", 10), ("c", 10), ("d", 11))]
     keys.committed()
     assert keys.new == []
+
+
+def test_recent_keys_remember_at_least_capacity_and_at_most_twice_it() -> None:
+    recent = RecentKeys(capacity=1000)
+    for key in range(10_000):
+        assert recent.add(key)
+        assert 1000 <= len(recent) <= 2000 or len(recent) == key + 1
+        assert not recent.add(key - 999) if key >= 999 else True  # the last 1,000 are always known
+    assert sum(not recent.add(k) for k in range(8_000, 10_000)) >= 1000
 
 
 def test_event_digest_is_stable_across_processes() -> None:
