@@ -44,6 +44,7 @@ from hub.storage.base import (
     keep_groups,
     points_from_json,
     points_json,
+    split_points_json,
 )
 from hub.storage.lineproto import check, series_key
 
@@ -219,6 +220,9 @@ class EmbeddedStorage(EventQueries):
 
     def encode(self, points: Sequence[Point]) -> bytes:
         return points_json(points)
+
+    def split(self, body: bytes) -> list[bytes]:
+        return split_points_json(body)
 
     async def write(self, points: Sequence[Point]) -> None:
         await self.write_encoded([self.encode(points)])

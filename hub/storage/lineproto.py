@@ -147,3 +147,27 @@ def line(point: Point) -> str | None:
 def encode(points: Iterable[Point]) -> bytes:
     """A write body: one line per point, points without fields skipped."""
     return "\n".join(text for p in points if (text := line(p)) is not None).encode()
+
+
+_KEY = rb"(?:[^\\= ,\n]|\\.)+"
+_VALUE = rb'(?:"(?:[^"\\]|\\.)*"|[^" ,\n]+)'
+_LINE = re.compile(rb"(?:[^\\ \n]|\\.)+ " + _KEY + b"=" + _VALUE + b"(?:," + _KEY + b"=" + _VALUE + rb")* -?[0-9]+",
+                   re.DOTALL)
+"""One line as `encode` writes it: series key (escapes only), fields, time. Only a string field value holds raw
+newlines, and quoting starts only at a field value (a name may hold a plain `"`), so a line is read by its grammar,
+not cut at each newline."""
+
+
+def split(body: bytes) -> list[bytes]:
+    """A body `encode` made, as one body per point (what `encode([point])` makes), in order.
+
+    Raises ValueError for bytes `encode` cannot have made (a line it does not recognise)."""
+    out: list[bytes] = []
+    pos, end = 0, len(body)
+    while pos < end:
+        found = _LINE.match(body, pos)
+        if found is None or (found.end() < end and body[found.end()] != 0x0A):
+            raise ValueError(f"not a line of ours at byte {pos}")
+        out.append(found.group())
+        pos = found.end() + 1
+    return out
