@@ -67,6 +67,8 @@ class HubCollector(Collector):
         yield CounterMetricFamily("smarthub_write_failures", "Store writes that failed", value=writer.failures)
         yield CounterMetricFamily("smarthub_write_rejected_points", "Points the store refused",
                                   value=writer.rejected_points)
+        yield CounterMetricFamily("smarthub_write_split_requests", "Writes made to cut refused batches down to the "
+                                  "points the store refuses", value=writer.split_writes)
         yield self._latency(writer)
 
         yield GaugeMetricFamily("smarthub_outbox_points", "Points waiting in the outbox", value=hub.outbox.depth)

@@ -7,6 +7,7 @@ conflict in two points of a 50-point part from several devices must not cost the
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from devices.base import Point
 from hub.storage import outbox as outbox_module
 from hub.storage.base import Storage
+from hub.storage.embedded import EmbeddedStorage
 from hub.storage.outbox import Outbox, Writer
 
 pytestmark = pytest.mark.services
@@ -76,3 +78,36 @@ async def test_past_its_request_budget_the_rest_of_a_part_is_dead_lettered_as_it
     assert all(storage.encode([p]) in kept for p in bad)  # nothing refused is lost
     assert len(kept) == 44 and writer.stats.rejected_points == 44  # the first 6 points were stored alone
     assert any("not split further after 4 requests" in reason for _, reason in refused)
+
+
+async def test_a_store_that_goes_away_while_a_part_is_split_keeps_the_part_for_later(tmp_path: Path) -> None:
+    storage = EmbeddedStorage(tmp_path / "store.db")
+    await storage.start()
+    await storage.write([Point("elevator", {"site": "seed", "device": "e9"}, {"vendor_x": "text"}, NOW - 20_000)])
+    good, bad = part("s3")
+    outbox = Outbox(tmp_path / "outbox.db", wire=storage)
+    outbox.put(sorted(good + bad, key=lambda p: p.time_ms))
+    refused: Refused = []
+    writer = Writer(outbox, storage, lambda bodies, reason: refused.append((bodies, reason)))
+    write = storage.write_encoded
+    calls = 0
+
+    async def then_gone(bodies: Sequence[bytes]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the whole part, then the first half; then the store is closed (its file stays)
+            await storage.close()
+        await write(bodies)
+
+    storage.write_encoded = then_gone  # type: ignore[method-assign]
+    try:
+        assert not await writer.write_once()
+        assert refused == [] and outbox.depth == 50 and writer.stats.failures == 1
+        await storage.start()
+        storage.write_encoded = write  # type: ignore[method-assign]
+        assert await writer.write_once()  # all again: what was stored is only written over with itself
+        assert [bodies for bodies, _ in refused] == [[storage.encode([p])] for p in bad]
+        assert outbox.depth == 0 and len(await storage.query_points(["elevator"], {"site": "s3"}, limit=100)) == 48
+    finally:
+        outbox.close()
+        await storage.close()
