@@ -8,8 +8,10 @@ subclass: the hub never branches on a kind's name, it only looks kinds up in
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple, Union
@@ -50,13 +52,16 @@ class FaultSpec:
 
 def finite(value: Any) -> bool:
     """False when a JSON value holds NaN or an infinity anywhere (pydantic's JSON parser reads `NaN`,
-    `Infinity` and an overflowing `1e400` as floats; JSON has no such numbers and the store cannot keep them)."""
+    `Infinity` and an overflowing `1e400` as floats; JSON has no such numbers and the store cannot keep them),
+    or an integer no float can hold (`1` and 400 zeros is `1e400` written out: as a field it would be a float)."""
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, list):
         return all(finite(v) for v in value)
     if isinstance(value, dict):
         return all(finite(v) for v in value.values())
+    if isinstance(value, int):
+        return -sys.float_info.max <= value <= sys.float_info.max
     return True
 
 
@@ -218,7 +223,10 @@ def field_value(value: Any) -> bool | int | float | str:
         return value
     if isinstance(value, int | float):
         return float(value)
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits inside: orjson writes none
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def payload_fields(payload: BaseModel, exclude: frozenset[str]) -> dict[str, bool | int | float | str]:

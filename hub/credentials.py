@@ -77,23 +77,41 @@ def _as_dict(d: DeviceAccount) -> dict[str, str]:
     return {"site": d.site, "kind": d.kind, "device": d.device, "hash": d.hash}
 
 
+Rule = tuple[str, str]
+"""(access, topic filter) as a Mosquitto acl line `topic ACCESS FILTER`; access is read, write or readwrite."""
+
+
+def hub_rules(root: str) -> list[Rule]:
+    """The hub reads everything under the root and writes commands and alerts."""
+    return [("read", f"{root}/#"), ("write", f"{root}/+/+/+/cmd"), ("write", f"{root}/+/alerts/#")]
+
+
+def device_rules(root: str, site: str, kind: str, device: str) -> list[Rule]:
+    """A device publishes only its own telemetry, event, state and reply, and reads only its own cmd."""
+    base = f"{root}/{site}/{kind}/{device}"
+    return [*(("write", f"{base}/{c}") for c in DEVICE_WRITES), ("read", f"{base}/cmd")]
+
+
+def observer_rules(root: str) -> list[Rule]:
+    """Read-only: someone watching the traffic (the demo's printed mosquitto_sub line) can forge nothing."""
+    return [("read", f"{root}/#")]
+
+
+def acl_text(rules: dict[str, list[Rule]]) -> str:
+    """Mosquitto acl-file blocks, one per user."""
+    return "".join(f"user {user}\n" + "".join(f"topic {a} {f}\n" for a, f in user_rules) + "\n"
+                   for user, user_rules in rules.items())
+
+
 def broker_files(accounts: list[DeviceAccount], root: str, mqtt_url: str) -> tuple[str, str]:
     """(passwd, acl) file contents for Mosquitto: every device plus the hub's own account."""
     hub = parse_mqtt_url(mqtt_url)
     if not hub.username or not hub.password:
         raise ValueError("SMARTHUB_MQTT_URL must carry the hub's user:password for the broker files")
     passwd = [f"{hub.username}:{mosquitto_hash(hub.password)}"]
-    acl = [
-        f"# Written by smarthub broker-files: the hub, then one block per device. Topic root: {root}",
-        f"user {hub.username}",
-        f"topic read {root}/#",
-        f"topic write {root}/+/+/+/cmd",
-        f"topic write {root}/+/alerts/#",
-        "",
-    ]
+    rules = {hub.username: hub_rules(root)}
     for account in sorted(accounts, key=lambda a: a.username):
-        base = f"{root}/{account.site}/{account.kind}/{account.device}"
         passwd.append(f"{account.username}:{account.hash}")
-        acl += [f"user {account.username}", *(f"topic write {base}/{c}" for c in DEVICE_WRITES),
-                f"topic read {base}/cmd", ""]
-    return "\n".join(passwd) + "\n", "\n".join(acl)
+        rules[account.username] = device_rules(root, account.site, account.kind, account.device)
+    header = f"# Written by smarthub broker-files: the hub, then one block per device. Topic root: {root}\n"
+    return "\n".join(passwd) + "\n", header + acl_text(rules)

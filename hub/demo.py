@@ -1,9 +1,11 @@
 """`smarthub demo`: broker, store, hub, a simulated community and the dashboard in one process.
 
 Everything is embedded, so a newcomer sees a live community with one command and
-no other service: the MQTT broker is `hub.embedded_broker` (with generated
-passwords, so the demo is not an anonymous broker either), the store is the
-embedded SQLite one. Ports are the usual ones when free, free ones otherwise.
+no other service: the MQTT broker is `hub.embedded_broker`, with the accounts and
+ACL production's Mosquitto gets (generated passwords: the hub, one account per
+simulated device, and a read-only observer for the printed `mosquitto_sub` line),
+so the demo is no more open than a deployment. The store is the embedded SQLite one.
+Ports are the usual ones when free, free ones otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import orjson
 
 from hub.app import Hub
 from hub.config import MqttTarget, Settings, load
+from hub.credentials import Rule, device_rules, hub_rules, observer_rules, username
 from hub.embedded_broker import Broker
 from hub.ingest.pipeline import Pipeline
 from hub.state import LiveState
@@ -61,7 +64,7 @@ def demo_settings(options: DemoOptions, broker_port: int, hub_password: str) -> 
     return base.model_copy(update={
         "mqtt_url": f"mqtt://hub:{hub_password}@127.0.0.1:{broker_port}",
         "mqtt_protocol": "3.1.1",
-        "mqtt_client_id": "smarthub-demo",
+        "mqtt_client_id": "hub",  # the broker binds client ids to logins, as the shipped mosquitto.conf
         "influx_url": None,
         "http": http,
         "admin_token": base.admin_token or secrets.token_urlsafe(18),
@@ -70,20 +73,21 @@ def demo_settings(options: DemoOptions, broker_port: int, hub_password: str) -> 
 
 async def run_demo(options: DemoOptions) -> None:
     """Run until SIGINT/SIGTERM (or cancelled)."""
-    device_password, hub_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
-    users = {"hub": hub_password, "device": device_password}
+    hub_password, observer_password = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
     broker_port = port_or_free("127.0.0.1", options.mqtt_port)
     settings = demo_settings(options, broker_port, hub_password)
     community = build(options.site, options.seed, options.devices)
+    logins, users, acl = accounts(community, settings.root, hub_password, observer_password)
     start_ms = int(time.time() * 1000)
     offline = plan(community, options.scenario, start_ms) if options.scenario else []
 
-    async with Broker("127.0.0.1", broker_port, users) as broker, Hub(settings) as hub:
+    async with Broker("127.0.0.1", broker_port, users, acl) as broker, Hub(settings) as hub:
         hub.registry.add(registry_of(community))  # buildings and the power cap for the big screen
         host, port = settings.http_host_port
         server = hub.http_server(host, port)
-        devices_target = MqttTarget("127.0.0.1", broker.port, "device", device_password, None)
-        live = LiveRun(community, devices_target, settings.root, options.speed)
+        devices_target = MqttTarget("127.0.0.1", broker.port, None, None, None)
+        live = LiveRun(community, devices_target, settings.root, options.speed,
+                       logins=lambda d: logins[(d.site, d.kind_name, d.device)])
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -95,7 +99,7 @@ async def run_demo(options: DemoOptions) -> None:
         hub.supervisor.start("simulated-past", lambda: backfill(hub, twin, options.history_hours, start_ms), once=True)
         while not server.started:
             await asyncio.sleep(0.05)
-        print_banner(settings, broker.port, device_password, options)
+        print_banner(settings, broker.port, observer_password, options)
         try:
             done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), serving, simulating},
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -110,6 +114,19 @@ async def run_demo(options: DemoOptions) -> None:
             await live.close()
             server.should_exit = True
             await asyncio.gather(serving, return_exceptions=True)
+
+
+def accounts(community: Community, root: str, hub_password: str, observer_password: str) -> tuple[
+        dict[tuple[str, str, str], tuple[str, str]], dict[str, str], dict[str, list[Rule]]]:
+    """(each device's login, passwords by login, ACL by login): what `smarthub device add` and
+    `smarthub broker-files` would give a deployment, for the hub, the observer and every simulated device."""
+    logins = {(d.site, d.kind_name, d.device): (username(d.site, d.kind_name, d.device), secrets.token_urlsafe(12))
+              for d in community.devices}
+    users = {"hub": hub_password, "observer": observer_password, **dict(logins.values())}
+    acl = {"hub": hub_rules(root), "observer": observer_rules(root)}
+    for (site, kind, device), (login, _) in logins.items():
+        acl[login] = device_rules(root, site, kind, device)
+    return logins, users, acl
 
 
 async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) -> int:
@@ -145,7 +162,7 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
     return handled
 
 
-def print_banner(settings: Settings, broker_port: int, device_password: str, options: DemoOptions) -> None:
+def print_banner(settings: Settings, broker_port: int, observer_password: str, options: DemoOptions) -> None:
     host, port = settings.http_host_port
     lines = [
         "",
@@ -153,8 +170,8 @@ def print_banner(settings: Settings, broker_port: int, device_password: str, opt
         + (f", scenario {options.scenario}" if options.scenario else "") + ")",
         f"  open         http://{host}:{port}/?token={settings.admin_token}",
         f"  API          http://{host}:{port}/docs   (Authorization: Bearer {settings.admin_token})",
-        f"  MQTT broker  mqtt://device:{device_password}@127.0.0.1:{broker_port}"
-        f"   (topics {settings.root}/<site>/<kind>/<device>/<channel>)",
+        f"  MQTT watch   mosquitto_sub -h 127.0.0.1 -p {broker_port} -u observer -P {observer_password}"
+        f" -t '{settings.root}/#' -v   (read-only; topics {settings.root}/<site>/<kind>/<device>/<channel>)",
         f"  data         {settings.data_dir.resolve()}",
         "  Ctrl-C stops it.",
         "",

@@ -125,9 +125,12 @@ class LiveRun:
     """A community on a real broker, one connection per device."""
 
     def __init__(self, community: Community, target: MqttTarget, root: str, speed: float = 1.0,
-                 status: Callable[[LiveStats, int], None] | None = None) -> None:
+                 status: Callable[[LiveStats, int], None] | None = None,
+                 logins: Callable[[SimDevice], tuple[str, str]] | None = None) -> None:
         self.community = community
         self.target = target
+        self.logins = logins
+        """Each device's own (username, password), as a broker with per-device accounts needs; else the target's."""
         self.root = root
         self.speed = speed
         self.status = status
@@ -137,8 +140,9 @@ class LiveRun:
         self._sim_now = 0
 
     def _client(self, device: SimDevice) -> aiomqtt.Client:
+        user, password = self.logins(device) if self.logins else (self.target.username, self.target.password)
         return aiomqtt.Client(
-            self.target.host, self.target.port, username=self.target.username, password=self.target.password,
+            self.target.host, self.target.port, username=user, password=password,
             identifier=f"sim-{device.site}-{device.device}", tls_context=self.target.tls, keepalive=60,
             will=aiomqtt.Will(topic(self.root, device, "state"), orjson.dumps(OFFLINE_STATE), qos=1, retain=True),
         )

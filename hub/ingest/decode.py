@@ -34,7 +34,16 @@ class Rejected:
 
     @classmethod
     def of(cls, topic: str, reason: str, detail: str, payload: bytes, received_ms: int, kind: str = "") -> Rejected:
-        return cls(topic, reason, detail, payload[:PAYLOAD_KEEP_BYTES], received_ms, kind)
+        return cls(_storable_text(topic), reason, detail, payload[:PAYLOAD_KEEP_BYTES], received_ms, kind)
+
+
+def _storable_text(topic: str) -> str:
+    """The topic as text UTF-8 can carry, undecodable bytes written as `\\udcXX`. The MQTT edge decodes a topic
+    with `surrogateescape` (it never fails on a peer's bytes); a lone surrogate in a dead letter failed the flush
+    (SQLite takes UTF-8 only), so the edge acknowledged nothing and the broker sent the message again, and again."""
+    if topic.isascii():
+        return topic
+    return topic.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class DecodeError(Exception):

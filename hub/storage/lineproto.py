@@ -100,14 +100,23 @@ def _coerce(value: object) -> bool | int | float | str:
     return str(value)
 
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+"""InfluxDB's integers (and the outbox's, and SQLite's) are 64-bit; JSON's have no limit."""
+
+
 def check(point: Point) -> None:
-    """Raise Unstorable if any name of the point cannot be stored; cheap once its names were seen."""
+    """Raise Unstorable if any name of the point cannot be stored, or an integer field is beyond 64 bits (a
+    contract `int` such as `floor` or `seq` sent as 10**30 once stopped every later outbox commit); cheap once
+    its names were seen."""
     measurement, tags, fields, _ = point
     if _series.get((measurement, *tags.items())) is None:
         series_key(measurement, tags)
     names = tuple(fields)
     if names not in _field_keys:
         _sorted_keys(names)
+    for name, value in fields.items():
+        if type(value) is int and not INT_MIN <= value <= INT_MAX:
+            raise Unstorable(f"field {name!r} is an integer beyond 64 bits, which InfluxDB cannot store")
 
 
 def line(point: Point) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -57,7 +58,8 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         page = httpx.get(f"{base}/")
         assert page.status_code == 200 and "指挥中心" in page.text
         text = log.read_text()
-        assert "mqtt://device:" in text and f"127.0.0.1:{mqtt_port}" in text and "token=demo-token" in text
+        assert f"mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -u observer -P " in text and "token=demo-token" in text
+        observer_cannot_write(text, mqtt_port)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
     finally:
@@ -66,27 +68,57 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
     assert "Traceback" not in log.read_text(), log.read_text()
 
 
-def storm(banner: str, port: int, clients: int = 150) -> None:
-    """Clients arriving 5 ms apart with wills, then vanishing: what broke amqtt in the demo's place."""
+def observer_password(banner: str) -> str:
     import re
+
+    return re.search(r"-u observer -P (\S+)", banner).group(1)  # type: ignore[union-attr]
+
+
+def observer_cannot_write(banner: str, port: int) -> None:
+    """The printed login reads everything and can forge nothing: a retained state it publishes is not kept."""
+    import queue
+
+    import paho.mqtt.client as paho
+
+    got: queue.Queue[str] = queue.Queue()
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="hub")  # and asking for the hub's session
+    c.username_pw_set("observer", observer_password(banner))
+    c.on_message = lambda cl, u, m: got.put(m.topic)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.publish("community/sunshine/gate/forged/state", b'{"online": true}', qos=1, retain=True).wait_for_publish(5)
+    c.subscribe("community/#", qos=1)
+    wait_until(lambda: got.qsize() > 20, timeout=10, what="the observer reading traffic")
+    assert "community/sunshine/gate/forged/state" not in list(got.queue)
+    c.loop_stop()
+    c.disconnect()
+
+
+def storm(banner: str, port: int, clients: int = 150) -> None:
+    """Clients arriving 5 ms apart with wills, then vanishing: what broke amqtt in the demo's place. They
+    share the observer's login, so each takes over the one before (client id = login) and no will is allowed."""
     import socket
 
     import paho.mqtt.client as paho
 
-    password = re.search(r"mqtt://device:([^@]+)@", banner).group(1)  # type: ignore[union-attr]
-    made = []
+    password = observer_password(banner)
+    made, acked = [], []
     for i in range(clients):
         c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"storm-{i}")
-        c.username_pw_set("device", password)
+        c.username_pw_set("observer", password)
+        c.reconnect_delay_set(60, 120)
         c.will_set(f"storm/{i}/state", b'{"online": false}', qos=1, retain=True)
+        c.on_connect = lambda cl, u, f, rc, p=None: acked.append(rc.value)
         c.connect("127.0.0.1", port)
         c.loop_start()
         made.append(c)
         time.sleep(0.005)
-    wait_until(lambda: all(c.is_connected() for c in made), timeout=20, what="every storm client connected")
+    wait_until(lambda: len(acked) >= clients, timeout=20, what="every storm client answered")
+    assert set(acked) == {0}
     for c in made:
         c.loop_stop()
-        c.socket().shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError, AttributeError):
+            c.socket().shutdown(socket.SHUT_RDWR)
 
 
 async def test_the_hub_ingests_through_the_embedded_broker(settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import queue
 import socket
 import threading
@@ -16,7 +17,8 @@ import pytest
 
 from hub.embedded_broker import Broker, matches, valid_filter
 
-USERS = {"hub": "hub-pw", "dev": "dev-pw"}
+USERS = {"hub": "hub-pw"} | {f"dev{i}": "dev-pw" for i in range(400)}
+_devs = itertools.count()
 
 
 @pytest.fixture
@@ -28,8 +30,9 @@ async def broker() -> AsyncIterator[Broker]:
 class Client:
     """A paho client on its own thread with a queue of what it received."""
 
-    def __init__(self, port: int, user: str = "dev", password: str = "dev-pw", client_id: str | None = None,
+    def __init__(self, port: int, user: str | None = None, password: str = "dev-pw", client_id: str | None = None,
                  clean: bool = True, will: tuple[str, bytes] | None = None) -> None:
+        user = user or f"dev{next(_devs) % 400}"  # the client id is the login: one login, one session
         self.received: queue.Queue[tuple[str, bytes, int, bool]] = queue.Queue()
         self.paho = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=client_id or uuid.uuid4().hex[:10],
                                 clean_session=clean)
@@ -92,7 +95,7 @@ def test_topic_matching() -> None:
 
 async def test_no_anonymous_or_wrong_password(broker: Broker) -> None:
     def check() -> None:
-        assert Client(broker.port, user="dev", password="nope").result()[1] == 135  # paho: "Not authorized"
+        assert Client(broker.port, user="dev0", password="nope").result()[1] == 135  # paho: "Not authorized"
         c = paho.Client(paho.CallbackAPIVersion.VERSION2)
         got: queue.Queue[int] = queue.Queue()
         c.on_connect = lambda cl, u, f, rc, p=None: got.put(rc.value)
@@ -168,12 +171,13 @@ async def test_persistent_session_queues_qos1_while_away(broker: Broker) -> None
 
 async def test_session_takeover_keeps_one_connection(broker: Broker) -> None:
     def check() -> None:
-        first = Client(broker.port, client_id="dup")
+        first = Client(broker.port, user="dev399", client_id="dup")
         first.result()
-        second = Client(broker.port, client_id="dup")
+        first.paho.reconnect_delay_set(30, 60)
+        second = Client(broker.port, user="dev399", client_id="other")  # the login decides, not the sent id
         assert second.result()[1] == 0
         time.sleep(0.2)
-        assert broker.sessions["dup"].conn is not None and len(broker.sessions) == 1
+        assert broker.sessions["dev399"].conn is not None and len(broker.sessions) == 1
         second.close()
         first.paho.loop_stop()
     await run(check)
