@@ -97,7 +97,7 @@ class Hub:
         self._accounts_version = -1
         self.sync_device_accounts()
         self.live = LiveState(s.heartbeat_s)
-        self.dead_letters = DeadLetters(s.data_dir / "deadletter.db")
+        self.dead_letters = DeadLetters(s.data_dir / "deadletter.db", max_bytes=int(s.deadletter_max_mb * 2**20))
         self.storage = make_storage(s)
         self.outbox = Outbox(s.data_dir / "outbox.db", wire=self.storage, max_bytes=int(s.outbox_max_mb * 2**20))
         self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters)

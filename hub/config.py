@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     outbox_max_mb: float = Field(
         1024.0, gt=0, description="Disk cap of the outbox (MiB) while the store is away: at 80 % the hub says so, "
         "at the cap it stops acknowledging MQTT and the broker queues")
+    deadletter_max_mb: float = Field(
+        256.0, gt=0, description="Disk cap of the dead letters (MiB): past it, or past 200,000 rows, the oldest "
+        "are dropped and counted (smarthub_deadletters_dropped_total)")
     registry: Path | None = Field(None, description="Device registry TOML file")
     admin_token: str | None = Field(None, description="First admin's API token")
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")

@@ -67,6 +67,8 @@ class HubCollector(Collector):
         yield CounterMetricFamily("smarthub_write_failures", "Store writes that failed", value=writer.failures)
         yield CounterMetricFamily("smarthub_write_rejected_points", "Points the store refused",
                                   value=writer.rejected_points)
+        yield CounterMetricFamily("smarthub_write_split_requests", "Writes made to cut refused batches down to the "
+                                  "points the store refuses", value=writer.split_writes)
         yield self._latency(writer)
 
         yield GaugeMetricFamily("smarthub_outbox_points", "Points waiting in the outbox", value=hub.outbox.depth)
@@ -74,6 +76,12 @@ class HubCollector(Collector):
                                 value=hub.outbox.size_bytes)
         yield GaugeMetricFamily("smarthub_outbox_fill", "Outbox bytes as a share of its cap (1: full, MQTT held)",
                                 value=hub.outbox.fill)
+        dead = hub.dead_letters
+        yield CounterMetricFamily("smarthub_deadletters_dropped", "Dead letters dropped, oldest first, to keep within "
+                                  "the row or byte cap (since the hub started)", value=dead.dropped)
+        yield GaugeMetricFamily("smarthub_deadletters_rows", "Dead letters kept", value=dead.rows)
+        yield GaugeMetricFamily("smarthub_deadletters_bytes", "Bytes of the dead letters kept (text and payload)",
+                                value=dead.size_bytes)
         yield GaugeMetricFamily("smarthub_pending_points", "Points not yet in the outbox", value=hub.pipeline.pending)
         yield GaugeMetricFamily("smarthub_mqtt_connected", "1 when connected to the broker",
                                 value=int(hub.mqtt.connected))

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ValidationError
 
@@ -45,6 +45,7 @@ from hub.api.schemas import (
     errors,
 )
 from hub.app import Hub
+from hub.deadletter import Filter
 from hub.metrics import render
 from hub.privacy import masked
 from hub.storage.base import EventQuery, StorageError
@@ -164,17 +165,38 @@ def _stored(ms: int | None) -> int | None:
     return None if ms is None else min(ms, STORE_MAX_MS)
 
 
+DEADLETTER_PAGE = {200: {"description": "A page of dead letters, newest first", "headers": {"Link": {
+    "description": 'When more follow: `</api/deadletters?...&before=N>; rel="next"`, the next page (same filters)',
+    "schema": {"type": "string"}}}}}
+
+
 @api_router.get("/deadletters", response_model=list[DeadLetterOut], tags=["operations"],
-                responses=errors(401, 403, 422))
+                responses=errors(401, 403, 422) | DEADLETTER_PAGE)
 async def dead_letters(
     hub: HubDep,
     _user: Admin,
+    request: Request,
+    response: Response,
     reason: TextQ = None,
+    kind: TextQ = None,
+    since: TimeQ = None,
+    until: TimeQ = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Cursor: the `before` of the `next` "
+                                        "link (rows older than this one)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[DeadLetterOut]:
-    """Rejected messages, newest first, with the reason and the (truncated) payload."""
+    """Rejected messages, newest first, with the reason and the (truncated) payload; filters combine (`since` and
+    `until` inclusive, ISO 8601 or epoch ms). Paged: follow the `Link` header's `rel="next"` to the end."""
+    try:
+        since_ms, until_ms = (parse_time(t, name) for t, name in ((since, "since"), (until, "until")))
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     hub.dead_letters.flush()
-    return [DeadLetterOut(**row | {"received": iso(row["received"])}) for row in hub.dead_letters.recent(limit, reason)]
+    rows, cursor = hub.dead_letters.page(limit, Filter(reason or None, kind or None, since_ms, until_ms, before))
+    if cursor is not None:
+        url = request.url.remove_query_params("before").include_query_params(before=cursor)
+        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    return [DeadLetterOut(**row | {"received": iso(row["received"])}) for row in rows]
 
 
 @api_router.get("/alerts", tags=["alerts"], responses=READ)

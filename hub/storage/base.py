@@ -101,6 +101,14 @@ def points_from_json(body: bytes) -> list[Point]:
     return [Point(*row) for row in orjson.loads(body)]
 
 
+def split_points_json(body: bytes) -> list[bytes]:
+    """A points-JSON body as one body per point (its rows re-encoded as they were)."""
+    rows = orjson.loads(body) if body else []
+    if not isinstance(rows, list):
+        raise ValueError("a points-JSON body is an array")
+    return [b"[" + orjson.dumps(row) + b"]" for row in rows]
+
+
 class WireFormat(Protocol):
     """How a store wants its batches as bytes; the outbox keeps them in this form.
 
@@ -113,6 +121,10 @@ class WireFormat(Protocol):
 
     def encode(self, points: Sequence[Point]) -> bytes:
         """A batch as this store's write body (pure; may be empty when no point has a storable field)."""
+
+    def split(self, body: bytes) -> list[bytes]:
+        """A body `encode` made as one body per point, in order, so a refused batch can be cut down to the
+        points the store refuses (`hub.storage.outbox.Writer`); raises ValueError for any other bytes."""
 
 
 class Storage(WireFormat, Protocol):

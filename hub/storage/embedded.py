@@ -44,8 +44,9 @@ from hub.storage.base import (
     keep_groups,
     points_from_json,
     points_json,
+    split_points_json,
 )
-from hub.storage.lineproto import check, series_key
+from hub.storage.lineproto import check_names, series_key
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,9 @@ class EmbeddedStorage(EventQueries):
     def encode(self, points: Sequence[Point]) -> bytes:
         return points_json(points)
 
+    def split(self, body: bytes) -> list[bytes]:
+        return split_points_json(body)
+
     async def write(self, points: Sequence[Point]) -> None:
         await self.write_encoded([self.encode(points)])
 
@@ -239,7 +243,7 @@ class EmbeddedStorage(EventQueries):
         checked first, as InfluxDB's encoder does: a batch with a name no store can keep is refused whole."""
         points = [p for body in bodies for p in points_from_json(body)]
         for point in points:
-            check(point)
+            check_names(point)
         return self._write(db, points, prune)
 
     def _write(self, db: sqlite3.Connection, points: Sequence[Point], prune: bool) -> list[str]:

@@ -28,7 +28,7 @@ from hub.storage.base import (
     StorageUnavailable,
     keep_groups,
 )
-from hub.storage.lineproto import encode
+from hub.storage.lineproto import encode, split
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,9 @@ class InfluxStorage(EventQueries):
     def encode(self, points: Sequence[Point]) -> bytes:
         """Line protocol, millisecond precision (`hub.storage.lineproto`)."""
         return encode(points)
+
+    def split(self, body: bytes) -> list[bytes]:
+        return split(body)
 
     async def write(self, points: Sequence[Point]) -> None:
         await self.write_encoded([self.encode(points)])

@@ -104,17 +104,22 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 """InfluxDB's integers (and the outbox's, and SQLite's) are 64-bit; JSON's have no limit."""
 
 
-def check(point: Point) -> None:
-    """Raise Unstorable if any name of the point cannot be stored, or an integer field is beyond 64 bits (a
-    contract `int` such as `floor` or `seq` sent as 10**30 once stopped every later outbox commit); cheap once
-    its names were seen."""
+def check_names(point: Point) -> None:
+    """Raise Unstorable if any name of the point cannot be stored; two lookups once its names were seen."""
     measurement, tags, fields, _ = point
     if _series.get((measurement, *tags.items())) is None:
         series_key(measurement, tags)
     names = tuple(fields)
     if names not in _field_keys:
         _sorted_keys(names)
-    for name, value in fields.items():
+
+
+def check(point: Point) -> None:
+    """`check_names`, and an integer field beyond 64 bits is Unstorable too (a contract `int` such as `floor`
+    or `seq` sent as 10**30 once stopped every later outbox commit). A store given such a point refuses it
+    alone ("value out of range"), as InfluxDB does; the pipeline keeps it from ever reaching the outbox."""
+    check_names(point)
+    for name, value in point.fields.items():
         if type(value) is int and not INT_MIN <= value <= INT_MAX:
             raise Unstorable(f"field {name!r} is an integer beyond 64 bits, which InfluxDB cannot store")
 
@@ -156,3 +161,27 @@ def line(point: Point) -> str | None:
 def encode(points: Iterable[Point]) -> bytes:
     """A write body: one line per point, points without fields skipped."""
     return "\n".join(text for p in points if (text := line(p)) is not None).encode()
+
+
+_KEY = rb"(?:[^\\= ,\n]|\\.)+"
+_VALUE = rb'(?:"(?:[^"\\]|\\.)*"|[^" ,\n]+)'
+_LINE = re.compile(rb"(?:[^\\ \n]|\\.)+ " + _KEY + b"=" + _VALUE + b"(?:," + _KEY + b"=" + _VALUE + rb")* -?[0-9]+",
+                   re.DOTALL)
+"""One line as `encode` writes it: series key (escapes only), fields, time. Only a string field value holds raw
+newlines, and quoting starts only at a field value (a name may hold a plain `"`), so a line is read by its grammar,
+not cut at each newline."""
+
+
+def split(body: bytes) -> list[bytes]:
+    """A body `encode` made, as one body per point (what `encode([point])` makes), in order.
+
+    Raises ValueError for bytes `encode` cannot have made (a line it does not recognise)."""
+    out: list[bytes] = []
+    pos, end = 0, len(body)
+    while pos < end:
+        found = _LINE.match(body, pos)
+        if found is None or (found.end() < end and body[found.end()] != 0x0A):
+            raise ValueError(f"not a line of ours at byte {pos}")
+        out.append(found.group())
+        pos = found.end() + 1
+    return out

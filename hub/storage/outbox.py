@@ -36,6 +36,7 @@ from hub.storage.base import (
     WireFormat,
     points_from_json,
     points_json,
+    split_points_json,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ BACKOFF_MAX_S = 30.0
 """Backoff while the store answers pings but fails writes (overloaded, 5xx): no point hammering it."""
 PROBE_EVERY_S = 0.5
 """While the store does not answer, it is pinged this often (the ping itself has a ~0.5 s budget)."""
+SPLIT_WRITES_MAX = 64
+"""Extra requests one refused part may cost while it is cut down to the points the store refuses: enough to
+find a few bad points in a 10,000-point part (about 2 log2(n) requests each); past it, what is left untried is
+dead-lettered as it is, and says so."""
 MAX_BYTES_DEFAULT = 1024 * 2**20
 NEAR_FULL_FILL = 0.8
 
@@ -85,6 +90,9 @@ class PointsJson:
 
     def encode(self, points: Sequence[Point]) -> bytes:
         return points_json(points)
+
+    def split(self, body: bytes) -> list[bytes]:
+        return split_points_json(body)
 
 
 @dataclass(slots=True)
@@ -246,6 +254,8 @@ class WriterStats:
     points: int = 0
     failures: int = 0
     rejected_points: int = 0
+    split_writes: int = 0
+    """Requests made to cut refused parts down to the points the store refuses."""
     store_up: bool = True
     store_since: float = field(default_factory=time.time)
     """time.time() when `store_up` last changed (or the writer was made)."""
@@ -259,6 +269,12 @@ class WriterStats:
         index = bisect.bisect_left(WRITE_BUCKETS_S, seconds)
         self.latency_counts[index] += 1
         self.latency_sum_s += seconds
+
+
+def _halves(chunk: list[bytes]) -> list[list[bytes]]:
+    """Two halves, the first last: popped first, so dead letters keep the batch's order."""
+    middle = len(chunk) // 2
+    return [chunk[middle:], chunk[:middle]]
 
 
 class Writer:
@@ -347,14 +363,61 @@ class Writer:
             self._store_is(False, str(exc))
             return False
         except StorageRejected as exc:
-            self._refused(taken, str(exc))
             self._store_is(True, str(exc))  # it answered: it is there
-            return True
+            return await self._isolate(taken, str(exc))
         self.stats.observe(time.perf_counter() - started)
+        self._stored(taken)
+        return True
+
+    def _stored(self, taken: Taken, refused_points: int = 0) -> None:
         self.stats.batches += 1
-        self.stats.points += taken.points
+        self.stats.points += taken.points - refused_points
         self.outbox.ack(taken.ids, taken.points)
         self._store_is(True)  # after the ack, so the log says what is left
+
+    async def _isolate(self, taken: Taken, reason: str) -> bool:
+        """The store refused a part: write it again in halves, down to single points, so only the points it
+        refuses alone are dead-lettered (not the other devices' points beside them). Writing a point again is
+        harmless: both stores take the same point (series and time) as the same point, so what a partial write
+        already stored is only overwritten with itself. At most SPLIT_WRITES_MAX requests; False (all kept in
+        the outbox, written again later) if the store goes away meanwhile."""
+        try:
+            points = [one for body in taken.bodies for one in self.storage.split(body)]
+        except ValueError as exc:
+            self._refused(taken, f"{reason} (not split: {exc})")
+            return True
+        refused: list[tuple[list[bytes], str]] = []
+        todo = _halves(points) if len(points) > 1 else []  # the whole was refused already
+        if len(points) == 1:
+            refused.append((points, reason))
+        writes = 0
+        while todo and writes < SPLIT_WRITES_MAX:
+            chunk = todo.pop()
+            writes += 1
+            try:
+                await self.storage.write_encoded(chunk)
+            except StorageUnavailable as exc:
+                self.stats.failures += 1
+                self.stats.split_writes += writes
+                self._store_is(False, str(exc))
+                return False
+            except StorageRejected as exc:
+                if len(chunk) == 1:
+                    refused.append((chunk, str(exc)))
+                else:
+                    todo += _halves(chunk)
+        self.stats.split_writes += writes
+        if todo:  # out of requests: the rest goes as it is, unsplit
+            left = [one for chunk in reversed(todo) for one in chunk]
+            refused.append((left, f"{reason} (not split further after {writes} requests: these {len(left)} points "
+                                  "are kept together, and some of them may be stored)"))
+        for bodies, why in refused:
+            self.on_rejected(bodies, why)
+        count = sum(len(bodies) for bodies, _ in refused)
+        log.error("store refused %d of a batch of %d points (%d requests to find them): %s",
+                  count, taken.points, writes, reason)
+        self.stats.rejected_points += count
+        self._stored(taken, count)
         return True
 
     def _refused(self, taken: Taken, reason: str) -> None:

@@ -167,7 +167,8 @@ async def test_odd_event_filters_get_a_4xx_that_echoes_no_query_on_both_stores(
 @pytest.mark.parametrize("value", ["%0D", "%00", "x" * 5000])
 @pytest.mark.parametrize("path", ["/api/devices?site=", "/api/devices?kind=", "/api/alerts?device=",
                                   "/api/orders?team=", "/api/orders/report?team=", "/api/deadletters?reason=",
-                                  "/api/audit?action=", "/api/reliability?kind=", "/api/series/traffic?site=",
+                                  "/api/deadletters?kind=", "/api/deadletters?since=", "/api/audit?action=",
+                                  "/api/reliability?kind=", "/api/series/traffic?site=",
                                   "/api/series/charging_power?site=", "/api/series/alerts?site=",
                                   "/api/overview?site="])
 async def test_odd_filters_of_every_read_get_422(embedded_hub: HubRun, path: str, value: str) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import pytest
 
-from devices import REGISTRY
 from devices.base import Point
 from hub.storage.influx import InfluxStorage
 from tests.support.hub_fixtures import eventually, hub_settings, running_hub
@@ -70,6 +68,7 @@ async def test_a_store_that_refuses_a_batch_sends_it_to_the_dead_letters(
         assert run.hub.outbox.depth == 0
         letters = (await run.api.get("/api/deadletters", params={"reason": "storage_rejected"})).json()
         assert len(letters) == 1 and "conflict" in letters[0]["detail"] and "vendor_x" in letters[0]["payload"]
+        assert "smarthub_write_rejected_points_total 1.0" in (await run.api.get("/metrics")).text
     await store.close()
 
 
@@ -80,9 +79,11 @@ async def test_a_refused_line_never_puts_its_fields_in_the_log_or_the_health_ans
     settings = hub_settings(mosquitto, root, tmp_path / "data", influxd)
     plate = "琼A12345"
     async with running_hub(settings, mosquitto) as run:
-        passage = {**REGISTRY["gate"].examples["event"][0], "id": "p-big", "plate": plate,
-                   "seq": 2**64}  # an integer InfluxDB cannot hold: it refuses the line and quotes it
-        await run.publish(run.topic("gate", "g1", "event"), json.dumps(passage))  # orjson stops at 64 bits
+        # An integer InfluxDB cannot hold: it refuses the line and quotes it. Ingest now dead-letters such a
+        # message itself (`unstorable`), so the point is one already in the outbox (from an older hub).
+        passage = Point("gate_event", {"site": run.site, "device": "g1", "type": "passage"},
+                        {"id": "p-big", "plate": plate, "seq": 2**64}, int(time.time() * 1000))
+        run.hub.outbox.put([passage])
         await eventually(lambda: run.hub.writer.stats.rejected_points == 1, what="the batch to be refused")
         health = (await run.api.get("/api/health")).text
         letters = (await run.api.get("/api/deadletters", params={"reason": "storage_rejected"})).json()

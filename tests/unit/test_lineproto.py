@@ -22,7 +22,8 @@ from influxdb_client.client.write.point import Point as OraclePoint
 from influxdb_client.domain.write_precision import WritePrecision
 
 from devices.base import Point
-from hub.storage.lineproto import Unstorable, check, encode, line, series_key
+from hub.storage.base import points_from_json, points_json, split_points_json
+from hub.storage.lineproto import Unstorable, check, encode, line, series_key, split
 
 specials = st.sampled_from([",", "=", " ", '"', "'", "#", "小", "区", "琼"])
 name_chars = st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\\") | specials
@@ -134,3 +135,33 @@ def test_points_without_storable_fields_are_skipped() -> None:
 
 def test_series_key_drops_empty_tags_and_sorts() -> None:
     assert series_key("elevator", {"site": "s", "building": "", "device": "e 1"}) == "elevator,device=e\\ 1,site=s"
+
+
+@settings(max_examples=1000, deadline=None)
+@given(batch=st.lists(points.map(lambda p: p._replace(time_ms=p.time_ms - 2_000_000_000_000)), max_size=8))
+def test_split_cuts_a_body_into_the_lines_of_its_points(batch: list[Point]) -> None:
+    """Newlines inside string values, quotes inside names, `="` inside names: a line ends only where a point does."""
+    assert split(encode(batch)) == [encode([p]) for p in batch if line(p) is not None]
+
+
+def test_split_is_not_fooled_by_a_line_inside_a_string_or_a_quote_inside_a_name() -> None:
+    batch = [
+        Point('m"', {'t"a': 'a"b', "k": '"="'}, {'f"': 'x\nm,site=other v=1 5\n', "g": 1.5}, 1),
+        Point("m", {"site": "s"}, {"s": '" 9\nm v=2 3', "n": 2}, 2),
+        Point("m", {}, {"s": "\\"}, 3),
+    ]
+    assert split(encode(batch)) == [encode([p]) for p in batch]
+    assert len(split(encode(batch))) == 3
+
+
+@pytest.mark.parametrize("body", [b"m v=1", b"m v=1 2\n\n", b'm s="open 2', b"m v=1 2 3", b"no fields 1"])
+def test_split_refuses_bytes_our_encoder_cannot_have_made(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        split(body)
+
+
+@given(batch=st.lists(points, max_size=6))
+def test_points_json_splits_into_one_body_per_point(batch: list[Point]) -> None:
+    parts = split_points_json(points_json(batch))
+    assert [p for part in parts for p in points_from_json(part)] == points_from_json(points_json(batch))
+    assert all(len(points_from_json(part)) == 1 for part in parts)
