@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Coroutine
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -151,19 +152,26 @@ def _device_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_add(args: argparse.Namespace) -> int:
+def _audited_by_cli(settings: Settings, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """A change made from the command line goes into the same audit log as the API's."""
     from hub.audit import AuditLog
+
+    audit = AuditLog(settings.data_dir / "audit.db")
+    try:
+        audit.record("cli", "admin", action, target, "ok", detail)
+    finally:
+        audit.close()
+
+
+def _user_add(args: argparse.Namespace) -> int:
     from hub.users import Users
 
     settings = _settings(args)
     if settings is None:
         return 2
-    users = Users(settings.data_dir)
-    token = users.add(args.name, args.role)
-    users.close()
-    audit = AuditLog(settings.data_dir / "audit.db")
-    audit.record("cli", "admin", "user.add", args.name, "ok", {"role": args.role})
-    audit.close()
+    with closing(Users(settings.data_dir)) as users:
+        token = users.add(args.name, args.role)
+    _audited_by_cli(settings, "user.add", args.name, {"role": args.role})
     print(json.dumps({"name": args.name, "role": args.role, "token": token}, ensure_ascii=False))
     return 0
 
@@ -174,29 +182,24 @@ def _user_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    users = Users(settings.data_dir)
-    listed = users.list_users()
-    users.close()
+    with closing(Users(settings.data_dir)) as users:
+        listed = users.list_users()
     print(json.dumps([{"name": u.name, "role": u.role} for u in listed], ensure_ascii=False))
     return 0
 
 
 def _user_remove(args: argparse.Namespace) -> int:
-    from hub.audit import AuditLog
     from hub.users import Users
 
     settings = _settings(args)
     if settings is None:
         return 2
-    users = Users(settings.data_dir)
-    removed = users.remove(args.name)
-    users.close()
+    with closing(Users(settings.data_dir)) as users:
+        removed = users.remove(args.name)
     if not removed:
         print(f"smarthub: no user {args.name!r}", file=sys.stderr)
         return 1
-    audit = AuditLog(settings.data_dir / "audit.db")
-    audit.record("cli", "admin", "user.remove", args.name, "ok")
-    audit.close()
+    _audited_by_cli(settings, "user.remove", args.name)
     print(json.dumps({"removed": args.name}, ensure_ascii=False))
     return 0
 
