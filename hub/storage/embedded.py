@@ -46,7 +46,7 @@ from hub.storage.base import (
     points_json,
     split_points_json,
 )
-from hub.storage.lineproto import check_names, series_key
+from hub.storage.lineproto import INT_MAX, INT_MIN, check_names, series_key
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,6 @@ PING_TIMEOUT_S = 0.5
 PING_BUSY_MS = 200
 """How long a ping's own try for the write lock waits for another process holding it."""
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SERIES_CACHE_MAX = 100_000
 
 _TYPE_NAMES = {bool: "boolean", int: "integer", float: "float", str: "string"}
@@ -268,7 +267,7 @@ class EmbeddedStorage(EventQueries):
                 if t == "float":
                     if not math.isfinite(v):  # type: ignore[arg-type]
                         continue
-                elif t == "integer" and not INT64_MIN <= v <= INT64_MAX:  # type: ignore[operator]
+                elif t == "integer" and not INT_MIN <= v <= INT_MAX:  # type: ignore[operator]
                     problem = f'unable to parse "{measurement}" field "{k}": value out of range'
                     break
                 was = known.get(k) or added.get(k)
