@@ -544,7 +544,7 @@ function render() {
     try {
       const ok = RENDER[panel]($(".body", section));
       window.screenState.panelMs[panel] = (window.screenState.panelMs[panel] || 0) + performance.now() - panelStarted;
-      if (ok) { filled.add(panel); section.dataset.filled = "1"; }
+      if (ok) { filled.add(panel); section.dataset.filled = "1"; window.screenState.filled = [...filled]; }
     } catch (error) {
       window.screenState.errors.push(`${panel}: ${error}`);
       console.error(panel, error);

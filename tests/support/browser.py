@@ -118,8 +118,24 @@ class Screen:
         return await within(STEP_S, "the page reporting its state",  # type: ignore[no-any-return]
                             self.page.evaluate("window.screenState"))
 
-    async def wait_ready(self, timeout_s: float = 30) -> None:
-        await self.page.wait_for_function("window.screenState && window.screenState.ready", timeout=timeout_s * 1000)
+    async def wait_ready(self, timeout_s: float = 30, panels: tuple[str, ...] = ()) -> None:
+        """Wait until every panel (or each of `panels`) has drawn with data once.
+
+        On timeout, say which panels stayed empty and why: a small community at night may see no car
+        for half an hour, so a test that needs only some panels names them.
+        """
+        from playwright.async_api import TimeoutError as PageTimeout
+
+        done = ("window.screenState && window.screenState.ready" if not panels else
+                " && ".join(f"!!document.querySelector('[data-panel={p}][data-filled]')" for p in panels))
+        try:
+            await self.page.wait_for_function(done, timeout=timeout_s * 1000)
+        except PageTimeout:
+            state = await self.page.evaluate("window.screenState || null")
+            empty = await self.page.locator("[data-panel]:not([data-filled])").evaluate_all(
+                "sections => sections.map(s => s.dataset.panel)")
+            raise AssertionError(f"the screen was not ready after {timeout_s} s: panels never drawn {empty}; "
+                                 f"page errors {self.errors}; state {state}") from None
 
     async def shot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
