@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from devices.base import Accepted, DeviceKind, Point
+from devices.base import Accepted, DeviceKind
 from hub import topics
 from hub.deadletter import DeadLetters
 from hub.ingest.decode import DecodeError, Rejected, decode
@@ -25,6 +25,7 @@ from hub.ratelog import RateGate
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.storage import lineproto
+from hub.storage.batch import Batch
 from hub.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class Pipeline:
         self.dead_letters = dead_letters
         self.listeners: list[Listener] = []
         self.stats = IngestStats()
-        self._pending: list[Point] = []
+        self._batch: Batch = outbox.wire.batch()
+        """What `flush` commits: the accepted points, already in the store's wire format."""
         self.deliveries = Deliveries()
         self.deliveries.load(outbox.delivery_keys())
         self.event_keys = EventKeys()
@@ -149,16 +151,16 @@ class Pipeline:
         # (a persistent session queues that one for us); it only refreshes live state.
         if not retain:
             points = kind.to_points(msg)
+            place = self._clock.place
+            for i, point in enumerate(points):
+                given = place((point.measurement, *point.tags.values()), point.time_ms, raw)
+                if given != point.time_ms:
+                    points[i] = point._replace(time_ms=given)
             try:
-                for point in points:
-                    lineproto.check(point)
+                self._batch.add(points)  # encoded here, once: the check that the store can keep them
             except lineproto.Unstorable as exc:  # e.g. a tag value with a backslash: no store can keep it exactly
                 return self._reject(Rejected.of(topic, "unstorable", str(exc), raw, received_ms, parts.kind))
-            place = self._clock.place
-            for point in points:
-                time_ms = place((point.measurement, *point.tags.values()), point.time_ms, raw)
-                self._pending.append(point if time_ms == point.time_ms else point._replace(time_ms=time_ms))
-                self.stats.points += 1
+            self.stats.points += len(points)
         self.stats.accepted[(parts.kind, parts.channel)] += 1
         self.live.apply(state, msg)
         for listener in self.listeners:
@@ -194,7 +196,7 @@ class Pipeline:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        return len(self._batch)
 
     def flush(self) -> None:
         """Make everything handled so far durable; after this returns, a QoS 1 message may be acknowledged.
@@ -206,7 +208,7 @@ class Pipeline:
         """
         self.report_rejections()
         self.dead_letters.flush()
-        self.outbox.put(self._pending, self.deliveries.new, self.event_keys.new)
-        self._pending = []
+        self.outbox.commit(self._batch, self.deliveries.new, self.event_keys.new)
+        self._batch = self.outbox.wire.batch()
         self.deliveries.committed()
         self.event_keys.committed()

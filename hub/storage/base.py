@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 
 from devices.base import Point
+
+if TYPE_CHECKING:
+    from hub.storage.batch import Batch
 
 Aggregate = Literal["count", "sum", "mean", "max"]
 
@@ -112,7 +115,7 @@ def split_points_json(body: bytes) -> list[bytes]:
 class WireFormat(Protocol):
     """How a store wants its batches as bytes; the outbox keeps them in this form.
 
-    Encoding once, when the batch is committed, means the writer only joins
+    Encoding once, as the pipeline accepts a point, means the writer only joins
     bytes: InfluxDB's line protocol is made once per point, never parsed back.
     """
 
@@ -121,6 +124,9 @@ class WireFormat(Protocol):
 
     def encode(self, points: Sequence[Point]) -> bytes:
         """A batch as this store's write body (pure; may be empty when no point has a storable field)."""
+
+    def batch(self) -> Batch:
+        """An empty batch that encodes (and so checks) points as they are added (`hub.storage.batch`)."""
 
     def split(self, body: bytes) -> list[bytes]:
         """A body `encode` made as one body per point, in order, so a refused batch can be cut down to the

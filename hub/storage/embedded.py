@@ -46,6 +46,7 @@ from hub.storage.base import (
     points_json,
     split_points_json,
 )
+from hub.storage.batch import PointBatch
 from hub.storage.lineproto import INT_MAX, INT_MIN, check_names, series_key
 
 log = logging.getLogger(__name__)
@@ -219,6 +220,9 @@ class EmbeddedStorage(EventQueries):
 
     def encode(self, points: Sequence[Point]) -> bytes:
         return points_json(points)
+
+    def batch(self) -> PointBatch:
+        return PointBatch(points_json)
 
     def split(self, body: bytes) -> list[bytes]:
         return split_points_json(body)

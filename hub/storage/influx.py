@@ -28,6 +28,7 @@ from hub.storage.base import (
     StorageUnavailable,
     keep_groups,
 )
+from hub.storage.batch import LineBatch
 from hub.storage.lineproto import encode, split
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,9 @@ class InfluxStorage(EventQueries):
     def encode(self, points: Sequence[Point]) -> bytes:
         """Line protocol, millisecond precision (`hub.storage.lineproto`)."""
         return encode(points)
+
+    def batch(self) -> LineBatch:
+        return LineBatch()
 
     def split(self, body: bytes) -> list[bytes]:
         return split(body)

@@ -124,10 +124,12 @@ def check(point: Point) -> None:
             raise Unstorable(f"field {name!r} is an integer beyond 64 bits, which InfluxDB cannot store")
 
 
-def line(point: Point) -> str | None:
+def line(point: Point, bounded: bool = True) -> str | None:
     """One point as a line, or None when it has no storable field (InfluxDB would refuse it).
 
-    Raises Unstorable for a name that cannot be stored (`check` first, where that must not fail a batch).
+    Raises Unstorable for a name InfluxDB cannot store and, when `bounded`, for an integer beyond 64 bits:
+    making the line is the check (`hub.storage.batch.LineBatch`), so a point is encoded once. Unbounded,
+    such an integer is written as it is, for the server to refuse that point alone (`encode`).
     """
     measurement, tags, fields, time_ms = point
     names = tuple(fields)
@@ -148,19 +150,23 @@ def line(point: Point) -> str | None:
                 continue  # nan, inf: InfluxDB has no such values
             parts.append(f"{ek}={text}")
         elif cls is int:
+            if bounded and not INT_MIN <= v <= INT_MAX:  # type: ignore[operator]
+                raise Unstorable(f"field {k!r} is an integer beyond 64 bits, which InfluxDB cannot store")
             parts.append(f"{ek}={v}i")
         elif cls is bool:
             parts.append(f"{ek}=true" if v else f"{ek}=false")
         elif v is not None:
-            return line(Point(measurement, tags, {**fields, k: _coerce(v)}, time_ms))
+            return line(Point(measurement, tags, {**fields, k: _coerce(v)}, time_ms), bounded)
     if not parts:
         return None
     return f"{_series.get((measurement, *tags.items())) or series_key(measurement, tags)} {','.join(parts)} {time_ms}"
 
 
 def encode(points: Iterable[Point]) -> bytes:
-    """A write body: one line per point, points without fields skipped."""
-    return "\n".join(text for p in points if (text := line(p)) is not None).encode()
+    """A write body: one line per point, points without fields skipped; raises Unstorable for a name no line can
+    carry (the whole batch: a write the store will never take). An integer beyond 64 bits is left for the
+    server to refuse, that point alone, as it does."""
+    return "\n".join(text for p in points if (text := line(p, bounded=False)) is not None).encode()
 
 
 _KEY = rb"(?:[^\\= ,\n]|\\.)+"

@@ -38,6 +38,7 @@ from hub.storage.base import (
     points_json,
     split_points_json,
 )
+from hub.storage.batch import Batch, PointBatch
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ class PointsJson:
     def encode(self, points: Sequence[Point]) -> bytes:
         return points_json(points)
 
+    def batch(self) -> PointBatch:
+        return PointBatch(points_json)
+
     def split(self, body: bytes) -> list[bytes]:
         return split_points_json(body)
 
@@ -135,16 +139,25 @@ class Outbox:
 
     def put(self, points: Sequence[Point], deliveries: array | None = None,
             event_keys: Sequence[tuple[int, int]] = ()) -> None:
+        """Append points as one batch (`commit`); raises Unstorable, storing nothing, for a point the store
+        cannot keep."""
+        batch = self.wire.batch()
+        batch.add(points)
+        self.commit(batch, deliveries, event_keys)
+
+    def commit(self, batch: Batch, deliveries: array | None = None,
+               event_keys: Sequence[tuple[int, int]] = ()) -> None:
         """Append one batch and its redelivery keys in one transaction; durable (against a hub crash)
         when this returns."""
+        points = len(batch)
         if not points and not deliveries and not event_keys:
             return
         with self._db:
             self._db.execute("BEGIN")
             if points:
-                body = self.wire.encode(points)
+                body = batch.body()
                 self._db.execute("INSERT INTO batches (n, body, format) VALUES (?, ?, ?)",
-                                 (len(points), body, self.wire.wire_format))
+                                 (points, body, self.wire.wire_format))
                 self.size_bytes += len(body)
             if deliveries:
                 cursor = self._db.execute("INSERT INTO deliveries (n, keys) VALUES (?, ?)",
@@ -157,7 +170,7 @@ class Outbox:
                                      event_keys)
                 self._forget_old_event_keys(event_keys[-1][1])
         if points:
-            self.depth += len(points)
+            self.depth += points
             self.ready.set()
 
     def _forget_old_deliveries(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,22 @@ async def test_a_store_that_refuses_a_batch_sends_it_to_the_dead_letters(
     await store.close()
 
 
+class Verbatim:
+    """A batch of lines as they are, as a hub without today's checks could have committed them."""
+
+    def __init__(self, *lines: str) -> None:
+        self.lines = lines
+
+    def add(self, points: Sequence[Point]) -> None:
+        raise NotImplementedError("a verbatim batch is made whole")
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def body(self) -> bytes:
+        return "\n".join(self.lines).encode()
+
+
 async def test_a_refused_line_never_puts_its_fields_in_the_log_or_the_health_answer(
     mosquitto: Broker, root: str, tmp_path: Path, influxd: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -81,9 +98,9 @@ async def test_a_refused_line_never_puts_its_fields_in_the_log_or_the_health_ans
     async with running_hub(settings, mosquitto) as run:
         # An integer InfluxDB cannot hold: it refuses the line and quotes it. Ingest now dead-letters such a
         # message itself (`unstorable`), so the point is one already in the outbox (from an older hub).
-        passage = Point("gate_event", {"site": run.site, "device": "g1", "type": "passage"},
-                        {"id": "p-big", "plate": plate, "seq": 2**64}, int(time.time() * 1000))
-        run.hub.outbox.put([passage])
+        line = (f'gate_event,device=g1,site={run.site},type=passage id="p-big",plate="{plate}",seq={2**64}i '
+                f"{int(time.time() * 1000)}")
+        run.hub.outbox.commit(Verbatim(line))
         await eventually(lambda: run.hub.writer.stats.rejected_points == 1, what="the batch to be refused")
         health = (await run.api.get("/api/health")).text
         letters = (await run.api.get("/api/deadletters", params={"reason": "storage_rejected"})).json()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from devices.base import Point
 from hub.storage.base import points_from_json, points_json
+from hub.storage.batch import PointBatch
 from hub.storage.embedded import EmbeddedStorage
 from hub.storage.outbox import NEAR_FULL_FILL, Outbox, Writer
 
@@ -94,6 +95,9 @@ class Tagged:
 
     def encode(self, points: Sequence[Point]) -> bytes:
         return f"{self.wire_format}:{len(points)}".encode()
+
+    def batch(self) -> PointBatch:
+        return PointBatch(self.encode)
 
 
 def test_batches_are_kept_in_the_stores_format_and_an_older_files_points_are_encoded_for_it(tmp_path: Path) -> None:
