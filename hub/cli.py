@@ -119,8 +119,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _until_stopped(main: Coroutine[Any, Any, None]) -> int:
     """Run the service until it stops; a settings or registry problem found on the way is one line, exit 2."""
+    from hub.memory import pin_mmap_threshold
     from hub.registry import RegistryError
 
+    pin_mmap_threshold()  # a long-running service: freed large blocks go back to the system
     try:
         asyncio.run(main)
     except (ConfigError, RegistryError) as exc:

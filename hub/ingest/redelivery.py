@@ -121,31 +121,63 @@ REPEATS_KEPT = 200_000
 
 
 class RecentKeys:
-    """A bounded set of integer keys: the last `capacity` keys at least, 2 x `capacity` at most.
+    """A bounded set of 64-bit integer keys: the last `capacity` keys at least, 2 x `capacity` at most.
 
-    Two generations of plain sets: new keys go into the young one; when it holds `capacity`, the old one
-    is dropped and the young one becomes old. Memory stays flat once both are full: each generation
-    grows to the same sizes as the last, so the allocator reuses what the dropped one freed (an
-    OrderedDict forgetting its oldest key one at a time kept growing: 33 MiB for 200,000 keys at first,
-    51 MiB after 350,000 adds, by its deleted slots and resizes).
+    Two generations, each an open-addressing hash table (linear probing) in one preallocated
+    `array("q")` of at least 2 x `capacity` slots: new keys go into the young one; when it holds
+    `capacity`, the old one is zeroed in place and becomes the young one. So its memory is taken once,
+    at construction, and never changes: 16 bytes a slot, 8 MiB for 200,000 keys, against 34-40 MiB
+    for the same keys in two Python sets of ints (about 80 bytes a key with the int objects, reached
+    only as the sets fill: a soak's RSS kept rising for as long as the event keys took to fill).
+    Slot value 0 means empty, so the key 0 is kept as `ZERO_KEY` (a stand-in that can only make one
+    key in 2**64 be taken for another).
     """
+
+    ZERO_KEY = -1
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._young: set[int] = set()
-        self._old: set[int] = set()
+        slots = 1 << max(4, (2 * capacity - 1).bit_length())
+        self._mask = slots - 1
+        self._young = array("q", bytes(8 * slots))
+        self._old = array("q", bytes(8 * slots))
+        self._young_count = 0
+        self._old_count = 0
 
     def add(self, key: int) -> bool:
         """Remember `key`; False if it was already known (a lookup does not make it newer)."""
-        if key in self._young or key in self._old:
-            return False
-        if len(self._young) >= self.capacity:
-            self._old, self._young = self._young, set()
-        self._young.add(key)
+        key = key or self.ZERO_KEY
+        mask = self._mask
+        for table in (self._young, self._old):
+            i = key & mask
+            while probe := table[i]:
+                if probe == key:
+                    return False
+                i = (i + 1) & mask
+        if self._young_count >= self.capacity:
+            self._turn()
+        young = self._young
+        i = key & mask
+        while young[i]:
+            i = (i + 1) & mask
+        young[i] = key
+        self._young_count += 1
         return True
 
+    def _turn(self) -> None:
+        """The young generation becomes the old one; the old one's table, zeroed, the young one."""
+        table = self._old
+        for start in range(0, len(table), len(_ZEROS)):
+            table[start:start + len(_ZEROS)] = _ZEROS[:len(table) - start]
+        self._old, self._young = self._young, table
+        self._old_count, self._young_count = self._young_count, 0
+
     def __len__(self) -> int:
-        return len(self._young) + len(self._old)
+        return self._young_count + self._old_count
+
+
+_ZEROS = array("q", bytes(8 * 4096))
+"""Zeroes a table in place, 4,096 slots at a time (no table-sized temporary)."""
 
 
 class Repeats:
