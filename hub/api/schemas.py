@@ -8,6 +8,8 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub import topics
+from hub.alerts.models import State as AlertState
+from hub.alerts.orders import OrderState
 from hub.health import Report
 from hub.registry import Device
 from hub.state import DeviceState
@@ -105,8 +107,6 @@ class DeadLetterOut(BaseModel):
 Number = int | float
 """A figure that is an integer or not as it was computed: pydantic would turn a `float` field's 0 into 0.0."""
 Severity = Literal["critical", "major", "minor", "info"]
-AlertState = Literal["open", "acknowledged", "resolved"]
-OrderState = Literal["open", "dispatched", "on_site", "resolved"]
 
 
 class EventOut(BaseModel):
