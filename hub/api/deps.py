@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hub.app import Hub
 from hub.users import Role, User, Users
+
+if TYPE_CHECKING:  # not at run time: hub.app starts the API (`Hub.http_server`), so no import circle
+    from hub.app import Hub
 
 bearer = HTTPBearer(auto_error=False, description="API token (`smarthub user add`, or SMARTHUB_ADMIN_TOKEN)")
 ROLE_ATTR = "smarthub_role"
@@ -54,7 +56,7 @@ def require(role: Role) -> object:
     return Depends(check)
 
 
-HubDep = Annotated[Hub, Depends(get_hub)]
+HubDep = Annotated["Hub", Depends(get_hub)]
 Viewer = Annotated[User, require("viewer")]
 Maintenance = Annotated[User, require("maintenance")]
 Operator = Annotated[User, require("operator")]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub import topics
+from hub.alerts.models import State as AlertState
+from hub.alerts.orders import OrderState
 from hub.health import Report
 from hub.registry import Device
 from hub.state import DeviceState
@@ -100,6 +102,265 @@ class DeadLetterOut(BaseModel):
     detail: str
     payload: str
     payload_encoding: Literal["utf-8", "hex"]
+
+
+Number = int | float
+"""A figure that is an integer or not as it was computed: pydantic would turn a `float` field's 0 into 0.0."""
+Severity = Literal["critical", "major", "minor", "info"]
+
+
+class EventOut(BaseModel):
+    """A stored event: the fields every event has, then its kind's own (contract section 2), as stored.
+
+    Viewers and maintenance see personal fields masked (a plate stays a string, `琼A·1***5`; an image is null)."""
+
+    model_config = ConfigDict(extra="allow")
+    time: str = Field(description="ISO 8601: the device's `ts`, else the receive time")
+    kind: str = Field(description="Device kind (from the measurement `{kind}_event`)")
+    site: str
+    device: str
+    type: str = Field(description="Event type (`passage`, `fault`, `reply` for a command's answer...)")
+    code: str | None = Field(None, description="Faults: the fault code (a tag)")
+    label: str | None = Field(None, description="Detections: what was detected (a tag)")
+    id: str | None = Field(None, description="The event's own id, when the device gave one")
+    seq: int | None = Field(None, description="The device's message counter, when it sends one")
+    lag_ms: int | None = Field(None, description="Receive time minus the device's `ts`")
+
+
+class NoteOut(BaseModel):
+    at: str = Field(description="ISO 8601")
+    by: str = Field(description="A user's name, or device, hub, rule")
+    action: str = Field(description="opened, recurred, acknowledged, escalated, resolved...")
+    text: str | None
+
+
+class AlertOut(BaseModel):
+    """Contract section 4's alert payload, plus the hub's additions (title_en, resolved_by, occurrences,
+    escalated_at, notes)."""
+
+    id: str
+    site: str
+    kind: str = Field(description="Device kind, or `hub` for the hub's own alerts")
+    device: str
+    code: str = Field(description="Fault code (titles in GET /api/catalog)")
+    severity: Severity
+    state: AlertState
+    opened_at: str = Field(description="ISO 8601")
+    acknowledged_at: str | None
+    resolved_at: str | None
+    acknowledged_by: str | None
+    title: str = Field(description="Chinese title")
+    detail: str | None
+    title_en: str
+    resolved_by: str | None
+    occurrences: int = Field(description="How often the fault came while the alert was active")
+    escalated_at: str | None = Field(description="When nobody took a critical alert in time")
+    notes: list[NoteOut] = Field(description="What happened to the alert, oldest first")
+
+
+class ReliabilityOut(BaseModel):
+    failures: int = Field(description="Major or critical device faults opened in the window")
+    downtime_s: float = Field(description="Time with a failure active, overlaps counted once")
+    mttr_s: float | None = Field(description="Mean time to repair (none repaired: null)")
+    mtbf_s: float | None = Field(description="Mean time between failures (no failure: null)")
+    availability: float = Field(description="Share of the window without an active failure")
+
+
+class DeviceReliabilityOut(BaseModel):
+    site: str
+    device: str
+    name: str | None
+    failures: int = Field(description="Major or critical device faults opened in the window")
+    downtime_s: float = Field(description="Time with a failure active, overlaps counted once")
+    mttr_s: float | None = Field(description="Mean time to repair (none repaired: null)")
+    mtbf_s: float | None = Field(description="Mean time between failures (no failure: null)")
+    availability: float = Field(description="Share of the window without an active failure")
+
+
+class SiteReliabilityOut(ReliabilityOut):
+    availability: float = Field(description="Mean of the site's devices' availability")
+    devices: int = Field(description="Devices of the kind in the site")
+
+
+class ReliabilityReportOut(BaseModel):
+    kind: str
+    days: float
+    sites: dict[str, SiteReliabilityOut] = Field(description="Per site slug")
+    devices: list[DeviceReliabilityOut]
+
+Deadline = Literal["dispatch", "arrive", "resolve"]
+
+
+class OrderOut(BaseModel):
+    """A work order (工单): an alert given to a team, with its deadlines."""
+
+    id: str
+    alert_id: str
+    site: str
+    kind: str
+    device: str
+    code: str
+    severity: Severity
+    title: str
+    team: str
+    state: OrderState
+    assignee: str | None
+    created_at: str = Field(description="ISO 8601")
+    dispatched_at: str | None
+    arrived_at: str | None
+    resolved_at: str | None
+    dispatch_due: str
+    arrive_due: str | None = Field(description="Only for trapped passengers: on site within the SLA")
+    resolve_due: str
+    overdue: list[Deadline] = Field(description="Deadlines missed by now (or by the time the step was done)")
+    escalated: list[Deadline] = Field(description="Missed deadlines already escalated")
+    notes: list[NoteOut]
+
+
+class TeamReportOut(BaseModel):
+    orders: int
+    resolved: int
+    dispatched_on_time: float | None = Field(description="Share of the orders; null without orders")
+    arrived_on_time: float | None = Field(description="Share of the orders with an arrival deadline")
+    resolved_on_time: float | None
+    mean_resolve_s: float | None = Field(description="Created to resolved, over the resolved orders")
+
+
+class OrdersReportOut(BaseModel):
+    days: float
+    teams: dict[str, TeamReportOut] = Field(description="Per team")
+
+
+class ReplyOut(BaseModel):
+    """The device's reply (contract section 3)."""
+
+    id: str = Field(description="The command's id")
+    ok: bool
+    error: str | None = Field(None, description="Why not, when the device says (left out otherwise)")
+
+
+class AuditOut(BaseModel):
+    at: str = Field(description="ISO 8601")
+    user: str
+    role: str
+    action: str = Field(description="device.command, alert.ack, alert.resolve, alert.order, order.<action>, "
+                                    "user.add")
+    target: str
+    outcome: str = Field(description="ok, failed (the device said no), or `refused <status>`")
+    detail: dict[str, Any] = Field(description="The request as sent (and a command's reply)")
+
+
+Point = Annotated[list[str | Number], Field(min_length=2, max_length=2, description="[ISO 8601 bucket start, value]")]
+"""A pair, as a list: a tuple's `prefixItems` is lost on tools that read the document as OpenAPI 3.0."""
+
+
+class TrafficOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    since: str = Field(description="ISO 8601: China midnight of the day")
+    every_s: int
+    in_: list[Point] = Field(alias="in", description="Vehicles in per hour, every hour of the day")
+    out: list[Point] = Field(description="Vehicles out per hour")
+
+
+class ChargingPowerOut(BaseModel):
+    since: str
+    every_s: int
+    chargers: int = Field(description="Registered chargers summed")
+    kw: list[Point] = Field(description="[bucket start, total kW], every bucket")
+
+
+class AlertDayOut(BaseModel):
+    day: str = Field(description="ISO 8601: China midnight")
+    critical: int
+    major: int
+    minor: int
+    info: int
+
+
+class AlertsSeriesOut(BaseModel):
+    since: str
+    every_s: int
+    days: list[AlertDayOut] = Field(description="Alerts opened per day by severity, every day listed")
+
+
+class KindCountsOut(BaseModel):
+    total: int
+    online: int
+    faulted: int = Field(description="Online with an open fault")
+
+
+class VehiclesOut(BaseModel):
+    in_today: int
+    out_today: int
+    inside: int = Field(description="Vehicles in and not out yet")
+
+
+class AccessOut(BaseModel):
+    granted_today: int
+    denied_today: int
+
+
+class SeverityCountsOut(BaseModel):
+    critical: int
+    major: int
+    minor: int
+    info: int
+
+
+class AlertCountsOut(BaseModel):
+    open: SeverityCountsOut
+    acknowledged: SeverityCountsOut
+
+
+class ElevatorsOut(BaseModel):
+    total: int
+    in_service: int = Field(description="Online, without open fault, not in an out-of-service mode")
+    availability: float = Field(description="in_service / total (1 without elevators)")
+
+
+class ChargersOut(BaseModel):
+    total: int
+    charging: int
+    kw: float = Field(description="Power drawn now")
+    cap_kw: float | None = Field(description="The sites' transformer capacity for chargers (null: none declared)")
+    kwh_today: Number
+
+
+class OverviewOut(BaseModel):
+    """The big screen's figures: counts only, no personal data."""
+
+    time: str
+    site: str | None
+    devices: dict[str, KindCountsOut] = Field(description="Per kind")
+    vehicles: VehiclesOut
+    access: AccessOut
+    detections_today: int
+    alerts: AlertCountsOut
+    elevators: ElevatorsOut
+    chargers: ChargersOut
+
+
+class FaultTitleOut(BaseModel):
+    zh: str
+    en: str
+    severity: Severity
+
+
+class KindCatalogOut(BaseModel):
+    zh: str
+    en: str
+    commands: list[str]
+    faults: dict[str, FaultTitleOut] = Field(description="Per fault code")
+
+
+class SiteCatalogOut(BaseModel):
+    name: str | None = Field(None, description="Left out when the registry gives none")
+    power_cap_kw: float | None = Field(None, description="Left out when the registry gives none")
+
+
+class CatalogOut(BaseModel):
+    kinds: dict[str, KindCatalogOut] = Field(description="Per kind; kind `hub` titles the hub's own alerts")
+    sites: dict[str, SiteCatalogOut] = Field(description="Per site slug")
 
 
 IGNORED_BY = ("Ignored, accepted for older clients: who acted is always the authenticated user (the token's name); "

@@ -15,7 +15,7 @@ from devices.rules import DERIVED
 from hub.alerts.models import HUB_FAULTS, HUB_KIND, OFFLINE
 from hub.api.deps import HubDep, Viewer
 from hub.api.guard import GuardedRoute
-from hub.api.schemas import MeOut, errors
+from hub.api.schemas import CatalogOut, MeOut, errors
 
 router = APIRouter(prefix="/api", tags=["screens"], route_class=GuardedRoute, responses=errors(401))
 
@@ -26,7 +26,8 @@ async def me(user: Viewer) -> MeOut:
     return MeOut(name=user.name, role=user.role)
 
 
-@router.get("/catalog")
+# exclude_unset: a site's optional fields the registry leaves out stay out
+@router.get("/catalog", response_model=CatalogOut, response_model_exclude_unset=True)
 async def catalog(hub: HubDep, _user: Viewer) -> dict[str, Any]:
     """Kinds, their fault codes (with severity) and the sites, titled in Chinese and English; kind `hub`
     titles the hub's own alerts."""

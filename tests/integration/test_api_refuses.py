@@ -205,7 +205,7 @@ async def test_a_store_that_fails_gets_a_generic_503_and_the_detail_goes_to_the_
         async with running_hub(settings, mosquitto) as run:
             assert (await run.api.get("/api/events", params={"site": "sunshine"})).status_code == 200
             server.stop()
-            with caplog.at_level(logging.WARNING, logger="hub.api.routes"):
+            with caplog.at_level(logging.WARNING, logger="hub.api.common"):
                 for path in ("/api/events?site=sunshine", "/api/overview", "/api/series/traffic",
                              "/api/series/charging_power"):
                     response = await run.api.get(path)

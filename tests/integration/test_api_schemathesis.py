@@ -1,5 +1,7 @@
-"""Schemathesis against the OpenAPI document, as every role and as nobody: no answer is a 5xx and every
-status code an answer carries is one the document declares.
+"""Schemathesis against the OpenAPI document, as every role and as nobody: no answer is a 5xx, every
+status code an answer carries is one the document declares, and every answer's body and content type
+conform to what the document says of that status (its response model). The hub holds every kind's example
+events and their alerts, so the reads answer with rows of every shape.
 
 Bounded: a few examples per route, mode and role, so the whole walk stays well under a minute. The hub is
 real (broker, embedded store) and served by uvicorn, as `smarthub run` serves it; schemathesis runs in a
@@ -15,7 +17,7 @@ import pytest
 from hypothesis.errors import Unsatisfiable
 
 from hub.users import ROLES
-from tests.support.hub_fixtures import HubRun, eventually
+from tests.support.hub_fixtures import HubRun, eventually, seed_examples
 from tests.support.processes import free_port
 
 schemathesis = pytest.importorskip("schemathesis")  # a dev dependency ([test] extra)
@@ -46,7 +48,11 @@ def walk(base_url: str, tokens: dict[str, str | None]) -> list[str]:
 
 def examples(strategy: object, base_url: str, token: str | None) -> None:
     from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import status_code_conformance
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -55,8 +61,8 @@ def examples(strategy: object, base_url: str, token: str | None) -> None:
     @hypothesis.given(case=strategy)
     def check(case: object) -> None:
         response = case.call(base_url=base_url, headers=headers, timeout=10)  # type: ignore[attr-defined]
-        case.validate_response(response, checks=[not_a_server_error, status_code_conformance],  # type: ignore[attr-defined]
-                               headers=headers)
+        checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+        case.validate_response(response, checks=checks, headers=headers)  # type: ignore[attr-defined]
 
     check()
 
@@ -64,6 +70,7 @@ def examples(strategy: object, base_url: str, token: str | None) -> None:
 async def test_no_route_answers_a_5xx_or_an_undocumented_status(embedded_hub: HubRun) -> None:
     run = embedded_hub
     run.hub.commands.timeout_s = 0.05  # nobody answers commands here: 504 at once
+    await seed_examples(run)
     tokens: dict[str, str | None] = {"nobody": None, **{r: run.hub.users.add(f"st-{r}", r) for r in ROLES}}  # type: ignore[arg-type]
     port = free_port()
     server = run.hub.http_server("127.0.0.1", port)

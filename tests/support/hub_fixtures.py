@@ -120,3 +120,17 @@ async def hub_run(settings_for: Callable[..., Settings], mosquitto: Broker, back
 async def embedded_hub(settings_for: Callable[..., Settings], mosquitto: Broker) -> AsyncIterator[HubRun]:
     async with running_hub(settings_for("embedded"), mosquitto) as run:
         yield run
+
+
+async def seed_examples(run: HubRun) -> None:
+    """Every kind's example telemetry and events, from one device per kind, stored; their faults open alerts.
+
+    So reads answer with real rows of every shape, not empty lists."""
+    from devices import REGISTRY
+
+    messages = [(run.topic(name, f"{name}-x1", channel), example) for name, kind in sorted(REGISTRY.items())
+                for channel, examples in kind.examples.items() for example in examples]
+    await run.publish_many(messages)
+    await eventually(lambda: run.hub.pipeline.stats.received >= len(messages), what="the examples to arrive")
+    await run.stored()
+    await eventually(lambda: run.hub.alert_store.find(10), what="an alert from the example faults")

@@ -7,13 +7,13 @@ from types import SimpleNamespace
 import pytest
 from fastapi.routing import APIRoute
 
-from hub.api import create_app, routes, screen
+from hub.api import ROUTERS, create_app
 from hub.api.guard import GuardedRoute, route_role
 from hub.config import Settings
 
 APP = create_app(SimpleNamespace(settings=Settings(admin_token="x")))  # type: ignore[arg-type]  # only the schema
 DOC = APP.openapi()
-ALL = [*routes.open_router.routes, *routes.api_router.routes, *screen.router.routes]  # the routers create_app includes
+ALL = [route for router in ROUTERS for route in router.routes]  # the routers create_app includes
 ROUTES = [(r, m) for r in ALL if isinstance(r, APIRoute) and r.include_in_schema for m in sorted(r.methods)]
 
 
