@@ -252,6 +252,25 @@ async def test_ping_of_a_locked_embedded_store_says_false_within_a_second(tmp_pa
         await store.close()
 
 
+async def test_a_write_cancelled_midway_leaves_the_embedded_store_writable_at_once(tmp_path: Path) -> None:
+    """What a hub's stop does to the writer: the cancelled write's thread goes on in its transaction, and the
+    next write (the last drain) must wait for it, not fail beside it on the same connection."""
+    store = EmbeddedStorage(tmp_path / "store.db")
+    await store.start()
+    try:
+        big = [Point("elevator", {"site": "s", "device": f"e{i % 50}"}, {"floor": i, "load_kg": 1.5 * i}, 1_000 + i)
+               for i in range(60_000)]
+        cancelled = asyncio.create_task(store.write(big))
+        await asyncio.sleep(0.05)  # its thread is inside the transaction by now (60,000 points take seconds)
+        assert not cancelled.done()
+        cancelled.cancel()
+        await store.write([Point("elevator", {"site": "s", "device": "after"}, {"floor": 1}, 999)])
+        rows = await store.query_points(["elevator"], {"device": "after"})
+        assert [r[2]["floor"] for r in rows] == [1]
+    finally:
+        await store.close()
+
+
 async def test_the_writer_resumes_within_two_seconds_when_a_locked_embedded_store_is_released(
     tmp_path: Path,
 ) -> None:
