@@ -254,7 +254,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL (mqtt://user:pass@host:port)")
     sim.add_argument("--site", default="sunshine", help="site slug of the simulated community")
     sim.add_argument("--seed", type=int, default=1, help="the same seed gives the same community and traffic")
-    sim.add_argument("--devices", type=int, default=100, help="how many devices, across all five kinds")
+    sim.add_argument("--devices", type=int, default=100, help="how many devices, across every kind")
     sim.add_argument("--layout", type=Path, help="TOML file with device counts per kind (and buildings)")
     sim.add_argument("--duration", type=float, help="simulated seconds to run (default: until stopped)")
     sim.add_argument("--speed", type=float, default=1.0, help="simulated time runs this many times faster")
@@ -267,7 +267,7 @@ def parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_simulate)
 
     demo = sub.add_parser("demo", help="broker, store, hub, a simulated community and the dashboard in one process")
-    demo.add_argument("--devices", type=int, default=100, help="simulated devices, across all five kinds")
+    demo.add_argument("--devices", type=int, default=100, help="simulated devices, across every kind")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--site", default="sunshine")
     demo.add_argument("--speed", type=float, default=1.0, help="simulated time runs this many times faster")

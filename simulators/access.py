@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.base import Emit, SimDevice, daily
+from simulators.base import Emit, SimDevice, SimKind, daily, in_buildings, plain
 
 PASSES_PER_HOUR = [2, 1, 1, 1, 2, 6, 30, 60, 45, 20, 15, 18, 22, 18, 15, 18, 30, 50, 60, 45, 30, 18, 8, 4]
 METHODS = ["face"] * 70 + ["card"] * 18 + ["qr"] * 8 + ["pin", "fingerprint", "remote", "fingerprint"]
@@ -63,3 +63,6 @@ class Access(SimDevice):
     def apply(self, now_ms: int, op: str, args: Any) -> tuple[str | None, list[Emit]]:
         return None, [self.event(now_ms, "access", method="remote", subject="operator", result="granted"),
                       self.telemetry(now_ms, door="closed", locked=False)]
+
+
+SIM = SimKind("access", share=0.25, short="door", make=plain(Access), building=in_buildings)

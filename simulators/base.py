@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -175,3 +176,41 @@ class SimDevice:
     def apply(self, now_ms: int, op: str, args: BaseModel) -> tuple[str | None, list[Emit]]:
         """Carry out a command; (error or None, messages)."""
         return f"{op} is not simulated", []
+
+    def registry_fields(self) -> dict[str, Any]:
+        """Registry attributes beyond site, kind, device and building (`registry_of` writes them)."""
+        return {}
+
+
+def in_buildings(n: int, buildings: int) -> str | None:
+    """The nth device of a kind that lives in buildings: spread round the buildings, one each in turn."""
+    return str((n - 1) % buildings + 1)
+
+
+def on_site(n: int, buildings: int) -> str | None:
+    """A device of the site as a whole (a gate, a charger): in no building."""
+    return None
+
+
+@dataclass(frozen=True)
+class SimKind:
+    """How a community simulates one kind: its share of the devices, how devices are named and placed,
+    and how one is made. Each `simulators/<kind>.py` declares one as `SIM`; `simulators.kinds` lists them."""
+
+    name: str
+    share: float
+    """Weight of the kind in a community of a given size (every kind gets at least one device)."""
+    short: str
+    """Device names: b3-el2 is building 3's second elevator; ev-4 the fourth charger."""
+    make: Callable[..., SimDevice]
+    """(site=, device=, rng=, building=, number=, buildings=) -> the device"""
+    building: Callable[[int, int], str | None] = on_site
+    """(number of the device within its kind, buildings) -> its building or None"""
+
+
+def plain(cls: type[SimDevice]) -> Callable[..., SimDevice]:
+    """A maker for a kind whose devices need nothing but site, name, random stream and building."""
+    def make(site: str, device: str, rng: random.Random, building: str | None, number: int,
+             buildings: int) -> SimDevice:
+        return cls(site=site, device=device, rng=rng, building=building)
+    return make

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.base import Emit, SimDevice
+from simulators.base import Emit, SimDevice, SimKind, in_buildings, plain
 
 RATES_PER_HOUR = {
     "person": 4.0, "vehicle": 3.0, "loitering": 0.15, "illegal_parking": 0.3, "fire_lane_blocked": 0.05,
@@ -75,3 +75,6 @@ class Camera(SimDevice):
         if action == "detect":
             return [self.detect(now_ms, args["label"], args.get("zone"))]
         return super().scenario(now_ms, action, **args)
+
+
+SIM = SimKind("camera", share=0.2, short="cam", make=plain(Camera), building=in_buildings)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from simulators.base import Emit, SimDevice, daily
+from simulators.base import Emit, SimDevice, SimKind, daily, plain
 
 ARRIVALS_PER_HOUR = [.05, .03, .02, .02, .02, .03, .05, .08, .08, .06, .05, .05,
                      .06, .05, .05, .06, .08, .2, .45, .5, .4, .25, .12, .08]
@@ -130,3 +130,6 @@ class Charger(SimDevice):
         if args.session and args.session != self.session:
             return f"session {args.session!r} is not the one in progress", []
         return None, self._stop(now_ms, "remote")
+
+
+SIM = SimKind("charger", share=0.14, short="ev", make=plain(Charger))

@@ -1,28 +1,25 @@
-"""A seeded community (小区): buildings with elevators and doors, gates, cameras, chargers,
-plus scripted incidents (scenarios) on top of normal traffic.
+"""A seeded community (小区): buildings with elevators, doors and household meters, gates, cameras,
+chargers, plus scripted incidents (scenarios) on top of normal traffic.
+
+Which kinds there are, their shares and names come from `simulators.kinds`; nothing here names a kind
+but the scenarios, which script particular incidents.
 """
 
 from __future__ import annotations
 
 import random
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hub.registry import Device, RegistryFile, Site
-from simulators.access import Access
 from simulators.base import SimDevice
-from simulators.camera import Camera
-from simulators.charger import MAX_KW, Charger
-from simulators.elevator import Elevator
-from simulators.gate import Gate
+from simulators.charger import MAX_KW
+from simulators.kinds import SIMULATORS
 
-SHARES = {"elevator": 0.35, "access": 0.25, "camera": 0.2, "charger": 0.14, "gate": 0.06}
+SHARES = {name: sim.share for name, sim in SIMULATORS.items()}
 """How a community's devices divide between kinds (every kind gets at least one)."""
 DEVICES_PER_BUILDING = 6
-SHORT = {"elevator": "el", "access": "door", "camera": "cam", "charger": "ev", "gate": "gate"}
-"""Device names: b3-el2 is building 3's second elevator; ev-4 the fourth charger."""
 
 SITE_NAMES = {"sunshine": "阳光花园"}
 """Display names of the simulated sites we ship (others show their slug)."""
@@ -48,11 +45,6 @@ class Community:
 
     def of(self, kind: str) -> list[SimDevice]:
         return [d for d in self.devices if d.kind_name == kind]
-
-
-FACTORIES: dict[str, Callable[..., SimDevice]] = {
-    "elevator": Elevator, "access": Access, "camera": Camera, "charger": Charger, "gate": Gate,
-}
 
 
 def load_layout(path: Path) -> tuple[dict[str, int], int | None]:
@@ -89,15 +81,17 @@ def build(site: str, seed: int, count: int = 100, counts: dict[str, int] | None 
         if count < len(SHARES):
             raise ValueError(f"a community needs at least {len(SHARES)} devices, one of each kind")
         counts = {kind: max(1, int(count * share)) for kind, share in SHARES.items()}
-        counts["elevator"] += count - sum(counts.values())
+        counts[max(SHARES, key=SHARES.__getitem__)] += count - sum(counts.values())  # the rest to the commonest
     buildings = buildings or max(1, sum(counts.values()) // DEVICES_PER_BUILDING)
     devices: list[SimDevice] = []
     for kind in sorted(counts):
+        sim = SIMULATORS[kind]
         for n in range(1, counts.get(kind, 0) + 1):
-            building = str((n - 1) % buildings + 1) if kind in ("elevator", "access", "camera") else None
-            name = f"b{building}-{SHORT[kind]}{n}" if building else f"{SHORT[kind]}-{n}"
+            building = sim.building(n, buildings)
+            name = f"b{building}-{sim.short}{n}" if building else f"{sim.short}-{n}"
             rng = random.Random(f"{seed}:{site}:{name}")
-            devices.append(FACTORIES[kind](site=site, device=name, rng=rng, building=building))
+            devices.append(sim.make(site=site, device=name, rng=rng, building=building, number=n,
+                                    buildings=buildings))
     return Community(site, devices)
 
 
@@ -106,8 +100,8 @@ def registry_of(community: Community) -> RegistryFile:
     site's power cap: a transformer sized for half the chargers at full power (orderly charging)."""
     chargers = len(community.of("charger"))
     site = Site(name=SITE_NAMES.get(community.site), power_cap_kw=round(chargers * MAX_KW / 2, 1) or None)
-    devices = [Device(site=community.site, kind=d.kind_name, device=d.device, building=d.building)
-               for d in community.devices]
+    devices = [Device(site=community.site, kind=d.kind_name, device=d.device, building=d.building,
+                      **d.registry_fields()) for d in community.devices]
     return RegistryFile(sites={community.site: site}, devices=devices)
 
 

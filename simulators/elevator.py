@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from simulators.base import Emit, SimDevice, daily
+from simulators.base import Emit, SimDevice, SimKind, daily, in_buildings, plain
 
 CALLS_PER_HOUR = [2, 1, 1, 1, 2, 6, 25, 60, 55, 25, 18, 20, 24, 20, 16, 18, 25, 45, 60, 50, 35, 20, 10, 4]
 FLOOR_S = 2.5
@@ -124,3 +124,6 @@ class Elevator(SimDevice):
             self.forced.sort(key=lambda f: f[0])
             return [self._telemetry(now_ms)]
         return super().scenario(now_ms, action, **args)
+
+
+SIM = SimKind("elevator", share=0.35, short="el", make=plain(Elevator), building=in_buildings)

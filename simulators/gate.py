@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulators.base import Emit, SimDevice, daily
+from simulators.base import Emit, SimDevice, SimKind, daily, plain
 from simulators.plates import plate
 
 PASSAGES_PER_HOUR = [4, 2, 1, 1, 3, 10, 45, 110, 90, 40, 30, 35, 40, 35, 30, 35, 50, 90, 110, 70, 45, 25, 12, 6]
@@ -111,3 +111,6 @@ class Gate(SimDevice):
         self.barrier = "open" if op == "open" else "closed"
         self.cycles += op == "open"
         return None, [self.event(now_ms, "barrier", state=self.barrier)]
+
+
+SIM = SimKind("gate", share=0.06, short="gate", make=plain(Gate))

@@ -149,6 +149,21 @@ def test_rules_never_clear_a_devices_own_fault(rig: Rig) -> None:
     assert ("s1", "charger", "ev2", "high_temperature") not in rig.engine.active
 
 
+def test_water_that_never_stops_is_a_leak_alert_and_a_meters_own_leak_stays_its_own(rig: Rig) -> None:
+    water = {"utility": "water", "flow_lph": 12.0}
+    for _ in range(8):  # a reading every 15 minutes, 2 hours without a pause
+        rig.message("meter", "m1", "telemetry", water)
+        rig.now += 900_000
+    rig.message("meter", "m1", "telemetry", water)
+    alert = rig.engine.active[("s1", "meter", "m1", "leak_suspected")]
+    assert (alert.severity.value, alert.title, alert.opened_by) == ("major", "疑似漏水", "rule")
+    rig.message("meter", "m1", "telemetry", {"flow_lph": 0})
+    assert rig.engine.active == {}
+    rig.message("meter", "m2", "event", {"type": "fault", "code": "leak_suspected", "active": True})
+    rig.message("meter", "m2", "telemetry", {"utility": "water", "flow_lph": 0})
+    assert ("s1", "meter", "m2", "leak_suspected") in rig.engine.active, "the rule clears only what it raised"
+
+
 def test_camera_gate_and_door_rules(rig: Rig) -> None:
     rig.message("camera", "cam1", "event", {"type": "detection", "label": "high_altitude_throw", "phase": "start",
                                              "score": 0.93, "zone": "facade", "snapshot": "http://nvr/1.jpg"})

@@ -179,11 +179,55 @@ def test_state_payload_and_severities_match_the_contract() -> None:
     assert severities and set(severities.group(1).split("|")) == set(Severity)
 
 
-def test_project_copy_of_the_contract_is_the_shared_one() -> None:
+def sections(text: str) -> dict[str, list[str]]:
+    """A Markdown text's lines by the heading they sit under ("" before the first)."""
+    out: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("#"):
+            current = line
+            assert current not in out, f"heading {line!r} twice"
+            out[current] = []
+        else:
+            out[current].append(line)
+    return out
+
+
+def extension_breaks(shared: str, project: str) -> list[str]:
+    """What the project's copy changed or dropped of the shared contract (empty: it only adds).
+
+    Each shared section must be in the project's copy under the same heading, in the same order, and its
+    lines (prose, bullets, every table row, blank lines) must be there unchanged and in order: the project
+    may insert lines (a kind's section, a table row, a paragraph), never edit or remove one."""
+    ours = sections(project)
+    order = [h for h in ours if h in sections(shared)]
+    problems = [f"shared heading {h!r} is missing" for h in sections(shared) if h not in ours]
+    if order != [h for h in sections(shared) if h in ours]:
+        problems.append("the shared sections are in another order")
+    for heading, lines in sections(shared).items():
+        remaining = iter(ours.get(heading, ()))
+        for number, line in enumerate(lines):
+            if not any(line == candidate for candidate in remaining):
+                problems.append(f"{heading or 'preamble'}: shared line {number} {line!r} changed, moved or removed")
+                break
+    return problems
+
+
+def test_project_copy_of_the_contract_extends_the_shared_one() -> None:
+    """The project's copy grows beyond the fixed shared contract (kinds of its own) but keeps all of it."""
     shared = ROOT.parent / "shared" / "CONTRACT.md"
     if not shared.exists():
         pytest.skip("no shared/CONTRACT.md beside the repository")
-    assert shared.read_bytes() == (ROOT / "docs" / "CONTRACT.md").read_bytes()
+    assert extension_breaks(shared.read_text(encoding="utf-8"), CONTRACT) == []
+
+
+def test_an_edited_or_dropped_shared_line_breaks_the_extension() -> None:
+    shared = "# T\n\nintro\n\n## 1. Kinds\n\n| kind | ops |\n|---|---|\n| gate | `open` |\n| access | none |\n"
+    assert extension_breaks(shared, shared.replace("| access |", "| meter | `valve` |\n| access |")) == []
+    assert extension_breaks(shared, shared + "\n## 9. Ours\n\nmore\n") == []
+    assert extension_breaks(shared, shared.replace("`open`", "`open`, `close`")), "an edited row"
+    assert extension_breaks(shared, shared.replace("| access | none |\n", "")), "a dropped row"
+    assert extension_breaks(shared, shared.replace("## 1. Kinds", "## 1. Device kinds")), "a renamed section"
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
