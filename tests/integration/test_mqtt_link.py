@@ -134,15 +134,15 @@ async def test_nothing_is_acknowledged_before_the_outbox_committed(settings_for,
     and it is stored once, although it carries no `ts` (its point time is the receive time)."""
     async with running_hub(settings_for("embedded"), mosquitto) as run:
         hub, failures = run.hub, []
-        put = hub.outbox.put
+        commit = hub.outbox.commit
 
-        def failing_put(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        def failing_commit(*args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             if not failures:
                 failures.append(1)
                 raise sqlite3.OperationalError("disk I/O error")
-            put(*args, **kwargs)
+            commit(*args, **kwargs)
 
-        hub.outbox.put = failing_put  # type: ignore[method-assign]
+        hub.outbox.commit = failing_commit  # type: ignore[method-assign]
         await run.publish(run.topic("gate", "g1", "event"), {"type": "barrier", "state": "open"})
         await eventually(lambda: hub.mqtt.losses >= 1 and hub.mqtt.connected, timeout=15,
                          what="the hub to drop the connection and come back")
