@@ -6,12 +6,24 @@ data: a field, never a tag, and masked by the API.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
-from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
-from devices.rules import door_held_open
+from devices.base import (
+    Accepted,
+    CommandArgs,
+    DeviceKind,
+    DevicePayload,
+    EventPayload,
+    FaultSpec,
+    KindSettings,
+    OverviewSection,
+    Severity,
+    TodayFigure,
+)
+from devices.rules import Clear, Deadline, Intent
 
 
 class Telemetry(DevicePayload):
@@ -45,6 +57,23 @@ FAULTS = {
     "reader_offline": FaultSpec(Severity.MAJOR, "读头离线", "Reader offline"),
 }
 
+class Settings(KindSettings):
+    door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")
+
+
+_CLEAR_DOOR_HELD_OPEN = (Clear("door_held_open"),)
+
+
+def door_held_open(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
+                   t: Settings) -> Iterable[Intent]:
+    if msg.channel != "telemetry" or "door" not in telemetry:
+        return ()
+    if telemetry["door"] != "open":
+        return _CLEAR_DOOR_HELD_OPEN
+    return (Deadline("door_held_open", now_ms + int(t.door_open_after_s * 1000),
+                     f"door open for over {t.door_open_after_s:.0f} s"),)
+
+
 KIND = DeviceKind(
     name="access",
     rules=(door_held_open,),
@@ -55,6 +84,12 @@ KIND = DeviceKind(
     faults=FAULTS,
     commands={"unlock": Unlock},
     personal=("subject",),
+    settings=Settings,
+    work_orders=frozenset({"door_forced"}),
+    overview=OverviewSection("access", today={
+        "granted_today": TodayFigure("count", "subject", {"type": "access", "result": "granted"}),
+        "denied_today": TodayFigure("count", "subject", {"type": "access", "result": "denied"}),
+    }),
     examples={
         "telemetry": (
             {"door": "closed", "locked": True},

@@ -12,7 +12,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
@@ -245,6 +245,96 @@ def payload_fields(payload: BaseModel, exclude: frozenset[str]) -> dict[str, boo
     return out
 
 
+class KindSettings(BaseModel):
+    """A kind's thresholds. Each field is also a hub setting of the same name (`SMARTHUB_<NAME>`, or the
+    key in the TOML file), so names must be unique across kinds; a kind without thresholds keeps this empty model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True, slots=True)
+class TodayFigure:
+    """A figure of today (since China midnight), aggregated in the store over the kind's events."""
+
+    aggregate: Literal["count", "sum", "mean", "max"]
+    field: str
+    where: Mapping[str, str]
+    """Tags the events must have (their `type` included)"""
+    digits: int | None = None
+    """None: a whole number; else rounded to this many decimals"""
+
+
+class LiveDevice(NamedTuple):
+    """One device as the overview sees it now."""
+
+    online: bool
+    faulted: bool
+    """Online with an open fault"""
+    telemetry: Mapping[str, Any]
+    """Its last telemetry fields (empty when never heard)"""
+
+
+LiveFigures = Callable[[Sequence[LiveDevice], Sequence[Any]], dict[str, Any]]
+"""(the kind's devices in the sites asked for, those sites' registry entries) -> figures; pure."""
+
+
+@dataclass(frozen=True)
+class OverviewSection:
+    """The kind's part of `GET /api/overview`: a section of its own (or figures at the top level)."""
+
+    key: str | None
+    """The section's name in the answer; None puts the figures at the top level"""
+    live: LiveFigures | None = None
+    today: Mapping[str, TodayFigure] = field(default_factory=dict)
+    inside: str | None = None
+    """The name under which the kind's inside count (`DeviceKind.inside`) is given"""
+
+
+@dataclass(frozen=True, slots=True)
+class InsideSpec:
+    """What keeps a count of things inside a site: events that say who went in or out, and whether they passed."""
+
+    event: str
+    """The event type (`passage`)"""
+    key: str
+    """The field that identifies what passed (personal: it stays in memory, only counts leave)"""
+    direction: str
+    """The field saying `in` or `out`"""
+    decision: str
+    """The field saying whether it was let through"""
+    let_through: frozenset[str]
+    """Its values that mean it passed"""
+
+
+@dataclass(frozen=True, slots=True)
+class CountSeries:
+    """Events counted per hour over a day, one series per value of a field (`/api/series/<name>`)."""
+
+    event: str
+    field: str
+    """The field counted (one every event has)"""
+    split: str
+    """The tag or field whose values make the series"""
+    values: tuple[str, ...]
+    """Its values, each one series, named by the value"""
+
+
+@dataclass(frozen=True, slots=True)
+class SumOfMeans:
+    """A telemetry field averaged per device and bucket, then summed over the kind's registered devices."""
+
+    field: str
+    count_key: str
+    """The answer's key for how many devices were summed"""
+    value_key: str
+    """The answer's key for the series"""
+    digits: int = 2
+
+
+CommandRole = Literal["operator", "admin"]
+"""Who may send a command: operators, or only admins (cutting a supply, say)."""
+
+
 @dataclass(frozen=True)
 class DeviceKind:
     """Everything the hub knows about one kind of device."""
@@ -264,7 +354,27 @@ class DeviceKind:
     examples: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     """channel -> valid example payloads, used by tests and simulators."""
     rules: tuple[Any, ...] = ()
-    """Derived-alert rules (see devices.rules): pure functions of a message, live state and time."""
+    """Derived-alert rules (see devices.rules): pure functions of a message, live state, time and `settings`."""
+    settings: type[KindSettings] = KindSettings
+    """The thresholds its rules read; set by the hub's settings of the same names."""
+    derived: Mapping[str, FaultSpec] = field(default_factory=dict)
+    """Codes only its rules raise (its devices' own codes are in `faults`)."""
+    team: str | None = None
+    """Who gets its work orders; None: the property team."""
+    work_orders: frozenset[str] = frozenset()
+    """Codes (device or derived) whose new alert opens a work order by itself."""
+    command_roles: Mapping[str, CommandRole] = field(default_factory=dict)
+    """op -> the role it needs; an op not listed needs the operator role."""
+    no_commands: str | None = None
+    """Why a kind without commands takes none, said in the refusal."""
+    reliability_default: bool = False
+    """The kind `/api/reliability` reports when the caller names none (one kind says so)."""
+    overview: OverviewSection | None = None
+    """Its figures on the big screen, besides the devices online and faulted every kind gets."""
+    series: Mapping[str, CountSeries | SumOfMeans] = field(default_factory=dict)
+    """Named chart series the hub builds from its points (`hub.series`); names unique across kinds."""
+    inside: InsideSpec | None = None
+    """Its events count what is inside each site now (`hub.inside`); one kind at most."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fault", fault_model(self.name, self.faults))
@@ -286,6 +396,10 @@ class DeviceKind:
 
     validate_event: Any = field(init=False, repr=False, compare=False)
     """dict -> the event's model (for simulators building payloads); set in __post_init__."""
+
+    def command_role(self, op: str) -> CommandRole:
+        """The role that may send `op`."""
+        return self.command_roles.get(op, "operator")
 
     @property
     def personal_event_types(self) -> tuple[str, ...]:

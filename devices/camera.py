@@ -6,12 +6,23 @@ One happening keeps one `id` through its `start`, `update` and `end` phases;
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
-from devices.base import DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity, WebLink
-from devices.rules import camera_incidents
+from devices.base import (
+    Accepted,
+    DeviceKind,
+    DevicePayload,
+    EventPayload,
+    FaultSpec,
+    OverviewSection,
+    Severity,
+    TodayFigure,
+    WebLink,
+)
+from devices.rules import Intent, Raise
 
 Label = Literal[
     "high_altitude_throw", "intrusion", "loitering", "illegal_parking", "fire_lane_blocked", "smoke", "fire",
@@ -46,6 +57,28 @@ FAULTS = {
     "storage_full": FaultSpec(Severity.MINOR, "存储已满", "Storage full"),
 }
 
+DERIVED = {
+    "high_altitude_throw": FaultSpec(Severity.CRITICAL, "高空抛物", "Object thrown from height"),
+    "fire_detected": FaultSpec(Severity.CRITICAL, "烟火报警", "Smoke or fire detected"),
+}
+"""Codes only this kind's rules raise."""
+
+
+def camera_incidents(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
+                     t: Any) -> Iterable[Intent]:
+    payload = msg.payload
+    if msg.channel != "event" or payload.type != "detection" or payload.phase != "start":  # type: ignore[attr-defined]
+        return ()
+    link = payload.snapshot or payload.clip  # type: ignore[attr-defined]
+    where = f" in {payload.zone}" if payload.zone else ""  # type: ignore[attr-defined]
+    detail = f"score {payload.score:.2f}{where}" + (f"; snapshot {link}" if link else "")  # type: ignore[attr-defined]
+    if payload.label == "high_altitude_throw":  # type: ignore[attr-defined]
+        return (Raise("high_altitude_throw", detail),)
+    if payload.label in ("smoke", "fire"):  # type: ignore[attr-defined]
+        return (Raise("fire_detected", detail),)
+    return ()
+
+
 KIND = DeviceKind(
     name="camera",
     rules=(camera_incidents,),
@@ -55,6 +88,11 @@ KIND = DeviceKind(
     events=(Detection,),
     faults=FAULTS,
     event_tags={"detection": ("label",)},
+    derived=DERIVED,
+    work_orders=frozenset({"high_altitude_throw", "fire_detected"}),
+    # a detection is one id through its phases: its start counts it once
+    overview=OverviewSection(None, today={
+        "detections_today": TodayFigure("count", "score", {"type": "detection", "phase": "start"})}),
     examples={
         "telemetry": (
             {"recording": True, "fps": 25},

@@ -6,12 +6,26 @@ in snake case, so an OCPP gateway maps one to one. `id_tag` identifies a person.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
-from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity
-from devices.rules import charger_temperature
+from devices.base import (
+    Accepted,
+    CommandArgs,
+    DeviceKind,
+    DevicePayload,
+    EventPayload,
+    FaultSpec,
+    KindSettings,
+    LiveDevice,
+    OverviewSection,
+    Severity,
+    SumOfMeans,
+    TodayFigure,
+)
+from devices.rules import Clear, Intent, Raise
 
 Status = Literal[
     "available", "preparing", "charging", "suspended_ev", "suspended_evse", "finishing", "reserved",
@@ -80,6 +94,38 @@ FAULTS = {
     "weak_signal": FaultSpec(m, "信号弱", "Weak signal"),
 }
 
+class Settings(KindSettings):
+    charger_max_c: float = Field(70.0, description="Charger temperature that raises high_temperature")
+
+
+_CLEAR_HIGH_TEMPERATURE = (Clear("high_temperature"),)
+
+
+def charger_temperature(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
+                        t: Settings) -> Iterable[Intent]:
+    temperature = telemetry.get("temperature_c") if msg.channel == "telemetry" else None
+    if temperature is None:
+        return ()
+    if temperature > t.charger_max_c:
+        return (Raise("high_temperature", f"{temperature:.1f} °C (limit {t.charger_max_c:.0f} °C)"),)
+    if temperature < t.charger_max_c - 5:  # hysteresis: no flapping around the limit
+        return _CLEAR_HIGH_TEMPERATURE
+    return ()
+
+
+def charging(devices: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str, Any]:
+    """Chargers charging and their power now, against the sites' transformer capacity (None: none declared)."""
+    kw = 0.0
+    busy = 0
+    for d in devices:  # summed in registry order, so the floats come out as they always have
+        if d.online:
+            busy += d.telemetry.get("status") == "charging"
+            kw += d.telemetry.get("power_kw") or 0.0
+    caps = [s.power_cap_kw for s in sites if getattr(s, "power_cap_kw", None) is not None]
+    return {"total": len(devices), "charging": busy, "kw": round(kw, 2),
+            "cap_kw": round(sum(caps), 2) if caps else None}
+
+
 KIND = DeviceKind(
     name="charger",
     rules=(charger_temperature,),
@@ -90,6 +136,11 @@ KIND = DeviceKind(
     faults=FAULTS,
     commands={"set_limit": SetLimit, "stop_session": StopSession},
     personal=("id_tag",),
+    settings=Settings,
+    team="electrical",
+    overview=OverviewSection("chargers", live=charging,
+                             today={"kwh_today": TodayFigure("sum", "energy_kwh", {"type": "session_stop"}, digits=2)}),
+    series={"charging_power": SumOfMeans("power_kw", count_key="chargers", value_key="kw")},
     examples={
         "telemetry": (
             {"connector": 1, "status": "charging", "power_kw": 6.6, "energy_kwh": 1532.4, "voltage_v": 228.5,

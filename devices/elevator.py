@@ -5,12 +5,22 @@ Elevators are never driven remotely, so the kind has no commands.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 from pydantic import Field
 
-from devices.base import DeviceKind, DevicePayload, FaultSpec, Severity
-from devices.rules import elevator_door_faults, elevator_trapped
+from devices.base import (
+    Accepted,
+    DeviceKind,
+    DevicePayload,
+    FaultSpec,
+    KindSettings,
+    LiveDevice,
+    OverviewSection,
+    Severity,
+)
+from devices.rules import Clear, Deadline, Intent, Raise
 
 Direction = Literal["up", "down", "idle"]
 Door = Literal["open", "closed", "opening", "closing"]
@@ -55,6 +65,59 @@ FAULTS = {
     "ebike_in_car": FaultSpec(M, "电动车入梯", "E-bike in car"),
 }
 
+
+
+class Settings(KindSettings):
+    trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
+    door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
+
+
+DERIVED = {
+    "trapped_suspected": FaultSpec(C, "疑似困人", "Passenger possibly trapped"),
+    "door_faults_repeated": FaultSpec(M, "门系统频繁故障", "Repeated door faults: maintenance due"),
+}
+"""Codes only this kind's rules raise."""
+
+DOOR_FAULTS = frozenset({"door_open_fault", "door_close_fault", "door_lock_fault", "door_obstructed"})
+_CLEAR_TRAPPED = (Clear("trapped_suspected"),)
+"""What most messages say: made once, not per message (a frozen dataclass is slow to build)."""
+
+
+def elevator_trapped(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
+                     t: Settings) -> Iterable[Intent]:
+    if msg.channel != "telemetry":
+        return ()
+    stuck = telemetry.get("occupied") is True and telemetry.get("running") is False and \
+        telemetry.get("door") == "closed"
+    if not stuck:
+        return _CLEAR_TRAPPED
+    floor = telemetry.get("floor")
+    return (Deadline("trapped_suspected", now_ms + int(t.trapped_after_s * 1000),
+                     f"occupied, stopped, door closed for {t.trapped_after_s:.0f} s (floor {floor})"),)
+
+
+def elevator_door_faults(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
+                         t: Settings) -> Iterable[Intent]:
+    payload = msg.payload
+    if msg.channel != "event" or payload.type != "fault" or not payload.active or payload.code not in DOOR_FAULTS:  # type: ignore[attr-defined]
+        return ()
+    recent = [ms for ms in memory.get("door_faults", []) if ms > now_ms - 3_600_000] + [now_ms]
+    memory["door_faults"] = recent
+    if len(recent) >= t.door_faults_per_hour:
+        return (Raise("door_faults_repeated", f"{len(recent)} door faults within an hour"),)
+    return ()
+
+
+OUT_OF_SERVICE_MODES = frozenset({"out_of_service", "maintenance", "inspection", "fire", "seismic"})
+"""Modes in which the car does not carry residents."""
+
+
+def in_service(devices: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str, Any]:
+    """Cars carrying residents now: online, no open fault, in a mode that carries people."""
+    total = len(devices)
+    serving = sum(d.online and not d.faulted and d.telemetry.get("mode") not in OUT_OF_SERVICE_MODES for d in devices)
+    return {"total": total, "in_service": serving, "availability": round(serving / total, 4) if total else 1.0}
+
 KIND = DeviceKind(
     name="elevator",
     rules=(elevator_trapped, elevator_door_faults),
@@ -64,6 +127,13 @@ KIND = DeviceKind(
     events=(),
     faults=FAULTS,
     commands={},
+    no_commands="elevators are never driven remotely",
+    settings=Settings,
+    derived=DERIVED,
+    team="elevator-maintenance",
+    work_orders=frozenset({"trapped_passenger", "trapped_suspected", "door_faults_repeated"}),
+    reliability_default=True,
+    overview=OverviewSection("elevators", live=in_service),
     examples={
         "telemetry": (
             {"floor": 7, "direction": "up", "door": "closed", "running": True, "speed_mps": 1.5,

@@ -6,12 +6,26 @@ so the API can mask them.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 from pydantic import Field
 
-from devices.base import CommandArgs, DeviceKind, DevicePayload, EventPayload, FaultSpec, Severity, WebLink
-from devices.rules import barrier_stuck
+from devices.base import (
+    Accepted,
+    CommandArgs,
+    CountSeries,
+    DeviceKind,
+    DevicePayload,
+    EventPayload,
+    FaultSpec,
+    InsideSpec,
+    OverviewSection,
+    Severity,
+    TodayFigure,
+    WebLink,
+)
+from devices.rules import Clear, Intent, Raise
 
 Barrier = Literal["open", "closed", "stuck"]
 
@@ -57,6 +71,19 @@ FAULTS = {
     "camera_offline": FaultSpec(Severity.MAJOR, "识别相机离线", "Plate camera offline"),
 }
 
+_CLEAR_BARRIER_STUCK = (Clear("barrier_stuck"),)
+
+
+def barrier_stuck(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
+                  t: Any) -> Iterable[Intent]:
+    payload = msg.payload
+    state = payload.state if msg.channel == "event" and payload.type == "barrier" else (  # type: ignore[attr-defined]
+        telemetry.get("barrier") if msg.channel == "telemetry" else None)
+    if state is None:
+        return ()
+    return (Raise("barrier_stuck", "the barrier reports itself stuck"),) if state == "stuck" else _CLEAR_BARRIER_STUCK
+
+
 KIND = DeviceKind(
     name="gate",
     rules=(barrier_stuck,),
@@ -67,6 +94,14 @@ KIND = DeviceKind(
     faults=FAULTS,
     commands={"open": NoArgs, "close": NoArgs},
     personal=("plate", "image"),
+    # all passages, as the traffic chart counts them
+    overview=OverviewSection("vehicles", today={
+        "in_today": TodayFigure("count", "plate", {"type": "passage", "direction": "in"}),
+        "out_today": TodayFigure("count", "plate", {"type": "passage", "direction": "out"}),
+    }, inside="inside"),
+    series={"traffic": CountSeries("passage", "plate", "direction", ("in", "out"))},
+    # a passage the gate let through (or a guard after a check) moves a plate in or out
+    inside=InsideSpec("passage", "plate", "direction", "decision", frozenset({"allowed", "manual"})),
     examples={
         "telemetry": (
             {"barrier": "closed", "cycles": 48211},

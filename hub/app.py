@@ -119,9 +119,9 @@ class Hub:
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
         self.bus = LiveBus(self.live, self.registry)
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
-                                  thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
+                                  settings=s.kind_settings(self.kinds), escalate_after_s=s.escalate_after_s)
         self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
-        self.inside = InsideTracker(int(s.inside_days * 86_400_000))
+        self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)

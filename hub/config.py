@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from devices.rules import Thresholds
+from devices import REGISTRY
+from devices.base import DeviceKind, KindSettings
 from hub.alerts.orders import Sla
 from hub.topics import TopicError, check_root
 
@@ -64,7 +66,9 @@ def default_client_id(target: MqttTarget) -> str:
     return target.username or DEFAULT_CLIENT_ID
 
 
-class Settings(BaseSettings):
+class CoreSettings(BaseSettings):
+    """The hub's own settings; `Settings` adds every registered kind's thresholds (`DeviceKind.settings`)."""
+
     model_config = SettingsConfigDict(env_prefix="SMARTHUB_", extra="forbid", env_ignore_empty=True)
 
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", description="MQTT broker, mqtt://user:pass@host:port or mqtts://")
@@ -108,10 +112,6 @@ class Settings(BaseSettings):
     screen_cache_s: float = Field(
         2.0, ge=0, description="The big screen's overview and chart answers are shared this long, then refreshed "
         "in the background (0: off)")
-    trapped_after_s: float = Field(30.0, gt=0, description="Occupied car stopped, door closed: suspect trapping after")
-    door_faults_per_hour: int = Field(3, ge=1, description="Door faults per hour on one elevator that call for service")
-    door_open_after_s: float = Field(120.0, gt=0, description="A door open this long is held open")
-    charger_max_c: float = Field(70.0, description="Charger temperature that raises high_temperature")
     broker_grace_s: float = Field(
         5.0, ge=0, description="A broker lost this long makes /api/health 503 (ingest is not receiving); the hub's "
         "own alerts for lasting trouble (store, outbox) wait this long too")
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _client_id_from_login(self) -> Settings:
+    def _client_id_from_login(self) -> CoreSettings:
         if "mqtt_client_id" not in self.model_fields_set:
             self.mqtt_client_id = default_client_id(self.mqtt)
         return self
@@ -178,9 +178,11 @@ class Settings(BaseSettings):
                                 over.get("resolve_s", self.resolve_within_s), self.arrive_within_s)
         return out
 
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(self.trapped_after_s, self.door_faults_per_hour, self.door_open_after_s, self.charger_max_c)
+    def kind_settings(self, kinds: Mapping[str, DeviceKind]) -> dict[str, KindSettings]:
+        """Each kind's thresholds as its own model, from the settings of the same names (a kind registered after
+        this module was imported has no such settings: it gets its model's defaults)."""
+        return {name: kind.settings(**{f: getattr(self, f) for f in kind.settings.model_fields if hasattr(self, f)})
+                for name, kind in kinds.items()}
 
     @property
     def webhook_urls(self) -> list[str]:
@@ -204,6 +206,24 @@ class Settings(BaseSettings):
         if toml_file is not None:
             sources += (TomlConfigSettingsSource(settings_cls, toml_file=toml_file),)
         return sources
+
+
+def kind_fields(kinds: Mapping[str, DeviceKind]) -> dict[str, Any]:
+    """The kinds' thresholds as settings fields, names and defaults as each kind declares them."""
+    fields: dict[str, Any] = {}
+    for kind in kinds.values():
+        for name, info in kind.settings.model_fields.items():
+            if name in CoreSettings.model_fields or name in fields:
+                raise TypeError(f"setting {name!r} of kind {kind.name!r} is already taken")
+            fields[name] = (info.annotation, info)
+    return fields
+
+
+if TYPE_CHECKING:
+    Settings = CoreSettings
+else:
+    Settings = create_model("Settings", __base__=CoreSettings, __module__=__name__, **kind_fields(REGISTRY))
+    Settings.__doc__ = CoreSettings.__doc__
 
 
 _TOML_FILE: dict[str, Path] = {}

@@ -137,7 +137,8 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
     live demo, yielding often, and prints its progress. A store that already holds that past is left alone
     (a demo started again on the same data)."""
     start_ms = until_ms - int(hours * 3_600_000)
-    if hours <= 0 or await hub.storage.query_points(["gate_event", "elevator"], {}, start_ms, until_ms - 60_000, 1):
+    measurements = [m for kind in hub.kinds for m in (kind, f"{kind}_event")]
+    if hours <= 0 or await hub.storage.query_points(measurements, {}, start_ms, until_ms - 60_000, 1):
         return 0
     pipeline = Pipeline(hub.settings.root, hub.kinds, hub.registry, LiveState(), hub.outbox, hub.dead_letters)
     pipeline.listeners = [hub.inside.on_message]

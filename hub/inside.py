@@ -1,7 +1,8 @@
 """Vehicles inside each site right now: plates in minus plates out, for the big screen's count.
 
-Updated by every accepted passage the gate let through (`allowed`, or `manual`
-after a guard's check), and rebuilt at start from the store's passages of the
+What counts is declared by the one kind with an `inside` spec (`devices.base.InsideSpec`; the gate:
+every accepted passage it let through, `allowed`, or `manual` after a guard's check), and the count is
+rebuilt at start from the store's passages of the
 last `window_ms`, so a restart does not zero the count. A plate whose last entry
 is older than the window no longer counts (a missed exit must not stay inside
 for ever, and a rebuilt tracker could not know about it either).
@@ -15,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
-from devices.base import Accepted
+from devices import REGISTRY
+from devices.base import Accepted, DeviceKind, InsideSpec
 from hub.state import DeviceState
 from hub.storage.base import Storage, StorageError
 
 log = logging.getLogger(__name__)
 
-LET_THROUGH = frozenset({"allowed", "manual"})
 REBUILD_CHUNK_MS = 86_400_000
 """The store is read a day at a time, oldest first: memory stays bounded by a day's passages."""
 REBUILD_DAY_LIMIT = 1_000_000
@@ -33,8 +35,13 @@ RETRY_S = 5.0
 class InsideTracker:
     """Plates inside per site, with the time each came in."""
 
-    def __init__(self, window_ms: int) -> None:
+    def __init__(self, window_ms: int, kinds: Mapping[str, DeviceKind] = REGISTRY) -> None:
         self.window_ms = window_ms
+        found = [(name, k.inside) for name, k in kinds.items() if k.inside is not None]
+        if len(found) > 1:
+            raise ValueError(f"only one kind may count what is inside; {', '.join(n for n, _ in found)} do")
+        self.kind: str | None = found[0][0] if found else None
+        self.spec: InsideSpec | None = found[0][1] if found else None
         self.ready = False
         """False until the store's history has been replayed; counts may be low until then."""
         self._inside: dict[str, dict[str, int]] = {}
@@ -43,14 +50,16 @@ class InsideTracker:
 
     def on_message(self, msg: Accepted, state: DeviceState) -> None:
         """Pipeline listener: fold in a passage the gate let through."""
-        if msg.kind != "gate" or msg.channel != "event":
+        if msg.kind != self.kind or msg.channel != "event":
             return
+        spec: Any = self.spec
         payload: Any = msg.payload
-        if payload.type != "passage" or payload.decision not in LET_THROUGH:
+        if payload.type != spec.event or getattr(payload, spec.decision) not in spec.let_through:
             return
+        key, direction = getattr(payload, spec.key), getattr(payload, spec.direction)
         if self._held is not None:
-            self._held.append((msg.site, payload.plate, payload.direction, msg.time_ms))
-        self._apply(msg.site, payload.plate, payload.direction, msg.time_ms)
+            self._held.append((msg.site, key, direction, msg.time_ms))
+        self._apply(msg.site, key, direction, msg.time_ms)
 
     def _apply(self, site: str, plate: str, direction: str, time_ms: int) -> None:
         plates = self._inside.setdefault(site, {})
@@ -84,18 +93,22 @@ class InsideTracker:
 
     async def _replay_store(self, storage: Storage) -> int:
         self._inside = {}
+        spec = self.spec
+        if spec is None:
+            return 0
         now_ms = int(time.time() * 1000)
         start = now_ms - self.window_ms
         seen = 0
         for since in range(start, now_ms + 1, REBUILD_CHUNK_MS):
             until = min(since + REBUILD_CHUNK_MS - 1, now_ms)
-            rows = await storage.query_points(["gate_event"], {"type": "passage"}, since, until, REBUILD_DAY_LIMIT)
+            rows = await storage.query_points([f"{self.kind}_event"], {"type": spec.event}, since, until,
+                                              REBUILD_DAY_LIMIT)
             if len(rows) == REBUILD_DAY_LIMIT:
                 log.warning("vehicles inside: more than %d passages in a day; the oldest are skipped",
                             REBUILD_DAY_LIMIT)
             for _, time_ms, columns in reversed(rows):
-                if columns.get("decision") in LET_THROUGH and "plate" in columns:
-                    self._apply(str(columns.get("site", "")), str(columns["plate"]), str(columns.get("direction")),
+                if columns.get(spec.decision) in spec.let_through and spec.key in columns:
+                    self._apply(str(columns.get("site", "")), str(columns[spec.key]), str(columns.get(spec.direction)),
                                 time_ms)
             seen += len(rows)
         return seen

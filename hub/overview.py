@@ -1,70 +1,74 @@
 """`GET /api/overview`: the command-center big screen's figures in one answer.
 
-Live figures (devices online and faulted, elevators in service, charging power)
-come from live state; today's counts are aggregated in the store (one bucket per
-China day, the same query on both stores); alert counts from the alert store;
-vehicles inside from the `InsideTracker`. Only counts leave this module: no
-plate, subject or id tag.
+Live figures (devices online and faulted per kind, and what each kind's `overview` declares, such as
+elevators in service or charging power) come from live state; today's figures are aggregated in the
+store (one bucket per China day, the same query on both stores); alert counts from the alert store;
+the inside count from the `InsideTracker`. Every kind-specific figure is declared by its kind
+(`DeviceKind.overview`): this module only iterates the kinds. Only counts leave it: no plate, subject
+or id tag.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
+from devices import REGISTRY
+from devices.base import DeviceKind, LiveDevice, TodayFigure
 from hub.alerts.store import AlertStore
 from hub.inside import InsideTracker
 from hub.registry import Registry
 from hub.series import CHINA_OFFSET_MS, DAY_MS, HOUR_MS, china_day_start
 from hub.settled import Settled, read_in_two
 from hub.state import LiveState
-from hub.storage.base import Aggregate, AggregateQuery, Storage
+from hub.storage.base import AggregateQuery, Storage
 from hub.times import iso
 
-KINDS = ("gate", "access", "camera", "elevator", "charger")
 SEVERITIES = ("critical", "major", "minor", "info")
 QUERY_TURNS = 5
 """Event loop turns that get the store's queries under way (tasks, then threads or requests)."""
-OUT_OF_SERVICE_MODES = frozenset({"out_of_service", "maintenance", "inspection", "fire", "seismic"})
-"""Elevator modes in which the car does not carry residents."""
-
-TODAY: dict[str, tuple[str, Aggregate, str, dict[str, str]]] = {
-    # name: (measurement, aggregate, field, where); all passages, as the traffic chart counts them
-    "in_today": ("gate_event", "count", "plate", {"type": "passage", "direction": "in"}),
-    "out_today": ("gate_event", "count", "plate", {"type": "passage", "direction": "out"}),
-    "granted_today": ("access_event", "count", "subject", {"type": "access", "result": "granted"}),
-    "denied_today": ("access_event", "count", "subject", {"type": "access", "result": "denied"}),
-    # a detection is one id through its phases: its start counts it once
-    "detections_today": ("camera_event", "count", "score", {"type": "detection", "phase": "start"}),
-    "kwh_today": ("charger_event", "sum", "energy_kwh", {"type": "session_stop"}),
-}
+NEVER_HEARD: Mapping[str, Any] = {}
 
 
-async def today_counts(storage: Storage, site: str | None, now_ms: int,
-                       settled: Settled | None = None) -> dict[str, float]:
-    """TODAY's figures since China midnight: single-bucket aggregates, all sent to the store at once.
+def today_figures(kinds: Mapping[str, DeviceKind]) -> dict[str, tuple[str, TodayFigure]]:
+    """Every kind's figures of today: name -> (kind, figure); names are unique across kinds."""
+    out: dict[str, tuple[str, TodayFigure]] = {}
+    for name, kind in kinds.items():
+        for figure_name, figure in (kind.overview.today.items() if kind.overview else ()):
+            if figure_name in out:
+                raise ValueError(f"today's figure {figure_name!r} of kind {name!r} is also {out[figure_name][0]!r}'s")
+            out[figure_name] = (name, figure)
+    return out
+
+
+async def today_counts(storage: Storage, site: str | None, now_ms: int, settled: Settled | None = None,
+                       kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, float]:
+    """Today's figures since China midnight: single-bucket aggregates, all sent to the store at once.
 
     With `settled`, the day up to a quarter of an hour ago is kept and only the rest is read again.
     """
     day = china_day_start(now_ms)
     extra = {"site": site} if site else {}
+    figures = today_figures(kinds)
 
     async def part(since_ms: int, until_ms: int) -> list[float]:
         if until_ms <= since_ms:
-            return [0.0] * len(TODAY)
-        queries = [AggregateQuery(measurement, fn, field, {**where, **extra}, since_ms, until_ms, DAY_MS,
-                                  CHINA_OFFSET_MS) for measurement, fn, field, where in TODAY.values()]
+            return [0.0] * len(figures)
+        queries = [AggregateQuery(f"{kind}_event", f.aggregate, f.field, {**f.where, **extra}, since_ms, until_ms,
+                                  DAY_MS, CHINA_OFFSET_MS) for kind, f in figures.values()]
         return [answer[0][1] or 0 for answer in await storage.aggregate_many(queries)]
 
     earlier, recent = await read_in_two(settled, ("today", site), day, now_ms + 1, now_ms, HOUR_MS, part)
-    return {name: e + r for name, e, r in zip(TODAY, earlier, recent, strict=True)}
+    return {name: e + r for name, e, r in zip(figures, earlier, recent, strict=True)}
 
 
-def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms: int) -> dict[str, Any]:
-    """Devices per kind (total, online, faulted = online with an open fault), elevators in service, chargers."""
-    devices = {kind: {"total": 0, "online": 0, "faulted": 0} for kind in KINDS}
-    elevators = {"total": 0, "in_service": 0}
-    chargers = {"total": 0, "charging": 0, "kw": 0.0}
+def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms: int,
+                   kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """Devices per kind (total, online, faulted = online with an open fault), and each kind's live figures
+    (`OverviewSection.live`) by kind name."""
+    devices = {kind: {"total": 0, "online": 0, "faulted": 0} for kind in kinds}
+    seen: dict[str, list[LiveDevice]] = {name: [] for name, k in kinds.items() if k.overview and k.overview.live}
     states = live.devices
     for device in registry:
         if site is not None and device.site != site:
@@ -78,26 +82,12 @@ def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms
         faulted = online and bool(state.open_faults)  # type: ignore[union-attr]
         row["online"] += online
         row["faulted"] += faulted
-        if device.kind == "elevator":
-            elevators["total"] += 1
-            in_service = online and not faulted and state.telemetry.get("mode") not in OUT_OF_SERVICE_MODES  # type: ignore[union-attr]
-            elevators["in_service"] += in_service
-        elif device.kind == "charger":
-            chargers["total"] += 1
-            if online:
-                chargers["charging"] += state.telemetry.get("status") == "charging"  # type: ignore[union-attr]
-                chargers["kw"] += state.telemetry.get("power_kw") or 0.0  # type: ignore[union-attr]
-    total = elevators["total"]
-    availability = round(elevators["in_service"] / total, 4) if total else 1.0
-    chargers["kw"] = round(chargers["kw"], 2)
-    return {"devices": devices, "elevators": {**elevators, "availability": availability}, "chargers": chargers}
-
-
-def power_cap_kw(registry: Registry, site: str | None) -> float | None:
-    """The sites' transformer capacity for chargers, summed; None when no site declares one."""
-    caps = [s.power_cap_kw for name, s in registry.sites.items()
-            if (site is None or name == site) and s.power_cap_kw is not None]
-    return round(sum(caps), 2) if caps else None
+        listed = seen.get(device.kind)
+        if listed is not None:
+            listed.append(LiveDevice(online, faulted, NEVER_HEARD if state is None else state.telemetry))
+    sites = [s for name, s in registry.sites.items() if site is None or name == site]
+    figures = {name: kinds[name].overview.live(listed, sites) for name, listed in seen.items()}  # type: ignore[union-attr]
+    return {"devices": devices, "live": figures}
 
 
 def alert_figures(store: AlertStore, site: str | None) -> dict[str, dict[str, int]]:
@@ -106,32 +96,42 @@ def alert_figures(store: AlertStore, site: str | None) -> dict[str, dict[str, in
     return {state: {s: counted.get((state, s), 0) for s in SEVERITIES} for state in ("open", "acknowledged")}
 
 
+def kind_sections(kinds: Mapping[str, DeviceKind], live_figures: Mapping[str, dict[str, Any]],
+                  today: Mapping[str, float], inside: int) -> dict[str, Any]:
+    """The kinds' parts of the answer, as each declares it: live figures, then today's, then the inside count."""
+    out: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        section = kind.overview
+        if section is None:
+            continue
+        figures: dict[str, Any] = dict(live_figures.get(name, {}))
+        for figure_name, figure in section.today.items():
+            value = today[figure_name]
+            figures[figure_name] = int(value) if figure.digits is None else round(value, figure.digits)
+        if section.inside is not None:
+            figures[section.inside] = inside
+        if section.key is None:
+            out.update(figures)
+        else:
+            out[section.key] = figures
+    return out
+
+
 async def overview(storage: Storage, registry: Registry, live: LiveState, alerts: AlertStore,
                    inside: InsideTracker, site: str | None, now_ms: int,
-                   settled: Settled | None = None) -> dict[str, Any]:
+                   settled: Settled | None = None, kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
     """The whole answer of `GET /api/overview` (its shape is what the big screen is written against)."""
     # The store works (its threads, or InfluxDB) while this thread counts 10,000 devices (~15 ms):
     # a few turns of the event loop send the queries off first.
-    counting = asyncio.ensure_future(today_counts(storage, site, now_ms, settled))
+    counting = asyncio.ensure_future(today_counts(storage, site, now_ms, settled, kinds))
     for _ in range(QUERY_TURNS):
         await asyncio.sleep(0)
     try:
-        live_figures = device_figures(registry, live, site, now_ms)
+        figures = device_figures(registry, live, site, now_ms, kinds)
         alert_counts = alert_figures(alerts, site)
     except BaseException:
         counting.cancel()
         raise
     today = await counting
-    return {
-        "time": iso(now_ms),
-        "site": site,
-        "devices": live_figures["devices"],
-        "vehicles": {"in_today": int(today["in_today"]), "out_today": int(today["out_today"]),
-                     "inside": inside.count(site, now_ms)},
-        "access": {"granted_today": int(today["granted_today"]), "denied_today": int(today["denied_today"])},
-        "detections_today": int(today["detections_today"]),
-        "alerts": alert_counts,
-        "elevators": live_figures["elevators"],
-        "chargers": {**live_figures["chargers"], "cap_kw": power_cap_kw(registry, site),
-                     "kwh_today": round(today["kwh_today"], 2)},
-    }
+    return {"time": iso(now_ms), "site": site, "devices": figures["devices"], "alerts": alert_counts,
+            **kind_sections(kinds, figures["live"], today, inside.count(site, now_ms))}

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
+from devices import REGISTRY
+from devices.base import CountSeries, DeviceKind, SumOfMeans
 from hub.alerts.store import AlertStore
 from hub.registry import Registry
 from hub.settled import Settled, read_in_two
@@ -26,53 +29,83 @@ def china_day_start(now_ms: int) -> int:
     return (now_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS
 
 
-async def traffic(storage: Storage, site: str | None, day_start_ms: int,
-                  settled: Settled | None = None) -> dict[str, Any]:
-    """Vehicles in and out per hour over one China day (with `settled`, past hours are read once)."""
-    where = {"type": "passage", **({"site": site} if site else {})}
+def declared(name: str, kinds: Mapping[str, DeviceKind] = REGISTRY) -> tuple[str, CountSeries | SumOfMeans]:
+    """The kind that declares the series `name` (`DeviceKind.series`), and the declaration; KeyError if none."""
+    for kind_name, kind in kinds.items():
+        if name in kind.series:
+            return kind_name, kind.series[name]
+    raise KeyError(f"no kind declares the series {name!r}")
+
+
+async def counts_per_hour(storage: Storage, site: str | None, day_start_ms: int, settled: Settled | None,
+                          name: str, kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """A `CountSeries`: events per hour over one China day, a series per value (with `settled`, past hours are
+    read once)."""
+    kind, spec = declared(name, kinds)
+    assert isinstance(spec, CountSeries)
+    where = {"type": spec.event, **({"site": site} if site else {})}
 
     async def hours(since_ms: int, until_ms: int) -> list[list[tuple[int, float | None]]]:
         if until_ms <= since_ms:
-            return [[], []]
-        return await storage.aggregate_many([  # one request, one pass over the passages
-            AggregateQuery("gate_event", "count", "plate", {**where, "direction": d}, since_ms, until_ms, HOUR_MS)
-            for d in ("in", "out")])
+            return [[] for _ in spec.values]
+        return await storage.aggregate_many([  # one request, one pass over the events
+            AggregateQuery(f"{kind}_event", "count", spec.field, {**where, spec.split: v}, since_ms, until_ms,
+                           HOUR_MS) for v in spec.values])
 
-    earlier, recent = await read_in_two(settled, ("traffic", site), day_start_ms, day_start_ms + DAY_MS,
+    earlier, recent = await read_in_two(settled, (name, site), day_start_ms, day_start_ms + DAY_MS,
                                         int(time.time() * 1000), HOUR_MS, hours)
     counts = [e + r for e, r in zip(earlier, recent, strict=True)]
     return {"since": iso(day_start_ms), "every_s": 3600,
-            "in": [[iso(t), n] for t, n in counts[0]], "out": [[iso(t), n] for t, n in counts[1]]}
+            **{v: [[iso(t), n] for t, n in c] for v, c in zip(spec.values, counts, strict=True)}}
 
 
-async def charging_power(storage: Storage, registry: Registry, site: str | None, hours: int,
-                         every_ms: int, settled: Settled | None = None) -> dict[str, Any]:
-    """Total charging power (kW) per bucket: each registered charger's mean over the bucket, summed.
+async def traffic(storage: Storage, site: str | None, day_start_ms: int,
+                  settled: Settled | None = None, kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """Vehicles in and out per hour over one China day (the `traffic` series its kind declares)."""
+    return await counts_per_hour(storage, site, day_start_ms, settled, "traffic", kinds)
 
-    One grouped query for all chargers (per-charger queries cost a round trip each: 1,000 of them at scale).
+
+async def sum_of_means(storage: Storage, registry: Registry, site: str | None, hours: int, every_ms: int,
+                       settled: Settled | None, name: str,
+                       kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """A `SumOfMeans` per bucket: each registered device's mean over the bucket, summed.
+
+    One grouped query for all devices (per-device queries cost a round trip each: 1,000 of them at scale).
     With `settled`, buckets that ended a quarter of an hour ago are kept and only the newer ones are read.
     """
+    kind, spec = declared(name, kinds)
+    assert isinstance(spec, SumOfMeans)
     now_ms = int(time.time() * 1000)
     since = (now_ms - hours * HOUR_MS) // every_ms * every_ms
-    chargers = [d for d in registry if d.kind == "charger" and (site is None or d.site == site)]
+    devices = [d for d in registry if d.kind == kind and (site is None or d.site == site)]
 
     async def totals(since_ms: int, until_ms: int) -> list[float]:
         if until_ms <= since_ms:
             return []
-        per_charger = await storage.aggregate_by("charger", "mean", "power_kw", {"site": site} if site else {},
+        per_device = await storage.aggregate_by(kind, "mean", spec.field, {"site": site} if site else {},
                                                  since_ms, until_ms, every_ms, ("site", "device"))
-        columns = [[kw or 0.0 for _, kw in per_charger[key]] for key in ((d.site, d.device) for d in chargers)
-                   if key in per_charger]
+        columns = [[kw or 0.0 for _, kw in per_device[key]] for key in ((d.site, d.device) for d in devices)
+                   if key in per_device]
         # Summed in registry order, so the floats come out exactly as they always have.
         return ([sum(bucket) for bucket in zip(*columns, strict=True)] if columns
                 else [0.0] * len(buckets(since_ms, until_ms, every_ms)))
 
-    earlier, recent = await read_in_two(settled, ("power", site, every_ms, len(chargers)), since, now_ms, now_ms,
+    earlier, recent = await read_in_two(settled, (name, site, every_ms, len(devices)), since, now_ms, now_ms,
                                         every_ms, totals)
     total = earlier + recent
     times = buckets(since, now_ms, every_ms)
-    return {"since": iso(since), "every_s": every_ms // 1000, "chargers": len(chargers),
-            "kw": [[iso(t), round(kw, 2)] for t, kw in zip(times, total, strict=True)]}
+    return {"since": iso(since), "every_s": every_ms // 1000, spec.count_key: len(devices),
+            spec.value_key: [[iso(t), round(kw, spec.digits)] for t, kw in zip(times, total, strict=True)]}
+
+
+CHARGING_POWER = "charging_power"
+
+
+async def charging_power(storage: Storage, registry: Registry, site: str | None, hours: int,
+                         every_ms: int, settled: Settled | None = None,
+                         kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """Total charging power (kW) per bucket (the `charging_power` series its kind declares)."""
+    return await sum_of_means(storage, registry, site, hours, every_ms, settled, CHARGING_POWER, kinds)
 
 
 def alerts_per_day(store: AlertStore, site: str | None, days: int) -> dict[str, Any]:

@@ -1,10 +1,14 @@
-"""The maintenance desk: opens work orders for alerts, moves them along, watches their deadlines."""
+"""The maintenance desk: opens work orders for alerts, moves them along, watches their deadlines.
+
+Which alerts become orders by themselves, and for which team, each kind says (`DeviceKind.work_orders`,
+`DeviceKind.team`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
 
+from devices.base import DeviceKind
 from hub.alerts.engine import AlertEngine, wall_clock_ms
 from hub.alerts.models import Alert
 from hub.alerts.orders import Sla, WorkOrder, arrive, close, create, dispatch, escalate
@@ -12,23 +16,31 @@ from hub.alerts.store import OrderStore
 
 log = logging.getLogger(__name__)
 
-AUTO_ORDER_CODES = frozenset({"trapped_passenger", "trapped_suspected", "door_faults_repeated",
-                              "high_altitude_throw", "fire_detected", "door_forced"})
-TEAMS = {"elevator": "elevator-maintenance", "charger": "electrical"}
 DEFAULT_TEAM = "property"
+
+
+def auto_orders_of(kinds: Mapping[str, DeviceKind]) -> frozenset[tuple[str, str]]:
+    """(kind, code) pairs whose new alert opens a work order by itself."""
+    return frozenset((name, code) for name, kind in kinds.items() for code in kind.work_orders)
+
+
+def teams_of(kinds: Mapping[str, DeviceKind]) -> dict[str, str]:
+    """kind -> the team its orders go to, for the kinds that name one."""
+    return {name: kind.team for name, kind in kinds.items() if kind.team}
 
 
 class OrderDesk:
     def __init__(self, store: OrderStore, engine: AlertEngine, notify: Callable[[WorkOrder], None],
-                 sla: Mapping[str, Sla] | None = None, auto_codes: frozenset[str] = AUTO_ORDER_CODES,
-                 teams: Mapping[str, str] = TEAMS, clock: Callable[[], int] = wall_clock_ms) -> None:
+                 sla: Mapping[str, Sla] | None = None, auto_orders: frozenset[tuple[str, str]] | None = None,
+                 teams: Mapping[str, str] | None = None, clock: Callable[[], int] = wall_clock_ms) -> None:
+        """`auto_orders` and `teams` default to what the engine's kinds declare."""
         self.store = store
         self.engine = engine
         self.notify = notify
         self.sla = sla or {}
         """severity -> deadlines; a severity not listed gets the defaults (1 h dispatch, 3 h fix)"""
-        self.auto_codes = auto_codes
-        self.teams = teams
+        self.auto_orders = auto_orders_of(engine.kinds) if auto_orders is None else auto_orders
+        self.teams = teams_of(engine.kinds) if teams is None else teams
         self.clock = clock
 
     def _changed(self, order: WorkOrder) -> WorkOrder:
@@ -39,7 +51,7 @@ class OrderDesk:
     def on_alert(self, alert: Alert) -> None:
         """Alert listener: a new alert of a chosen code becomes an order for its team by itself."""
         new = alert.state == "open" and alert.occurrences == 1 and len(alert.notes) == 1
-        if new and alert.code in self.auto_codes and self.store.for_alert(alert.id) is None:
+        if new and (alert.kind, alert.code) in self.auto_orders and self.store.for_alert(alert.id) is None:
             self.open(alert, None, "hub")
 
     def open(self, alert: Alert, team: str | None, by: str) -> WorkOrder:

@@ -14,8 +14,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from devices.base import Accepted, DeviceKind, FaultSpec
-from devices.rules import DERIVED, Clear, Deadline, Intent, Raise, Thresholds
+from devices.base import Accepted, DeviceKind, FaultSpec, KindSettings
+from devices.rules import Clear, Deadline, Intent, Raise, Rule
 from hub.alerts.models import (
     HUB_FAULTS,
     HUB_KIND,
@@ -50,7 +50,7 @@ class AlertEngine:
         registry: Registry,
         notify: Callable[[Alert], None],
         clock: Callable[[], int] = wall_clock_ms,
-        thresholds: Thresholds | None = None,
+        settings: Mapping[str, KindSettings] | None = None,
         escalate_after_s: float = 300.0,
     ) -> None:
         self.kinds = kinds
@@ -59,7 +59,10 @@ class AlertEngine:
         self.registry = registry
         self.notify = notify
         self.clock = clock
-        self.thresholds = thresholds or Thresholds()
+        settings = settings or {}
+        self._rules: dict[str, tuple[tuple[Rule, ...], KindSettings]] = {
+            name: (kind.rules, settings.get(name) or kind.settings()) for name, kind in kinds.items() if kind.rules}
+        """kind -> (its rules, its thresholds), for the kinds that have rules"""
         self.escalate_after_ms = int(escalate_after_s * 1000)
         self.active: dict[Key, Alert] = {a.key: a for a in store.active()}
         self.deadlines: dict[Key, tuple[int, str | None]] = {}
@@ -84,7 +87,8 @@ class AlertEngine:
             if by == "device" and code != "offline":  # a retained will again, or a rule re-firing, is not news
                 self._changed(recur(current, detail, now_ms))
             return
-        spec = spec or (OFFLINE if code == "offline" else self.kinds[kind].faults.get(code) or DERIVED[code])
+        if spec is None:
+            spec = OFFLINE if code == "offline" else self.kinds[kind].faults.get(code) or self.kinds[kind].derived[code]
         self._changed(open_alert(site, kind, device, code, spec, detail, now_ms, by))
 
     def _clear(self, key: Key, now_ms: int, by: str = "device") -> None:
@@ -107,11 +111,12 @@ class AlertEngine:
                 self._raise(site, kind, device, code, payload.detail, now_ms)  # type: ignore[attr-defined]
             else:
                 self._clear((site, kind, device, code), now_ms)
-        rules = self.kinds[kind].rules
-        if rules:
+        ruled = self._rules.get(kind)
+        if ruled is not None:
+            rules, thresholds = ruled
             memory = self._memory.setdefault((site, kind, device), {})
             for rule in rules:
-                for intent in rule(msg, state.telemetry, memory, now_ms, self.thresholds):
+                for intent in rule(msg, state.telemetry, memory, now_ms, thresholds):
                     self._apply(site, kind, device, intent, now_ms)
 
     def _apply(self, site: str, kind: str, device: str, intent: Intent, now_ms: int) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
+from devices import REGISTRY
 from hub.alerts.models import Alert, TransitionError
 from hub.alerts.reliability import by_device, measure
 from hub.api.common import READ, WRITE, audited
@@ -30,6 +31,8 @@ from hub.api.schemas import (
 from hub.users import User
 
 router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["alerts"])
+RELIABILITY_KIND = next((k.name for k in REGISTRY.values() if k.reliability_default), None)
+"""The kind `/api/reliability` reports when the caller names none (`DeviceKind.reliability_default`)."""
 
 
 @router.get("/alerts", response_model=list[AlertOut], responses=READ)
@@ -76,7 +79,7 @@ def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id
 async def reliability(
     hub: HubDep,
     _user: Viewer,
-    kind: Annotated[str, Query(pattern=NAME)] = "elevator",
+    kind: Annotated[str, Query(pattern=NAME)] = RELIABILITY_KIND,  # type: ignore[assignment]
     site: SiteQ = None,
     days: Annotated[float, Query(gt=0, le=366)] = 30,
 ) -> dict[str, Any]:

@@ -24,7 +24,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["devices"])
 async def command(site: SitePath, kind: KindPath, device: DevicePath, body: CommandIn, hub: HubDep,
                   user: Operator) -> dict[str, Any]:
     """Send a command and return the device's reply (504 when none comes in time). Elevators and
-    cameras take none: elevators are never driven remotely. Every attempt is audited."""
+    cameras take none: elevators are never driven remotely. An op may need more than the operator role
+    (its kind says which). Every attempt is audited."""
     target = f"{site}/{kind}/{device}"
     detail = {"op": body.op, "args": body.args}
 
@@ -36,10 +37,12 @@ async def command(site: SitePath, kind: KindPath, device: DevicePath, body: Comm
     if spec is None:
         raise refuse(404, f"unknown kind {kind!r}")
     if not spec.commands:
-        raise refuse(403, f"{kind} devices take no commands" + (": elevators are never driven remotely"
-                                                                if kind == "elevator" else ""))
+        raise refuse(403, f"{kind} devices take no commands" + (f": {spec.no_commands}" if spec.no_commands else ""))
     if body.op not in spec.commands:
         raise refuse(422, f"{kind} has no op {body.op!r}; ops: {', '.join(spec.commands)}")
+    role = spec.command_role(body.op)
+    if not user.can(role):
+        raise refuse(403, f"{kind} {body.op} needs the {role} role; {user.name} is {user.role}")
     try:
         args = spec.commands[body.op].model_validate(body.args).model_dump(exclude_none=True)
     except ValidationError as exc:

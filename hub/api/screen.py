@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from devices.rules import DERIVED
 from hub.alerts.models import HUB_FAULTS, HUB_KIND, OFFLINE
 from hub.api.deps import HubDep, Viewer
 from hub.api.guard import GuardedRoute
@@ -31,7 +30,8 @@ async def me(user: Viewer) -> MeOut:
 async def catalog(hub: HubDep, _user: Viewer) -> dict[str, Any]:
     """Kinds, their fault codes (with severity) and the sites, titled in Chinese and English; kind `hub`
     titles the hub's own alerts."""
-    shared = {"offline": OFFLINE, **DERIVED}
+    # every kind lists every rule-raised code, as it always has
+    shared = {"offline": OFFLINE, **{code: f for kind in hub.kinds.values() for code, f in kind.derived.items()}}
     kinds = {
         name: {"zh": kind.zh, "en": kind.en, "commands": sorted(kind.commands),
                "faults": {code: {"zh": f.zh, "en": f.en, "severity": f.severity.value}

@@ -24,7 +24,7 @@ async def traffic_series(hub: HubDep, _user: Viewer, site: SiteQ = None,
     day = series.china_day_start(int(time.time() * 1000)) - days_back * series.DAY_MS
     try:
         return await hub.screen_cache.get(("traffic", site, day),
-                                          lambda: series.traffic(hub.storage, site, day, hub.settled))
+                                          lambda: series.traffic(hub.storage, site, day, hub.settled, hub.kinds))
     except StorageError as exc:
         raise store_unavailable(exc, "GET /api/series/traffic") from None
 
@@ -36,7 +36,7 @@ async def charging_power_series(hub: HubDep, _user: Viewer, site: SiteQ = None,
     """Total charging power over the last hours (each charger's mean per bucket, summed)."""
     try:
         return await hub.screen_cache.get(("charging_power", site, hours, every_s), lambda: series.charging_power(
-            hub.storage, hub.registry, site, hours, every_s * 1000, hub.settled))
+            hub.storage, hub.registry, site, hours, every_s * 1000, hub.settled, hub.kinds))
     except StorageError as exc:
         raise store_unavailable(exc, "GET /api/series/charging_power") from None
 
