@@ -6,7 +6,7 @@ which the `replaced` event announces. A water meter may carry a valve and an ele
 meter a relay: closing one cuts a household's supply, so the commands are an admin's.
 
 The kind's own rules live here, pure and with thresholds of the kind's own:
-`leak_rule` (water that never stops flowing) and `register_check` (a register that
+`leak_suspected` (water that never stops flowing) and `register_check` (a register that
 runs backwards without a replacement, for the pipeline to dead-letter).
 """
 
@@ -25,6 +25,7 @@ from devices.base import (
     DevicePayload,
     EventPayload,
     FaultSpec,
+    KindSettings,
     Severity,
 )
 from devices.rules import Clear, Intent, Raise
@@ -77,36 +78,33 @@ FAULTS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Thresholds:
-    """The meter kind's own thresholds (defaults; settings may override them)."""
+class Settings(KindSettings):
+    """The meter kind's thresholds (`SMARTHUB_LEAK_AFTER_S` and so on)."""
 
-    leak_after_s: float = 7200.0
-    """Water flowing this long without a pause is a suspected leak."""
-    night_start_h: int = 1
-    night_end_h: int = 5
-    """China-time hours of the night window: flow that never paused through all of it is a leak, whatever
-    `leak_after_s` says (no household draws water from 01:00 to 05:00 without a break)."""
-    max_gap_s: float = 1800.0
-    """Two flowing readings further apart than this do not prove the water never stopped between them."""
+    leak_after_s: float = Field(7200.0, gt=0, description="Water flowing this long without a pause is a suspected leak")
+    leak_night_start_h: int = Field(1, ge=0, le=23, description="China-time hour a night window begins: flow that "
+                                    "never paused through all of it is a leak, whatever leak_after_s says")
+    leak_night_end_h: int = Field(5, ge=1, le=24, description="China-time hour the night window ends")
+    leak_max_gap_s: float = Field(1800.0, gt=0, description="Two flowing meter readings further apart than this do "
+                                  "not prove the water never stopped between them")
 
 
-THRESHOLDS = Thresholds()
+THRESHOLDS = Settings()
 _CLEAR_LEAK = (Clear("leak_suspected"),)
 
 
-def night_end_after(start_ms: int, t: Thresholds) -> int:
+def night_end_after(start_ms: int, t: Settings) -> int:
     """End of the first night window that begins at or after `start_ms` (epoch ms)."""
     local = start_ms + CHINA_OFFSET_MS
     day_ms = local - local % (24 * HOUR_MS)
-    night_start = day_ms + t.night_start_h * HOUR_MS
+    night_start = day_ms + t.leak_night_start_h * HOUR_MS
     if night_start < local:
         night_start += 24 * HOUR_MS
-    return night_start + (t.night_end_h - t.night_start_h) * HOUR_MS - CHINA_OFFSET_MS
+    return night_start + (t.leak_night_end_h - t.leak_night_start_h) * HOUR_MS - CHINA_OFFSET_MS
 
 
 def leak_suspected(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
-                   t: Thresholds = THRESHOLDS) -> Iterable[Intent]:
+                   t: Settings = THRESHOLDS) -> Iterable[Intent]:
     """Raise `leak_suspected` while water has flowed without a pause past the window (or through the night
     window); clear it when the flow stops. A meter that reports the fault itself keeps its own alert.
 
@@ -124,7 +122,7 @@ def leak_suspected(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str
         memory.pop("flow_last_ms", None)
         return _CLEAR_LEAK
     since = memory.get("flow_since_ms")
-    if since is None or at - memory["flow_last_ms"] > t.max_gap_s * 1000:
+    if since is None or at - memory["flow_last_ms"] > t.leak_max_gap_s * 1000:
         since = memory["flow_since_ms"] = at
         memory["flow_due_ms"] = min(at + int(t.leak_after_s * 1000), night_end_after(at, t))
     memory["flow_last_ms"] = at
@@ -132,15 +130,8 @@ def leak_suspected(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str
         return ()
     hours = (at - since) / HOUR_MS
     night = memory["flow_due_ms"] < since + int(t.leak_after_s * 1000)
-    why = f" through the night ({t.night_start_h:02d}:00-{t.night_end_h:02d}:00)" if night else ""
+    why = f" through the night ({t.leak_night_start_h:02d}:00-{t.leak_night_end_h:02d}:00)" if night else ""
     return (Raise("leak_suspected", f"water flowing without a pause for {hours:.1f} h{why}, {flow:g} L/h now"),)
-
-
-def leak_rule(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str, Any], now_ms: int,
-              t: Any) -> Iterable[Intent]:
-    """`leak_suspected` as the engine calls rules today: it passes the hub-wide thresholds, so the meter's
-    own are used unless the engine hands this kind its `Thresholds`."""
-    return leak_suspected(msg, telemetry, memory, now_ms, t if isinstance(t, Thresholds) else THRESHOLDS)
 
 
 REGISTER_REGRESSED = "register_regressed"
@@ -184,7 +175,9 @@ def register_check(msg: Accepted, memory: dict[str, Any]) -> Refused | None:
 
 KIND = DeviceKind(
     name="meter",
-    rules=(leak_rule,),
+    rules=(leak_suspected,),
+    settings=Settings,
+    work_orders=frozenset({"leak_suspected"}),
     zh="水电表",
     en="Household meter",
     telemetry=Telemetry,

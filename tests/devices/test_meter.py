@@ -8,9 +8,8 @@ from typing import Any
 import orjson
 
 from devices.base import Accepted
-from devices.meter import KIND, REGISTER_REGRESSED, Refused, Thresholds, leak_rule, leak_suspected, register_check
+from devices.meter import KIND, REGISTER_REGRESSED, Refused, Settings, leak_suspected, register_check
 from devices.rules import Clear, Raise
-from devices.rules import Thresholds as HubThresholds
 from simulators.base import CHINA
 
 MIN_MS = 60_000
@@ -24,11 +23,11 @@ def china_ms(text: str) -> int:
 class Meter:
     """One water meter fed to a rule as the engine would: live telemetry merged, one memory, a clock."""
 
-    def __init__(self, start: str, utility: str = "water", t: Thresholds | None = None) -> None:
+    def __init__(self, start: str, utility: str = "water", t: Settings | None = None) -> None:
         self.now_ms = china_ms(start)
         self.telemetry: dict[str, Any] = {"utility": utility}
         self.memory: dict[str, Any] = {}
-        self.t = t or Thresholds()
+        self.t = t or Settings()
 
     def message(self, channel: str, payload: dict[str, Any]) -> Accepted:
         model = KIND.validate(channel, orjson.dumps(payload))
@@ -78,7 +77,7 @@ def test_silence_is_not_proof_that_the_water_kept_flowing() -> None:
 
 
 def test_flow_through_the_whole_night_window_raises_even_under_a_longer_window() -> None:
-    long = Thresholds(leak_after_s=12 * 3600)
+    long = Settings(leak_after_s=12 * 3600)
     meter = Meter("2026-11-23T00:50:00", t=long)
     meter.read(8)
     for _ in range(16):  # to 04:50
@@ -88,7 +87,7 @@ def test_flow_through_the_whole_night_window_raises_even_under_a_longer_window()
 
 
 def test_a_flow_starting_inside_the_night_waits_for_the_next_night_or_the_window() -> None:
-    long = Thresholds(leak_after_s=12 * 3600)
+    long = Settings(leak_after_s=12 * 3600)
     meter = Meter("2026-11-23T01:30:00", t=long)
     meter.read(8)
     for _ in range(14):  # to 05:00: began after 01:00, so not through the whole night window
@@ -116,15 +115,9 @@ def test_an_older_reading_relayed_late_changes_nothing() -> None:
     assert meter.flow_for(60) == [] and meter.read(30, after_min=15), "2 h 5 min since the flow began"
 
 
-def test_the_registered_rule_takes_the_meter_thresholds_and_ignores_the_hubs() -> None:
-    meter = Meter("2026-11-22T09:00:00")
-    msg = meter.message("telemetry", {"flow_lph": 30})
-    assert list(leak_rule(msg, meter.telemetry, meter.memory, meter.now_ms, HubThresholds())) == []
-    meter.flow_for(105)
-    meter.now_ms += 15 * MIN_MS
-    msg = meter.message("telemetry", {"flow_lph": 30})
-    assert list(leak_rule(msg, meter.telemetry, meter.memory, meter.now_ms, HubThresholds()))
-    assert leak_rule in KIND.rules
+def test_the_kind_declares_its_rule_its_settings_and_a_leak_as_a_work_order() -> None:
+    assert leak_suspected in KIND.rules and KIND.settings is Settings
+    assert "leak_suspected" in KIND.work_orders
 
 
 class Register:
