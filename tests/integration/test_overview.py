@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+import devices
 from hub.config import Settings
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.mqtt_fixtures import Broker
@@ -98,13 +99,13 @@ async def test_overview_counts_what_was_published(
         assert set(body) == {"time", "site", "devices", "vehicles", "access", "detections_today", "alerts",
                              "elevators", "chargers"}
         assert body["site"] == run.site
-        assert body["devices"] == {
+        assert body["devices"] == {kind: {"total": 0, "online": 0, "faulted": 0} for kind in devices.REGISTRY} | {
             "gate": {"total": 1, "online": 1, "faulted": 1},
             "access": {"total": 2, "online": 2, "faulted": 0},
             "camera": {"total": 2, "online": 2, "faulted": 0},
             "elevator": {"total": 4, "online": 3, "faulted": 1},  # e4 is registered but never heard
             "charger": {"total": 2, "online": 2, "faulted": 0},
-        }
+        }, "every registered kind is counted, none with devices of another"
         assert body["vehicles"] == {"in_today": 4, "out_today": 1, "inside": 2}
         assert body["access"] == {"granted_today": 3, "denied_today": 1}
         assert body["detections_today"] == 2
