@@ -36,6 +36,7 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
+from hub.events import Events
 from hub.health import HealthWatch
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -100,7 +101,9 @@ class Hub:
         self.dead_letters = DeadLetters(s.data_dir / "deadletter.db", max_bytes=int(s.deadletter_max_mb * 2**20))
         self.storage = make_storage(s)
         self.outbox = Outbox(s.data_dir / "outbox.db", wire=self.storage, max_bytes=int(s.outbox_max_mb * 2**20))
-        self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters)
+        self.events = Events()
+        self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters,
+                                 self.events)
         self.writer = Writer(self.outbox, self.storage, self.pipeline.keep_refused)
         self.mqtt = MqttLink(
             s.mqtt,
@@ -125,8 +128,11 @@ class Hub:
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)
-        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message,
-                                    self.inside.on_message]
+        on_message = self.events.on_message
+        on_message("alert-engine", self.alerts.on_message)
+        on_message("live-bus", self.bus.on_message)
+        on_message("command-replies", self.commands.on_message)
+        on_message("vehicles-inside", self.inside.on_message)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
@@ -180,6 +186,7 @@ class Hub:
         while True:
             await asyncio.sleep(1.0)
             self.pipeline.report_rejections()  # a flood of bad messages that stopped still gets its count logged
+            self.events.report()  # so does a handler that failed on every message of a burst
             self.alerts.check_deadlines()
             self.alerts.check_escalations()
             ticks += 1
