@@ -27,7 +27,6 @@ from devices.base import DeviceKind
 from hub import topics
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
-from hub.alerts.models import Alert
 from hub.alerts.notify import Notifier
 from hub.alerts.store import AlertStore, OrderStore
 from hub.audit import AuditLog
@@ -36,7 +35,7 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
-from hub.events import Events
+from hub.events import AlertChanged, Events, OrderChanged
 from hub.health import HealthWatch
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -121,13 +120,21 @@ class Hub:
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
         self.bus = LiveBus(self.live, self.registry)
-        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
+        emit = self.events.emit
+        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry,
+                                  lambda alert: emit(AlertChanged(alert)),
                                   thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
-        self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
+        self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, lambda order: emit(OrderChanged(order)),
+                              sla=s.sla)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000))
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)
+        # Each receiver on its own: a notifier that raises still lets the screens and the desk hear the alert.
+        self.events.on(AlertChanged, "notifier", lambda e: self.notifier(e.alert))
+        self.events.on(AlertChanged, "live-bus", lambda e: self.bus.on_alert(e.alert))
+        self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
+        self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
         on_message = self.events.on_message
         on_message("alert-engine", self.alerts.on_message)
         on_message("live-bus", self.bus.on_message)
@@ -171,11 +178,6 @@ class Hub:
         if self.outbox.fill < (OUTBOX_RESUME_FILL if self.mqtt.held else 1.0):
             return None
         return f"the outbox is at its cap ({self.settings.outbox_max_mb:g} MiB) while the store is away"
-
-    def _alert_changed(self, alert: Alert) -> None:
-        self.notifier(alert)
-        self.bus.on_alert(alert)
-        self.desk.on_alert(alert)
 
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         await self.mqtt.publish(topic, payload, qos=qos, retain=retain)

@@ -81,14 +81,19 @@ class Events:
         """(event name, handler name) -> exceptions raised; `hub.metrics` exposes them."""
         self._log_gate = log_gate or RateGate()
 
-    def on(self, event_type: type[E], name: str, handler: Callable[[E], None]) -> None:
-        """Call `handler(event)` for every `event_type` announced from now on (not `MessageAccepted`)."""
+    def on(self, event_type: type[E], name: str, handler: Callable[[E], None], *, before: str | None = None) -> None:
+        """Call `handler(event)` for every `event_type` announced from now on (not `MessageAccepted`).
+
+        Handlers run in the order registered; `before` puts this one ahead of the handler of that name."""
         if event_type is MessageAccepted:
             raise TypeError("MessageAccepted handlers take (msg, state): register them with on_message")
         handlers = self._handlers.setdefault(event_type, [])
-        if any(n == name for n, _ in handlers):
+        names = [n for n, _ in handlers]
+        if name in names:
             raise ValueError(f"a {event_type.__name__} handler named {name!r} is registered already")
-        handlers.append((name, handler))
+        if before is not None and before not in names:
+            raise ValueError(f"no {event_type.__name__} handler named {before!r} to go before")
+        handlers.insert(names.index(before) if before is not None else len(handlers), (name, handler))
 
     def on_message(self, name: str, handler: MessageHandler) -> None:
         """Call `handler(msg, state)` for every accepted message."""

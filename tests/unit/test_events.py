@@ -63,10 +63,13 @@ def test_handlers_hear_only_their_own_event_type_in_the_order_registered() -> No
     events.on(AlertChanged, "a", lambda e: heard.append(("a", e)))
     events.on(AlertChanged, "b", lambda e: heard.append(("b", e)))
     events.on(OrderChanged, "orders", lambda e: heard.append(("orders", e)))
+    events.on(AlertChanged, "first", lambda e: heard.append(("first", e)), before="a")
     change = AlertChanged(None)  # type: ignore[arg-type]
     events.emit(change)
-    assert heard == [("a", change), ("b", change)]
-    assert events.handlers(AlertChanged) == ["a", "b"] and events.handlers(OrderChanged) == ["orders"]
+    assert heard == [("first", change), ("a", change), ("b", change)]
+    assert events.handlers(AlertChanged) == ["first", "a", "b"] and events.handlers(OrderChanged) == ["orders"]
+    with pytest.raises(ValueError, match="nobody"):
+        events.on(AlertChanged, "c", lambda e: None, before="nobody")
 
 
 def test_a_name_is_registered_once_per_event_and_message_handlers_have_their_own_call() -> None:
