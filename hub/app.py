@@ -35,7 +35,7 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
-from hub.events import AlertChanged, Events, OrderChanged
+from hub.events import AlertChanged, Events, OrderChanged, PointsRejected
 from hub.health import HealthWatch
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -103,7 +103,7 @@ class Hub:
         self.events = Events()
         self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters,
                                  self.events)
-        self.writer = Writer(self.outbox, self.storage, self.pipeline.keep_refused)
+        self.writer = Writer(self.outbox, self.storage, self.events.emit)
         self.mqtt = MqttLink(
             s.mqtt,
             s.mqtt_client_id,
@@ -130,6 +130,7 @@ class Hub:
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)
+        self.events.on(PointsRejected, "dead-letters", self.dead_letters.keep_refused)
         # Each receiver on its own: a notifier that raises still lets the screens and the desk hear the alert.
         self.events.on(AlertChanged, "notifier", lambda e: self.notifier(e.alert))
         self.events.on(AlertChanged, "live-bus", lambda e: self.bus.on_alert(e.alert))

@@ -106,20 +106,26 @@ class Events:
         pairs = self.message_handlers if event_type is MessageAccepted else self._handlers.get(event_type, [])
         return [name for name, _ in pairs]
 
-    def emit(self, event: object) -> None:
-        """Call every handler of the event's type; one that raises is logged and counted, the rest still run."""
+    def emit(self, event: object) -> bool:
+        """Call every handler of the event's type; one that raises is logged and counted, the rest still run.
+
+        True when none raised: a sender that must not forget what nobody kept (the outbox writer) checks it."""
+        ok = True
         if isinstance(event, MessageAccepted):
             for name, handler in self.message_handlers:
                 try:
                     handler(event.msg, event.state)
                 except Exception as exc:  # noqa: BLE001 - one handler's bug must not stop the others
                     self.failed("MessageAccepted", name, exc)
-            return
+                    ok = False
+            return ok
         for name, handler in self._handlers.get(type(event), ()):
             try:
                 handler(event)
             except Exception as exc:  # noqa: BLE001 - one handler's bug must not stop the others
                 self.failed(type(event).__name__, name, exc)
+                ok = False
+        return ok
 
     def failed(self, event: str, handler: str, exc: BaseException, context: str = "") -> None:
         """Count a handler's exception, and log it with its traceback unless that pair logged one lately."""

@@ -10,7 +10,6 @@ outbox in one transaction per `flush`; the MQTT edge acknowledges only after it.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,13 +186,6 @@ class Pipeline:
         """Log how many rejections were held back in intervals that are over (called by flush and each second)."""
         for held in self.reject_log.due():
             log.warning("rejected %s more %s messages in the last %.0f s", f"{held.count:,}", held.key, held.seconds)
-
-    def keep_refused(self, bodies: list[bytes], reason: str) -> None:
-        """Keep batches the store refused in the dead-letter store, in the store's wire format (line protocol
-        for InfluxDB: what was sent, as sent)."""
-        body = b"\n".join(bodies)
-        self.dead_letters.add(Rejected("(store)", "storage_rejected", reason, body, int(time.time() * 1000)))
-        self.dead_letters.flush()
 
     @property
     def pending(self) -> int:
