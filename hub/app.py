@@ -124,7 +124,8 @@ class Hub:
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry,
                                   lambda alert: emit(AlertChanged(alert)),
                                   thresholds=s.thresholds, escalate_after_s=s.escalate_after_s)
-        self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, lambda order: emit(OrderChanged(order)),
+        self.order_store = OrderStore(self.alert_store)
+        self.desk = OrderDesk(self.order_store, self.alerts, lambda order: emit(OrderChanged(order)),
                               sla=s.sla)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000))
         self.screen_cache = ScreenCache(s.screen_cache_s)
