@@ -6,9 +6,9 @@ that raises is logged with its name and traceback (the first per interval, `hub.
 per (event, handler) for `smarthub_handler_errors_total`, and the other handlers still run.
 
 `MessageAccepted` is the one event per message: its handlers are called as `handler(msg, state)`,
-straight from the pipeline's own loop (`Events.message_handlers`), with no event object built, so
-the hot path costs what a plain loop of calls costs. Handlers run synchronously, in the order
-registered; one that has slow work to do queues it (the notifier, the live bus).
+straight from the pipeline's own loop over `Events.message_calls` (bare callables, no names, no event
+object), so the hot path costs what a plain loop of calls costs; a name is looked up only on failure.
+Handlers run synchronously, in the order registered; one with slow work queues it (notifier, live bus).
 
 Runtime imports are the standard library and `hub.ratelog` only: the storage layer can announce
 `PointsRejected` without depending on ingest, alerts or the API.
@@ -75,7 +75,9 @@ class Events:
 
     def __init__(self, log_gate: RateGate | None = None) -> None:
         self.message_handlers: list[tuple[str, MessageHandler]] = []
-        """`MessageAccepted` handlers, looped over by the pipeline itself (the hot path)."""
+        """`MessageAccepted` handlers with their names, in calling order."""
+        self.message_calls: list[MessageHandler] = []
+        """The same handlers without names: what the pipeline loops over itself (the hot path)."""
         self._handlers: dict[type, list[tuple[str, Callable[[Any], None]]]] = {}
         self.errors: Counter[tuple[str, str]] = Counter()
         """(event name, handler name) -> exceptions raised; `hub.metrics` exposes them."""
@@ -100,6 +102,11 @@ class Events:
         if any(n == name for n, _ in self.message_handlers):
             raise ValueError(f"a MessageAccepted handler named {name!r} is registered already")
         self.message_handlers.append((name, handler))
+        self.message_calls.append(handler)
+
+    def name_of(self, handler: MessageHandler) -> str:
+        """The name a `MessageAccepted` handler was registered under (looked up when it fails)."""
+        return next((n for n, h in self.message_handlers if h is handler), repr(handler))
 
     def handlers(self, event_type: type) -> list[str]:
         """The names of the handlers of `event_type`, in calling order."""

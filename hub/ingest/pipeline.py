@@ -76,7 +76,7 @@ class Pipeline:
         self.outbox = outbox
         self.dead_letters = dead_letters
         self.events = events or Events()
-        self._handlers = self.events.message_handlers  # the same list: handlers registered later are called too
+        self._handlers = self.events.message_calls  # the same list: handlers registered later are called too
         self.stats = IngestStats()
         self._batch: Batch = outbox.wire.batch()
         """What `flush` commits: the accepted points, already in the store's wire format."""
@@ -163,12 +163,12 @@ class Pipeline:
             self.stats.points += len(points)
         self.stats.accepted[(parts.kind, parts.channel)] += 1
         self.live.apply(state, msg)
-        for name, handler in self._handlers:  # `Events.emit` inlined: no event object per message
+        for handler in self._handlers:  # `Events.emit` inlined: no event object, no name unless it fails
             try:
                 handler(msg, state)
             except Exception as exc:  # noqa: BLE001 - one handler's bug must not stop ingest
                 self.stats.listener_errors += 1
-                self.events.failed("MessageAccepted", name, exc, topic)
+                self.events.failed("MessageAccepted", self.events.name_of(handler), exc, topic)
         return msg
 
     def _reject(self, rejected: Rejected) -> Rejected:
