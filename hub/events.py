@@ -67,7 +67,6 @@ class PointsRejected:
 
 E = TypeVar("E")
 MessageHandler = Callable[["Accepted", "DeviceState"], None]
-EVENT_TYPES: tuple[type, ...] = (MessageAccepted, AlertChanged, OrderChanged, PointsRejected)
 
 
 class Events:
