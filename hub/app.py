@@ -27,7 +27,6 @@ from devices.base import DeviceKind
 from hub import topics
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
-from hub.alerts.models import Alert
 from hub.alerts.notify import Notifier
 from hub.alerts.store import AlertStore, OrderStore
 from hub.audit import AuditLog
@@ -36,6 +35,7 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
+from hub.events import AlertChanged, Events, OrderChanged, PointsRejected
 from hub.health import HealthWatch
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -100,8 +100,10 @@ class Hub:
         self.dead_letters = DeadLetters(s.data_dir / "deadletter.db", max_bytes=int(s.deadletter_max_mb * 2**20))
         self.storage = make_storage(s)
         self.outbox = Outbox(s.data_dir / "outbox.db", wire=self.storage, max_bytes=int(s.outbox_max_mb * 2**20))
-        self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters)
-        self.writer = Writer(self.outbox, self.storage, self.pipeline.keep_refused)
+        self.events = Events()
+        self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters,
+                                 self.events)
+        self.writer = Writer(self.outbox, self.storage, self.events.emit)
         self.mqtt = MqttLink(
             s.mqtt,
             s.mqtt_client_id,
@@ -118,15 +120,28 @@ class Hub:
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
         self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
         self.bus = LiveBus(self.live, self.registry)
-        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry, self._alert_changed,
+        emit = self.events.emit
+        self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry,
+                                  lambda alert: emit(AlertChanged(alert)),
                                   settings=s.kind_settings(self.kinds), escalate_after_s=s.escalate_after_s)
-        self.desk = OrderDesk(OrderStore(self.alert_store), self.alerts, self.bus.on_order, sla=s.sla)
+        self.order_store = OrderStore(self.alert_store)
+        self.desk = OrderDesk(self.order_store, self.alerts, lambda order: emit(OrderChanged(order)),
+                              sla=s.sla)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)
-        self.pipeline.listeners += [self.alerts.on_message, self.bus.on_message, self.commands.on_message,
-                                    self.inside.on_message]
+        self.events.on(PointsRejected, "dead-letters", self.dead_letters.keep_refused)
+        # Each receiver on its own: a notifier that raises still lets the screens and the desk hear the alert.
+        self.events.on(AlertChanged, "notifier", lambda e: self.notifier(e.alert))
+        self.events.on(AlertChanged, "live-bus", lambda e: self.bus.on_alert(e.alert))
+        self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
+        self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
+        on_message = self.events.on_message
+        on_message("alert-engine", self.alerts.on_message)
+        on_message("live-bus", self.bus.on_message)
+        on_message("command-replies", self.commands.on_message)
+        on_message("vehicles-inside", self.inside.on_message)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
@@ -166,11 +181,6 @@ class Hub:
             return None
         return f"the outbox is at its cap ({self.settings.outbox_max_mb:g} MiB) while the store is away"
 
-    def _alert_changed(self, alert: Alert) -> None:
-        self.notifier(alert)
-        self.bus.on_alert(alert)
-        self.desk.on_alert(alert)
-
     async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         await self.mqtt.publish(topic, payload, qos=qos, retain=retain)
 
@@ -180,6 +190,7 @@ class Hub:
         while True:
             await asyncio.sleep(1.0)
             self.pipeline.report_rejections()  # a flood of bad messages that stopped still gets its count logged
+            self.events.report()  # so does a handler that failed on every message of a burst
             self.alerts.check_deadlines()
             self.alerts.check_escalations()
             ticks += 1

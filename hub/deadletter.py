@@ -9,10 +9,12 @@ and the loss is visible in `/metrics`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.events import PointsRejected
 from hub.ingest.decode import Rejected
 from hub.sqlite import connect
 
@@ -84,6 +86,13 @@ class DeadLetters:
 
     def add(self, rejected: Rejected) -> None:
         self._pending.append(rejected)
+
+    def keep_refused(self, event: PointsRejected) -> None:
+        """`PointsRejected` handler: keep what the store refused, in its wire format (line protocol for
+        InfluxDB: what was sent, as sent), committed before the writer lets the outbox forget it."""
+        body = b"\n".join(event.bodies)
+        self.add(Rejected("(store)", "storage_rejected", event.reason, body, int(time.time() * 1000)))
+        self.flush()
 
     def flush(self) -> None:
         """Write what is pending in one transaction, dropping the oldest rows past a cap in the same one."""

@@ -26,6 +26,7 @@ from hub.app import Hub
 from hub.config import MqttTarget, Settings, load
 from hub.credentials import Rule, device_rules, hub_rules, observer_rules, username
 from hub.embedded_broker import Broker
+from hub.events import Events
 from hub.ingest.pipeline import Pipeline
 from hub.state import LiveState
 from simulators.community import Community, build, plan, registry_of
@@ -140,8 +141,9 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
     measurements = [m for kind in hub.kinds for m in (kind, f"{kind}_event")]
     if hours <= 0 or await hub.storage.query_points(measurements, {}, start_ms, until_ms - 60_000, 1):
         return 0
-    pipeline = Pipeline(hub.settings.root, hub.kinds, hub.registry, LiveState(), hub.outbox, hub.dead_letters)
-    pipeline.listeners = [hub.inside.on_message]
+    events = Events()
+    events.on_message("vehicles-inside", hub.inside.on_message)
+    pipeline = Pipeline(hub.settings.root, hub.kinds, hub.registry, LiveState(), hub.outbox, hub.dead_letters, events)
     handled, next_report = 0, 0.25
     for t, name, payload in messages(community, hub.settings.root, start_ms, until_ms):
         pipeline.handle(name, orjson.dumps(payload), t)

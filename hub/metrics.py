@@ -60,6 +60,12 @@ class HubCollector(Collector):
 
         yield CounterMetricFamily("smarthub_clock_skew", "Messages whose ts was implausible", value=stats.clock_skew)
         yield CounterMetricFamily("smarthub_listener_errors", "Listener exceptions", value=stats.listener_errors)
+        handler_errors = CounterMetricFamily("smarthub_handler_errors", "Exceptions raised by an event handler "
+                                             "(logged by name; the other handlers still ran)",
+                                             labels=["event", "handler"])
+        for (event, handler), n in sorted(hub.events.errors.items()):
+            handler_errors.add_metric([event, handler], n)
+        yield handler_errors
 
         writer = hub.writer.stats
         yield CounterMetricFamily("smarthub_write_batches", "Batches written to the store", value=writer.batches)

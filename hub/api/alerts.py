@@ -13,7 +13,7 @@ from devices import REGISTRY
 from hub.alerts.models import Alert, TransitionError
 from hub.alerts.reliability import by_device, measure
 from hub.api.common import READ, WRITE, audited
-from hub.api.deps import HubDep, Maintenance, Viewer
+from hub.api.deps import AlertsDep, AlertStoreDep, AuditDep, Maintenance, RegistryDep, Viewer
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import (
     NAME,
@@ -37,7 +37,7 @@ RELIABILITY_KIND = next((k.name for k in REGISTRY.values() if k.reliability_defa
 
 @router.get("/alerts", response_model=list[AlertOut], responses=READ)
 async def alerts(
-    hub: HubDep,
+    store: AlertStoreDep,
     _user: Viewer,
     site: SiteQ = None,
     state: AlertState | None = None,
@@ -47,21 +47,23 @@ async def alerts(
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
 ) -> list[dict[str, Any]]:
     """Alerts, newest first (contract section 4 payloads)."""
-    found = hub.alert_store.find(limit, site=site, state=state, kind=kind, severity=severity, device=device)
+    found = store.find(limit, site=site, state=state, kind=kind, severity=severity, device=device)
     return [a.to_json() for a in found]
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut, responses=WRITE | errors(404, 409))
-async def ack_alert(alert_id: IdPath, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
+async def ack_alert(alert_id: IdPath, body: AlertActionIn, engine: AlertsDep, audit: AuditDep,
+                    user: Maintenance) -> dict[str, Any]:
     """The caller has taken the alert, optionally with a note (who is the token's user, never the body's)."""
-    return audited(hub, user, "alert.ack", alert_id, body, lambda: _transition(hub.alerts.ack, alert_id, user, body))
+    return audited(audit, user, "alert.ack", alert_id, body, lambda: _transition(engine.ack, alert_id, user, body))
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, responses=WRITE | errors(404, 409))
-async def resolve_alert(alert_id: IdPath, body: AlertActionIn, hub: HubDep, user: Maintenance) -> dict[str, Any]:
+async def resolve_alert(alert_id: IdPath, body: AlertActionIn, engine: AlertsDep, audit: AuditDep,
+                        user: Maintenance) -> dict[str, Any]:
     """The problem is fixed, optionally with a note; by the token's user."""
-    return audited(hub, user, "alert.resolve", alert_id, body,
-                   lambda: _transition(hub.alerts.resolve, alert_id, user, body))
+    return audited(audit, user, "alert.resolve", alert_id, body,
+                   lambda: _transition(engine.resolve, alert_id, user, body))
 
 
 def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id: str, user: User,
@@ -77,7 +79,8 @@ def _transition(action: Callable[[str, str, str | None], Alert | None], alert_id
 
 @router.get("/reliability", response_model=ReliabilityReportOut, responses=READ)
 async def reliability(
-    hub: HubDep,
+    store: AlertStoreDep,
+    registry: RegistryDep,
     _user: Viewer,
     kind: Annotated[str, Query(pattern=NAME)] = RELIABILITY_KIND,  # type: ignore[assignment]
     site: SiteQ = None,
@@ -88,9 +91,9 @@ async def reliability(
     Devices without failures in the window are listed with availability 1."""
     end_ms = int(time.time() * 1000)
     start_ms = end_ms - int(days * 86_400_000)
-    alerts = [a for a in hub.alert_store.find(100_000, site=site, kind=kind) if (a.resolved_ms or end_ms) > start_ms]
+    alerts = [a for a in store.find(100_000, site=site, kind=kind) if (a.resolved_ms or end_ms) > start_ms]
     per_device = by_device(alerts, start_ms, end_ms)
-    devices = [d for d in hub.registry if d.kind == kind and (site is None or d.site == site)]
+    devices = [d for d in registry if d.kind == kind and (site is None or d.site == site)]
     rows = []
     for d in sorted(devices, key=lambda d: d.key):
         r = per_device.get(d.key) or measure([], start_ms, end_ms)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from hub.api.deps import Admin, HubDep
+from hub.api.deps import Admin, AuditDep
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import AuditOut, TextQ, errors
 
@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["operations"])
 
 
 @router.get("/audit", response_model=list[AuditOut], responses=errors(401, 403, 422))
-async def audit(hub: HubDep, _user: Admin, action: TextQ = None,
+async def audit(log: AuditDep, _user: Admin, action: TextQ = None,
                 limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> list[dict[str, Any]]:
     """Who did what, newest first: commands, alert and order actions, user changes."""
-    return hub.audit.recent(limit, action)
+    return log.recent(limit, action)

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import HTTPException
 from pydantic import BaseModel
 
 from hub.api.schemas import errors
+from hub.audit import AuditLog
 from hub.users import User
-
-if TYPE_CHECKING:
-    from hub.app import Hub
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +31,14 @@ def store_unavailable(exc: Exception, what: str) -> HTTPException:
 
 
 def audited(
-    hub: Hub, user: User, action: str, target: str, body: BaseModel, run: Callable[[], dict[str, Any]]
+    audit: AuditLog, user: User, action: str, target: str, body: BaseModel, run: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     """Do it, and record who did it and how it ended, whatever happens."""
     detail = body.model_dump(exclude_none=True)
     try:
         result = run()
     except HTTPException as exc:
-        hub.audit.record(user.name, user.role, action, target, f"refused {exc.status_code}", detail)
+        audit.record(user.name, user.role, action, target, f"refused {exc.status_code}", detail)
         raise
-    hub.audit.record(user.name, user.role, action, target, "ok", detail)
+    audit.record(user.name, user.role, action, target, "ok", detail)
     return result

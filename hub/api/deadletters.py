@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 
-from hub.api.deps import Admin, HubDep
+from hub.api.deps import Admin, DeadLettersDep
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import DeadLetterOut, TextQ, TimeQ, errors
 from hub.deadletter import Filter
@@ -21,7 +21,7 @@ DEADLETTER_PAGE = {200: {"description": "A page of dead letters, newest first", 
 
 @router.get("/deadletters", response_model=list[DeadLetterOut], responses=errors(401, 403, 422) | DEADLETTER_PAGE)
 async def dead_letters(
-    hub: HubDep,
+    letters: DeadLettersDep,
     _user: Admin,
     request: Request,
     response: Response,
@@ -39,8 +39,8 @@ async def dead_letters(
         since_ms, until_ms = (parse_time(t, name) for t, name in ((since, "since"), (until, "until")))
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    hub.dead_letters.flush()
-    rows, cursor = hub.dead_letters.page(limit, Filter(reason or None, kind or None, since_ms, until_ms, before))
+    letters.flush()
+    rows, cursor = letters.page(limit, Filter(reason or None, kind or None, since_ms, until_ms, before))
     if cursor is not None:
         url = request.url.remove_query_params("before").include_query_params(before=cursor)
         response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'

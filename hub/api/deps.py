@@ -1,4 +1,7 @@
-"""Dependencies of the routes: the hub, and who is calling with which role."""
+"""Dependencies of the routes: the parts of the hub they use, and who is calling with which role.
+
+A route asks for what it uses (`DeskDep`, `AuditDep`, ...) rather than the whole `Hub`, so what it can
+reach is in its signature."""
 
 from __future__ import annotations
 
@@ -7,6 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hub.alerts.desk import OrderDesk
+from hub.alerts.engine import AlertEngine
+from hub.alerts.store import AlertStore, OrderStore
+from hub.audit import AuditLog
+from hub.deadletter import DeadLetters
+from hub.registry import Registry
 from hub.users import Role, User, Users
 
 if TYPE_CHECKING:  # not at run time: hub.app starts the API (`Hub.http_server`), so no import circle
@@ -57,6 +66,28 @@ def require(role: Role) -> object:
 
 
 HubDep = Annotated["Hub", Depends(get_hub)]
+"""The whole hub: for routes that use many of its parts (health, overview); prefer the narrow ones below."""
+
+
+def _part(name: str) -> object:
+    """A dependency giving one part of the hub (FastAPI needs `request` annotated, hence no lambda)."""
+
+    def get(request: Request) -> object:
+        return getattr(get_hub(request), name)
+
+    get.__name__ = f"get_{name}"
+    return Depends(get)
+
+
+AlertsDep = Annotated[AlertEngine, _part("alerts")]
+AlertStoreDep = Annotated[AlertStore, _part("alert_store")]
+AuditDep = Annotated[AuditLog, _part("audit")]
+DeadLettersDep = Annotated[DeadLetters, _part("dead_letters")]
+DeskDep = Annotated[OrderDesk, _part("desk")]
+OrderStoreDep = Annotated[OrderStore, _part("order_store")]
+RegistryDep = Annotated[Registry, _part("registry")]
+UsersDep = Annotated[Users, _part("users")]
+
 Viewer = Annotated[User, require("viewer")]
 Maintenance = Annotated[User, require("maintenance")]
 Operator = Annotated[User, require("operator")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hub.api.common import WRITE
-from hub.api.deps import Admin, HubDep
+from hub.api.deps import Admin, AuditDep, UsersDep
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import UserIn, UserOut
 
@@ -13,8 +13,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["operations"])
 
 
 @router.post("/users", response_model=UserOut, responses=WRITE)
-async def add_user(body: UserIn, hub: HubDep, user: Admin) -> UserOut:
+async def add_user(body: UserIn, users: UsersDep, audit: AuditDep, user: Admin) -> UserOut:
     """Create (or replace) a user; the token is shown once."""
-    token = hub.users.add(body.name, body.role)
-    hub.audit.record(user.name, user.role, "user.add", body.name, "ok", {"role": body.role})
+    token = users.add(body.name, body.role)
+    audit.record(user.name, user.role, "user.add", body.name, "ok", {"role": body.role})
     return UserOut(name=body.name, role=body.role, token=token)

@@ -1,8 +1,8 @@
 """The one data path: topic -> redelivery check -> decode/validate -> normalise -> store, live state, listeners.
 
 `Pipeline.handle` is synchronous and never raises: a bad message becomes a
-`Rejected` (dead-lettered and counted), a failing listener is logged and
-counted, and neither stops the next message. Points, and the keys that
+`Rejected` (dead-lettered and counted), a failing `MessageAccepted` handler
+(`hub.events`) is logged by name and counted, and neither stops the next message. Points, and the keys that
 recognise redeliveries (`hub.ingest.redelivery`), are appended to the durable
 outbox in one transaction per `flush`; the MQTT edge acknowledges only after it.
 """
@@ -10,28 +10,25 @@ outbox in one transaction per `flush`; the MQTT edge acknowledges only after it.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from devices.base import Accepted, DeviceKind
 from hub import topics
 from hub.deadletter import DeadLetters
+from hub.events import Events
 from hub.ingest.decode import DecodeError, Rejected, decode
 from hub.ingest.normalize import SeriesClock, event_key, point_time, track_seq
 from hub.ingest.redelivery import Deliveries, EventKeys, Repeats
 from hub.ratelog import RateGate
 from hub.registry import DeviceKey, Registry
-from hub.state import DeviceState, LiveState
+from hub.state import LiveState
 from hub.storage import lineproto
 from hub.storage.batch import Batch
 from hub.storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
-
-Listener = Callable[[Accepted, DeviceState], None]
-"""Called for every accepted message (alerts, live WebSocket, command replies)."""
 
 TOPIC_CACHE_MAX = 200_000
 
@@ -69,14 +66,17 @@ class Pipeline:
         live: LiveState,
         outbox: Outbox,
         dead_letters: DeadLetters,
+        events: Events | None = None,
     ) -> None:
+        """`events` holds the `MessageAccepted` handlers (alerts, live bus, command replies, ...)."""
         self.root = root
         self.kinds = kinds
         self.registry = registry
         self.live = live
         self.outbox = outbox
         self.dead_letters = dead_letters
-        self.listeners: list[Listener] = []
+        self.events = events or Events()
+        self._handlers = self.events.message_calls  # the same list: handlers registered later are called too
         self.stats = IngestStats()
         self._batch: Batch = outbox.wire.batch()
         """What `flush` commits: the accepted points, already in the store's wire format."""
@@ -163,12 +163,12 @@ class Pipeline:
             self.stats.points += len(points)
         self.stats.accepted[(parts.kind, parts.channel)] += 1
         self.live.apply(state, msg)
-        for listener in self.listeners:
+        for handler in self._handlers:  # `Events.emit` inlined: no event object, no name unless it fails
             try:
-                listener(msg, state)
-            except Exception:  # noqa: BLE001 - one listener's bug must not stop ingest
+                handler(msg, state)
+            except Exception as exc:  # noqa: BLE001 - one handler's bug must not stop ingest
                 self.stats.listener_errors += 1
-                log.exception("listener %s failed on %s", getattr(listener, "__qualname__", listener), topic)
+                self.events.failed("MessageAccepted", self.events.name_of(handler), exc, topic)
         return msg
 
     def _reject(self, rejected: Rejected) -> Rejected:
@@ -186,13 +186,6 @@ class Pipeline:
         """Log how many rejections were held back in intervals that are over (called by flush and each second)."""
         for held in self.reject_log.due():
             log.warning("rejected %s more %s messages in the last %.0f s", f"{held.count:,}", held.key, held.seconds)
-
-    def keep_refused(self, bodies: list[bytes], reason: str) -> None:
-        """Keep batches the store refused in the dead-letter store, in the store's wire format (line protocol
-        for InfluxDB: what was sent, as sent)."""
-        body = b"\n".join(bodies)
-        self.dead_letters.add(Rejected("(store)", "storage_rejected", reason, body, int(time.time() * 1000)))
-        self.dead_letters.flush()
 
     @property
     def pending(self) -> int:

@@ -8,7 +8,7 @@ they belong to (`Outbox.put`), so what is committed and what is remembered
 never disagree:
 
 - **Deliveries**: every QoS 1 message's (packet id, CRC-32 of topic and
-  payload). A DUP message whose key is among the last `DELIVERIES_KEPT` is a
+  payload). A DUP message whose key is among the last `DELIVERIES_KEPT` (`hub.redelivery_window`) is a
   redelivery of something already committed: acknowledged and dropped. Only
   DUP messages are checked, so a device that sends the same bytes twice (a
   door that stays closed) is never mistaken for a redelivery.
@@ -28,9 +28,8 @@ from array import array
 from collections import deque
 from collections.abc import Hashable, Iterable
 
-DELIVERIES_KEPT = 262_144
-"""Far more than can be in flight: Mosquitto's max_inflight_messages, MQTT 5's receive maximum (65,535)."""
-EVENT_KEYS_KEPT_MS = 24 * 3600 * 1000
+from hub.redelivery_window import DELIVERIES_KEPT
+
 EVENT_KEYS_IN_MEMORY = 200_000
 TOPIC_CRC_CACHE = 200_000
 FORGET_SET_AFTER_COMMITS = 2_000

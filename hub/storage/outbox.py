@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.base import Point
-from hub.ingest.redelivery import DELIVERIES_KEPT, EVENT_KEYS_KEPT_MS
+from hub.events import PointsRejected
+from hub.redelivery_window import DELIVERIES_KEPT, EVENT_KEYS_KEPT_MS
 from hub.sqlite import connect
 from hub.storage.base import (
     POINTS_JSON,
@@ -82,6 +83,10 @@ find a few bad points in a 10,000-point part (about 2 log2(n) requests each); pa
 dead-lettered as it is, and says so."""
 MAX_BYTES_DEFAULT = 1024 * 2**20
 NEAR_FULL_FILL = 0.8
+
+
+class RefusedNotKept(Exception):
+    """A handler of `PointsRejected` failed: the batch is not acknowledged, so nothing is lost."""
 
 
 class PointsJson:
@@ -306,13 +311,15 @@ class Writer:
         self,
         outbox: Outbox,
         storage: Storage,
-        on_rejected: Callable[[list[bytes], str], None],
+        announce: Callable[[PointsRejected], bool],
         batch_points: int = WRITE_BATCH_POINTS,
         in_flight: int = WRITES_IN_FLIGHT,
     ) -> None:
         self.outbox = outbox
         self.storage = storage
-        self.on_rejected = on_rejected
+        self.announce = announce
+        """Hands what the store refused for good to whoever keeps it (`Events.emit`: the dead letters); False
+        (a handler failed) keeps the batch in the outbox rather than acknowledge what nobody kept."""
         self.batch_points = batch_points
         self.in_flight = in_flight
         self.stats = WriterStats()
@@ -425,7 +432,7 @@ class Writer:
             refused.append((left, f"{reason} (not split further after {writes} requests: these {len(left)} points "
                                   "are kept together, and some of them may be stored)"))
         for bodies, why in refused:
-            self.on_rejected(bodies, why)
+            self._keep(bodies, why)
         count = sum(len(bodies) for bodies, _ in refused)
         log.error("store refused %d of a batch of %d points (%d requests to find them): %s",
                   count, taken.points, writes, reason)
@@ -437,8 +444,13 @@ class Writer:
         """Retrying cannot help: keep the batches in the dead-letter store instead of losing them."""
         log.error("store refused a batch of %d points: %s", taken.points, reason)
         self.stats.rejected_points += taken.points
-        self.on_rejected(taken.bodies or taken.foreign, reason)
+        self._keep(taken.bodies or taken.foreign, reason)
         self.outbox.ack(taken.ids, taken.points)
+
+    def _keep(self, bodies: list[bytes], reason: str) -> None:
+        """Announce refused points; raise (the batch stays in the outbox, the task restarts) if not kept."""
+        if not self.announce(PointsRejected(tuple(bodies), reason)):
+            raise RefusedNotKept(f"points the store refused were not kept ({reason}); they stay in the outbox")
 
     async def drain(self, timeout_s: float) -> bool:
         """Write until the outbox is empty or `timeout_s` passes (at shutdown); True if empty."""

@@ -42,11 +42,11 @@ async def test_models_pass_every_answer_through_unchanged(embedded_hub: HubRun) 
     hub = run.hub
     cases = [
         ("/api/events?limit=500", lambda u: events.events(hub, u, limit=500), True),
-        ("/api/alerts", lambda u: alerts.alerts(hub, u), True),
-        ("/api/reliability?days=30", lambda u: alerts.reliability(hub, u, days=30.0), False),
-        ("/api/orders", lambda u: orders.orders(hub, u), True),
-        ("/api/orders/report?days=30", lambda u: orders.orders_report(hub, u, days=30.0), True),
-        ("/api/audit", lambda u: audit.audit(hub, u), True),
+        ("/api/alerts", lambda u: alerts.alerts(hub.alert_store, u), True),
+        ("/api/reliability?days=30", lambda u: alerts.reliability(hub.alert_store, hub.registry, u, days=30.0), False),
+        ("/api/orders", lambda u: orders.orders(hub.order_store, u), True),
+        ("/api/orders/report?days=30", lambda u: orders.orders_report(hub.order_store, u, days=30.0), True),
+        ("/api/audit", lambda u: audit.audit(hub.audit, u), True),
         ("/api/series/traffic", lambda u: series.traffic_series(hub, u), True),
         ("/api/series/charging_power", lambda u: series.charging_power_series(hub, u), False),
         ("/api/series/alerts", lambda u: series.alerts_series(hub, u), True),

@@ -17,6 +17,7 @@ from hub.storage import outbox as outbox_module
 from hub.storage.base import Storage
 from hub.storage.embedded import EmbeddedStorage
 from hub.storage.outbox import Outbox, Writer
+from tests.support.refused import collecting
 
 pytestmark = pytest.mark.services
 
@@ -45,7 +46,7 @@ async def refused_by(storage: Storage, tmp_path: Path, points: list[Point]) -> t
     for start in range(0, len(points), 20):  # three outbox batches in one part
         outbox.put(points[start:start + 20])
     refused: Refused = []
-    writer = Writer(outbox, storage, lambda bodies, reason: refused.append((bodies, reason)))
+    writer = Writer(outbox, storage, collecting(refused))
     assert await writer.write_once()
     assert outbox.depth == 0
     outbox.close()
@@ -88,7 +89,7 @@ async def test_a_store_that_goes_away_while_a_part_is_split_keeps_the_part_for_l
     outbox = Outbox(tmp_path / "outbox.db", wire=storage)
     outbox.put(sorted(good + bad, key=lambda p: p.time_ms))
     refused: Refused = []
-    writer = Writer(outbox, storage, lambda bodies, reason: refused.append((bodies, reason)))
+    writer = Writer(outbox, storage, collecting(refused))
     write = storage.write_encoded
     calls = 0
 

@@ -32,6 +32,7 @@ from hub.storage.outbox import Outbox, Writer
 from tests.support.hub_fixtures import HubRun, eventually, hub_settings, running_hub
 from tests.support.influx_fixtures import Influxd, start_influxd
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
+from tests.support.refused import collecting
 
 pytestmark = pytest.mark.services
 
@@ -278,8 +279,8 @@ async def test_the_writer_resumes_within_two_seconds_when_a_locked_embedded_stor
     store = EmbeddedStorage(tmp_path / "store.db")
     await store.start()
     outbox = Outbox(tmp_path / "outbox.db", wire=store)
-    rejected: list[list[bytes]] = []
-    writer = Writer(outbox, store, lambda bodies, reason: rejected.append(bodies))
+    rejected: list[tuple[list[bytes], str]] = []
+    writer = Writer(outbox, store, collecting(rejected))
     now = int(time.time() * 1000)
     points = [Point("elevator", {"site": "s", "device": "e1"}, {"floor": i, "seq": i}, now - 10_000 + i)
               for i in range(500)]

@@ -7,11 +7,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 from devices.base import Point
+from hub.events import Events, PointsRejected
 from hub.storage.base import points_from_json, points_json
 from hub.storage.batch import PointBatch
 from hub.storage.embedded import EmbeddedStorage
-from hub.storage.outbox import NEAR_FULL_FILL, Outbox, Writer
+from hub.storage.outbox import NEAR_FULL_FILL, Outbox, RefusedNotKept, Writer
+from tests.support.refused import collecting
 
 
 def batch(n: int, start: int = 0) -> list[Point]:
@@ -126,6 +130,28 @@ def test_a_batch_made_for_another_store_comes_back_alone_as_foreign(tmp_path: Pa
     outbox.close()
 
 
+async def test_a_refused_batch_nobody_kept_stays_in_the_outbox(tmp_path: Path) -> None:
+    """The writer acknowledges refused points only once a `PointsRejected` handler kept them."""
+    path = tmp_path / "outbox.db"
+    made_for_influx = Outbox(path, wire=Tagged("line-protocol"))
+    made_for_influx.put(batch(4))
+    made_for_influx.close()
+    outbox = Outbox(path)
+    events = Events()
+
+    def broken(event: PointsRejected) -> None:
+        raise OSError("dead-letter disk full")
+
+    events.on(PointsRejected, "dead-letters", broken)
+    writer = Writer(outbox, EmbeddedStorage(tmp_path / "store.db"), events.emit)
+    try:
+        with pytest.raises(RefusedNotKept, match="refused were not kept"):
+            await writer.write_once()
+        assert outbox.depth == 4 and events.errors == {("PointsRejected", "dead-letters"): 1}
+    finally:
+        outbox.close()
+
+
 async def test_the_writer_keeps_a_foreign_batch_as_a_dead_letter_and_stores_the_rest(tmp_path: Path) -> None:
     store = EmbeddedStorage(tmp_path / "store.db")
     await store.start()
@@ -137,7 +163,7 @@ async def test_the_writer_keeps_a_foreign_batch_as_a_dead_letter_and_stores_the_
     now = int(time.time() * 1000)
     outbox.put([point._replace(time_ms=now - i) for i, point in enumerate(batch(3))])  # inside the retention
     refused: list[tuple[list[bytes], str]] = []
-    writer = Writer(outbox, store, lambda bodies, reason: refused.append((bodies, reason)))
+    writer = Writer(outbox, store, collecting(refused))
     try:
         assert await writer.write_once()  # both parts at once: the foreign one refused, the other stored
         assert refused == [([b"line-protocol:4"], "an outbox batch for another store, not points-json")]

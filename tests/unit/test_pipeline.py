@@ -86,9 +86,12 @@ def test_a_failing_listener_is_counted_and_others_still_run(pipeline: Pipeline) 
     def broken(msg: Accepted, state: DeviceState) -> None:
         raise RuntimeError("bug in a sink")
 
-    pipeline.listeners += [broken, lambda msg, state: seen.append(msg.device)]
+    pipeline.events.on_message("broken", broken)
+    pipeline.events.on_message("seen", lambda msg, state: seen.append(msg.device))
     assert isinstance(pipeline.handle(TOPIC, b'{"floor": 1}', NOW), Accepted)
-    assert seen == ["e1"] and pipeline.stats.listener_errors == 1
+    assert isinstance(pipeline.handle(TOPIC, b'{"floor": 2}', NOW), Accepted)
+    assert seen == ["e1", "e1"] and pipeline.stats.listener_errors == 2
+    assert pipeline.events.errors == {("MessageAccepted", "broken"): 2}
 
 
 def test_fault_events_open_and_close_in_live_state(pipeline: Pipeline) -> None:
