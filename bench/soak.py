@@ -198,17 +198,16 @@ def main() -> None:
         samples = sampler.samples
         print(f"\npublished {published.total} messages ({published.total / run_s:.0f}/s), {publisher.resent} resent "
               f"after reconnects, {published.unacked} never acknowledged", flush=True)
-        hub.drained(timeout=600)
-        report = check_stored(influxd.url, hub.db, published, timeout=600)
-
-        flat = flatness(samples)
+        flat = flatness(samples)  # printed before the count, which a busy store may fail
         lags = [s.lag_s for s in samples if s.lag_s is not None]
         print(f"RSS over the last two thirds: {flat.slope_mb_per_min:+.3f} MiB/min, {flat.growth_mb:+.1f} MiB over the"
               f" window, noise {flat.noise_mb:.1f} MiB -> {'flat' if flat.flat else 'GROWING'}"
               f" (first {samples[0].rss_mb:.0f} MiB, max {max(s.rss_mb for s in samples):.0f} MiB,"
               f" last {samples[-1].rss_mb:.0f} MiB)")
         print(f"outbox peak {max(s.outbox for s in samples):.0f} points; end-to-end lag median "
-              f"{statistics.median(lags):.2f} s, max {max(lags):.1f} s" if lags else "no lag samples")
+              f"{statistics.median(lags):.2f} s, max {max(lags):.1f} s" if lags else "no lag samples", flush=True)
+        hub.drained(timeout=600)
+        report = check_stored(influxd.url, hub.db, published, timeout=600)
         print(f"exactly once: {'yes' if report.exactly_once else 'NO'}: {report.summary()}")
         if not report.exactly_once:
             print(report.table())

@@ -372,9 +372,9 @@ def _grouped(client: httpx.Client, influx_url: str, db: str, query: str) -> dict
     return {s["tags"]["device"]: (int(s["values"][0][1]), int(s["values"][0][2])) for s in result.get("series", [])}
 
 
-def count_stored(influx_url: str, db: str, published: Published) -> Report:
-    """One reading of what InfluxDB holds for each published device."""
-    with httpx.Client(timeout=30) as client:
+def count_stored(influx_url: str, db: str, published: Published, timeout_s: float = 30.0) -> Report:
+    """One reading of what InfluxDB holds for each published device (each query within `timeout_s`)."""
+    with httpx.Client(timeout=timeout_s) as client:
         site = published.site
         found: dict[tuple[str, str], tuple[int, int]] = {}
         for kind, column in {(k, "seq" if ch == "telemetry" else "id") for k, ch, _ in published.devices.values()}:
@@ -394,8 +394,8 @@ def check_stored(influx_url: str, db: str, published: Published, timeout: float 
     deadline = time.monotonic() + timeout
     last: tuple[int, int] | None = None
     steady_since = time.monotonic()
-    while True:
-        report = count_stored(influx_url, db, published)
+    while True:  # a soak's millions of points take InfluxDB 1.6 more than 30 s to count on a busy machine
+        report = count_stored(influx_url, db, published, max(30.0, deadline - time.monotonic()))
         now = time.monotonic()
         if report.missing == 0 and report.stored >= published.total:
             time.sleep(quiet_s / 3)  # late duplicates would still be on their way
