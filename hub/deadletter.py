@@ -9,14 +9,43 @@ and the loss is visible in `/metrics`.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from hub.events import PointsRejected
 from hub.ingest.decode import Rejected
 from hub.sqlite import connect
+
+_LINE_HEAD = re.compile(rb"((?:[^\\, \n]|\\.)+)((?:,(?:[^\\ \n]|\\.)*)?)")
+"""A line's measurement and its `,tag=value` run (escapes kept), as `lineproto` writes them."""
+
+
+def refused_kind(body: bytes) -> str:
+    """The device kind of the first point in a body the store refused (line protocol or points JSON), so a
+    store's refusal is found under its kind like every other dead letter; '' when it cannot be told."""
+    from devices import REGISTRY
+
+    try:
+        if body.startswith(b"["):
+            row = orjson.loads(body)[0]
+            measurement, tags = str(row[0]), dict(row[1])
+        else:
+            head = _LINE_HEAD.match(body)
+            if head is None:
+                return ""
+            measurement = head.group(1).decode("utf-8", "replace")
+            tags = dict(pair.split(b"=", 1) for pair in head.group(2).split(b",")[1:] if b"=" in pair)
+            tags = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in tags.items()}
+    except (ValueError, TypeError, IndexError, KeyError):
+        return ""
+    kind = tags.get("kind", "") if measurement == "device_state" else measurement.removesuffix("_event")
+    return kind if kind in REGISTRY else ""
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rejected (
@@ -91,7 +120,8 @@ class DeadLetters:
         """`PointsRejected` handler: keep what the store refused, in its wire format (line protocol for
         InfluxDB: what was sent, as sent), committed before the writer lets the outbox forget it."""
         body = b"\n".join(event.bodies)
-        self.add(Rejected("(store)", "storage_rejected", event.reason, body, int(time.time() * 1000)))
+        self.add(Rejected("(store)", "storage_rejected", event.reason, body, int(time.time() * 1000),
+                          refused_kind(body)))
         self.flush()
 
     def flush(self) -> None:

@@ -69,6 +69,7 @@ async def test_a_store_that_refuses_a_batch_sends_it_to_the_dead_letters(
         assert run.hub.outbox.depth == 0
         letters = (await run.api.get("/api/deadletters", params={"reason": "storage_rejected"})).json()
         assert len(letters) == 1 and "conflict" in letters[0]["detail"] and "vendor_x" in letters[0]["payload"]
+        assert letters[0]["kind"] == "elevator", "found under its kind, as every dead letter"
         assert "smarthub_write_rejected_points_total 1.0" in (await run.api.get("/metrics")).text
     await store.close()
 

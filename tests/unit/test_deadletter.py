@@ -5,8 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from hub.deadletter import ROW_BYTES, DeadLetters, Filter
+import pytest
+
+from devices.base import Point
+from hub.deadletter import ROW_BYTES, DeadLetters, Filter, refused_kind
+from hub.events import PointsRejected
 from hub.ingest.decode import Rejected
+from hub.storage.base import points_json
+from hub.storage.lineproto import encode
 
 
 def letter(i: int, payload: bytes = b"x" * 100, kind: str = "gate", reason: str = "not_json") -> Rejected:
@@ -100,3 +106,20 @@ def test_the_filters_have_indexes(tmp_path: Path) -> None:
                 f"EXPLAIN QUERY PLAN SELECT id FROM rejected WHERE {column} = 1 ORDER BY id DESC LIMIT 5"))
             assert index in plan, plan
     store.close()
+
+
+POINTS = [Point("elevator", {"site": "s1", "device": "e 1"}, {"floor": 3}, 1),
+          Point("gate_event", {"site": "s1", "device": "g,1", "type": "passage"}, {"plate": "琼A12345"}, 2),
+          Point("device_state", {"site": "s1", "kind": "camera", "device": "c1"}, {"online": True}, 3)]
+
+
+@pytest.mark.parametrize("point, kind", list(zip(POINTS, ["elevator", "gate", "camera"], strict=True)))
+def test_a_refused_point_is_kept_under_its_kind_in_either_wire_format(tmp_path: Path, point: Point, kind: str) -> None:
+    letters = DeadLetters(tmp_path / "dl.db")
+    letters.keep_refused(PointsRejected([encode([point])], "conflict"))
+    letters.keep_refused(PointsRejected([points_json([point])], "conflict"))
+    assert [row["kind"] for row in letters.page(10, Filter(kind=kind))[0]] == [kind, kind]
+
+
+def test_what_cannot_be_told_is_kept_without_a_kind() -> None:
+    assert [refused_kind(body) for body in (b"", b"garbage", b"[1", b"[]", b"pump,site=s x=1 1")] == [""] * 5
