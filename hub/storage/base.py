@@ -19,7 +19,7 @@ from devices.base import Point
 if TYPE_CHECKING:
     from hub.storage.batch import Batch
 
-Aggregate = Literal["count", "sum", "mean", "max"]
+Aggregate = Literal["count", "sum", "mean", "max", "min"]
 INCREASE_LOOKBACK_MS = 86_400_000
 """How far before a range `Storage.increase` looks for each register's last reading: a day, as every meter
 reports at least daily; a meter silent longer has its first step in the range uncounted."""

@@ -85,7 +85,7 @@ a day's aggregate touches a page per row or so, which halves its time."""
 READER_CACHE_KIB = 65_536
 """Page cache per reader for what lies past the mapped part of a large file."""
 PRUNE_EVERY_S = 60.0
-SQL_AGGREGATES = {"count": "count", "sum": "sum", "mean": "avg", "max": "max"}
+SQL_AGGREGATES = {"count": "count", "sum": "sum", "mean": "avg", "max": "max", "min": "min"}
 SHARD_MS = 7 * 86_400_000
 """InfluxDB 1.x's shard group duration for the default (infinite) retention policy: field types live per shard."""
 INDEXED_TAGS = ("site", "device", "type")
