@@ -362,6 +362,7 @@ async def test_aggregates_per_time_bucket_agree_on_both_stores(storage: Storage)
     assert [n for _, n in by_field] == [0, 0, 1]  # `id` is a field: a filter on fields works too
     power = await storage.aggregate("charger", "max", "power_kw", {}, start, start + hour, hour)
     assert power == [(start, 7.0)]
+    assert await storage.aggregate("charger", "min", "power_kw", {}, start, start + hour, hour) == [(start, 3.0)]
     day = 24 * hour
     days = await storage.aggregate("gate_event", "count", "id", {}, start - day, start + day, day, offset_ms=-8 * hour)
     assert days == [(start - day, 0), (start, 5)]  # days start at China midnight
