@@ -331,6 +331,30 @@ class SumOfMeans:
     digits: int = 2
 
 
+@dataclass(frozen=True, slots=True)
+class RegisterIncrease:
+    """A cumulative register's growth per bucket (what was used), summed over the kind's devices, one series per
+    value of a field (`/api/series/<name>?<split>=<value>`); a reset event restarts a device's register."""
+
+    field: str
+    """The register, which only grows but at a reset"""
+    split: str
+    """The field whose value the caller picks (the utility, say)"""
+    units: Mapping[str, str]
+    """Each value of `split` and its register's unit"""
+    reset_event: str
+    """The event type announcing that a device's register restarts"""
+    reset_from: str
+    """That event's field: the old register's last value"""
+    reset_to: str
+    """That event's field: the new register's first value"""
+    digits: int = 3
+
+
+Series = CountSeries | SumOfMeans | RegisterIncrease
+"""A chart series a kind declares."""
+
+
 CommandRole = Literal["operator", "admin"]
 """Who may send a command: operators, or only admins (cutting a supply, say)."""
 
@@ -371,7 +395,7 @@ class DeviceKind:
     """The kind `/api/reliability` reports when the caller names none (one kind says so)."""
     overview: OverviewSection | None = None
     """Its figures on the big screen, besides the devices online and faulted every kind gets."""
-    series: Mapping[str, CountSeries | SumOfMeans] = field(default_factory=dict)
+    series: Mapping[str, Series] = field(default_factory=dict)
     """Named chart series the hub builds from its points (`hub.series`); names unique across kinds."""
     inside: InsideSpec | None = None
     """Its events count what is inside each site now (`hub.inside`); one kind at most."""

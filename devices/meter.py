@@ -26,6 +26,7 @@ from devices.base import (
     EventPayload,
     FaultSpec,
     KindSettings,
+    RegisterIncrease,
     Severity,
 )
 from devices.rules import Clear, Intent, Raise
@@ -184,6 +185,8 @@ KIND = DeviceKind(
     events=(Replaced,),
     faults=FAULTS,
     commands={"valve": Valve, "relay": Relay},
+    series={"consumption": RegisterIncrease("reading", "utility", {"water": "m³", "electricity": "kWh"},
+                                            reset_event="replaced", reset_from="old_reading", reset_to="new_reading")},
     examples={
         "telemetry": (
             {"utility": "water", "reading": 312.457, "flow_lph": 36.0, "valve": "open", "battery_pct": 87,

@@ -7,16 +7,16 @@ chart needs no gap handling.
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 from devices import REGISTRY
-from devices.base import CountSeries, DeviceKind, SumOfMeans
+from devices.base import CountSeries, DeviceKind, RegisterIncrease, Series, SumOfMeans
 from hub.alerts.store import AlertStore
 from hub.registry import Registry
 from hub.settled import Settled, read_in_two
-from hub.storage.base import AggregateQuery, Storage, buckets
+from hub.storage.base import INCREASE_LOOKBACK_MS, AggregateQuery, Storage, buckets
 from hub.times import iso
 
 HOUR_MS = 3_600_000
@@ -29,7 +29,7 @@ def china_day_start(now_ms: int) -> int:
     return (now_ms - CHINA_OFFSET_MS) // DAY_MS * DAY_MS + CHINA_OFFSET_MS
 
 
-def declared(name: str, kinds: Mapping[str, DeviceKind] = REGISTRY) -> tuple[str, CountSeries | SumOfMeans]:
+def declared(name: str, kinds: Mapping[str, DeviceKind] = REGISTRY) -> tuple[str, Series]:
     """The kind that declares the series `name` (`DeviceKind.series`), and the declaration; KeyError if none."""
     for kind_name, kind in kinds.items():
         if name in kind.series:
@@ -106,6 +106,70 @@ async def charging_power(storage: Storage, registry: Registry, site: str | None,
                          kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
     """Total charging power (kW) per bucket (the `charging_power` series its kind declares)."""
     return await sum_of_means(storage, registry, site, hours, every_ms, settled, CHARGING_POWER, kinds)
+
+
+CONSUMPTION = "consumption"
+RESETS_MAX = 1000
+"""Register resets looked at in one answer: a replaced meter is a rare event (a few a month on an estate)."""
+
+
+async def register_increase(storage: Storage, site: str | None, building: str | None, value: str, days: int,
+                            every_ms: int, name: str, kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """A `RegisterIncrease` per hour or China day over the last `days` (today included), for one value of its
+    split (water, say), at a site or one building (a registry tag on the readings).
+
+    The store sums each register's steps (`Storage.increase`), a step down counting nothing. Each reset event in
+    range then puts back what that dropped: (the old register's last value - the reading before the reset)
+    + (the first reading after it - the new register's first value), in the bucket of the reading after it;
+    both readings are found as a max before and a min after (a register only grows between resets). A reset
+    whose readings are not found (another building, none within a day) adds nothing; no bucket goes negative.
+    """
+    kind, spec = declared(name, kinds)
+    assert isinstance(spec, RegisterIncrease)
+    now_ms = int(time.time() * 1000)
+    since = china_day_start(now_ms) - (days - 1) * DAY_MS
+    until = now_ms + 1  # a reading taken this millisecond counts
+    where = {**({"site": site} if site else {}), **({"building": building} if building is not None else {}),
+             spec.split: value}
+    totals = await storage.increase(kind, spec.field, where, since, until, every_ms, CHINA_OFFSET_MS)
+    extra = await _reset_corrections(storage, kind, spec, where, since, until, every_ms)
+    values = [(t, max(0.0, (v or 0.0) + extra.get(t, 0.0))) for t, v in totals]
+    return {"since": iso(since), "every_s": every_ms // 1000, spec.split: value, "unit": spec.units[value],
+            "values": [[iso(t), round(v, spec.digits)] for t, v in values]}
+
+
+async def _reset_corrections(storage: Storage, kind: str, spec: RegisterIncrease, where: dict[str, str],
+                             since: int, until: int, every_ms: int) -> dict[int, float]:
+    """Per bucket, what the reset events in range add back (see `register_increase`); two aggregates per reset,
+    all sent at once."""
+    look_from = since - INCREASE_LOOKBACK_MS  # the window the store looked into for the steps
+    resets = await storage.query_points([f"{kind}_event"], {"type": spec.reset_event,
+                                                            **({"site": where["site"]} if "site" in where else {})},
+                                        look_from, until - 1, RESETS_MAX)
+    queries = []
+    for _, at, columns in resets:
+        one = {**where, "site": columns["site"], "device": columns["device"]}
+        queries += [AggregateQuery(kind, "max", spec.field, one, look_from, at, DAY_MS),
+                    AggregateQuery(kind, "min", spec.field, one, at, until, every_ms, CHINA_OFFSET_MS)]
+    answers = await storage.aggregate_many(queries)
+    extra: dict[int, float] = defaultdict(float)
+    for i, (_, _, columns) in enumerate(resets):
+        before = [v for _, v in answers[2 * i] if v is not None]
+        after = [(t, v) for t, v in answers[2 * i + 1] if v is not None]
+        if not after or after[0][0] < since:
+            continue
+        bucket, first = after[0]
+        last = before[-1] if before else None
+        counted = max(0.0, first - last) if last is not None else 0.0
+        owed = max(0.0, columns[spec.reset_from] - last) if last is not None else 0.0
+        extra[bucket] += owed + max(0.0, first - columns[spec.reset_to]) - counted
+    return extra
+
+
+async def consumption(storage: Storage, site: str | None, building: str | None, utility: str, days: int,
+                      every_ms: int, kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+    """Water or electricity used per hour or day (the `consumption` series its kind declares)."""
+    return await register_increase(storage, site, building, utility, days, every_ms, CONSUMPTION, kinds)
 
 
 def alerts_per_day(store: AlertStore, site: str | None, days: int) -> dict[str, Any]:

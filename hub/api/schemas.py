@@ -269,6 +269,14 @@ class ChargingPowerOut(BaseModel):
     kw: list[Point] = Field(description="[bucket start, total kW], every bucket")
 
 
+class ConsumptionOut(BaseModel):
+    since: str = Field(description="ISO 8601: China midnight of the first day")
+    every_s: int = Field(description="3600 (hours) or 86400 (China days)")
+    utility: str
+    unit: str = Field(description="The register's unit: m³ or kWh")
+    values: list[Point] = Field(description="[bucket start, what was used in it], every bucket")
+
+
 class AlertDayOut(BaseModel):
     day: str = Field(description="ISO 8601: China midnight")
     critical: int

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from hub import series
 from hub.api.common import READ, STORE, store_unavailable
 from hub.api.deps import HubDep, Viewer
 from hub.api.guard import GuardedRoute
-from hub.api.schemas import AlertsSeriesOut, ChargingPowerOut, SiteQ, TrafficOut
+from hub.api.schemas import PLAIN, AlertsSeriesOut, ChargingPowerOut, ConsumptionOut, SiteQ, TrafficOut
 from hub.storage.base import StorageError
 
 router = APIRouter(prefix="/api/series", route_class=GuardedRoute, tags=["series"])
@@ -39,6 +39,31 @@ async def charging_power_series(hub: HubDep, _user: Viewer, site: SiteQ = None,
             hub.storage, hub.registry, site, hours, every_s * 1000, hub.settled, hub.kinds))
     except StorageError as exc:
         raise store_unavailable(exc, "GET /api/series/charging_power") from None
+
+
+_, _consumption = series.declared(series.CONSUMPTION)
+UtilityQ = Annotated[Literal[tuple(_consumption.units)], Query(  # type: ignore[attr-defined, valid-type]
+    description="What the registers measure (the declaring kind's values)")]
+BuildingQ = Annotated[str | None, Query(max_length=64, pattern=PLAIN, description="One building (registry tag)")]
+HOURLY_DAYS_MAX = 31
+"""Hours over a month at most: 744 buckets."""
+
+
+@router.get("/consumption", response_model=ConsumptionOut, responses=READ | STORE)
+async def consumption_series(hub: HubDep, _user: Viewer, utility: UtilityQ, site: SiteQ = None,
+                             building: BuildingQ = None, every: Literal["hour", "day"] = "day",
+                             days: Annotated[int, Query(ge=1, le=366)] = 1) -> dict[str, Any]:
+    """Water or electricity used per hour or China day over the last days (today included), summed over the
+    meters of a site or one building; a replaced meter's restart counts what was used, never less than 0."""
+    if every == "hour" and days > HOURLY_DAYS_MAX:
+        raise HTTPException(422, f"every=hour covers at most {HOURLY_DAYS_MAX} days")
+    every_ms = series.HOUR_MS if every == "hour" else series.DAY_MS
+    key = (series.CONSUMPTION, utility, site, building, every, days)
+    try:
+        return await hub.screen_cache.get(key, lambda: series.consumption(
+            hub.storage, site, building, utility, days, every_ms, hub.kinds))
+    except StorageError as exc:
+        raise store_unavailable(exc, "GET /api/series/consumption") from None
 
 
 @router.get("/alerts", response_model=AlertsSeriesOut, responses=READ)

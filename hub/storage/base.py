@@ -19,7 +19,10 @@ from devices.base import Point
 if TYPE_CHECKING:
     from hub.storage.batch import Batch
 
-Aggregate = Literal["count", "sum", "mean", "max"]
+Aggregate = Literal["count", "sum", "mean", "max", "min"]
+INCREASE_LOOKBACK_MS = 86_400_000
+"""How far before a range `Storage.increase` looks for each register's last reading: a day, as every meter
+reports at least daily; a meter silent longer has its first step in the range uncounted."""
 
 
 def empty_bucket(fn: Aggregate) -> float | None:
@@ -190,6 +193,22 @@ class Storage(WireFormat, Protocol):
 
         Keys are the groups' tag values in the order of `by` ('' for a missing tag); every group
         lists every bucket. A group with no point in the range is left out, as InfluxDB does.
+        """
+
+    async def increase(
+        self, measurement: str, field: str, where: dict[str, str], since_ms: int, until_ms: int, every_ms: int,
+        offset_ms: int = 0, lookback_ms: int = INCREASE_LOOKBACK_MS,
+    ) -> list[tuple[int, float | None]]:
+        """A cumulative register's growth per time bucket, summed over devices (InfluxQL: the sum per bucket of
+        `non_negative_difference` per (site, device), in a subquery).
+
+        Each step between a device's consecutive readings counts in the bucket of the later one, so a bucket
+        holds exactly (its last reading) - (the last reading before it), edges included; the range widens to
+        whole buckets, and the reading before it is looked for up to `lookback_ms` back. A step down (a
+        replaced meter's register restarting) counts nothing, never less: the use between the old meter's last
+        reading and the new one's first is lost, no more. `where` holds equalities on tags or fields; a reading
+        `where` leaves out (one that does not say its `utility`, say) only merges its step into the next one.
+        None for a bucket with no step at all.
         """
 
 

@@ -35,12 +35,14 @@ import orjson
 from devices.base import Point
 from hub.sqlite import connect
 from hub.storage.base import (
+    INCREASE_LOOKBACK_MS,
     POINTS_JSON,
     Aggregate,
     AggregateQuery,
     EventQueries,
     StorageRejected,
     StorageUnavailable,
+    buckets,
     keep_groups,
     points_from_json,
     points_json,
@@ -83,7 +85,7 @@ a day's aggregate touches a page per row or so, which halves its time."""
 READER_CACHE_KIB = 65_536
 """Page cache per reader for what lies past the mapped part of a large file."""
 PRUNE_EVERY_S = 60.0
-SQL_AGGREGATES = {"count": "count", "sum": "sum", "mean": "avg", "max": "max"}
+SQL_AGGREGATES = {"count": "count", "sum": "sum", "mean": "avg", "max": "max", "min": "min"}
 SHARD_MS = 7 * 86_400_000
 """InfluxDB 1.x's shard group duration for the default (infinite) retention policy: field types live per shard."""
 INDEXED_TAGS = ("site", "device", "type")
@@ -465,6 +467,29 @@ class EmbeddedStorage(EventQueries):
         for row in rows:
             setdefault(row[1:-1], {})[row[0]] = row[-1]
         return keep_groups(groups, fn, since_ms, until_ms, every_ms, offset_ms)
+
+    async def increase(
+        self, measurement: str, field: str, where: dict[str, str], since_ms: int, until_ms: int, every_ms: int,
+        offset_ms: int = 0, lookback_ms: int = INCREASE_LOOKBACK_MS,
+    ) -> list[tuple[int, float | None]]:
+        """InfluxDB's answer in one SQL pass: `lag()` over each (site, device)'s readings in time order, steps
+        down left out as `non_negative_difference` drops them, summed per bucket."""
+        times = buckets(since_ms, until_ms, every_ms, offset_ms)
+        since_ms = times[0] if times else since_ms
+        sql = ("SELECT time_ms, site, device, json_extract(fields, ?) AS v FROM points"
+               " WHERE measurement = ? AND time_ms >= ? AND time_ms < ?")
+        args: list[Any] = [_path(field), measurement, since_ms - lookback_ms, until_ms]
+        for key, value in where.items():
+            condition, condition_args = _equals(key, value)
+            sql += f" AND {condition}"
+            args += condition_args
+        sql = (f"WITH readings AS ({sql}), steps AS (SELECT time_ms, v - lag(v) OVER"
+               " (PARTITION BY site, device ORDER BY time_ms) AS step FROM readings WHERE v IS NOT NULL)"
+               " SELECT (time_ms - ?) / ? * ? + ? AS bucket, sum(CASE WHEN step >= 0 THEN step END) FROM steps"
+               " WHERE time_ms >= ? GROUP BY bucket")
+        args += [offset_ms, every_ms, every_ms, offset_ms, since_ms]
+        found = dict(await self._read(lambda db: db.execute(sql, args).fetchall()))
+        return [(t, found.get(t)) for t in times]
 
     async def _aggregate_rows(
         self, measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,

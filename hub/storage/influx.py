@@ -20,12 +20,14 @@ import httpx
 
 from devices.base import Point
 from hub.storage.base import (
+    INCREASE_LOOKBACK_MS,
     Aggregate,
     AggregateQuery,
     EventQueries,
     StorageError,
     StorageRejected,
     StorageUnavailable,
+    buckets,
     keep_groups,
 )
 from hub.storage.batch import LineBatch
@@ -362,6 +364,26 @@ class InfluxStorage(EventQueries):
             found = groups.setdefault(tuple(tags.get(t) or "" for t in by), {})
             found.update((int(t), v) for t, v in series["values"])
         return keep_groups(groups, fn, since_ms, until_ms, every_ms, offset_ms)
+
+    async def increase(
+        self, measurement: str, field: str, where: dict[str, str], since_ms: int, until_ms: int, every_ms: int,
+        offset_ms: int = 0, lookback_ms: int = INCREASE_LOOKBACK_MS,
+    ) -> list[tuple[int, float | None]]:
+        """`sum(step)` per bucket over a subquery of `non_negative_difference` per (site, device): one query.
+
+        InfluxDB narrows a subquery to its outer query's time range, so both look back, and the buckets
+        before the range are dropped here.
+        """
+        times = buckets(since_ms, until_ms, every_ms, offset_ms)
+        since_ms = times[0] if times else since_ms
+        conditions = [f"{quote_ident(k)} = {quote_string(v)}" for k, v in where.items()]
+        conditions += [f"time >= {int(since_ms - lookback_ms)}ms", f"time < {int(until_ms)}ms"]
+        inner = (f"SELECT non_negative_difference({quote_ident(field)}) AS step FROM {quote_ident(measurement)}"
+                 f" WHERE {' AND '.join(conditions)} GROUP BY \"site\", \"device\"")
+        sql = (f"SELECT sum(step) FROM ({inner}) WHERE time >= {int(since_ms - lookback_ms)}ms"
+               f" AND time < {int(until_ms)}ms GROUP BY time({int(every_ms)}ms, {int(offset_ms)}ms) fill(none)")
+        found = {int(t): v for series in await self.query(sql) for t, v in series["values"]}
+        return [(t, found.get(t)) for t in times]
 
 
 def _aggregate_sql(measurement: str, fn: Aggregate, field: str, where: dict[str, str], since_ms: int, until_ms: int,

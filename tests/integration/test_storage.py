@@ -362,6 +362,7 @@ async def test_aggregates_per_time_bucket_agree_on_both_stores(storage: Storage)
     assert [n for _, n in by_field] == [0, 0, 1]  # `id` is a field: a filter on fields works too
     power = await storage.aggregate("charger", "max", "power_kw", {}, start, start + hour, hour)
     assert power == [(start, 7.0)]
+    assert await storage.aggregate("charger", "min", "power_kw", {}, start, start + hour, hour) == [(start, 3.0)]
     day = 24 * hour
     days = await storage.aggregate("gate_event", "count", "id", {}, start - day, start + day, day, offset_ms=-8 * hour)
     assert days == [(start - day, 0), (start, 5)]  # days start at China midnight
@@ -454,3 +455,50 @@ async def test_an_embedded_file_from_before_the_type_index_gets_it_and_answers_t
                                             86_400_000)
     assert passages == 1
     await store.close()
+
+
+async def test_a_registers_increase_per_bucket_agrees_on_both_stores(storage: Storage) -> None:
+    """Consumption: each step between a meter's readings counts in the later reading's bucket (edges too), the
+    reading before the range is looked back for, a replaced meter's restart counts nothing, never less."""
+    hour, minute = 3_600_000, 60_000
+    start = (NOW // (24 * hour)) * 24 * hour - 8 * hour - 24 * hour  # yesterday's China midnight
+
+    def reading(device: str, t: int, value: float, utility: str = "water", building: str = "A",
+                site: str = "s") -> Point:
+        return Point("meter", {"site": site, "device": device, "building": building},
+                     {"utility": utility, "reading": value, "lag_ms": 0}, t)
+
+    await storage.write([
+        reading("w1", start - 10 * minute, 100.0),  # before the range: the first bucket's step starts here
+        reading("w1", start, 100.5),  # on the edge: in the bucket it starts
+        reading("w1", start + 30 * minute, 101.0),
+        reading("w1", start + hour - 1, 101.25),
+        reading("w1", start + hour + 10 * minute, 102.0),
+        reading("w1", start + 2 * hour + 5 * minute, 0.5),  # replaced: the new register restarts
+        reading("w1", start + 2 * hour + 30 * minute, 1.0),
+        reading("w2", start + 20 * minute, 50.0, building="B"),  # its first reading ever: no step yet
+        reading("w2", start + hour + 20 * minute, 51.0, building="B"),
+        reading("e1", start - 30 * minute, 1000.0, utility="electricity"),
+        reading("e1", start + 10 * minute, 1002.0, utility="electricity"),
+        reading("w9", start - 10 * minute, 7.0, site="t"),
+        reading("w9", start + 10 * minute, 9.0, site="t"),
+        Point("meter", {"site": "s", "device": "w2", "building": "B"}, {"flow_lph": 3.0}, start + 40 * minute),
+    ])
+    water = {"site": "s", "utility": "water"}
+    until = start + 4 * hour
+    assert await storage.increase("meter", "reading", water, start, until, hour) == [
+        (start, 1.25), (start + hour, 1.75), (start + 2 * hour, 0.5), (start + 3 * hour, None)]
+    assert await storage.increase("meter", "reading", {**water, "building": "A"}, start, until, hour) == [
+        (start, 1.25), (start + hour, 0.75), (start + 2 * hour, 0.5), (start + 3 * hour, None)]
+    assert await storage.increase("meter", "reading", {"site": "s", "utility": "electricity"}, start, until,
+                                  hour) == [(start, 2.0), (start + hour, None), (start + 2 * hour, None),
+                                            (start + 3 * hour, None)]
+    assert [v for _, v in await storage.increase("meter", "reading", {"utility": "water"}, start, until,
+                                                 hour)] == [3.25, 1.75, 0.5, None]  # every site
+    no_lookback = await storage.increase("meter", "reading", water, start, until, hour, lookback_ms=0)
+    assert no_lookback[0] == (start, 0.75)
+    day = 24 * hour
+    assert await storage.increase("meter", "reading", water, start, start + day, day, offset_ms=-8 * hour) == [
+        (start, 3.5)]  # days start at China midnight
+    assert await storage.increase("meter", "reading", {"site": "nowhere"}, start, until, hour) == [
+        (t, None) for t in range(start, until, hour)]
