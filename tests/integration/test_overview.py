@@ -96,8 +96,11 @@ async def test_overview_counts_what_was_published(
         response = await run.api.get("/api/overview", params={"site": run.site})
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"time", "site", "devices", "vehicles", "access", "detections_today", "alerts",
-                             "elevators", "chargers"}
+        assert set(body) >= {"time", "site", "devices", "vehicles", "access", "detections_today", "alerts",
+                             "elevators", "chargers", "kinds"}
+        sections = {k.overview.key for k in devices.REGISTRY.values() if k.overview and k.overview.key}
+        assert set(body) - {"time", "site", "devices", "alerts", "kinds"} == sections | {"detections_today"}, \
+            "the top level holds the kinds' own sections, every one (none filtered out by the response model)"
         assert body["site"] == run.site
         assert body["devices"] == {kind: {"total": 0, "online": 0, "faulted": 0} for kind in devices.REGISTRY} | {
             "gate": {"total": 1, "online": 1, "faulted": 1},
@@ -113,6 +116,12 @@ async def test_overview_counts_what_was_published(
                                   "acknowledged": {"critical": 1, "major": 0, "minor": 0, "info": 0}}
         assert body["elevators"] == {"total": 4, "in_service": 1, "availability": 0.25}
         assert body["chargers"] == {"total": 2, "charging": 1, "kw": 7.2, "cap_kw": 60.0, "kwh_today": 15.75}
+        kinds = body["kinds"]
+        assert set(kinds) == set(devices.REGISTRY), "every registered kind has its summary"
+        assert {k: {n: v for n, v in row.items() if n != "figures"} for k, row in kinds.items()} == body["devices"]
+        assert kinds["charger"]["figures"] == body["chargers"] and kinds["elevator"]["figures"] == body["elevators"]
+        assert kinds["gate"]["figures"] == body["vehicles"] and kinds["access"]["figures"] == body["access"]
+        assert kinds["camera"]["figures"] == {"detections_today": 2}
 
         everywhere = (await run.api.get("/api/overview")).json()
         assert everywhere["site"] is None
