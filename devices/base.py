@@ -12,7 +12,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple, Union
 
@@ -272,6 +272,8 @@ class LiveDevice(NamedTuple):
     """Online with an open fault"""
     telemetry: Mapping[str, Any]
     """Its last telemetry fields (empty when never heard)"""
+    open_faults: Collection[str] = ()
+    """Codes of the faults it reported open (whether online or not); a fault the hub raised is not among them"""
 
 
 LiveFigures = Callable[[Sequence[LiveDevice], Sequence[Any]], dict[str, Any]]

@@ -12,7 +12,7 @@ runs backwards without a replacement, for the pipeline to dead-letter).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -26,6 +26,8 @@ from devices.base import (
     EventPayload,
     FaultSpec,
     KindSettings,
+    LiveDevice,
+    OverviewSection,
     RegisterIncrease,
     Severity,
 )
@@ -174,6 +176,21 @@ def register_check(msg: Accepted, memory: dict[str, Any]) -> Refused | None:
     return None
 
 
+def on_the_wall(meters: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str, Any]:
+    """The big screen's meter figures: meters online per utility (known from their last telemetry) and open
+    leaks, meters that reported `leak_suspected` open, online or not (a leak does not stop when the radio does).
+
+    Leaks the hub's own rule raised are alerts, not device state, so they are not counted here; today's
+    consumption is left for a store aggregate of its own."""
+    water = electricity = leaks = 0
+    for m in meters:
+        utility = m.telemetry.get("utility") if m.online else None
+        water += utility == "water"
+        electricity += utility == "electricity"
+        leaks += "leak_suspected" in m.open_faults
+    return {"water_online": water, "electricity_online": electricity, "open_leaks": leaks}
+
+
 KIND = DeviceKind(
     name="meter",
     rules=(leak_suspected,),
@@ -187,6 +204,7 @@ KIND = DeviceKind(
     commands={"valve": Valve, "relay": Relay},
     series={"consumption": RegisterIncrease("reading", "utility", {"water": "m³", "electricity": "kWh"},
                                             reset_event="replaced", reset_from="old_reading", reset_to="new_reading")},
+    overview=OverviewSection("meters", live=on_the_wall),
     examples={
         "telemetry": (
             {"utility": "water", "reading": 312.457, "flow_lph": 36.0, "valve": "open", "battery_pct": 87,

@@ -4,8 +4,10 @@ Live figures (devices online and faulted per kind, and what each kind's `overvie
 elevators in service or charging power) come from live state; today's figures are aggregated in the
 store (one bucket per China day, the same query on both stores); alert counts from the alert store;
 the inside count from the `InsideTracker`. Every kind-specific figure is declared by its kind
-(`DeviceKind.overview`): this module only iterates the kinds. Only counts leave it: no plate, subject
-or id tag.
+(`DeviceKind.overview`): this module only iterates the kinds. Each kind's figures are given twice: in
+its own section (where the big screen's hand-made panels read them), and with its device counts under
+`kinds`, one shape for every kind (where a generic tile reads them). Only counts leave it: no plate,
+subject or id tag.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms
         row["faulted"] += faulted
         listed = seen.get(device.kind)
         if listed is not None:
-            listed.append(LiveDevice(online, faulted, NEVER_HEARD if state is None else state.telemetry))
+            listed.append(LiveDevice(online, faulted, NEVER_HEARD, ()) if state is None else
+                            LiveDevice(online, faulted, state.telemetry, state.open_faults.keys()))
     sites = [s for name, s in registry.sites.items() if site is None or name == site]
     figures = {name: kinds[name].overview.live(listed, sites) for name, listed in seen.items()}  # type: ignore[union-attr]
     return {"devices": devices, "live": figures}
@@ -96,25 +99,41 @@ def alert_figures(store: AlertStore, site: str | None) -> dict[str, dict[str, in
     return {state: {s: counted.get((state, s), 0) for s in SEVERITIES} for state in ("open", "acknowledged")}
 
 
-def kind_sections(kinds: Mapping[str, DeviceKind], live_figures: Mapping[str, dict[str, Any]],
-                  today: Mapping[str, float], inside: int) -> dict[str, Any]:
-    """The kinds' parts of the answer, as each declares it: live figures, then today's, then the inside count."""
+def kind_figures(kinds: Mapping[str, DeviceKind], live_figures: Mapping[str, dict[str, Any]],
+                 today: Mapping[str, float], inside: int) -> dict[str, dict[str, Any]]:
+    """Each kind's declared figures by kind name (live, then today's, then the inside count); {} without any."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, kind in kinds.items():
+        section = kind.overview
+        figures: dict[str, Any] = dict(live_figures.get(name, {}))
+        for figure_name, figure in (section.today.items() if section else ()):
+            value = today[figure_name]
+            figures[figure_name] = int(value) if figure.digits is None else round(value, figure.digits)
+        if section is not None and section.inside is not None:
+            figures[section.inside] = inside
+        out[name] = figures
+    return out
+
+
+def kind_sections(kinds: Mapping[str, DeviceKind], figures: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """The kinds' own parts of the answer, as each declares it: a section under its key, or at the top level."""
     out: dict[str, Any] = {}
     for name, kind in kinds.items():
         section = kind.overview
         if section is None:
             continue
-        figures: dict[str, Any] = dict(live_figures.get(name, {}))
-        for figure_name, figure in section.today.items():
-            value = today[figure_name]
-            figures[figure_name] = int(value) if figure.digits is None else round(value, figure.digits)
-        if section.inside is not None:
-            figures[section.inside] = inside
         if section.key is None:
-            out.update(figures)
+            out.update(figures[name])
         else:
-            out[section.key] = figures
+            out[section.key] = figures[name]
     return out
+
+
+def kind_summaries(devices: Mapping[str, Mapping[str, int]],
+                   figures: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every kind alike (`kinds`): its device counts and its declared figures, so that a screen can draw a kind
+    it has no panel of its own for from this alone."""
+    return {name: {**counts, "figures": figures[name]} for name, counts in devices.items()}
 
 
 async def overview(storage: Storage, registry: Registry, live: LiveState, alerts: AlertStore,
@@ -133,5 +152,6 @@ async def overview(storage: Storage, registry: Registry, live: LiveState, alerts
         counting.cancel()
         raise
     today = await counting
+    declared = kind_figures(kinds, figures["live"], today, inside.count(site, now_ms))
     return {"time": iso(now_ms), "site": site, "devices": figures["devices"], "alerts": alert_counts,
-            **kind_sections(kinds, figures["live"], today, inside.count(site, now_ms))}
+            **kind_sections(kinds, declared), "kinds": kind_summaries(figures["devices"], declared)}

@@ -1,6 +1,7 @@
 "use strict";
 // Words of the big screen in Chinese (the default) and English. Kinds and fault codes are not
-// here: their titles come from GET /api/catalog, i.e. from the device kinds themselves.
+// here: their titles come from GET /api/catalog, i.e. from the device kinds themselves. A kind's
+// overview figure is labelled by `f_<name>` when known here, else by its name made readable.
 window.I18N = {
   zh: {
     title: "智慧社区指挥中心", subtitle: "实时态势", login_hint: "请输入访问令牌（或使用带 ?token= 的大屏链接）",
@@ -33,6 +34,8 @@ window.I18N = {
     l_crowd: "人员聚集", l_fall: "人员跌倒", l_person: "行人", l_vehicle: "车辆",
     st_available: "空闲", st_preparing: "准备", st_charging: "充电中", st_suspended_ev: "车端暂停", st_suspended_evse: "桩端暂停",
     st_finishing: "结束中", st_reserved: "预约", st_unavailable: "不可用", st_faulted: "故障",
+    t_online: "在线", t_faulted: "故障",
+    f_water_online: "水表在线", f_electricity_online: "电表在线", f_open_leaks: "疑似漏水",
   },
   en: {
     title: "Community Command Center", subtitle: "Live situation", login_hint: "Enter an API token (or open a kiosk link with ?token=)",
@@ -66,5 +69,7 @@ window.I18N = {
     st_available: "free", st_preparing: "preparing", st_charging: "charging", st_suspended_ev: "paused (EV)",
     st_suspended_evse: "paused (EVSE)", st_finishing: "finishing", st_reserved: "reserved", st_unavailable: "unavailable",
     st_faulted: "faulted",
+    t_online: "online", t_faulted: "Faulted",
+    f_water_online: "Water online", f_electricity_online: "Power online", f_open_leaks: "Open leaks",
   },
 };

@@ -101,8 +101,10 @@ let link = "connecting";
 const dirty = new Set();
 const filled = new Set();
 const mark = (...panels) => panels.forEach((p) => dirty.add(p));
-const markAll = () => mark("kpis", "elevators", "gates", "buildings", "alerts", "chargers", "access", "cameras",
+const markAll = () => mark("kpis", "tiles", "elevators", "gates", "buildings", "alerts", "chargers", "access", "cameras",
                            "traffic", "power", "alertdays");
+/** Kinds that have panels of their own; every other kind gets a generic tile. */
+const HAND_MADE = new Set(["elevator", "gate", "access", "camera", "charger"]);
 const keyOf = (d) => `${d.site}/${d.kind}/${d.device}`;
 // What tests and benchmarks read: readiness, how often and how long the screen redraws, what failed.
 window.screenState = {stale: false, staleSince: null, ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, panelMs: {}, liveMessages: 0, liveMs: 0, resyncs: 0, errors: []};
@@ -119,7 +121,7 @@ async function api(path, options = {}) {
 
 async function loadOverview() {
   overview = await api(bySite("/api/overview"));
-  mark("kpis");
+  mark("kpis", "tiles");
 }
 async function loadDevices() {
   const rows = await api(bySite("/api/devices"));
@@ -300,6 +302,22 @@ const RENDER = {
     return true;
   },
 
+  /** A tile per kind without a panel: its title, online/total, faulted, and the figures its module declares.
+   *  Drawn once the overview arrived, whether there is a kind to show or not. */
+  tiles(body) {
+    if (!overview) return false;
+    const kinds = Object.entries(overview.kinds || {}).filter(([kind]) => !HAND_MADE.has(kind));
+    patchList(body, kinds.map(([kind, k]) => {
+      const figures = Object.entries(k.figures || {}).map(([name, value]) =>
+        `<div class="fig" data-figure="${esc(name)}"><span>${esc(figureLabel(name))}</span><b>${figureValue(value)}</b></div>`);
+      return `<div class="tile ${k.faulted ? "alarm" : ""}" data-kind="${esc(kind)}">`
+        + `<div class="head"><h3>${esc(kindTitle(kind))}</h3><div class="big">${num(k.online)}<small>/ ${num(k.total)}</small></div></div>`
+        + `<div class="fig ${k.faulted ? "bad" : ""}" data-figure="faulted"><span>${t("t_faulted")}</span><b>${num(k.faulted)}</b></div>`
+        + figures.join("") + "</div>";
+    }));
+    return true;
+  },
+
   elevators(body) {
     const cars = [...devices.values()].filter((d) => d.kind === "elevator");
     const rank = (d) => (faultsOf(d).length ? 0 : !d.online ? 1 : d.telemetry.mode && d.telemetry.mode !== "normal" ? 2 : 3);
@@ -462,6 +480,9 @@ const RENDER = {
   },
 };
 
+/** A figure's label: the page's word for it when it has one, else its name made readable (`open_leaks`: open leaks). */
+const figureLabel = (name) => I18N[lang]["f_" + name] ?? I18N.zh["f_" + name] ?? name.replace(/_/g, " ");
+const figureValue = (v) => v == null ? "–" : Number(v).toLocaleString("en-US", {maximumFractionDigits: 2});
 const faultsOf = (d) => Object.keys(d.open_faults || {});
 function dotState(d) {
   if (!d.online) return "s-off";

@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["overview"])
 @router.get("/overview", response_model=OverviewOut, responses=READ | STORE)
 async def overview_figures(hub: HubDep, _user: Viewer, site: SiteQ = None) -> dict[str, Any]:
     """The big screen's figures: devices online and faulted per kind, today's vehicles, access and detections,
-    alerts by state and severity, elevators in service, charging. Counts only, no personal data; answers are
+    alerts by state and severity, elevators in service, charging, and under `kinds` every kind alike (its counts
+    and declared figures, for a screen drawing kinds it has no panel for). Counts only, no personal data; answers are
     shared for `SMARTHUB_SCREEN_CACHE_S` (2 s)."""
     try:
         return await hub.screen_cache.get(("overview", site), lambda: overview.overview(

@@ -334,8 +334,24 @@ class ChargersOut(BaseModel):
     kwh_today: Number
 
 
+Figure = int | float | None
+"""A kind's figure on the big screen: a count, an amount, or null (e.g. a capacity nobody declared)."""
+
+
+class KindOverviewOut(KindCountsOut):
+    figures: dict[str, Figure] = Field(
+        description="What the kind's module declares for the overview (`DeviceKind.overview`), live figures from "
+                    "its devices' state and today's from the store, by figure name; {} when it declares none")
+
+
 class OverviewOut(BaseModel):
-    """The big screen's figures: counts only, no personal data."""
+    """The big screen's figures: counts only, no personal data.
+
+    The sections named here are the first kinds' (the screen's hand-made panels read them); a kind added later
+    may declare a section of its own under another key, which is passed through as it is (hence extra fields
+    are allowed); its figures are typed in `kinds` like every kind's."""
+
+    model_config = ConfigDict(extra="allow")
 
     time: str
     site: str | None
@@ -346,6 +362,9 @@ class OverviewOut(BaseModel):
     alerts: AlertCountsOut
     elevators: ElevatorsOut
     chargers: ChargersOut
+    kinds: dict[str, KindOverviewOut] = Field(
+        description="Every registered kind alike, by kind: devices total, online and faulted (as in `devices`) "
+                    "and its declared figures (as in its own section)")
 
 
 class FaultTitleOut(BaseModel):

@@ -88,6 +88,11 @@ async def test_overview_counts_what_was_published(
             (run.topic("elevator", "e2", "telemetry"), {"mode": "maintenance", "floor": 1}),
             (run.topic("elevator", "e3", "event"), {"type": "fault", "code": "overspeed", "active": True}),
             (run.topic("gate", "g1", "event"), {"type": "fault", "code": "loop_detector_fault", "active": True}),
+            (run.topic("meter", "w1", "telemetry"), {"utility": "water", "reading": 10.5, "flow_lph": 0}),
+            (run.topic("meter", "w2", "telemetry"), {"utility": "water", "reading": 3.0, "flow_lph": 12}),
+            (run.topic("meter", "w2", "event"), {"type": "fault", "id": "l1", "code": "leak_suspected",
+                                                 "active": True}),
+            (run.topic("meter", "p1", "telemetry"), {"utility": "electricity", "reading": 4821.4, "power_kw": 1.2}),
         ]
         await publish_and_store(run, messages)
         [overspeed] = [a for a in (await run.api.get("/api/alerts")).json() if a["code"] == "overspeed"]
@@ -96,8 +101,11 @@ async def test_overview_counts_what_was_published(
         response = await run.api.get("/api/overview", params={"site": run.site})
         assert response.status_code == 200, response.text
         body = response.json()
-        assert set(body) == {"time", "site", "devices", "vehicles", "access", "detections_today", "alerts",
-                             "elevators", "chargers"}
+        assert set(body) >= {"time", "site", "devices", "vehicles", "access", "detections_today", "alerts",
+                             "elevators", "chargers", "kinds"}
+        sections = {k.overview.key for k in devices.REGISTRY.values() if k.overview and k.overview.key}
+        assert set(body) - {"time", "site", "devices", "alerts", "kinds"} == sections | {"detections_today"}, \
+            "the top level holds the kinds' own sections, every one (none filtered out by the response model)"
         assert body["site"] == run.site
         assert body["devices"] == {kind: {"total": 0, "online": 0, "faulted": 0} for kind in devices.REGISTRY} | {
             "gate": {"total": 1, "online": 1, "faulted": 1},
@@ -105,14 +113,23 @@ async def test_overview_counts_what_was_published(
             "camera": {"total": 2, "online": 2, "faulted": 0},
             "elevator": {"total": 4, "online": 3, "faulted": 1},  # e4 is registered but never heard
             "charger": {"total": 2, "online": 2, "faulted": 0},
+            "meter": {"total": 3, "online": 3, "faulted": 1},
         }, "every registered kind is counted, none with devices of another"
         assert body["vehicles"] == {"in_today": 4, "out_today": 1, "inside": 2}
         assert body["access"] == {"granted_today": 3, "denied_today": 1}
         assert body["detections_today"] == 2
-        assert body["alerts"] == {"open": {"critical": 0, "major": 0, "minor": 1, "info": 0},
+        assert body["alerts"] == {"open": {"critical": 0, "major": 1, "minor": 1, "info": 0},
                                   "acknowledged": {"critical": 1, "major": 0, "minor": 0, "info": 0}}
         assert body["elevators"] == {"total": 4, "in_service": 1, "availability": 0.25}
         assert body["chargers"] == {"total": 2, "charging": 1, "kw": 7.2, "cap_kw": 60.0, "kwh_today": 15.75}
+        kinds = body["kinds"]
+        assert set(kinds) == set(devices.REGISTRY), "every registered kind has its summary"
+        assert {k: {n: v for n, v in row.items() if n != "figures"} for k, row in kinds.items()} == body["devices"]
+        assert kinds["charger"]["figures"] == body["chargers"] and kinds["elevator"]["figures"] == body["elevators"]
+        assert kinds["gate"]["figures"] == body["vehicles"] and kinds["access"]["figures"] == body["access"]
+        assert kinds["camera"]["figures"] == {"detections_today": 2}
+        assert kinds["meter"]["figures"] == body["meters"] == {"water_online": 2, "electricity_online": 1,
+                                                               "open_leaks": 1}
 
         everywhere = (await run.api.get("/api/overview")).json()
         assert everywhere["site"] is None
