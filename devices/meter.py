@@ -13,7 +13,6 @@ runs backwards without a replacement, for the pipeline to dead-letter).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -26,6 +25,7 @@ from devices.base import (
     EventPayload,
     FaultSpec,
     KindSettings,
+    Refused,
     Severity,
 )
 from devices.rules import Clear, Intent, Raise
@@ -138,14 +138,6 @@ REGISTER_REGRESSED = "register_regressed"
 """Dead-letter reason of a reading below the register before it, with no `replaced` between."""
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """Why an otherwise valid message must not be stored: a dead-letter reason and its detail."""
-
-    reason: str
-    detail: str
-
-
 def register_check(msg: Accepted, memory: dict[str, Any]) -> Refused | None:
     """Refuse a reading that goes backwards without a `replaced` event; None when the message may pass.
 
@@ -175,6 +167,7 @@ def register_check(msg: Accepted, memory: dict[str, Any]) -> Refused | None:
 
 KIND = DeviceKind(
     name="meter",
+    checks=(register_check,),
     rules=(leak_suspected,),
     settings=Settings,
     work_orders=frozenset({"leak_suspected"}),
