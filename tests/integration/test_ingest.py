@@ -294,6 +294,27 @@ async def test_registry_devices_are_listed_and_tag_their_telemetry(settings_for,
         assert [d["device"] for d in online] == ["east"]
 
 
+
+async def test_a_meter_room_is_masked_below_operator_never_a_tag(settings_for, mosquitto, tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
+    """户号 is personal: viewers and maintenance see it masked in /api/devices, operators and admins whole."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[[devices]]\nsite = "sunshine"\nkind = "meter"\ndevice = "b2-m7"\nbuilding = "2"\n'
+                        'unit = "1"\nfloor = 15\nroom = "1502"\n', encoding="utf-8")
+    async with running_hub(settings_for(backend, registry=registry), mosquitto) as run:
+        await run.publish(run.topic("meter", "b2-m7", "telemetry"), {"utility": "water", "reading": 3.5})
+        await eventually(lambda: accepted(run) == 1, what="telemetry")
+        await run.stored()
+        [(_, _, columns)] = await run.hub.storage.query_points(["meter"], {"device": "b2-m7"})
+        assert columns["building"] == "2" and "1502" not in columns.values() and "room" not in columns
+        seen = {}
+        for role in ("viewer", "maintenance", "operator", "admin"):
+            token = run.hub.users.add(f"u-{role}", role)  # type: ignore[arg-type]
+            [meter] = (await run.api.get("/api/devices", params={"kind": "meter"},
+                                         headers={"Authorization": f"Bearer {token}"})).json()
+            seen[role] = (meter["unit"], meter["floor"], meter["room"])
+        assert seen == {"viewer": ("1", 15, "****"), "maintenance": ("1", 15, "****"),
+                        "operator": ("1", 15, "1502"), "admin": ("1", 15, "1502")}
+
 async def test_the_hub_reconnects_after_a_broker_restart(embedded_hub: HubRun) -> None:
     run = embedded_hub
     await asyncio.to_thread(run.broker.restart)  # the test broker keeps no sessions: the hub must resubscribe
