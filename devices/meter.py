@@ -177,6 +177,7 @@ KIND = DeviceKind(
     events=(Replaced,),
     faults=FAULTS,
     commands={"valve": Valve, "relay": Relay},
+    command_roles={"valve": "admin", "relay": "admin"},  # closing either cuts a household's water or power
     examples={
         "telemetry": (
             {"utility": "water", "reading": 312.457, "flow_lph": 36.0, "valve": "open", "battery_pct": 87,
