@@ -357,6 +357,20 @@ Series = CountSeries | SumOfMeans | RegisterIncrease
 """A chart series a kind declares."""
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Why an otherwise valid message must not be stored: a dead-letter reason and its detail."""
+
+    reason: str
+    detail: str
+
+
+Check = Callable[[Accepted, dict[str, Any]], Refused | None]
+"""A kind's check of a valid message against what came before from the same device: a pure function of the
+message and that device's memory (its own to keep, a few values), giving why the message is refused, or None.
+The pipeline runs a kind's checks before it makes points, and dead-letters a refusal under its reason."""
+
+
 CommandRole = Literal["operator", "admin"]
 """Who may send a command: operators, or only admins (cutting a supply, say)."""
 
@@ -379,6 +393,8 @@ class DeviceKind:
     """Fields that identify a person or vehicle (masked by the API, never tags)."""
     examples: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
     """channel -> valid example payloads, used by tests and simulators."""
+    checks: tuple[Check, ...] = ()
+    """Checks a valid message must pass to be stored (see `Check`); empty for most kinds, and then free."""
     rules: tuple[Any, ...] = ()
     """Derived-alert rules (see devices.rules): pure functions of a message, live state, time and `settings`."""
     settings: type[KindSettings] = KindSettings

@@ -13,7 +13,6 @@ runs backwards without a replacement, for the pipeline to dead-letter).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -28,6 +27,7 @@ from devices.base import (
     KindSettings,
     LiveDevice,
     OverviewSection,
+    Refused,
     RegisterIncrease,
     Severity,
 )
@@ -141,14 +141,6 @@ REGISTER_REGRESSED = "register_regressed"
 """Dead-letter reason of a reading below the register before it, with no `replaced` between."""
 
 
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """Why an otherwise valid message must not be stored: a dead-letter reason and its detail."""
-
-    reason: str
-    detail: str
-
-
 def register_check(msg: Accepted, memory: dict[str, Any]) -> Refused | None:
     """Refuse a reading that goes backwards without a `replaced` event; None when the message may pass.
 
@@ -193,6 +185,7 @@ def on_the_wall(meters: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str,
 
 KIND = DeviceKind(
     name="meter",
+    checks=(register_check,),
     rules=(leak_suspected,),
     settings=Settings,
     work_orders=frozenset({"leak_suspected"}),
@@ -205,6 +198,7 @@ KIND = DeviceKind(
     series={"consumption": RegisterIncrease("reading", "utility", {"water": "m³", "electricity": "kWh"},
                                             reset_event="replaced", reset_from="old_reading", reset_to="new_reading")},
     overview=OverviewSection("meters", live=on_the_wall),
+    command_roles={"valve": "admin", "relay": "admin"},  # closing either cuts a household's water or power
     examples={
         "telemetry": (
             {"utility": "water", "reading": 312.457, "flow_lph": 36.0, "valve": "open", "battery_pct": 87,

@@ -13,6 +13,9 @@ TOML (`SMARTHUB_REGISTRY`):
     building = "3"
     name = "3号楼1号梯"
 
+Household meters also carry `unit` (单元) and `room` (户号); the room is personal
+(`PERSONAL`): viewers see it masked.
+
 A device heard on MQTT but missing from the file is added and flagged
 `registered = false`, so operators see it instead of it being dropped.
 """
@@ -34,6 +37,10 @@ DeviceKey = tuple[str, str, str]
 REGISTRY_TAGS = ("building",)
 """Registry attributes that go on telemetry points as tags (low cardinality only)."""
 
+PERSONAL = ("room",)
+"""Registry attributes that identify a household: masked below the operator role (`hub.privacy`), never tags."""
+assert not set(PERSONAL) & set(REGISTRY_TAGS)
+
 
 class RegistryError(ValueError):
     """The registry file cannot be used; the message names the file and the entry."""
@@ -53,6 +60,9 @@ class Device(BaseModel):
     name: str | None = None
     building: str | None = None
     floor: int | None = None
+    unit: str | None = Field(None, max_length=32, description="单元: the entrance of a building (household meters)")
+    room: str | None = Field(None, max_length=32, description="户号: a household's door number; personal data "
+                             "(masked for viewers, never a tag)")
     location: str | None = None
     heartbeat_s: float | None = Field(None, gt=0, description="Silence after which the device counts as offline")
     registered: bool = True

@@ -58,6 +58,7 @@ class Meter(SimDevice):
     kind_name: str = "meter"
     utility: str = "water"
     unit: int = 1
+    floor: int = 1
     room: str = "101"
     """户号: personal data, for the registry only (never in a topic or a payload)."""
     concentrator: str = ""
@@ -147,20 +148,19 @@ class Meter(SimDevice):
         return None, self._water(now_ms, 0.0) if self.utility == "water" else self._electricity(now_ms, 0.0)
 
     def registry_fields(self) -> dict[str, Any]:
-        """The unit goes in `location`; the room waits for a registry field of its own that viewers see masked
-        (a plain registry field would show every household's door number to everyone)."""
-        return {"location": f"{self.unit}单元"}
+        """Where the meter is: its unit (单元), floor and room (户号; the hub masks it for viewers)."""
+        return {"unit": str(self.unit), "floor": self.floor, "room": self.room}
 
 
 def make(site: str, device: str, rng: random.Random, building: str | None, number: int, buildings: int) -> Meter:
-    _, unit, _floor, index, room = place(number, buildings)
+    _, unit, floor, index, room = place(number, buildings)
     concentrator = f"b{building}-dcu{index // METERS_PER_CONCENTRATOR + 1}"
     water = number % 2 == 1
     household = random.Random(f"{site}:{building}:{unit}:{room}")  # both meters of a home agree on its size
     leaks = water and (number in LEAKING or rng.random() < LEAKS)
     return Meter(
         site=site, device=device, rng=rng, building=building, utility="water" if water else "electricity",
-        unit=unit, room=room, concentrator=concentrator, persons=household.choice((1, 2, 2, 3, 3, 4, 5)),
+        unit=unit, floor=floor, room=room, concentrator=concentrator, persons=household.choice((1, 2, 2, 3, 3, 4, 5)),
         phase_ms=zlib.crc32(f"{site}:{concentrator}".encode()) % READ_EVERY_MS,
         reading=round(rng.uniform(20, 900) if water else rng.uniform(500, 20000), 3),
         leak_lph=round(rng.uniform(4, 20), 1) if leaks else 0.0,

@@ -10,7 +10,8 @@ from hub.api.common import READ
 from hub.api.deps import HubDep, Viewer
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import DeviceOut, KindQ, SiteQ
-from hub.privacy import masked
+from hub.privacy import mask, masked
+from hub.registry import PERSONAL
 
 router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["devices"])
 
@@ -34,8 +35,13 @@ async def devices(
         if online is not None and is_online != online:
             continue
         row = DeviceOut.of(device, state, is_online)
-        if row.last_event is not None and not user.can("operator"):
-            row.last_event = masked(row.last_event, device.kind)
+        if not user.can("operator"):
+            if row.last_event is not None:
+                row.last_event = masked(row.last_event, device.kind)
+            for name in PERSONAL:
+                value = getattr(row, name)
+                if value is not None:
+                    setattr(row, name, mask(value))
         out.append(row)
     out.sort(key=lambda d: (d.site, d.kind, d.device))
     return out

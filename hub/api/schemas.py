@@ -62,6 +62,9 @@ class DeviceOut(BaseModel):
     name: str | None = None
     building: str | None = None
     floor: int | None = None
+    unit: str | None = None
+    room: str | None = None
+    """Personal (`hub.registry.PERSONAL`): masked below the operator role."""
     location: str | None = None
     registered: bool
     online: bool

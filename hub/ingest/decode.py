@@ -14,8 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 from devices.base import MAX_PAYLOAD_BYTES, DeviceKind, Invalid, describe_error
 
-REASONS = ("bad_topic", "unknown_kind", "too_large", "not_utf8", "not_json", "not_object", "invalid", "unstorable")
-"""Every reason a message can be dead-lettered for; metrics are labelled with these."""
+REASONS = ("bad_topic", "unknown_kind", "too_large", "not_utf8", "not_json", "not_object", "invalid", "unstorable",
+           "register_regressed")
+"""Every reason a message can be dead-lettered for; metrics are labelled with these. The last ones are given by
+kinds' checks (`DeviceKind.checks`) of a valid message against the device's earlier ones."""
 
 PAYLOAD_KEEP_BYTES = 8 * 1024
 """How much of a rejected payload the dead-letter store keeps."""

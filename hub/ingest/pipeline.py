@@ -13,8 +13,9 @@ import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from devices.base import Accepted, DeviceKind
+from devices.base import Accepted, DeviceKind, Refused
 from hub import topics
 from hub.deadletter import DeadLetters
 from hub.events import Events
@@ -88,6 +89,9 @@ class Pipeline:
         self._clock = SeriesClock()
         self._topics: dict[str, topics.TopicParts] = {}
         self._tags: dict[DeviceKey, Mapping[str, str]] = {}
+        self._check_memory: dict[DeviceKey, dict[str, Any]] = {}
+        """device -> what its kind's checks keep (`DeviceKind.checks`), only for kinds that declare checks: one
+        small dict per device, as bounded as the registry's devices and `_tags` (a device the hub has heard of)."""
         self.reject_log = RateGate()
         """One WARNING per rejection reason per 10 s: a flood of garbage must not flood the log."""
 
@@ -150,6 +154,11 @@ class Pipeline:
         # A retained delivery repeats a message stored when it was first published
         # (a persistent session queues that one for us); it only refreshes live state.
         if not retain:
+            if kind.checks:  # the one test a kind without checks pays
+                refused = self._check(kind, key, msg)
+                if refused is not None:
+                    return self._reject(Rejected.of(topic, refused.reason, refused.detail, raw, received_ms,
+                                                    parts.kind))
             points = kind.to_points(msg)
             place = self._clock.place
             for i, point in enumerate(points):
@@ -170,6 +179,18 @@ class Pipeline:
                 self.stats.listener_errors += 1
                 self.events.failed("MessageAccepted", self.events.name_of(handler), exc, topic)
         return msg
+
+    def _check(self, kind: DeviceKind, key: DeviceKey, msg: Accepted) -> Refused | None:
+        """The first refusal of the kind's checks, or None. A retained delivery is never checked: it repeats a
+        message judged when it was first published, and judging it again would move the memory backwards."""
+        memory = self._check_memory.get(key)
+        if memory is None:
+            memory = self._check_memory[key] = {}
+        for check in kind.checks:
+            refused = check(msg, memory)
+            if refused is not None:
+                return refused
+        return None
 
     def _reject(self, rejected: Rejected) -> Rejected:
         """Count and keep every rejection; log the first of each reason per interval (`hub.ratelog`)."""

@@ -59,3 +59,37 @@ async def test_a_reply_from_another_device_with_the_command_id_does_not_answer_i
         assert response.status_code == 200 and response.json()["ok"] is True, response.text
     trail = (await run.api.get("/api/audit", params={"action": "device.command"})).json()
     assert [a["outcome"] for a in trail] == ["ok", "refused 504"]
+
+
+async def test_cutting_a_household_s_supply_needs_an_admin_and_every_attempt_is_audited(embedded_hub: HubRun) -> None:
+    """A meter's valve and relay are admin commands: an operator gets 403 (audited, nothing sent); an admin's
+    command reaches the meter and waits for its reply."""
+    run = embedded_hub
+    operator = {"Authorization": f"Bearer {run.hub.users.add('张调度', 'operator')}"}
+    admin = {"Authorization": f"Bearer {run.hub.users.add('李经理', 'admin')}"}
+    valve = f"/api/devices/{run.site}/meter/b1-m1/commands"
+    relay = f"/api/devices/{run.site}/meter/b1-m2/commands"
+    with device_link(run.broker, run.topic("meter", "+", "cmd")) as (client, commands):
+        await asyncio.sleep(0.3)  # the subscription is in place
+        for url, body in ((valve, {"op": "valve", "args": {"state": "closed"}}),
+                          (relay, {"op": "relay", "args": {"state": "off"}})):
+            refused = await run.api.post(url, json=body, headers=operator)
+            assert refused.status_code == 403 and "needs the admin role" in refused.text, refused.text
+        await asyncio.sleep(0.3)
+        assert commands.empty(), "a refused command reached the meter"
+
+        async def answer() -> str:
+            topic, sent = await asyncio.to_thread(commands.get, True, 5)
+            command = orjson.loads(sent)
+            reply = {"id": command["id"], "ok": True}
+            client.publish(topic.removesuffix("/cmd") + "/reply", orjson.dumps(reply), qos=1).wait_for_publish(5)
+            return f"{command['op']} {command['args']['state']}"
+
+        sent, response = await asyncio.gather(answer(), run.api.post(
+            valve, json={"op": "valve", "args": {"state": "closed"}}, headers=admin))
+        assert response.status_code == 200 and response.json()["ok"] is True, response.text
+        assert sent == "valve closed"
+    trail = (await run.api.get("/api/audit", params={"action": "device.command"}, headers=admin)).json()
+    assert [(a["user"], a["outcome"], a["target"]) for a in trail] == [
+        ("李经理", "ok", f"{run.site}/meter/b1-m1"), ("张调度", "refused 403", f"{run.site}/meter/b1-m2"),
+        ("张调度", "refused 403", f"{run.site}/meter/b1-m1")]

@@ -120,6 +120,31 @@ async def test_bad_input_is_dead_lettered_and_never_blocks_good_messages(embedde
     assert device["telemetry"]["floor"] == 9
 
 
+
+async def test_a_meter_register_going_backwards_is_dead_lettered_until_a_replacement(hub_run: HubRun) -> None:
+    """10, 12, 11: the 11 is `register_regressed` and not stored; after `replaced` (12 -> 0.5) a 1 is stored."""
+    telemetry, event = hub_run.topic("meter", "m-101", "telemetry"), hub_run.topic("meter", "m-101", "event")
+    now = int(time.time() * 1000) - 60_000
+    readings = [(telemetry, {"utility": "water", "reading": r, "ts": now + i * 1000})
+                for i, r in enumerate((10, 12, 11))]
+    await hub_run.publish_many(readings)
+    await eventually(lambda: sum(hub_run.hub.pipeline.stats.rejected.values()) == 1 and accepted(hub_run) == 2,
+                     what="two readings taken, one refused")
+    await hub_run.publish_many([
+        (event, {"type": "replaced", "id": "r-1", "old_reading": 12, "new_reading": 0.5, "ts": now + 3000}),
+        (telemetry, {"utility": "water", "reading": 1, "ts": now + 4000}),
+    ])
+    await eventually(lambda: accepted(hub_run) == 4, what="the replacement and the new meter's reading")
+    await hub_run.stored()
+    assert hub_run.hub.pipeline.stats.rejected == {("meter", "register_regressed"): 1}
+    [letter] = (await hub_run.api.get("/api/deadletters", params={"kind": "meter"})).json()
+    assert letter["reason"] == "register_regressed" and letter["topic"] == telemetry and b'"reading":11' in \
+        letter["payload"].encode()
+    rows = await hub_run.hub.storage.query_points(["meter"], {"device": "m-101"})
+    assert sorted(columns["reading"] for _, _, columns in rows) == [1, 10, 12]
+    metrics = (await hub_run.api.get("/metrics")).text
+    assert 'smarthub_messages_rejected_total{kind="meter",reason="register_regressed"} 1.0' in metrics
+
 async def test_a_device_clearing_its_retained_state_is_counted_not_dead_lettered(
         embedded_hub: HubRun, caplog: pytest.LogCaptureFixture) -> None:
     run = embedded_hub
@@ -268,6 +293,27 @@ async def test_registry_devices_are_listed_and_tag_their_telemetry(settings_for,
         online = (await run.api.get("/api/devices", params={"online": "false"})).json()
         assert [d["device"] for d in online] == ["east"]
 
+
+
+async def test_a_meter_room_is_masked_below_operator_never_a_tag(settings_for, mosquitto, tmp_path, backend) -> None:  # type: ignore[no-untyped-def]
+    """户号 is personal: viewers and maintenance see it masked in /api/devices, operators and admins whole."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[[devices]]\nsite = "sunshine"\nkind = "meter"\ndevice = "b2-m7"\nbuilding = "2"\n'
+                        'unit = "1"\nfloor = 15\nroom = "1502"\n', encoding="utf-8")
+    async with running_hub(settings_for(backend, registry=registry), mosquitto) as run:
+        await run.publish(run.topic("meter", "b2-m7", "telemetry"), {"utility": "water", "reading": 3.5})
+        await eventually(lambda: accepted(run) == 1, what="telemetry")
+        await run.stored()
+        [(_, _, columns)] = await run.hub.storage.query_points(["meter"], {"device": "b2-m7"})
+        assert columns["building"] == "2" and "1502" not in columns.values() and "room" not in columns
+        seen = {}
+        for role in ("viewer", "maintenance", "operator", "admin"):
+            token = run.hub.users.add(f"u-{role}", role)  # type: ignore[arg-type]
+            [meter] = (await run.api.get("/api/devices", params={"kind": "meter"},
+                                         headers={"Authorization": f"Bearer {token}"})).json()
+            seen[role] = (meter["unit"], meter["floor"], meter["room"])
+        assert seen == {"viewer": ("1", 15, "****"), "maintenance": ("1", 15, "****"),
+                        "operator": ("1", 15, "1502"), "admin": ("1", 15, "1502")}
 
 async def test_the_hub_reconnects_after_a_broker_restart(embedded_hub: HubRun) -> None:
     run = embedded_hub

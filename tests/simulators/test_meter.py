@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tomllib
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from devices.base import Accepted
 from devices.meter import KIND, leak_suspected, register_check
 from hub import topics
 from hub.ingest.decode import decode
+from hub.registry import RegistryFile
 from simulators.base import hour_of_day
 from simulators.community import build, registry_of
 from simulators.kinds import SIMULATORS
@@ -119,15 +121,18 @@ def test_one_meter_is_replaced_and_no_register_ever_runs_backwards_unannounced(
     assert refused and refused[0]["topic"] == telemetry_topic, "without the event, the new register is refused"
 
 
-def test_the_registry_places_meters_but_keeps_the_room_out() -> None:
+def test_the_registry_places_meters_with_their_room_which_no_topic_names() -> None:
+    """Building, unit, floor and room go to the registry (`--registry-out`); the room, personal, never into a
+    device name (topics, storage tags)."""
     community = build("sunshine", 1, counts={"meter": 40, "elevator": 4}, buildings=2)
     meters = community.of("meter")
-    devices = {d.device: d for d in registry_of(community).devices}
-    toml = registry_of(community).to_toml()
+    registry = registry_of(community)
+    loaded = {d.device: d for d in RegistryFile.model_validate(tomllib.loads(registry.to_toml())).devices}
     for meter in meters:
-        entry = devices[meter.device]
-        assert entry.building == meter.building and entry.location == f"{meter.unit}单元"
-        assert meter.room not in meter.device and meter.room not in toml.split(f'device = "{meter.device}"')[1][:80]
+        entry = loaded[meter.device]
+        assert (entry.building, entry.unit, entry.floor, entry.room) == (meter.building, str(meter.unit),
+                                                                         meter.floor, meter.room)
+        assert meter.room not in meter.device
     water, power = meters[0], meters[1]
     assert (water.utility, power.utility) == ("water", "electricity")
     assert (water.building, water.unit, water.room) == (power.building, power.unit, power.room), "one household"

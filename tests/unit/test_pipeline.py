@@ -208,3 +208,29 @@ def test_a_flood_of_rejections_logs_a_few_lines_but_counts_and_keeps_every_one(
     assert lines[-1] == "rejected 331 more invalid messages in the last 25 s"  # 1 + 333 + 1 + 333 + 1 + 331
     assert pipeline.stats.rejected == {("elevator", "not_json"): 1000, ("elevator", "invalid"): 1000}
     assert len(pipeline.dead_letters.recent(5000)) == 2000
+
+
+def test_a_kind_s_check_refuses_before_points_are_made_and_never_judges_a_retained_message(tmp_path: Path) -> None:
+    """The meter's register check: a reading below the register, with no `replaced` between, is a dead letter
+    under the check's reason; a retained copy is neither refused nor remembered."""
+    from devices import meter
+
+    p = Pipeline("c", {"meter": meter.KIND}, Registry(), LiveState(), Outbox(tmp_path / "o.db"),
+                 DeadLetters(tmp_path / "d.db"))
+    topic = "c/s1/meter/m1/telemetry"
+
+    def reading(value: float, at: int, retain: bool = False) -> Accepted | Rejected | None:
+        return p.handle(topic, b'{"utility": "water", "reading": %g, "ts": %d}' % (value, at), at, retain=retain)
+
+    assert isinstance(reading(10, NOW), Accepted) and isinstance(reading(12, NOW + 1000), Accepted)
+    assert isinstance(reading(5, NOW + 1500, retain=True), Accepted)  # a retained copy: not judged, not kept
+    refused = reading(11, NOW + 2000)
+    assert isinstance(refused, Rejected) and refused.reason == meter.REGISTER_REGRESSED and refused.kind == "meter"
+    assert "below the register's 12" in refused.detail
+    assert p.stats.rejected == {("meter", "register_regressed"): 1}
+    assert [pt.fields["reading"] for pt in outbox_points(p)] == [10, 12]
+    assert [r["reason"] for r in p.dead_letters.recent()] == ["register_regressed"]
+    replaced = b'{"type": "replaced", "id": "r1", "old_reading": 12, "new_reading": 0.5, "ts": %d}' % (NOW + 3000)
+    assert isinstance(p.handle("c/s1/meter/m1/event", replaced, NOW + 3000), Accepted)
+    assert isinstance(reading(1, NOW + 4000), Accepted)
+
