@@ -200,12 +200,13 @@ KIND = DeviceKind(
     overview=OverviewSection("meters", live=on_the_wall),
     command_roles={"valve": "admin", "relay": "admin"},  # closing either cuts a household's water or power
     examples={
+        # In an order one register could read them (it only grows): tests send a kind's examples to one device.
         "telemetry": (
             {"utility": "water", "reading": 312.457, "flow_lph": 36.0, "valve": "open", "battery_pct": 87,
              "signal_dbm": -92},
+            {"utility": "water", "reading": 312.5, "flow_lph": 0, "ts": 1_795_359_600_000},
             {"utility": "electricity", "reading": 4821.36, "power_kw": 1.84, "relay": "on",
              "ts": "2026-11-22T19:30:00+08:00", "seq": 96},
-            {"utility": "water", "reading": 312.5, "flow_lph": 0, "ts": 1_795_359_600_000},
             {"utility": "electricity", "reading": 4821.9, "power_kw": 0, "relay": "off", "signal_dbm": -101.5},
         ),
         "event": (
