@@ -210,10 +210,7 @@ class EmbeddedStorage(EventQueries):
                 await self._lock.acquire()
         except TimeoutError:
             return False
-        # The lock goes back only when the thread is done, even if the caller is cancelled (as in `_read`).
-        done = asyncio.ensure_future(asyncio.to_thread(_can_write, db))
-        done.add_done_callback(lambda _: self._lock.release())
-        return await asyncio.shield(done)
+        return await self._holding_lock(lambda: _can_write(db))
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -238,6 +235,11 @@ class EmbeddedStorage(EventQueries):
         transaction, and the next write on the same connection would fail ("cannot start a transaction
         within a transaction", once seen as a 2 s store outage at every stop under load)."""
         await self._lock.acquire()
+        return await self._holding_lock(run)
+
+    async def _holding_lock(self, run: Callable[[], T]) -> T:
+        """With the write lock already taken: run `run` on a worker thread, and give the lock back when the
+        thread is done, not when the caller stops waiting (see `_exclusive`)."""
         try:
             done = asyncio.ensure_future(asyncio.to_thread(run))
         except BaseException:
