@@ -342,26 +342,25 @@ def _turn_until(s: Session, previous: Allocation | None, now_ms: int) -> int | N
 
 def _water_fill(group: Sequence[str], given: dict[str, float], ceiling: Mapping[str, float], extra: float) -> None:
     """Raise `given` in `group` to one common level (max-min fair), each clamped to its ceiling, adding at
-    most `extra` in total; found by bisection on the level, keeping the side that fits."""
+    most `extra` in total. The total added grows piecewise linearly with the level (slope: the cars between
+    their floor and their ceiling), so one sweep over the sorted breakpoints finds the level exactly."""
     if not group or extra <= 0:
         return
-    floor = {cid: given[cid] for cid in group}
-
-    def added(level: float) -> float:
-        return sum(max(0.0, min(ceiling[cid], level) - floor[cid]) for cid in group)
-
-    lo, hi = min(floor.values()), max(ceiling[cid] for cid in group)
-    if added(hi) <= extra:
-        lo = hi
-    else:
-        for _ in range(50):  # the level to well below 0.1 W for any site size
-            mid = (lo + hi) / 2
-            if added(mid) <= extra:
-                lo = mid
-            else:
-                hi = mid
+    events = sorted([(given[cid], 1) for cid in group if ceiling[cid] > given[cid]]
+                    + [(ceiling[cid], -1) for cid in group if ceiling[cid] > given[cid]])
+    if not events:
+        return
+    level, slope, total = events[0][0], 0, 0.0
+    for x, step in events:
+        grow = slope * (x - level)
+        if slope and total + grow >= extra:
+            level += (extra - total) / slope
+            break
+        total += grow
+        level = x
+        slope += step
     for cid in group:
-        given[cid] = max(floor[cid], min(ceiling[cid], lo))
+        given[cid] = max(given[cid], min(ceiling[cid], level))
 
 
 def _limit(c: Connector, session: str | None, state: State, reason: str, kw: float, paused: int | None,

@@ -13,6 +13,7 @@ from devices.charging import (
     Session,
     Site,
     Window,
+    _water_fill,
     allocate,
     deadman_schedule,
 )
@@ -266,3 +267,23 @@ def test_off_peak_windows_wrap_midnight() -> None:
     assert Window(8, 12).contains(8) and not Window(8, 12).contains(12)
     with pytest.raises(ValueError):
         Window(25, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 20), st.floats(0, 30)), min_size=1, max_size=40), st.floats(0, 400))
+def test_water_filling_is_max_min_fair(cars: list[tuple[float, float]], extra: float) -> None:
+    """All of `extra` is given unless every car is at its ceiling; a car raised is never above one that is
+    below its ceiling."""
+    ids = [f"c{i}" for i in range(len(cars))]
+    floor = {cid: f for cid, (f, _) in zip(ids, cars, strict=True)}
+    ceiling = {cid: max(f, f + c - 10) for cid, (f, c) in zip(ids, cars, strict=True)}
+    given_ = dict(floor)
+    _water_fill(ids, given_, ceiling, extra)
+    added = sum(given_[cid] - floor[cid] for cid in ids)
+    assert added <= extra + 1e-6
+    if any(given_[cid] < ceiling[cid] - 1e-9 for cid in ids):
+        assert added == pytest.approx(extra, abs=1e-6)
+    for low in ids:
+        if given_[low] < ceiling[low] - 1e-9:
+            assert all(given_[cid] <= given_[low] + 1e-6 for cid in ids if given_[cid] > floor[cid] + 1e-9)
+    assert all(floor[cid] - 1e-12 <= given_[cid] <= ceiling[cid] + 1e-12 for cid in ids)
