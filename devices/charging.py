@@ -306,7 +306,8 @@ def allocate(site: Site, connectors: Sequence[Connector], sessions: Iterable[Ses
             limits.append(_limit(c, session_of.get(c.id), "admitted", reason, kw, None, turn))
         elif c.id in wanting:
             reason = "deferred_peak" if tier[c.id] else "no_headroom"
-            limits.append(_limit(c, session_of.get(c.id), "paused", reason, 0.0, paused_since[c.id] or now_ms))
+            since = paused_since[c.id]
+            limits.append(_limit(c, session_of.get(c.id), "paused", reason, 0.0, now_ms if since is None else since))
         else:
             limits.append(_limit(c, session_of.get(c.id), "idle", idle[c.id], 0.0, None))
     return Allocation(at_ms=now_ms, capacity_kw=site.capacity_kw, base_load_kw=site.base_load_kw,

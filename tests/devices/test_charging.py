@@ -235,6 +235,14 @@ def test_a_starved_car_goes_first() -> None:
     assert fresh.get("b").state == "paused"  # a new car on the connector does not inherit a pause
 
 
+def test_a_pause_at_epoch_zero_is_kept() -> None:
+    site = Site(power_cap_kw=1.5, starve_after_ms=HOUR_MS)
+    cs = [one_phase("a", priority=1), one_phase("b")]
+    first = allocate(site, cs, [Session("a"), Session("b")], 0)
+    later = allocate(site, cs, [Session("a"), Session("b")], STEP_MS, first)
+    assert first.get("b").paused_since_ms == later.get("b").paused_since_ms == 0
+
+
 def test_idle_connectors() -> None:
     cs = [one_phase("empty"), one_phase("full"), one_phase("weak", max_current_a=5), one_phase("gone")]
     sessions = [Session("full", energy_kwh=0), Session("weak"), Session("gone", car_present=False)]
