@@ -100,14 +100,16 @@ def test_deterministic(scene: tuple) -> None:
        st.data())
 def test_no_car_waits_past_the_bound(raw: list[Connector], data: st.DataObject) -> None:
     """With room for at least one car, a car paused past `starve_after_ms` is served within one step per car
-    ahead of it: no wait exceeds the bound plus one step per car, whatever the priorities and off-peak hours."""
+    ahead of it: no wait exceeds the bound plus one step per car, whatever the priorities, off-peak hours and
+    a base load that moves every step."""
     connectors = [Connector(f"c{i}", c.max_current_a, c.phases, c.voltage_v, c.rate_unit, c.priority)
                   for i, c in enumerate(raw)]
     assume(any(c.max_kw >= c.min_kw - 1e-9 for c in connectors))
     biggest_min = max(c.min_kw for c in connectors if c.max_kw >= c.min_kw - 1e-9)
     extra = data.draw(st.floats(0, sum(c.min_kw for c in connectors) - biggest_min))
     starve_ms = data.draw(st.sampled_from([5, 10, 30])) * 60_000
-    site = Site(power_cap_kw=biggest_min + extra, off_peak=VALLEY, starve_after_ms=starve_ms)
+    cap = biggest_min + extra
+    loads = data.draw(st.lists(st.floats(0, extra), min_size=1, max_size=20))  # the base load moves: cuts, ramps
     sessions = [Session(c.id, id=f"s{i}", deferrable=data.draw(st.booleans()),
                         energy_kwh=data.draw(st.none() | st.floats(1, 60)),
                         departure_ms=data.draw(st.none() | st.integers(0, 12 * HOUR_MS))) for i, c in enumerate(raw)]
@@ -117,6 +119,8 @@ def test_no_car_waits_past_the_bound(raw: list[Connector], data: st.DataObject) 
     alloc = None
     for step in range(3 * bound // STEP_MS):
         now = start + step * STEP_MS
+        site = Site(power_cap_kw=cap, base_load_kw=loads[step % len(loads)], off_peak=VALLEY,
+                    starve_after_ms=starve_ms, ramp_kw_per_step=1)
         alloc = allocate(site, connectors, sessions, now, previous=alloc)
         check(alloc, connectors)
         for lim in alloc.limits:
