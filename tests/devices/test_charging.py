@@ -49,7 +49,10 @@ def scenes(draw: st.DrawFn) -> tuple[Site, list[Connector], list[Session], int]:
     connectors = [Connector(f"c{i}", c.max_current_a, c.phases, c.voltage_v, c.rate_unit, c.priority)
                   for i, c in enumerate(raw)]
     sessions = [draw(session_st(c.id)) for c in connectors if draw(st.booleans())]
+    tight = sum(c.min_kw for c in connectors)  # about where admission starts to bite
     site = draw(st.one_of(
+        st.builds(Site, power_cap_kw=st.floats(0, 1.5 * tight), off_peak=st.just(VALLEY),
+                  ramp_kw_per_step=st.floats(0.5, 50)),
         st.builds(Site, power_cap_kw=st.floats(0, 300), base_load_kw=st.floats(0, 320), off_peak=st.just(VALLEY),
                   ramp_kw_per_step=st.floats(0.5, 50)),
         st.builds(Site, transformer_kva=st.floats(0, 400), power_factor=st.floats(0.5, 1), margin_pct=st.floats(0, 50),
@@ -91,6 +94,7 @@ def test_deterministic(scene: tuple) -> None:
     site, connectors, sessions, now = scene
     first = allocate(site, connectors, sessions, now)
     assert allocate(site, connectors, sessions, now) == first
+    assert allocate(site, connectors, sessions[::-1], now) == first  # nor does the order of the sessions matter
     assert allocate(site, connectors, list(sessions), now, previous=first) == allocate(
         site, connectors, sessions, now, previous=first)
 
