@@ -186,6 +186,8 @@ class Accepted:
     lag_ms: int
     tags: Mapping[str, str] = field(default_factory=dict)
     """Registry tags (such as `building`) for telemetry points."""
+    retained: bool = False
+    """A retained delivery: it refreshes live state, and is not stored (it was, when first published)."""
     _fields: dict[str, bool | int | float | str] | None = field(default=None, repr=False, compare=False)
 
     def fields(self) -> dict[str, bool | int | float | str]:

@@ -48,6 +48,7 @@ from hub.state import LiveState
 from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
 from hub.supervisor import Supervisor
+from hub.tally import TodayTally
 from hub.users import Users
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ class Hub:
         on_message("live-bus", self.bus.on_message)
         on_message("command-replies", self.commands.on_message)
         on_message("vehicles-inside", self.inside.on_message)
+        self.tally = TodayTally(self.kinds, int(time.time() * 1000)) if s.today_tally else None
+        if self.tally is not None:
+            on_message("today-tally", self.tally.on_message)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 

@@ -22,9 +22,10 @@ from hub.alerts.store import AlertStore
 from hub.inside import InsideTracker
 from hub.registry import Registry
 from hub.series import CHINA_OFFSET_MS, DAY_MS, HOUR_MS, china_day_start
-from hub.settled import Settled, read_in_two
+from hub.settled import SETTLE_MS, Settled, cut, read_in_two
 from hub.state import LiveState
 from hub.storage.base import AggregateQuery, Storage
+from hub.tally import TodayTally
 from hub.times import iso
 
 SEVERITIES = ("critical", "major", "minor", "info")
@@ -45,10 +46,12 @@ def today_figures(kinds: Mapping[str, DeviceKind]) -> dict[str, tuple[str, Today
 
 
 async def today_counts(storage: Storage, site: str | None, now_ms: int, settled: Settled | None = None,
-                       kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, float]:
+                       kinds: Mapping[str, DeviceKind] = REGISTRY, tally: TodayTally | None = None) -> dict[str, float]:
     """Today's figures since China midnight: single-bucket aggregates, all sent to the store at once.
 
-    With `settled`, the day up to a quarter of an hour ago is kept and only the rest is read again.
+    With `settled`, the day up to a quarter of an hour ago is kept and only the rest is read again; with a
+    `tally` too, the rest is taken from it as far as it reaches back (`hub.tally`), and only the minutes
+    between the cut and the tally's start (a hub started within the last hour) are read from the store.
     """
     day = china_day_start(now_ms)
     extra = {"site": site} if site else {}
@@ -61,8 +64,19 @@ async def today_counts(storage: Storage, site: str | None, now_ms: int, settled:
                                   DAY_MS, CHINA_OFFSET_MS) for kind, f in figures.values()]
         return [answer[0][1] or 0 for answer in await storage.aggregate_many(queries)]
 
-    earlier, recent = await read_in_two(settled, ("today", site), day, now_ms + 1, now_ms, HOUR_MS, part)
-    return {name: e + r for name, e, r in zip(figures, earlier, recent, strict=True)}
+    until = now_ms + 1
+    if tally is None or settled is None or not all(tally.covers(name) for name in figures):
+        earlier, recent = await read_in_two(settled, ("today", site), day, until, now_ms, HOUR_MS, part)
+        return {name: e + r for name, e, r in zip(figures, earlier, recent, strict=True)}
+    split = min(until, cut(now_ms, day, HOUR_MS))
+    counted_from = max(split, tally.since_ms)
+    earlier = await settled.get(("today", site, day, split), lambda: part(day, split))
+    # Before the tally's start: read fresh while it is recent (a restarted hub stores its broker's backlog
+    # first), kept once it has settled too.
+    between = (await settled.get(("today", site, split, counted_from), lambda: part(split, counted_from))
+               if counted_from <= now_ms - SETTLE_MS else await part(split, min(until, counted_from)))
+    return {name: e + b + (tally.total(name, site, counted_from, until) if counted_from < until else 0)
+            for name, e, b in zip(figures, earlier, between, strict=True)}
 
 
 def device_figures(registry: Registry, live: LiveState, site: str | None, now_ms: int,
@@ -138,11 +152,12 @@ def kind_summaries(devices: Mapping[str, Mapping[str, int]],
 
 async def overview(storage: Storage, registry: Registry, live: LiveState, alerts: AlertStore,
                    inside: InsideTracker, site: str | None, now_ms: int,
-                   settled: Settled | None = None, kinds: Mapping[str, DeviceKind] = REGISTRY) -> dict[str, Any]:
+                   settled: Settled | None = None, kinds: Mapping[str, DeviceKind] = REGISTRY,
+                   tally: TodayTally | None = None) -> dict[str, Any]:
     """The whole answer of `GET /api/overview` (its shape is what the big screen is written against)."""
     # The store works (its threads, or InfluxDB) while this thread counts 10,000 devices (~15 ms):
     # a few turns of the event loop send the queries off first.
-    counting = asyncio.ensure_future(today_counts(storage, site, now_ms, settled, kinds))
+    counting = asyncio.ensure_future(today_counts(storage, site, now_ms, settled, kinds, tally))
     for _ in range(QUERY_TURNS):
         await asyncio.sleep(0)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 
 import devices
 from hub.config import Settings
+from hub.overview import today_counts
+from hub.settled import Settled
+from hub.tally import TodayTally
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.mqtt_fixtures import Broker
 
@@ -175,3 +179,36 @@ async def test_vehicles_inside_are_rebuilt_after_a_restart(
         assert (await run.api.get("/api/overview")).json()["vehicles"] == before
         await publish_and_store(run, [(run.topic("gate", "g1", "event"), passage(6, PLATES[0], "out"))])
         assert (await run.api.get("/api/overview")).json()["vehicles"]["inside"] == 1
+
+
+async def test_the_tally_counts_today_as_the_store_does(
+    settings_for: Callable[..., Settings], mosquitto: Broker, backend: str, tmp_path: Path
+) -> None:
+    """The overview's last hour comes from `hub.tally` instead of the store: same figures, every kind's, both
+    stores, including what the store holds once (a replayed id) and what it counts (a denied passage)."""
+    async with running_hub(settings_for(backend, registry=registry_file(tmp_path)), mosquitto) as run:
+        now = int(time.time() * 1000)
+        tally = TodayTally(run.hub.kinds, now - 3_600_000)  # as if the hub had run for an hour
+        run.hub.events.on_message("test-tally", tally.on_message)
+        gate = run.topic("gate", "g1", "event")
+        messages: list[tuple[str, Any]] = [
+            (gate, passage(1, PLATES[0], "in")), (gate, passage(2, PLATES[1], "in", "denied")),
+            (gate, passage(3, PLATES[2], "out")), (gate, passage(1, PLATES[0], "in")),  # the same id again
+            (run.topic("gate", "g2", "event", site="moonlight"), passage(4, PLATES[3], "in")),
+            *[(run.topic("access", "d1", "event"), access(i, ("granted", "denied")[i % 2])) for i in range(5)],
+            (run.topic("camera", "c1", "event"), detection("x1", "start", 1)),
+            (run.topic("camera", "c1", "event"), detection("x1", "end", 2)),
+            (run.topic("charger", "ev2", "event"), {"type": "session_stop", "id": "s1", "session": "S1",
+                                                     "energy_kwh": 12.5, "duration_s": 3600, "reason": "local"}),
+        ]
+        await publish_and_store(run, messages[:3] + messages[4:])
+        await run.publish(gate, passage(1, PLATES[0], "in"))  # the replay: dropped before any count
+        await eventually(lambda: run.hub.pipeline.stats.duplicates["gate"] == 1, what="the replayed id dropped")
+        await run.stored()
+        assert tally.total("in_today", None, tally.since_ms, now + 60_000) >= 2, "the tally took part"
+        for site in (run.site, "moonlight", None):
+            from_store = await today_counts(run.hub.storage, site, int(time.time() * 1000), None, run.hub.kinds)
+            with_tally = await today_counts(run.hub.storage, site, int(time.time() * 1000), Settled(),
+                                            run.hub.kinds, tally)
+            assert with_tally == from_store, site
+        assert from_store["in_today"] == 3 and from_store["kwh_today"] == 12.5
