@@ -276,6 +276,8 @@ class LiveDevice(NamedTuple):
     """Its last telemetry fields (empty when never heard)"""
     open_faults: Collection[str] = ()
     """Codes of the faults it reported open (whether online or not); a fault the hub raised is not among them"""
+    open_alerts: Collection[str] = ()
+    """Codes of its open and acknowledged alerts, the ones the hub's rules raised included"""
 
 
 LiveFigures = Callable[[Sequence[LiveDevice], Sequence[Any]], dict[str, Any]]
@@ -292,6 +294,9 @@ class OverviewSection:
     today: Mapping[str, TodayFigure] = field(default_factory=dict)
     inside: str | None = None
     """The name under which the kind's inside count (`DeviceKind.inside`) is given"""
+    today_use: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Figures of today's growth of a register series the kind declares: name -> (series, value of its split),
+    such as the water used today; read from the store at most once a minute (they move slowly)"""
 
 
 @dataclass(frozen=True, slots=True)

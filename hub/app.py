@@ -53,6 +53,9 @@ from hub.users import Users
 
 log = logging.getLogger(__name__)
 
+SLOW_FIGURES_S = 60.0
+"""Figures that move slowly and cost the store a scan (today's water and electricity use) are this old at most."""
+
 SHUTDOWN_DRAIN_S = 10.0
 TASK_STOP_S = 3.0
 """How long each background task may take to end once cancelled, at stop."""
@@ -130,6 +133,7 @@ class Hub:
                               sla=s.sla)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
+        self.slow_figures = ScreenCache(SLOW_FIGURES_S)  # today's use: a scan of every register's readings
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)
         self.events.on(PointsRejected, "dead-letters", self.dead_letters.keep_refused)

@@ -26,6 +26,6 @@ async def overview_figures(hub: HubDep, _user: Viewer, site: SiteQ = None) -> di
     try:
         return await hub.screen_cache.get(("overview", site), lambda: overview.overview(
             hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, site, int(time.time() * 1000),
-            hub.settled, hub.kinds, hub.tally))
+            hub.settled, hub.kinds, hub.tally, hub.slow_figures))
     except StorageError as exc:
         raise store_unavailable(exc, "GET /api/overview") from None

@@ -97,6 +97,8 @@ async def test_overview_counts_what_was_published(
             (run.topic("meter", "w2", "event"), {"type": "fault", "id": "l1", "code": "leak_suspected",
                                                  "active": True}),
             (run.topic("meter", "p1", "telemetry"), {"utility": "electricity", "reading": 4821.4, "power_kw": 1.2}),
+            (run.topic("meter", "w1", "telemetry"), {"utility": "water", "reading": 11.25, "flow_lph": 0}),
+            (run.topic("meter", "p1", "telemetry"), {"utility": "electricity", "reading": 4823.9, "power_kw": 1.2}),
         ]
         await publish_and_store(run, messages)
         [overspeed] = [a for a in (await run.api.get("/api/alerts")).json() if a["code"] == "overspeed"]
@@ -133,7 +135,8 @@ async def test_overview_counts_what_was_published(
         assert kinds["gate"]["figures"] == body["vehicles"] and kinds["access"]["figures"] == body["access"]
         assert kinds["camera"]["figures"] == {"detections_today": 2}
         assert kinds["meter"]["figures"] == body["meters"] == {"water_online": 2, "electricity_online": 1,
-                                                               "open_leaks": 1}
+                                                               "open_leaks": 1, "water_today": 0.75,
+                                                               "electricity_today": 2.5}
 
         everywhere = (await run.api.get("/api/overview")).json()
         assert everywhere["site"] is None
