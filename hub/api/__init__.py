@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dashboards import BIGSCREEN
-from hub.api import (
+from hub.api.routes import (
     alerts,
     audit,
     commands,

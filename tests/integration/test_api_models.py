@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from hub.api import alerts, audit, events, orders, overview, screen, series
+from hub.api.routes import alerts, audit, events, orders, overview, screen, series
 from tests.support.hub_fixtures import HubRun, seed_examples
 
 pytestmark = pytest.mark.services
