@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from hub.api import alerts, audit, events, orders, overview, screen, series
+from hub.api.deps import ScreenSources
+from hub.api.routes import alerts, audit, events, orders, overview, screen, series
 from tests.support.hub_fixtures import HubRun, seed_examples
 
 pytestmark = pytest.mark.services
@@ -40,18 +41,19 @@ async def test_models_pass_every_answer_through_unchanged(embedded_hub: HubRun) 
     viewer_token = run.hub.users.add("v-models", "viewer")
     viewer = run.hub.users.authenticate(viewer_token)
     hub = run.hub
+    screen_sources = ScreenSources.of(hub)
     cases = [
-        ("/api/events?limit=500", lambda u: events.events(hub, u, limit=500), True),
+        ("/api/events?limit=500", lambda u: events.events(hub.kinds, hub.storage, u, limit=500), True),
         ("/api/alerts", lambda u: alerts.alerts(hub.alert_store, u), True),
         ("/api/reliability?days=30", lambda u: alerts.reliability(hub.alert_store, hub.registry, u, days=30.0), False),
         ("/api/orders", lambda u: orders.orders(hub.order_store, u), True),
         ("/api/orders/report?days=30", lambda u: orders.orders_report(hub.order_store, u, days=30.0), True),
         ("/api/audit", lambda u: audit.audit(hub.audit, u), True),
-        ("/api/series/traffic", lambda u: series.traffic_series(hub, u), True),
-        ("/api/series/charging_power", lambda u: series.charging_power_series(hub, u), False),
-        ("/api/series/alerts", lambda u: series.alerts_series(hub, u), True),
-        ("/api/overview", lambda u: overview.overview_figures(hub, u), False),
-        ("/api/catalog", lambda u: screen.catalog(hub, u), True),
+        ("/api/series/traffic", lambda u: series.traffic_series(screen_sources, u), True),
+        ("/api/series/charging_power", lambda u: series.charging_power_series(screen_sources, u), False),
+        ("/api/series/alerts", lambda u: series.alerts_series(screen_sources, u), True),
+        ("/api/overview", lambda u: overview.overview_figures(screen_sources, u), False),
+        ("/api/catalog", lambda u: screen.catalog(hub.kinds, hub.registry, u), True),
     ]
     for user, token in ((admin, "test-admin-token"), (viewer, viewer_token)):
         for path, direct, same_values in cases:

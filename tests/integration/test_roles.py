@@ -102,6 +102,25 @@ async def test_commands_are_answered_refused_or_timed_out_and_always_audited(emb
     assert trail[-1]["detail"]["reply"]["ok"] is True and trail[-1]["target"] == f"{run.site}/gate/{gate}"
 
 
+async def test_the_catalog_says_which_role_each_command_needs_and_the_command_route_agrees(
+        embedded_hub: HubRun) -> None:
+    run = embedded_hub
+    run.hub.commands.timeout_s = 0.2  # nobody answers: an allowed command ends in 422 (its args) or 504
+    kinds = (await run.api.get("/api/catalog")).json()["kinds"]
+    assert kinds["meter"]["command_roles"] == {"relay": "admin", "valve": "admin"}  # cutting a supply
+    assert kinds["gate"]["command_roles"] == {"close": "operator", "open": "operator"}
+    assert all(list(k["command_roles"]) == k["commands"] for k in kinds.values()), "every command, no other"
+    operator = {"Authorization": f"Bearer {run.hub.users.add('op-catalog', 'operator')}"}
+    for kind, listed in kinds.items():
+        for op, role in listed["command_roles"].items():
+            response = await run.api.post(f"/api/devices/{run.site}/{kind}/nobody/commands", json={"op": op},
+                                          headers=operator)
+            if role == "admin":
+                assert response.status_code == 403 and "needs the admin role" in response.text, (kind, op)
+            else:
+                assert response.status_code in (422, 504), (kind, op, response.status_code, response.text)
+
+
 @pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"NaN", b"Infinity", b'"Infinity"'])
 async def test_a_command_argument_that_is_not_a_finite_number_is_refused(embedded_hub: HubRun, number: bytes) -> None:
     """1e400 parses to an infinity; sent on, orjson wrote it as null and a charger got `limit_kw: null`."""

@@ -84,6 +84,7 @@ async def test_the_kind_is_listed_counted_alerted_and_commanded(embedded_hub: Hu
     run = embedded_hub
     catalog = (await run.api.get("/api/catalog")).json()["kinds"][NAME]
     assert (catalog["zh"], catalog["en"], catalog["commands"]) == ("水泵", "Water pump", ["start", "stop"])
+    assert catalog["command_roles"] == {"start": "operator", "stop": "admin"}, "the declared role, operator unsaid"
     assert catalog["faults"]["dry_run"] == {"zh": "干转", "en": "Running dry", "severity": "critical"}
     assert catalog["faults"]["pressure_high"]["severity"] == "major"
 

@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 from fastapi.routing import APIRoute
 
-from hub.api import ROUTERS, create_app
+from hub.api import create_app
 from hub.api.guard import GuardedRoute, route_role
+from hub.api.routes import ROUTERS
 from hub.config import Settings
 
 APP = create_app(SimpleNamespace(settings=Settings(admin_token="x")))  # type: ignore[arg-type]  # only the schema

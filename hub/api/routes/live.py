@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from hub.api.deps import BusDep, UsersDep
 from hub.api.guard import GuardedRoute
 from hub.privacy import masked
-
-if TYPE_CHECKING:
-    from hub.app import Hub
 
 router = APIRouter(prefix="/api", route_class=GuardedRoute)
 
 
 @router.websocket("/live")
-async def live(websocket: WebSocket, token: str | None = None) -> None:
+async def live(websocket: WebSocket, users: UsersDep, bus: BusDep, token: str | None = None) -> None:
     """JSON stream: {"type": "event" | "alert" | "devices" | "resync", ...}. Token in `?token=` or the
     Authorization header (browsers cannot set headers on a WebSocket)."""
-    hub: Hub = websocket.app.state.hub
     header = websocket.headers.get("authorization", "")
     given = token or header.removeprefix("Bearer ").strip()
     await websocket.accept()  # then close with a reason: a refused handshake tells a browser nothing
-    user = hub.users.authenticate(given) if given else None
+    user = users.authenticate(given) if given else None
     if user is None:
         await websocket.close(code=4401, reason="a valid token is required")
         return
     whole = user.can("operator")
-    sub = hub.bus.subscribe()
+    sub = bus.subscribe()
     closed = asyncio.create_task(_until_closed(websocket))
     try:
         while not closed.done():
@@ -44,7 +40,7 @@ async def live(websocket: WebSocket, token: str | None = None) -> None:
         pass
     finally:
         closed.cancel()
-        hub.bus.unsubscribe(sub)
+        bus.unsubscribe(sub)
 
 
 def _masked_live(data: bytes) -> str:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import ValidationError
 
 from hub.api.common import WRITE
-from hub.api.deps import HubDep, Operator
+from hub.api.deps import AuditDep, CommandsDep, KindsDep, Operator
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import CommandIn, DevicePath, KindPath, ReplyOut, SitePath, errors
 
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["devices"])
 # exclude_unset: a reply without `error` has no such key
 @router.post("/devices/{site}/{kind}/{device}/commands", response_model=ReplyOut, response_model_exclude_unset=True,
              responses=WRITE | errors(404, 503, 504))
-async def command(site: SitePath, kind: KindPath, device: DevicePath, body: CommandIn, hub: HubDep,
-                  user: Operator) -> dict[str, Any]:
+async def command(site: SitePath, kind: KindPath, device: DevicePath, body: CommandIn, kinds: KindsDep,
+                  audit: AuditDep, commands: CommandsDep, user: Operator) -> dict[str, Any]:
     """Send a command and return the device's reply (504 when none comes in time). Elevators and
     cameras take none: elevators are never driven remotely. An op may need more than the operator role
     (its kind says which). Every attempt is audited."""
@@ -30,10 +30,10 @@ async def command(site: SitePath, kind: KindPath, device: DevicePath, body: Comm
     detail = {"op": body.op, "args": body.args}
 
     def refuse(status: int, why: str) -> HTTPException:
-        hub.audit.record(user.name, user.role, "device.command", target, f"refused {status}", detail)
+        audit.record(user.name, user.role, "device.command", target, f"refused {status}", detail)
         return HTTPException(status, why)
 
-    spec = hub.kinds.get(kind)
+    spec = kinds.get(kind)
     if spec is None:
         raise refuse(404, f"unknown kind {kind!r}")
     if not spec.commands:
@@ -48,12 +48,12 @@ async def command(site: SitePath, kind: KindPath, device: DevicePath, body: Comm
     except ValidationError as exc:
         raise refuse(422, f"bad args: {exc.errors(include_url=False)[0]['msg']}") from None
     try:
-        reply = await hub.commands.send(site, kind, device, body.op, args)
+        reply = await commands.send(site, kind, device, body.op, args)
     except TimeoutError:
-        raise refuse(504, f"{target} did not answer within {hub.commands.timeout_s:.0f} s") from None
+        raise refuse(504, f"{target} did not answer within {commands.timeout_s:.0f} s") from None
     except Exception as exc:  # noqa: BLE001 - the broker is away
         log.warning("command %s %s: the broker failed: %s: %s", target, body.op, type(exc).__name__, str(exc)[:500])
         raise refuse(503, "the broker cannot be reached; try again later") from None
-    hub.audit.record(user.name, user.role, "device.command", target, "ok" if reply.get("ok") else "failed",
+    audit.record(user.name, user.role, "device.command", target, "ok" if reply.get("ok") else "failed",
                      {**detail, "reply": reply})
     return reply

@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter
 
 from hub.api.common import READ
-from hub.api.deps import HubDep, Viewer
+from hub.api.deps import LiveDep, RegistryDep, Viewer
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import DeviceOut, KindQ, SiteQ
 from hub.privacy import mask, masked
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["devices"])
 
 @router.get("/devices", response_model=list[DeviceOut], responses=READ)
 async def devices(
-    hub: HubDep,
+    registry: RegistryDep,
+    live: LiveDep,
     user: Viewer,
     site: SiteQ = None,
     kind: KindQ = None,
@@ -27,11 +28,11 @@ async def devices(
     """The registry plus live state of every device (registered or heard on the wire)."""
     now_ms = int(time.time() * 1000)
     out = []
-    for device in hub.registry:
+    for device in registry:
         if (site and device.site != site) or (kind and device.kind != kind):
             continue
-        state = hub.live.devices.get(device.key)
-        is_online = bool(state and state.online(now_ms, hub.live.heartbeat_for(device)))
+        state = live.devices.get(device.key)
+        is_online = bool(state and state.online(now_ms, live.heartbeat_for(device)))
         if online is not None and is_online != online:
             continue
         row = DeviceOut.of(device, state, is_online)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from hub.api.common import READ, STORE, STORE_MAX_MS, store_unavailable
-from hub.api.deps import HubDep, Viewer
+from hub.api.deps import KindsDep, StorageDep, Viewer
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import DeviceQ, EventOut, KindQ, SiteQ, TimeQ, TypeQ
 from hub.privacy import masked
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["events"])
 # exclude_unset: an event without `id` or `seq` has no such key (the model's optional fields add no nulls)
 @router.get("/events", response_model=list[EventOut], response_model_exclude_unset=True, responses=READ | STORE)
 async def events(
-    hub: HubDep,
+    kinds: KindsDep,
+    storage: StorageDep,
     user: Viewer,
     site: SiteQ = None,
     kind: KindQ = None,
@@ -31,15 +32,15 @@ async def events(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> list[dict[str, Any]]:
     """Stored events, newest first."""
-    if kind is not None and kind not in hub.kinds:
-        raise HTTPException(422, f"unknown kind {kind!r}; one of {', '.join(sorted(hub.kinds))}")
+    if kind is not None and kind not in kinds:
+        raise HTTPException(422, f"unknown kind {kind!r}; one of {', '.join(sorted(kinds))}")
     try:
         since_ms, until_ms = (_stored(parse_time(t, name)) for t, name in ((since, "since"), (until, "until")))
         query = EventQuery(site, kind, device, type, since_ms, until_ms, limit)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     try:
-        rows = await hub.storage.query_events(query)
+        rows = await storage.query_events(query)
     except StorageError as exc:
         raise store_unavailable(exc, "GET /api/events") from None
     for row in rows:
