@@ -10,7 +10,7 @@ from hub.alerts.desk import OrderDesk
 from hub.alerts.models import TransitionError
 from hub.alerts.orders import Sla, WorkOrder, report
 from hub.alerts.store import OrderStore
-from tests.alerts.test_engine import T0, Rig
+from tests.hub.alerts.test_engine import T0, Rig
 
 MIN = 60_000
 

@@ -15,7 +15,7 @@ import yaml
 from tests.support.mqtt_fixtures import start_mosquitto
 from tests.support.processes import Service, free_port, port_open, require_binary, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def compose(*args: str, env_file: Path) -> subprocess.CompletedProcess[str]:

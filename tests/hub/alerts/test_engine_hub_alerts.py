@@ -12,7 +12,7 @@ from hub.alerts.models import HUB_FAULTS, HUB_KIND, HUB_SITE
 from hub.alerts.orders import WorkOrder
 from hub.alerts.store import OrderStore
 from hub.registry import Registry
-from tests.alerts.test_engine import T0, Rig
+from tests.hub.alerts.test_engine import T0, Rig
 
 CONTRACT_KEYS = {"id", "site", "kind", "device", "code", "severity", "state", "opened_at", "acknowledged_at",
                  "resolved_at", "acknowledged_by", "title", "detail"}

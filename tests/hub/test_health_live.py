@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hub.alerts.models import HUB_FAULTS
-from tests.alerts.test_alerts_live import Hook
+from tests.hub.alerts.test_alerts_live import Hook
 from tests.support.hub_fixtures import HubRun, eventually, hub_settings, running_hub
 from tests.support.influx_fixtures import start_influxd
 from tests.support.mqtt_fixtures import Broker, start_mosquitto
