@@ -15,6 +15,8 @@ import yaml
 from tests.support.mqtt_fixtures import start_mosquitto
 from tests.support.processes import Service, free_port, port_open, require_binary, wait_until
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -25,7 +25,8 @@ from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
 from tests.support.processes import free_port
 
-pytestmark = [pytest.mark.services, pytest.mark.usefixtures("playwright_available"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.usefixtures("playwright_available"),
+              pytest.mark.timeout(240)]
 
 PANELS = ["kpis", "elevators", "gates", "buildings", "traffic", "power", "alertdays", "cameras", "alerts",
           "chargers", "access"]

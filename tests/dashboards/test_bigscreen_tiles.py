@@ -18,7 +18,8 @@ from tests.support.browser import Screen, chromium, served_hub
 from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
 from tests.support.mqtt_fixtures import Broker
 
-pytestmark = [pytest.mark.services, pytest.mark.usefixtures("playwright_available"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.usefixtures("playwright_available"),
+              pytest.mark.timeout(240)]
 
 NAME = "pump"
 

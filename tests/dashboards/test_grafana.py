@@ -25,7 +25,7 @@ from devices.base import COMMON_FIELDS, Severity, StatePayload
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.processes import IN_CI
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "dashboards" / "grafana"

@@ -17,7 +17,8 @@ from tests.support.hub_fixtures import ADMIN_TOKEN, hub_settings
 from tests.support.mqtt_fixtures import start_mosquitto
 from tests.support.processes import Service, port_open, wait_until
 
-pytestmark = [pytest.mark.services, pytest.mark.usefixtures("playwright_available"), pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.usefixtures("playwright_available"),
+              pytest.mark.timeout(240)]
 GRACE_S = 2.0
 HEALTH_POLL_S = 3.0
 """HEALTH_MS of the pages."""

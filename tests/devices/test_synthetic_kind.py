@@ -27,7 +27,7 @@ from devices.rules import Clear, Intent, Raise
 from hub.storage.base import EventQuery, Storage
 from tests.support.hub_fixtures import HubRun, eventually
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 NAME = "pump"
 

@@ -20,7 +20,7 @@ from tests.support.hub_process import TOKEN, HubProcess
 from tests.support.mqtt_fixtures import Broker
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 CONCURRENT = 6

@@ -25,7 +25,7 @@ from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.mqtt_fixtures import Broker, publish_many, start_mosquitto
 from tests.support.processes import free_port, wait_until
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 

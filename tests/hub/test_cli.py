@@ -14,7 +14,7 @@ import pytest
 from tests.support.mqtt_fixtures import Broker
 from tests.support.processes import free_port, wait_until
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 

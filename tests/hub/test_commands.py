@@ -15,7 +15,7 @@ import pytest
 from tests.support.hub_fixtures import HubRun
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 @contextmanager

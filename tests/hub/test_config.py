@@ -4,6 +4,8 @@ import pytest
 
 from hub.config import ConfigError, load, parse_mqtt_url
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ import pytest
 
 from hub.credentials import Credentials, broker_files, mosquitto_hash
 
+pytestmark = pytest.mark.unit
+
 
 def test_hash_has_mosquittos_format_and_depends_on_salt() -> None:
     h = mosquitto_hash("secret", b"0123456789ab")

@@ -17,7 +17,7 @@ from hub.credentials import Credentials, broker_files
 from tests.support.hub_fixtures import ADMIN_TOKEN, eventually, running_hub
 from tests.support.processes import Service, free_port, port_open, require_binary, wait_until
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 ROOT_DIR = Path(__file__).resolve().parents[2]
 
 

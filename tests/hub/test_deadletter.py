@@ -14,6 +14,8 @@ from hub.ingest.decode import Rejected
 from hub.storage.base import points_json
 from hub.storage.lineproto import encode
 
+pytestmark = pytest.mark.unit
+
 
 def letter(i: int, payload: bytes = b"x" * 100, kind: str = "gate", reason: str = "not_json") -> Rejected:
     return Rejected(f"c/s/{kind}/d{i:03d}/telemetry", reason, f"bad {i:03d}", payload, 1_000 + i, kind)  # one size

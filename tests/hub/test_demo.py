@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from devices import REGISTRY
 from hub.times import iso
 from tests.support.processes import free_port, wait_until
+
+pytestmark = pytest.mark.integration
 
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 

@@ -17,6 +17,8 @@ import pytest
 
 from hub.embedded_broker import Broker, matches, valid_filter
 
+pytestmark = pytest.mark.integration
+
 USERS = {"hub": "hub-pw"} | {f"dev{i}": "dev-pw" for i in range(400)}
 _devs = itertools.count()
 

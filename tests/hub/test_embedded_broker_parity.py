@@ -25,6 +25,8 @@ from hub.embedded_broker import Broker
 from tests.support.processes import Service, free_port, port_open, require_binary, wait_until
 from tests.support.raw_mqtt import Raw
 
+pytestmark = pytest.mark.integration
+
 ROOT = "c"
 PW = "parity-pw"
 GATE, OTHER = ("s", "gate", "g1"), ("s", "gate", "g2")

@@ -9,6 +9,8 @@ import pytest
 from hub.events import AlertChanged, Events, MessageAccepted, OrderChanged, PointsRejected
 from hub.ratelog import RateGate
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self) -> None:

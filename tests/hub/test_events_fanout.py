@@ -14,7 +14,7 @@ from hub.events import AlertChanged, OrderChanged
 from tests.support.hub_fixtures import eventually, running_hub
 from tests.support.mqtt_fixtures import Broker, read_retained
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 async def test_a_failing_alert_receiver_skips_neither_the_notifier_the_live_bus_nor_the_desk(

@@ -11,6 +11,8 @@ from hub.alerts.models import HUB_FAULTS
 from hub.health import Report, Snapshot, assess, due_alerts
 from hub.supervisor import TaskStatus
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_000.0
 
 

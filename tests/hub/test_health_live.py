@@ -20,7 +20,7 @@ from tests.support.influx_fixtures import start_influxd
 from tests.support.mqtt_fixtures import Broker, start_mosquitto
 from tests.support.processes import Service, port_open, wait_until
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 GRACE_S = 2.0
 
 

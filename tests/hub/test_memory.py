@@ -5,6 +5,8 @@ import pytest
 
 from hub.memory import pin_mmap_threshold
 
+pytestmark = pytest.mark.unit
+
 FREED_BLOCK = """
 import os, sys
 from pathlib import Path

@@ -21,7 +21,7 @@ from hub.mqtt import MqttLink, RawMessage
 from tests.support.hub_fixtures import eventually, running_hub
 from tests.support.mqtt_fixtures import HUB_PASSWORD, Broker, start_mosquitto
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ import pytest
 
 from hub import mqtt_packets as mp
 
+pytestmark = pytest.mark.unit
+
 
 def length_bytes(n: int) -> bytes:
     out = bytearray()

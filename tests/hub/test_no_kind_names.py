@@ -6,7 +6,11 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 from devices import access, camera, charger, elevator, gate
+
+pytestmark = pytest.mark.unit
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
 KIND_NAMES = frozenset(k.KIND.name for k in (access, camera, charger, elevator, gate))

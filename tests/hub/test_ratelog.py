@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hub.ratelog import Held, RateGate
+
+pytestmark = pytest.mark.unit
 
 
 class Clock:

@@ -4,6 +4,8 @@ import pytest
 
 from hub.registry import Registry, RegistryError, RegistryFile, Site
 
+pytestmark = pytest.mark.unit
+
 KINDS = {"elevator", "gate"}
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from hub.screencache import ScreenCache
 
+pytestmark = pytest.mark.unit
+
 
 class Clock:
     def __init__(self) -> None:

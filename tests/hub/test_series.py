@@ -10,7 +10,7 @@ from hub.series import HOUR_MS, china_day_start
 from hub.times import iso
 from tests.support.hub_fixtures import HubRun, eventually
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 PASSAGE = {"type": "passage", "plate_color": "blue", "lane": "1", "vehicle_class": "car", "confidence": 0.9,
            "decision": "allowed", "category": "resident"}

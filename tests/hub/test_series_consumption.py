@@ -18,7 +18,7 @@ from hub.times import iso
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.mqtt_fixtures import Broker
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 MINUTE_MS = 60_000
 YESTERDAY = china_day_start(int(time.time() * 1000)) - DAY_MS

@@ -14,7 +14,7 @@ from hub.series import HOUR_MS, charging_power, china_day_start, traffic
 from hub.settled import SETTLE_MS, Settled, cut
 from hub.storage.base import Storage
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 def passage(t: int, direction: str) -> Point:

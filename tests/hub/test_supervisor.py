@@ -11,6 +11,8 @@ import pytest
 
 from hub.supervisor import Backoff, Supervisor, TaskStatus, one_line
 
+pytestmark = pytest.mark.unit
+
 
 class Sleeps:
     """An injected sleep: records each backoff and returns at once (one loop turn)."""

@@ -2,6 +2,8 @@ import pytest
 
 from hub import topics
 
+pytestmark = pytest.mark.unit
+
 KINDS = {"elevator", "gate"}
 
 

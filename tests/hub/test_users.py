@@ -12,6 +12,8 @@ import pytest
 
 from hub.users import Users, token_hash
 
+pytestmark = pytest.mark.unit
+
 
 def test_tokens_are_shown_once_and_stored_hashed(tmp_path: Path) -> None:
     users = Users(tmp_path)

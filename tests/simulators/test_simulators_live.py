@@ -20,7 +20,7 @@ from simulators.runner import LiveRun
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker, read_retained
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 
 

@@ -15,7 +15,7 @@ from hub.alerts import notify
 from tests.support.hub_fixtures import eventually, running_hub
 from tests.support.mqtt_fixtures import Broker, read_retained
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 class Hook:

@@ -15,6 +15,8 @@ from hub.alerts.store import AlertStore
 from hub.registry import Registry
 from hub.state import LiveState
 
+pytestmark = pytest.mark.unit
+
 T0 = 1_790_000_000_000
 
 

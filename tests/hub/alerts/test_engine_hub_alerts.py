@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devices import REGISTRY
 from hub.alerts.desk import DEFAULT_TEAM, OrderDesk
 from hub.alerts.engine import AlertEngine
@@ -13,6 +15,8 @@ from hub.alerts.orders import WorkOrder
 from hub.alerts.store import OrderStore
 from hub.registry import Registry
 from tests.hub.alerts.test_engine import T0, Rig
+
+pytestmark = pytest.mark.unit
 
 CONTRACT_KEYS = {"id", "site", "kind", "device", "code", "severity", "state", "opened_at", "acknowledged_at",
                  "resolved_at", "acknowledged_by", "title", "detail"}

@@ -12,6 +12,8 @@ from hub.alerts.orders import Sla, WorkOrder, report
 from hub.alerts.store import OrderStore
 from tests.hub.alerts.test_engine import T0, Rig
 
+pytestmark = pytest.mark.unit
+
 MIN = 60_000
 
 

@@ -1,6 +1,10 @@
+import pytest
+
 from devices.base import FaultSpec, Severity
 from hub.alerts.models import OFFLINE, open_alert, resolve
 from hub.alerts.reliability import by_device, measure
+
+pytestmark = pytest.mark.unit
 
 H = 3_600_000
 MAJOR = FaultSpec(Severity.MAJOR, "停电", "Power failure")

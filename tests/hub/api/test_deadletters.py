@@ -14,7 +14,7 @@ from hub.config import Settings
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 from tests.support.mqtt_fixtures import Broker
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 KINDS = ("elevator", "gate", "camera")
 

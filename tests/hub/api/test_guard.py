@@ -20,7 +20,7 @@ from tests.support.influx_fixtures import start_influxd
 from tests.support.mqtt_fixtures import Broker
 from tests.support.processes import free_port
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 MB = 2**20
 CHUNK = 64 * 1024

@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 from tests.support.hub_fixtures import ADMIN_TOKEN, HubRun, eventually
 from tests.support.processes import free_port
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 async def test_live_stream_and_its_token(embedded_hub: HubRun) -> None:

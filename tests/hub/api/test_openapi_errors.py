@@ -11,6 +11,8 @@ from hub.api import ROUTERS, create_app
 from hub.api.guard import GuardedRoute, route_role
 from hub.config import Settings
 
+pytestmark = pytest.mark.unit
+
 APP = create_app(SimpleNamespace(settings=Settings(admin_token="x")))  # type: ignore[arg-type]  # only the schema
 DOC = APP.openapi()
 ALL = [route for router in ROUTERS for route in router.routes]  # the routers create_app includes

@@ -11,6 +11,8 @@ import pytest
 from hub.api import create_app
 from hub.config import Settings
 
+pytestmark = pytest.mark.unit
+
 DOC = create_app(SimpleNamespace(settings=Settings(admin_token="x"))).openapi()  # type: ignore[arg-type]
 COMPONENTS = DOC["components"]["schemas"]
 SUCCESSES = [(f"{method.upper()} {path} {code}", response)

@@ -22,7 +22,7 @@ from tests.support.processes import free_port
 
 schemathesis = pytest.importorskip("schemathesis")  # a dev dependency ([test] extra)
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 EXAMPLES = 6
 

@@ -13,7 +13,7 @@ from simulators.runner import LiveRun
 from tests.support.hub_fixtures import HubRun, eventually
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 # (method, path, body, the lowest role allowed; None: no token needed)
 ROUTES = [

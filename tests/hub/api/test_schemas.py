@@ -13,7 +13,7 @@ import pytest
 from hub.api import alerts, audit, events, orders, overview, screen, series
 from tests.support.hub_fixtures import HubRun, seed_examples
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 def shape(value: Any) -> Any:

@@ -13,7 +13,7 @@ import pytest
 from devices import REGISTRY
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 def fresh(example: dict[str, Any], **changes: Any) -> dict[str, Any]:

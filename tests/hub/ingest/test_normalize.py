@@ -1,8 +1,12 @@
 from array import array
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from hub.ingest.normalize import MAX_FUTURE_MS, SeqStats, point_time, track_seq
 from hub.ingest.redelivery import Deliveries, EventKeys, RecentKeys, event_digest
+
+pytestmark = pytest.mark.unit
 
 NOW = 1_790_000_000_000
 

@@ -18,6 +18,8 @@ from hub.state import DeviceState, LiveState
 from hub.storage.base import points_from_json
 from hub.storage.outbox import Outbox
 
+pytestmark = pytest.mark.unit
+
 NOW = 1_790_000_000_000
 TOPIC = "c/s1/elevator/e1/telemetry"
 

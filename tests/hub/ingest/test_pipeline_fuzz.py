@@ -30,6 +30,8 @@ from hub.state import LiveState
 from hub.storage import lineproto
 from hub.storage.outbox import Outbox
 
+pytestmark = pytest.mark.unit
+
 ROOT = "c"
 NOW = 1_790_000_000_000
 INT64 = (-(2**63), 2**63 - 1)

@@ -11,6 +11,8 @@ from hub.storage.base import points_from_json, points_json
 from hub.storage.batch import Batch, LineBatch, PointBatch
 from hub.storage.lineproto import Unstorable, encode
 
+pytestmark = pytest.mark.unit
+
 GOOD = [Point("elevator", {"site": "s1", "device": "e1"}, {"floor": 3, "door": "open"}, 1_000),
         Point("elevator", {"site": "s1", "device": "e2"}, {"speed_mps": 1.5}, 1_001)]
 BIG_INT = Point("elevator", {"site": "s1", "device": "e3"}, {"floor": 2**63}, 1_002)

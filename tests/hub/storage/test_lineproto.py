@@ -25,6 +25,8 @@ from devices.base import Point
 from hub.storage.base import points_from_json, points_json, split_points_json
 from hub.storage.lineproto import Unstorable, check, encode, line, series_key, split
 
+pytestmark = pytest.mark.unit
+
 specials = st.sampled_from([",", "=", " ", '"', "'", "#", "小", "区", "琼"])
 name_chars = st.characters(exclude_categories=("Cs", "Cc"), exclude_characters="\\") | specials
 names = st.text(name_chars, min_size=1, max_size=12)

@@ -22,7 +22,7 @@ from devices.base import Point
 from hub.storage import lineproto
 from hub.storage.influx import quote_ident
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 tricky = [",", "=", " ", '"', "'", "#", "小", "区", "琼", '="', ' "', ",=", "a", "b", "0"]
 unstorable = ["\\", "\n", "\r", "\t", "\x00", "\\,", "\\=", "\\ ", '\\"', "\\\n"]

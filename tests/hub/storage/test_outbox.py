@@ -17,6 +17,8 @@ from hub.storage.embedded import EmbeddedStorage
 from hub.storage.outbox import NEAR_FULL_FILL, Outbox, RefusedNotKept, Writer
 from tests.support.refused import collecting
 
+pytestmark = pytest.mark.unit
+
 
 def batch(n: int, start: int = 0) -> list[Point]:
     return [Point("elevator", {"site": "s", "device": f"e{i % 7}"}, {"floor": i, "door": "closed"},

@@ -14,7 +14,7 @@ from tests.support.hub_fixtures import eventually, hub_settings, running_hub
 from tests.support.influx_fixtures import start_influxd
 from tests.support.mqtt_fixtures import Broker
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 async def test_store_outage_buffers_then_catches_up_across_a_hub_restart(

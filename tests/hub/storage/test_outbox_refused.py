@@ -19,7 +19,7 @@ from hub.storage.embedded import EmbeddedStorage
 from hub.storage.outbox import Outbox, Writer
 from tests.support.refused import collecting
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 NOW = int(time.time() * 1000)
 

@@ -22,7 +22,7 @@ from hub.storage.influx import InfluxStorage
 from hub.storage.lineproto import encode
 from tests.support.processes import free_port
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 NOW = int(time.time() * 1000)
 

@@ -34,7 +34,7 @@ from tests.support.influx_fixtures import Influxd, start_influxd
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
 from tests.support.refused import collecting
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 OUTAGE_S = 30.0
 """How long the store stays away in the tests under load (the issue's figure)."""
