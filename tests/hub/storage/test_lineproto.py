@@ -1,6 +1,6 @@
 """Our line-protocol encoder agrees with influxdb-client's `Point` byte for byte where both are right.
 
-InfluxDB itself is the oracle for safety (`tests/integration/test_lineproto_influx.py`); here the
+InfluxDB itself is the oracle for safety (`tests/hub/storage/test_lineproto_influx.py`); here the
 client checks the formatting, on what both encoders write the same: non-empty names without a
 backslash or a control character (which we refuse: `Unstorable`, pinned below), finite floats,
 64-bit integers, measurements not starting with `#`.
