@@ -1,4 +1,5 @@
-"""Deployment files: docker-compose accepts the compose file, and no secret is in the repository."""
+"""Deployment files (Dockerfile, docker-compose.yml, mosquitto.conf at the repository root, hence at tests/ root):
+docker-compose accepts the compose file, and no secret is in the repository."""
 
 from __future__ import annotations
 
