@@ -173,9 +173,11 @@ async def test_login_viewer_role_and_a_smaller_window(settings_for: Callable[...
         now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         for zone, link in [("zone-js", "javascript:alert(document.cookie)"), ("zone-data", "data:text/html,x"),
                            ("zone-web", "http://nvr/snap/1.jpg")]:
-            served.hub.bus._send({"type": "event", "event": {  # what /api/live sends, as an attacker would shape it
+            message = orjson.dumps({"type": "event", "event": {  # what /api/live sends, as an attacker would shape it
                 "site": "sunshine", "kind": "camera", "device": "cam-x", "time": now, "type": "detection",
                 "label": "smoke", "phase": "start", "score": 0.9, "zone": zone, "snapshot": link}})
+            for subscriber in served.hub.bus.subscribers:
+                subscriber.put(message)
         cameras = screen.page.locator("[data-panel=cameras]")
         await cameras.locator("tr", has_text="zone-web").wait_for(timeout=5_000)
         await cameras.locator("tr", has_text="zone-data").wait_for(timeout=5_000)

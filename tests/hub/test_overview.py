@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 import devices
@@ -147,11 +146,9 @@ async def test_a_viewer_may_read_the_overview_and_sees_no_plate(hub_run: HubRun)
     await publish_and_store(run, [(run.topic("gate", "g1", "event"), passage(i, plate, "in"))
                                   for i, plate in enumerate(PLATES)])
     token = run.hub.users.add("wall-screen", "viewer")
-    async with httpx.AsyncClient(transport=run.api._transport, base_url="http://hub",
-                                 headers={"Authorization": f"Bearer {token}"}) as viewer:
-        response = await viewer.get("/api/overview")
-        assert response.status_code == 200, response.text
-        assert (await viewer.get("/api/overview", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    response = await run.api.get("/api/overview", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text
+    assert (await run.api.get("/api/overview", headers={"Authorization": "Bearer wrong"})).status_code == 401
     assert response.json()["vehicles"]["inside"] == len(PLATES)
     assert not any(plate in response.text or plate[1:] in response.text for plate in PLATES)
 

@@ -235,18 +235,24 @@ async def test_query_statement_errors_raise(influxd: str) -> None:
         await store.close()
 
 
+async def drop_database(url: str, db: str) -> None:
+    """What an admin does: InfluxDB's own HTTP API, not the store's statement runner."""
+    async with httpx.AsyncClient(base_url=url) as client:
+        (await client.post("/query", params={"q": f'DROP DATABASE "{db}"'})).raise_for_status()
+
+
 async def test_influx_provisions_on_first_write_and_again_after_the_database_is_dropped(influxd: str) -> None:
     """The hub may start during an outage (no start-up provisioning), or an admin may drop the database."""
     store = InfluxStorage(influxd, db="lazy_provisioning")
     try:
         await store.write([event("access", "d1", NOW)])  # start() was never called
-        await store._statement('DROP DATABASE "lazy_provisioning"')
+        await drop_database(influxd, "lazy_provisioning")
         with pytest.raises(StorageUnavailable, match="404"):
             await store.write([event("access", "d2", NOW)])
         await store.write([event("access", "d3", NOW)])  # the outbox's retry: created anew
         assert ids(await store.query_events(EventQuery())) == [f"d3-{NOW}"]
     finally:
-        await store._statement('DROP DATABASE "lazy_provisioning"')
+        await drop_database(influxd, "lazy_provisioning")
         await store.close()
 
 
