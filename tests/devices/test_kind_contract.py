@@ -25,6 +25,8 @@ import devices
 from devices import REGISTRY
 from devices.base import Accepted, CommandArgs, DeviceKind, Severity, StatePayload
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = (ROOT / "docs" / "CONTRACT.md").read_text(encoding="utf-8")
 KINDS = sorted(REGISTRY.values(), key=lambda k: k.name)

@@ -6,11 +6,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pytest
 
 from devices.base import Accepted
 from devices.meter import KIND, REGISTER_REGRESSED, Refused, Settings, leak_suspected, register_check
 from devices.rules import Clear, Raise
 from simulators.base import CHINA
+
+pytestmark = pytest.mark.unit
 
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
