@@ -12,6 +12,8 @@ from devices.base import Accepted
 from hub.ingest.decode import decode
 from hub.tally import MINUTE_MS, TodayTally
 
+pytestmark = pytest.mark.unit
+
 START = 1_764_000_000_000 - 1_764_000_000_000 % MINUTE_MS  # a whole minute
 GATE, ACCESS, CHARGER = "gate", "access", "charger"
 
