@@ -402,6 +402,8 @@ class DeviceKind:
     """channel -> valid example payloads, used by tests and simulators."""
     checks: tuple[Check, ...] = ()
     """Checks a valid message must pass to be stored (see `Check`); empty for most kinds, and then free."""
+    refusals: frozenset[str] = frozenset()
+    """The dead-letter reasons its checks give (`Refused.reason`), listed with the core's (`hub.ingest.decode`)"""
     rules: tuple[Any, ...] = ()
     """Derived-alert rules (see devices.rules): pure functions of a message, live state, time and `settings`."""
     settings: type[KindSettings] = KindSettings
@@ -426,6 +428,9 @@ class DeviceKind:
     """Its events count what is inside each site now (`hub.inside`); one kind at most."""
 
     def __post_init__(self) -> None:
+        if self.checks and not self.refusals:
+            raise ValueError(f"kind {self.name!r} has checks but declares no refusals: name the dead-letter reasons "
+                             "they give")
         object.__setattr__(self, "fault", fault_model(self.name, self.faults))
         members = (*self.events, self.fault)  # type: ignore[attr-defined]
         if len(members) == 1:

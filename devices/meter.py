@@ -186,6 +186,7 @@ def on_the_wall(meters: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str,
 KIND = DeviceKind(
     name="meter",
     checks=(register_check,),
+    refusals=frozenset({REGISTER_REGRESSED}),
     rules=(leak_suspected,),
     settings=Settings,
     work_orders=frozenset({LEAK}),
