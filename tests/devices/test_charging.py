@@ -18,6 +18,8 @@ from devices.charging import (
     deadman_schedule,
 )
 
+pytestmark = pytest.mark.unit
+
 HOUR_MS = 3_600_000
 STEP_MS = 30_000
 NOON_CN = 4 * HOUR_MS  # 04:00 UTC is 12:00 in China: peak
