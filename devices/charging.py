@@ -8,7 +8,9 @@ a setting) and at least every 30 s, as
 feeding the previous result back in (it carries the ramp's starting point and since when each car has been
 paused). The caller sends each admitted or paused connector's `Limit.value` in `Limit.unit` (OCPP TxProfile
 or MQTT `set_limit`), best as `deadman_schedule(...)`, so the chargers stay safe if the hub stops renewing.
-The clock is the `now_ms` argument: the same inputs give the same allocation.
+The clock is the `now_ms` argument: the same inputs give the same allocation. Each connector comes back
+admitted, paused (at 0, with since when) or idle (no car, nothing more wanted, or a maximum below 6 A),
+with a reason code and its English and Chinese text (`REASONS`).
 
 The rules, in order:
 - headroom = capacity (`power_cap_kw`, else kVA x power factor x (1 - margin)) minus the base load, never < 0;
