@@ -1,0 +1,271 @@
+"""OCPP 1.6J central system: the thin async edge between charge points' WebSockets and the hub's pipeline.
+
+Chargers connect to `ws://{hub}/ocpp/{site}/{charge_point_id}` with subprotocol `ocpp1.6` and HTTP Basic auth
+(security profile 1: the charge point id and the password `smarthub device add SITE charger ID` gave). Each
+request is mapped (`mapping`, pure) to contract messages, which `Hub.ingest` runs through the same pipeline as
+MQTT and commits; only then is the charger answered, so an answered message is as durable as an acknowledged
+MQTT one. The hub never sends a CALL from inside a handler (the library serves one message at a time).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+from ocpp.exceptions import NotSupportedError
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call_result
+from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from starlette.responses import Response
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from adapters.ocpp import mapping
+from adapters.ocpp.mapping import KIND, Message, OpenSession
+from hub import topics
+from hub.ingest.decode import Rejected
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+log = logging.getLogger(__name__)
+
+SUBPROTOCOL = "ocpp1.6"
+PATH = "/ocpp/{site}/{charge_point_id}"
+HEARTBEAT_MAX_S = 60
+"""The interval BootNotification asks for, at most; never more than a third of the hub's offline window."""
+RESPONSE_TIMEOUT_S = 30
+ACTIONS = frozenset(action.value for action in Action)
+
+Key = tuple[str, str]
+"""(site, charge point id)"""
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def basic_auth(header: str) -> tuple[str, str] | None:
+    """(user, password) of an `Authorization: Basic ...` header, or None."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+class _Socket:
+    """A Starlette WebSocket as the `recv()`/`send()` connection the `ocpp` library drives."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+
+    async def recv(self) -> str:
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None:  # OCPP-J is text frames; a binary one is read as UTF-8 rather than dropped unseen
+            return bytes(message.get("bytes") or b"").decode("utf-8", "replace")
+        return str(text)
+
+    async def send(self, message: str) -> None:
+        await self.websocket.send_text(message)
+
+
+class Central:
+    """Every connected charge point of one hub, and what outlives a connection (open sessions, raised faults)."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.connected: dict[Key, HubChargePoint] = {}
+        self.sessions: dict[tuple[str, str, int], OpenSession] = {}
+        """(site, cp, transaction id) -> its start, for the StopTransaction (lost at a restart: see mapping)."""
+        self.faults: dict[Key, dict[int, str]] = {}
+        self._next_transaction = int(time.time()) - 1_600_000_000
+        """Transaction ids go up from the seconds since 2020-09: unique across restarts while a hub starts fewer
+        than one transaction a second on average, and an int32 until 2088."""
+        self.heartbeat_s = max(1, min(HEARTBEAT_MAX_S, int(hub.settings.heartbeat_s / 3)))
+
+    def transaction_id(self) -> int:
+        self._next_transaction += 1
+        return self._next_transaction
+
+    def ingest(self, key: Key, messages: Sequence[Message]) -> None:
+        """Through the pipeline and committed (`Hub.ingest`); a refused message is dead-lettered like MQTT's."""
+        site, cp_id = key
+        root = self.hub.settings.root
+        results = self.hub.ingest([(f"{root}/{site}/{KIND}/{cp_id}/{m.channel}", orjson.dumps(m.payload))
+                                   for m in messages])
+        for result in results:
+            if isinstance(result, Rejected):
+                log.warning("OCPP %s/%s: the hub refused a mapped message (%s): %s", site, cp_id, result.reason,
+                            result.detail[:200])
+
+    def open_faults(self, key: Key) -> list[str]:
+        state = self.hub.live.devices.get((key[0], KIND, key[1]))
+        return list(state.open_faults) if state is not None else []
+
+    async def endpoint(self, websocket: WebSocket) -> None:
+        site = websocket.path_params["site"]
+        cp_id = websocket.path_params["charge_point_id"]
+        if SUBPROTOCOL not in websocket.scope.get("subprotocols", ()):
+            await _refuse(websocket, 400, f"subprotocol {SUBPROTOCOL} is required")
+            return
+        if not topics.SITE_RE.fullmatch(site) or not topics.DEVICE_RE.fullmatch(cp_id):
+            await _refuse(websocket, 404, "no such charge point")
+            return
+        login = basic_auth(websocket.headers.get("authorization", ""))
+        if login is None or login[0] != cp_id or not self.hub.credentials.check(site, KIND, cp_id, login[1]):
+            log.warning("OCPP %s/%s refused: bad or missing Basic auth", site, cp_id)
+            await _refuse(websocket, 401, "the charge point id and its password are required")
+            return
+        await websocket.accept(subprotocol=SUBPROTOCOL)
+        key = (site, cp_id)
+        previous = self.connected.get(key)
+        cp = HubChargePoint(cp_id, _Socket(websocket), self, key)
+        self.connected[key] = cp
+        if previous is not None:  # a reconnect while the old socket lingers: the new one is the charger now
+            await previous.close()
+        log.info("OCPP %s/%s connected", site, cp_id)
+        try:
+            self.ingest(key, [mapping.online()])
+            await cp.start()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if self.connected.get(key) is cp:
+                del self.connected[key]
+                self.ingest(key, [mapping.offline()])
+                log.info("OCPP %s/%s disconnected", site, cp_id)
+
+
+async def _refuse(websocket: WebSocket, status: int, why: str) -> None:
+    """Refuse the handshake with an HTTP status where the server can send one (else a plain 403)."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        headers = {"WWW-Authenticate": 'Basic realm="ocpp"'} if status == 401 else None
+        await websocket.send_denial_response(Response(why, status_code=status, headers=headers))
+    else:
+        await websocket.close(code=1008, reason=why)
+
+
+class HubChargePoint(ChargePoint):
+    """One connected charge point: each handler maps, ingests (committed), then answers."""
+
+    def __init__(self, cp_id: str, connection: _Socket, central: Central, key: Key) -> None:
+        super().__init__(cp_id, connection, response_timeout=RESPONSE_TIMEOUT_S)
+        self.central = central
+        self.key = key
+        self.socket = connection
+
+    async def close(self) -> None:
+        try:
+            await self.socket.websocket.close(code=1000, reason="replaced by a newer connection")
+        except RuntimeError:  # already closed
+            pass
+
+    async def _handle_call(self, msg: Any) -> Any:
+        """OCPP-J's CallErrors as the spec words them (the library has the two the other way round): an action
+        OCPP 1.6 does not know is NotImplemented ("not known by receiver"); one it knows that the central
+        system does not serve is NotSupported ("recognized but not supported")."""
+        if msg.action not in self.route_map:
+            if msg.action in ACTIONS:
+                raise NotSupportedError(details={"cause": f"{msg.action} is not served by this central system"})
+            raise OcppNotImplemented(details={"cause": f"{msg.action} is not an OCPP 1.6 action"})
+        return await super()._handle_call(msg)
+
+    def _ingest(self, messages: Sequence[Message]) -> None:
+        self.central.ingest(self.key, messages)
+
+    @on(Action.boot_notification)
+    def on_boot_notification(self, **p: Any) -> call_result.BootNotification:
+        self._ingest(mapping.boot_notification(p))
+        return call_result.BootNotification(current_time=_now_iso(), interval=self.central.heartbeat_s,
+                                            status=RegistrationStatus.accepted)
+
+    @on(Action.heartbeat)
+    def on_heartbeat(self, **p: Any) -> call_result.Heartbeat:
+        self._ingest(mapping.heartbeat())
+        return call_result.Heartbeat(current_time=_now_iso())
+
+    @on(Action.status_notification)
+    def on_status_notification(self, **p: Any) -> call_result.StatusNotification:
+        raised = self.central.faults.get(self.key, {})
+        messages, after = mapping.status_notification(p, raised, self.central.open_faults(self.key))
+        self._ingest(messages)
+        self.central.faults[self.key] = after
+        return call_result.StatusNotification()
+
+    @on(Action.meter_values)
+    def on_meter_values(self, **p: Any) -> call_result.MeterValues:
+        messages = mapping.meter_values(p)
+        if messages:
+            self._ingest(messages)
+        return call_result.MeterValues()
+
+    @on(Action.authorize)
+    def on_authorize(self, id_tag: str, **p: Any) -> call_result.Authorize:
+        """Every tag is accepted for now: the hub keeps no list of residents' tags yet (issue 13 leaves who may
+        charge to the operator's system)."""
+        return call_result.Authorize(id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(Action.start_transaction)
+    def on_start_transaction(self, **p: Any) -> call_result.StartTransaction:
+        transaction_id = self.central.transaction_id()
+        messages, session = mapping.start_transaction(p, transaction_id)
+        self._ingest(messages)
+        self.central.sessions[(*self.key, transaction_id)] = session
+        return call_result.StartTransaction(transaction_id=transaction_id,
+                                            id_tag_info={"status": AuthorizationStatus.accepted})
+
+    @on(Action.stop_transaction)
+    def on_stop_transaction(self, **p: Any) -> call_result.StopTransaction:
+        started = self.central.sessions.get((*self.key, p["transaction_id"]))
+        if started is None:
+            log.warning("OCPP %s/%s: StopTransaction %s of a session this hub did not see start; its energy and "
+                        "duration come from its transactionData or count 0", *self.key, p["transaction_id"])
+        self._ingest(mapping.stop_transaction(p, started))
+        self.central.sessions.pop((*self.key, p["transaction_id"]), None)
+        info = {"status": AuthorizationStatus.accepted} if p.get("id_tag") else None
+        return call_result.StopTransaction(id_tag_info=info)
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **p: Any) -> call_result.DataTransfer:
+        """Answered, never refused with an error: this central system knows no vendor extensions."""
+        return call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+
+    @on(Action.diagnostics_status_notification)
+    def on_diagnostics_status(self, **p: Any) -> call_result.DiagnosticsStatusNotification:
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    def on_firmware_status(self, **p: Any) -> call_result.FirmwareStatusNotification:
+        return call_result.FirmwareStatusNotification()
+
+
+class OcppAdapter:
+    """The hub's adapter seam (hub/adapters.py): one WebSocket route, one `Central` per hub."""
+
+    name = "ocpp"
+
+    def __init__(self) -> None:
+        self._centrals: dict[int, Central] = {}
+
+    def central(self, hub: Hub) -> Central:
+        central = self._centrals.get(id(hub))
+        if central is None or central.hub is not hub:
+            central = self._centrals[id(hub)] = Central(hub)
+        return central
+
+    def routes(self, hub: Hub) -> Sequence[BaseRoute]:
+        return [WebSocketRoute(PATH, self.central(hub).endpoint)]

@@ -1,0 +1,175 @@
+"""OCPP 1.6J chargers against a running hub: the `ocpp` library's own ChargePoint, over a real WebSocket.
+
+The hub serves `/ocpp/{site}/{id}` from its uvicorn server; what the charger says must come out as the
+charger kind's telemetry, events and alerts, exactly as an MQTT charger's would."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import websockets
+from ocpp.exceptions import NotImplementedError as OcppNotImplemented
+from ocpp.exceptions import NotSupportedError
+from ocpp.v16 import ChargePoint, call
+from ocpp.v16.enums import AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from websockets.asyncio.client import connect
+
+from tests.support.hub_fixtures import HubRun, eventually
+from tests.support.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+CP = "cp-ocpp-1"
+
+
+@dataclass
+class FooBar:
+    """An action OCPP 1.6 does not have (the library names the CALL after the payload's class)."""
+
+
+@dataclass
+class Served:
+    run: HubRun
+    port: int
+    password: str
+
+    def url(self, cp: str = CP, site: str | None = None) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{site or self.run.site}/{cp}"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@pytest.fixture
+async def served(embedded_hub: HubRun) -> AsyncIterator[Served]:
+    run = embedded_hub
+    password = run.hub.credentials.add(run.site, "charger", CP)  # what `smarthub device add SITE charger ID` does
+    port = free_port()
+    server = run.hub.http_server("127.0.0.1", port)
+    serving = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="the HTTP server")
+    try:
+        yield Served(run, port, password)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@asynccontextmanager
+async def charger(served: Served, cp: str = CP) -> AsyncIterator[ChargePoint]:
+    """A connected library ChargePoint, its receive loop running."""
+    async with connect(served.url(cp), subprotocols=["ocpp1.6"], additional_headers=basic(cp, served.password)) as ws:
+        point = ChargePoint(cp, ws, response_timeout=10)
+        loop = asyncio.create_task(point.start())
+        try:
+            yield point
+        finally:
+            loop.cancel()
+
+
+async def devices(run: HubRun) -> dict[str, Any]:
+    response = await run.api.get("/api/devices", params={"kind": "charger"})
+    assert response.status_code == 200, response.text
+    return {d["device"]: d for d in response.json()}
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+    return await eventually(check, timeout=10, what=what)
+
+
+async def test_a_charger_boots_reports_charges_and_goes_offline(served: Served) -> None:
+    run = served.run
+    async with charger(served) as cp:
+        boot = await cp.call(call.BootNotification(charge_point_model="AC7", charge_point_vendor="Acme",
+                                                   firmware_version="1.2.3"))
+        assert boot.status == RegistrationStatus.accepted and 1 <= boot.interval <= 60
+        assert (await cp.call(call.Heartbeat())).current_time
+        listed = await until(lambda: devices(run), "the charger in /api/devices")
+        assert listed[CP]["online"] is True
+
+        # A fault on connector 1: an alert opens; NoError clears it.
+        await cp.call(call.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted"))
+        alerts = await until(lambda: _alerts(run, "open"), "the ground_failure alert")
+        assert [(a["device"], a["code"], a["severity"]) for a in alerts] == [(CP, "ground_failure", "critical")]
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await until(lambda: _alerts(run, "resolved"), "the ground_failure alert resolved")
+
+        start = await cp.call(call.StartTransaction(connector_id=1, id_tag="04A2B3C4D5", meter_start=1_532_400,
+                                                    timestamp="2026-12-01T10:00:00Z"))
+        assert start.id_tag_info["status"] == AuthorizationStatus.accepted and start.transaction_id > 0
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=[{
+            "timestamp": "2026-12-01T10:30:00Z",
+            "sampledValue": [
+                {"value": "1535.6", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+                {"value": "2300", "measurand": "Power.Active.Import", "unit": "W", "phase": "L1"},
+                {"value": "2200", "measurand": "Power.Active.Import", "unit": "W", "phase": "L2"},
+                {"value": "2100", "measurand": "Power.Active.Import", "unit": "W", "phase": "L3"},
+                {"value": "10.1", "measurand": "Current.Import", "phase": "L1"},
+                {"value": "229.5", "measurand": "Voltage", "phase": "L1-N"},
+                {"value": "41.5", "measurand": "Temperature", "unit": "Celsius"},
+                {"value": "62", "measurand": "SoC", "unit": "Percent"},
+            ]}]))
+        telemetry = (await devices(run))[CP]["telemetry"]  # answered = committed: no waiting needed
+        assert telemetry["energy_kwh"] == 1535.6 and telemetry["power_kw"] == 6.6
+        assert (telemetry["current_a"], telemetry["voltage_v"], telemetry["temperature_c"], telemetry["soc_pct"]) == (
+            10.1, 229.5, 41.5, 62)
+        await cp.call(call.StopTransaction(meter_stop=1_550_600, timestamp="2026-12-01T12:44:00Z",
+                                           transaction_id=start.transaction_id, reason="EVDisconnected"))
+        await run.stored()
+        events = {e["type"]: e for e in await run.events(kind="charger", device=CP)}
+        assert events["session_start"]["id_tag"] == "04A2B3C4D5"
+        assert events["session_start"]["session"] == str(start.transaction_id)
+        assert events["session_start"]["meter_start_kwh"] == 1532.4
+        stop = events["session_stop"]
+        assert (stop["session"], stop["energy_kwh"], stop["duration_s"], stop["reason"]) == (
+            str(start.transaction_id), 18.2, 9840, "ev_disconnected")
+
+        assert (await cp.call(call.Authorize(id_tag="anyone"))).id_tag_info["status"] == AuthorizationStatus.accepted
+        transfer = await cp.call(call.DataTransfer(vendor_id="com.acme", message_id="x", data="y"))
+        assert transfer.status == DataTransferStatus.unknown_vendor_id
+    # The WebSocket closed: offline, as an MQTT charger's last will would say.
+    await until(lambda: _offline(run), "the charger offline")
+
+
+async def _alerts(run: HubRun, state: str) -> list[dict[str, Any]]:
+    response = await run.api.get("/api/alerts", params={"kind": "charger", "state": state})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def _offline(run: HubRun) -> bool:
+    return (await devices(run))[CP]["online"] is False
+
+
+async def test_unknown_and_unserved_actions_get_their_call_errors_and_the_connection_survives(served: Served) -> None:
+    async with charger(served) as cp:
+        with pytest.raises(OcppNotImplemented):
+            await cp.call(FooBar(), suppress=False, skip_schema_validation=True)
+        with pytest.raises(NotSupportedError):  # an OCPP 1.6 action, but one a charge point serves, not we
+            await cp.call(call.ClearCache(), suppress=False, skip_schema_validation=True)
+        assert (await cp.call(call.Heartbeat())).current_time  # still connected, still answered
+
+
+async def test_a_handshake_without_the_subprotocol_or_the_password_is_refused(served: Served) -> None:
+    with pytest.raises(websockets.exceptions.InvalidStatus) as no_protocol:
+        async with connect(served.url(), additional_headers=basic(CP, served.password)):
+            pass
+    assert no_protocol.value.response.status_code == 400
+    for headers in ({}, basic(CP, "wrong"), basic("someone-else", served.password)):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with connect(served.url(), subprotocols=["ocpp1.6"], additional_headers=headers):
+                pass
+        assert refused.value.response.status_code == 401
+    with pytest.raises(websockets.exceptions.InvalidStatus) as unknown:  # a charge point nobody added
+        async with connect(served.url("cp-nobody"), subprotocols=["ocpp1.6"],
+                           additional_headers=basic("cp-nobody", served.password)):
+            pass
+    assert unknown.value.response.status_code == 401
+    assert CP not in await devices(served.run) or not (await devices(served.run))[CP]["online"]
