@@ -19,10 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.exceptions import NotSupportedError
+from ocpp.exceptions import NotSupportedError, OCPPError
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call_result
-from ocpp.v16.enums import Action, AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    ChargingProfileStatus,
+    DataTransferStatus,
+    RegistrationStatus,
+    RemoteStartStopStatus,
+)
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -112,6 +119,48 @@ class Central:
                 log.warning("OCPP %s/%s: the hub refused a mapped message (%s): %s", site, cp_id, result.reason,
                             result.detail[:200])
 
+    def open_sessions(self, key: Key) -> dict[int, OpenSession]:
+        return {tx: s for (site, cp_id, tx), s in self.sessions.items() if (site, cp_id) == key}
+
+    def carries(self, site: str, kind: str, device: str) -> bool:
+        """The hub's commands for a connected charge point come here (hub/commands.py `Carrier`)."""
+        return kind == KIND and (site, device) in self.connected
+
+    async def send(self, site: str, kind: str, device: str, op: str, args: dict[str, Any],
+                   command_id: str) -> dict[str, Any]:
+        """`set_limit` -> SetChargingProfile, `stop_session` -> RemoteStopTransaction; the charger's answer as
+        the contract's reply. Sent from the API's task, never from inside a handler (the library serves one
+        message at a time, so a CALL awaited in a handler would wait for itself), one CALL at a time (its lock)."""
+        key = (site, device)
+        cp = self.connected.get(key)
+        if cp is None:
+            return {"id": command_id, "ok": False, "error": "the charge point is not connected"}
+        sessions = self.open_sessions(key)
+        try:
+            if op == "set_limit":
+                limits = []
+                for connector, profile in mapping.set_limit(args["limit_kw"], sessions):
+                    answer = await cp.call(call.SetChargingProfile(connector_id=connector,
+                                                                   cs_charging_profiles=profile), suppress=False)
+                    if answer.status != ChargingProfileStatus.accepted:
+                        return {"id": command_id, "ok": False, "error": f"SetChargingProfile: {answer.status}"}
+                    limit_w = profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
+                    limit_kw = round(limit_w / 1000, 4)
+                    limits.append(Message("telemetry", {"connector": connector, "limit_kw": limit_kw}))
+                self.ingest(key, limits)  # the wall shows the cap the charger took
+                return {"id": command_id, "ok": True}
+            if op == "stop_session":
+                target = mapping.stop_session(args.get("session"), sessions)
+                if isinstance(target, str):
+                    return {"id": command_id, "ok": False, "error": target}
+                answer = await cp.call(call.RemoteStopTransaction(transaction_id=target), suppress=False)
+                if answer.status != RemoteStartStopStatus.accepted:
+                    return {"id": command_id, "ok": False, "error": f"RemoteStopTransaction: {answer.status}"}
+                return {"id": command_id, "ok": True}
+        except OCPPError as exc:  # the charger answered with a CallError
+            return {"id": command_id, "ok": False, "error": f"{exc.code}: {exc.description}"[:500]}
+        return {"id": command_id, "ok": False, "error": f"{op} is not carried over OCPP yet"}
+
     def open_faults(self, key: Key) -> list[str]:
         state = self.hub.live.devices.get((key[0], KIND, key[1]))
         return list(state.open_faults) if state is not None else []
@@ -131,6 +180,7 @@ class Central:
             await _refuse(websocket, 401, "the charge point id and its password are required")
             return
         await websocket.accept(subprotocol=SUBPROTOCOL)
+        self.hub.commands.carry(self)
         key = (site, cp_id)
         previous = self.connected.get(key)
         cp = HubChargePoint(cp_id, _Socket(websocket), self, key)

@@ -257,3 +257,48 @@ def stop_transaction(p: Mapping[str, Any], started: OpenSession | None) -> list[
                       "energy_kwh": round(energy, 4), "duration_s": duration,
                       "reason": snake(p.get("reason") or "Local")}, p.get("timestamp"))
     return [Message("event", event)]
+
+
+TX_PROFILE_ID = 1000
+"""TxProfile ids are this plus the connector: stable, so a new limit replaces the connector's last one."""
+DEFAULT_PROFILE_ID = 999
+"""The TxDefaultProfile a limit set with no session open becomes (connector 0: every next session)."""
+STACK_LEVEL = 1
+
+
+def _profile(profile_id: int, purpose: str, limit_w: float, transaction_id: int | None = None) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "charging_profile_id": profile_id, "stack_level": STACK_LEVEL, "charging_profile_purpose": purpose,
+        "charging_profile_kind": "Relative",
+        "charging_schedule": {"charging_rate_unit": "W",
+                              "charging_schedule_period": [{"start_period": 0, "limit": limit_w}]},
+    }
+    if transaction_id is not None:
+        profile["transaction_id"] = transaction_id
+    return profile
+
+
+def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession]) -> list[tuple[int, dict[str, Any]]]:
+    """The contract's `set_limit` (the whole charge point) as SetChargingProfile requests: (connector, profile).
+
+    The limit is shared equally by the open sessions, each a TxProfile on its connector; with none open it is
+    the TxDefaultProfile on connector 0 (the next sessions start under it). Watts to one decimal, as OCPP's
+    decimal limits are kept by chargers."""
+    if not sessions:
+        return [(0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", round(limit_kw * 1000, 1)))]
+    share_w = round(limit_kw * 1000 / len(sessions), 1)
+    return [(s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", share_w, tx))
+            for tx, s in sorted(sessions.items())]
+
+
+def stop_session(session: str | None, sessions: Mapping[int, OpenSession]) -> int | str:
+    """The transaction id RemoteStopTransaction should stop, or why none can be: the session named (which must
+    be a transaction id), else the one open session."""
+    if session is not None:
+        try:
+            return int(session)
+        except ValueError:
+            return f"session {session!r} is not an OCPP transaction id"
+    if len(sessions) == 1:
+        return next(iter(sessions))
+    return "no session is open" if not sessions else "several sessions are open: say which"

@@ -16,8 +16,16 @@ import pytest
 import websockets
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.exceptions import NotSupportedError
-from ocpp.v16 import ChargePoint, call
-from ocpp.v16.enums import AuthorizationStatus, DataTransferStatus, RegistrationStatus
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import (
+    Action,
+    AuthorizationStatus,
+    ChargingProfileStatus,
+    DataTransferStatus,
+    RegistrationStatus,
+    RemoteStartStopStatus,
+)
 from websockets.asyncio.client import connect
 
 from tests.support.hub_fixtures import HubRun, eventually
@@ -62,11 +70,33 @@ async def served(embedded_hub: HubRun) -> AsyncIterator[Served]:
         await serving
 
 
+class Obedient(ChargePoint):
+    """A charge point that takes the central system's profiles and remote stops, and remembers them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.profiles: list[tuple[int, dict[str, Any]]] = []
+        self.stopped: list[int] = []
+        self.refuse = False
+
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]
+                                ) -> call_result.SetChargingProfile:
+        self.profiles.append((connector_id, cs_charging_profiles))
+        status = ChargingProfileStatus.rejected if self.refuse else ChargingProfileStatus.accepted
+        return call_result.SetChargingProfile(status=status)
+
+    @on(Action.remote_stop_transaction)
+    def on_remote_stop(self, transaction_id: int) -> call_result.RemoteStopTransaction:
+        self.stopped.append(transaction_id)
+        return call_result.RemoteStopTransaction(status=RemoteStartStopStatus.accepted)
+
+
 @asynccontextmanager
-async def charger(served: Served, cp: str = CP) -> AsyncIterator[ChargePoint]:
+async def charger(served: Served, cp: str = CP) -> AsyncIterator[Obedient]:
     """A connected library ChargePoint, its receive loop running."""
     async with connect(served.url(cp), subprotocols=["ocpp1.6"], additional_headers=basic(cp, served.password)) as ws:
-        point = ChargePoint(cp, ws, response_timeout=10)
+        point = Obedient(cp, ws, response_timeout=10)
         loop = asyncio.create_task(point.start())
         try:
             yield point
@@ -173,3 +203,40 @@ async def test_a_handshake_without_the_subprotocol_or_the_password_is_refused(se
             pass
     assert unknown.value.response.status_code == 401
     assert CP not in await devices(served.run) or not (await devices(served.run))[CP]["online"]
+
+
+async def command(run: HubRun, op: str, **args: Any) -> dict[str, Any]:
+    response = await run.api.post(f"/api/devices/{run.site}/charger/{CP}/commands", json={"op": op, "args": args})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_set_limit_and_stop_session_become_charging_profiles_and_remote_stops(served: Served) -> None:
+    run = served.run
+    async with charger(served) as cp:
+        await cp.call(call.BootNotification(charge_point_model="AC7", charge_point_vendor="Acme"))
+        # No session open: the limit becomes the default profile for the next sessions.
+        assert (await command(run, "set_limit", limit_kw=7.4))["ok"] is True
+        [(connector, profile)] = cp.profiles
+        assert (connector, profile["charging_profile_purpose"]) == (0, "TxDefaultProfile")
+        assert profile["charging_schedule"]["charging_schedule_period"] == [{"start_period": 0, "limit": 7400.0}]
+        start = await cp.call(call.StartTransaction(connector_id=2, id_tag="tag-1", meter_start=0,
+                                                    timestamp="2026-12-01T10:00:00Z"))
+        assert (await command(run, "set_limit", limit_kw=3.33333))["ok"] is True
+        connector, profile = cp.profiles[-1]
+        assert (connector, profile["charging_profile_purpose"], profile["transaction_id"]) == (
+            2, "TxProfile", start.transaction_id)
+        limit = profile["charging_schedule"]["charging_schedule_period"][0]["limit"]  # the library reads a Decimal
+        assert float(limit) == 3333.3  # one decimal
+        telemetry = {d["device"]: d for d in (await run.api.get("/api/devices")).json()}[CP]["telemetry"]
+        assert (telemetry["connector"], telemetry["limit_kw"]) == (2, 3.3333)
+        cp.refuse = True
+        refused = await command(run, "set_limit", limit_kw=1.0)
+        assert refused["ok"] is False and "Rejected" in refused["error"]
+
+        assert (await command(run, "stop_session"))["ok"] is True
+        assert cp.stopped == [start.transaction_id]
+        bad = await command(run, "stop_session", session="S-not-a-number")
+        assert bad["ok"] is False and "not an OCPP transaction id" in bad["error"]
+    audit = (await run.api.get("/api/audit")).json()
+    assert sum(1 for a in audit if a.get("action") == "device.command") >= 5

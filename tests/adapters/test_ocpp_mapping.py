@@ -182,3 +182,25 @@ def test_boot_heartbeat_and_offline_are_the_state_channel() -> None:
     assert boot == Message("state", {"online": True, "model": "Acme AC7", "fw": "1.2.3"})
     assert valid(mapping.heartbeat()) == [Message("state", {"online": True})]
     assert valid([mapping.offline()]) == [Message("state", {"online": False})]
+
+
+def test_set_limit_is_shared_by_the_open_sessions_or_the_default_for_the_next() -> None:
+    [(connector, default)] = mapping.set_limit(7.4, {})
+    assert (connector, default["charging_profile_purpose"], default["charging_profile_id"]) == (
+        0, "TxDefaultProfile", mapping.DEFAULT_PROFILE_ID)
+    sessions = {12: OpenSession(2, 0, None), 11: OpenSession(1, 0, None)}
+    profiles = mapping.set_limit(10.0, sessions)
+    assert [(c, p["transaction_id"], p["charging_profile_id"], p["charging_schedule"]["charging_schedule_period"])
+            for c, p in profiles] == [(1, 11, 1001, [{"start_period": 0, "limit": 5000.0}]),
+                                      (2, 12, 1002, [{"start_period": 0, "limit": 5000.0}])]
+    assert mapping.set_limit(1.0, {1: OpenSession(1, 0, None), 2: OpenSession(2, 0, None), 3: OpenSession(3, 0, None)}
+                             )[0][1]["charging_schedule"]["charging_schedule_period"][0]["limit"] == 333.3
+
+
+def test_stop_session_names_its_transaction_or_says_why_not() -> None:
+    one = {7: OpenSession(1, 0, None)}
+    assert mapping.stop_session(None, one) == 7
+    assert mapping.stop_session("9317", {}) == 9317
+    assert "not an OCPP transaction id" in str(mapping.stop_session("S-1", one))
+    assert mapping.stop_session(None, {}) == "no session is open"
+    assert "several" in str(mapping.stop_session(None, {**one, 8: OpenSession(2, 0, None)}))
