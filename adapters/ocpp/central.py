@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.exceptions import NotSupportedError, OCPPError
+from ocpp.messages import CallError, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     from hub.app import Hub
 
 log = logging.getLogger(__name__)
+wire_log = logging.getLogger(f"{__name__}.wire")
+"""The library logs every frame at INFO; thousands of chargers would fill the hub's log, so only its warnings
+show unless this logger is turned up."""
+wire_log.setLevel(logging.WARNING)
 
 SUBPROTOCOL = "ocpp1.6"
 PATH = "/ocpp/{site}/{charge_point_id}"
@@ -50,6 +55,8 @@ HEARTBEAT_MAX_S = 60
 """The interval BootNotification asks for, at most; never more than a third of the hub's offline window."""
 RESPONSE_TIMEOUT_S = 30
 ACTIONS = frozenset(action.value for action in Action)
+SPELLED_1_6 = {"FormatViolation": "FormationViolation",
+               "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
 
 Key = tuple[str, str]
 """(site, charge point id)"""
@@ -213,7 +220,7 @@ class HubChargePoint(ChargePoint):
     """One connected charge point: each handler maps, ingests (committed), then answers."""
 
     def __init__(self, cp_id: str, connection: _Socket, central: Central, key: Key) -> None:
-        super().__init__(cp_id, connection, response_timeout=RESPONSE_TIMEOUT_S)
+        super().__init__(cp_id, connection, response_timeout=RESPONSE_TIMEOUT_S, logger=wire_log)
         self.central = central
         self.key = key
         self.socket = connection
@@ -223,6 +230,31 @@ class HubChargePoint(ChargePoint):
             await self.socket.websocket.close(code=1000, reason="replaced by a newer connection")
         except RuntimeError:  # already closed
             pass
+
+    async def route_message(self, raw_msg: str) -> None:
+        """A frame that is no OCPP message gets a CallError when it carries a CALL's unique id (the library only
+        logs it, and the charger would wait for its timeout); the connection stays up either way."""
+        try:
+            unpack(raw_msg)
+        except OCPPError as error:
+            unique_id = _call_id(raw_msg)
+            log.warning("OCPP %s/%s sent a malformed message (%s)%s", *self.key, error.code,
+                        "" if unique_id else ", not answerable")
+            if unique_id is not None:
+                await self._send(CallError(unique_id, error.code, error.description, error.details).to_json())
+            return
+        await super().route_message(raw_msg)
+
+    async def _send(self, message: str) -> None:
+        """CallErrors with OCPP 1.6's own error codes: the library answers a bad payload with 2.0.1's
+        `FormatViolation` (1.6 says `FormationViolation`) and may spell `OccurrenceConstraintViolation` the 2.1
+        way (1.6 keeps its typo `Occurence...`); a 1.6 charger matches on these strings."""
+        if message.startswith("[4"):
+            frame = orjson.loads(message)
+            if len(frame) > 2 and frame[2] in SPELLED_1_6:
+                frame[2] = SPELLED_1_6[frame[2]]
+                message = orjson.dumps(frame).decode()
+        await super()._send(message)
 
     async def _handle_call(self, msg: Any) -> Any:
         """OCPP-J's CallErrors as the spec words them (the library has the two the other way round): an action
@@ -301,6 +333,17 @@ class HubChargePoint(ChargePoint):
     @on(Action.firmware_status_notification)
     def on_firmware_status(self, **p: Any) -> call_result.FirmwareStatusNotification:
         return call_result.FirmwareStatusNotification()
+
+
+def _call_id(raw: str) -> str | None:
+    """The unique id of what looks like a CALL (`[2, "id", ...]`), if one can be read."""
+    try:
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(message, list) and len(message) >= 2 and message[0] == 2 and isinstance(message[1], str):
+        return message[1][:36]
+    return None
 
 
 class OcppAdapter:

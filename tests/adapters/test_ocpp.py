@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -240,3 +241,37 @@ async def test_set_limit_and_stop_session_become_charging_profiles_and_remote_st
         assert bad["ok"] is False and "not an OCPP transaction id" in bad["error"]
     audit = (await run.api.get("/api/audit")).json()
     assert sum(1 for a in audit if a.get("action") == "device.command") >= 5
+
+
+async def test_malformed_and_invalid_messages_get_call_errors_and_never_end_the_connection(served: Served) -> None:
+    async with connect(served.url(), subprotocols=["ocpp1.6"], additional_headers=basic(CP, served.password)) as ws:
+        async def ask(frame: str) -> list[Any]:
+            await ws.send(frame)
+            async with asyncio.timeout(5):
+                return json.loads(await ws.recv())  # type: ignore[no-any-return]
+
+        await ws.send("this is not JSON")  # nothing to answer to: no unique id
+        await ws.send('{"not": "a list"}')
+        assert (await ask('[2, "m1", "Heartbeat"]'))[:3] == [4, "m1", "ProtocolError"]  # no payload
+        invalid = await ask('[2, "m2", "StatusNotification", {"connectorId": 1, "status": "Exploded"}]')
+        assert invalid[:2] == [4, "m2"] and invalid[2] in {"FormationViolation", "OccurenceConstraintViolation",
+                                                          "PropertyConstraintViolation", "TypeConstraintViolation"}
+        unknown = await ask('[2, "m3", "MakeCoffee", {}]')
+        assert unknown[:3] == [4, "m3", "NotImplemented"]
+        # Out of order: a StopTransaction of a session never started is still stored and answered.
+        stop = await ask('[2, "m4", "StopTransaction", {"meterStop": 10, "timestamp": "2026-12-01T10:00:00Z", '
+                         '"transactionId": 424242}]')
+        assert stop[:2] == [3, "m4"]
+        answer = await ask('[2, "m5", "Heartbeat", {}]')
+        assert answer[:2] == [3, "m5"] and "currentTime" in answer[2]
+
+
+async def test_a_reconnect_replaces_the_old_connection_without_an_offline_between(served: Served) -> None:
+    run = served.run
+    async with charger(served) as first:
+        await first.call(call.Heartbeat())
+        async with charger(served) as second:
+            assert (await second.call(call.Heartbeat())).current_time
+            await asyncio.sleep(0.3)  # the old socket's close has been handled by now
+            assert (await devices(run))[CP]["online"] is True
+        await until(lambda: _offline(run), "offline once the current connection closes")
