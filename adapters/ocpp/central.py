@@ -203,8 +203,11 @@ class Central:
         finally:
             if self.connected.get(key) is cp:
                 del self.connected[key]
-                self.ingest(key, [mapping.offline()])
                 log.info("OCPP %s/%s disconnected", site, cp_id)
+                try:
+                    self.ingest(key, [mapping.offline()])
+                except Exception:  # noqa: BLE001 - the outbox cannot commit now: the offline stays pending there
+                    log.exception("OCPP %s/%s: its offline state could not be committed yet", site, cp_id)
 
 
 async def _refuse(websocket: WebSocket, status: int, why: str) -> None:

@@ -57,8 +57,9 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 
 @pytest.fixture
-async def served(embedded_hub: HubRun) -> AsyncIterator[Served]:
-    run = embedded_hub
+async def served(hub_run: HubRun) -> AsyncIterator[Served]:
+    """A hub on each store (embedded and the real InfluxDB) serving HTTP, with the charger's account added."""
+    run = hub_run
     password = run.hub.credentials.add(run.site, "charger", CP)  # what `smarthub device add SITE charger ID` does
     port = free_port()
     server = run.hub.http_server("127.0.0.1", port)
@@ -147,7 +148,8 @@ async def test_a_charger_boots_reports_charges_and_goes_offline(served: Served) 
                 {"value": "41.5", "measurand": "Temperature", "unit": "Celsius"},
                 {"value": "62", "measurand": "SoC", "unit": "Percent"},
             ]}]))
-        telemetry = (await devices(run))[CP]["telemetry"]  # answered = committed: no waiting needed
+        assert run.hub.pipeline.pending == 0  # answered only once committed to the outbox
+        telemetry = (await devices(run))[CP]["telemetry"]
         assert telemetry["energy_kwh"] == 1535.6 and telemetry["power_kw"] == 6.6
         assert (telemetry["current_a"], telemetry["voltage_v"], telemetry["temperature_c"], telemetry["soc_pct"]) == (
             10.1, 229.5, 41.5, 62)
