@@ -109,7 +109,12 @@ class Central:
         self._next_transaction = int(time.time()) - 1_600_000_000
         """Transaction ids go up from the seconds since 2020-09: unique across restarts while a hub starts fewer
         than one transaction a second on average, and an int32 until 2088."""
-        self.heartbeat_s = max(1, min(HEARTBEAT_MAX_S, int(hub.settings.heartbeat_s / 3)))
+
+    def heartbeat_interval(self, key: Key) -> int:
+        """What BootNotification asks for: a third of the charger's offline window (its registry entry's, else
+        the hub's), at most HEARTBEAT_MAX_S, so two lost heartbeats do not yet make it offline."""
+        window_s = self.hub.live.heartbeat_for(self.hub.registry.get((key[0], KIND, key[1])))
+        return max(1, min(HEARTBEAT_MAX_S, int(window_s / 3)))
 
     def transaction_id(self) -> int:
         self._next_transaction += 1
@@ -275,7 +280,7 @@ class HubChargePoint(ChargePoint):
     @on(Action.boot_notification)
     def on_boot_notification(self, **p: Any) -> call_result.BootNotification:
         self._ingest(mapping.boot_notification(p))
-        return call_result.BootNotification(current_time=_now_iso(), interval=self.central.heartbeat_s,
+        return call_result.BootNotification(current_time=_now_iso(), interval=self.central.heartbeat_interval(self.key),
                                             status=RegistrationStatus.accepted)
 
     @on(Action.heartbeat)

@@ -29,7 +29,9 @@ from ocpp.v16.enums import (
 )
 from websockets.asyncio.client import connect
 
-from tests.support.hub_fixtures import HubRun, eventually
+from hub.config import Settings
+from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.support.mqtt_fixtures import Broker
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
@@ -56,20 +58,26 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-@pytest.fixture
-async def served(hub_run: HubRun) -> AsyncIterator[Served]:
-    """A hub on each store (embedded and the real InfluxDB) serving HTTP, with the charger's account added."""
-    run = hub_run
+@asynccontextmanager
+async def serving(run: HubRun) -> AsyncIterator[Served]:
+    """The hub's HTTP server on a free port, with the charger's account added."""
     password = run.hub.credentials.add(run.site, "charger", CP)  # what `smarthub device add SITE charger ID` does
     port = free_port()
     server = run.hub.http_server("127.0.0.1", port)
-    serving = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve())
     await eventually(lambda: server.started, what="the HTTP server")
     try:
         yield Served(run, port, password)
     finally:
         server.should_exit = True
-        await serving
+        await task
+
+
+@pytest.fixture
+async def served(hub_run: HubRun) -> AsyncIterator[Served]:
+    """A hub on each store (embedded and the real InfluxDB), serving HTTP."""
+    async with serving(hub_run) as served:
+        yield served
 
 
 class Obedient(ChargePoint):
@@ -277,3 +285,16 @@ async def test_a_reconnect_replaces_the_old_connection_without_an_offline_betwee
             await asyncio.sleep(0.3)  # the old socket's close has been handled by now
             assert (await devices(run))[CP]["online"] is True
         await until(lambda: _offline(run), "offline once the current connection closes")
+
+
+async def test_a_charger_whose_heartbeats_stop_goes_offline_while_still_connected(
+        settings_for: Callable[..., Settings], mosquitto: Broker) -> None:
+    async with running_hub(settings_for("embedded", heartbeat_s=2.0), mosquitto) as run:
+        async with serving(run) as served:
+            async with charger(served) as cp:
+                boot = await cp.call(call.BootNotification(charge_point_model="AC7", charge_point_vendor="Acme"))
+                assert boot.interval == 1  # a third of the 2 s window, at least 1 s
+                assert (await devices(run))[CP]["online"] is True
+                await until(lambda: _offline(run), "offline after the heartbeats stopped")
+                await cp.call(call.Heartbeat())
+                assert (await devices(run))[CP]["online"] is True  # heard again
