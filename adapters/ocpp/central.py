@@ -39,6 +39,7 @@ from adapters.ocpp import mapping
 from adapters.ocpp.mapping import KIND, Message, OpenSession
 from hub import topics
 from hub.ingest.decode import Rejected
+from hub.storage.base import EventQuery, StorageError
 
 if TYPE_CHECKING:
     from hub.app import Hub
@@ -54,6 +55,8 @@ PATH = "/ocpp/{site}/{charge_point_id}"
 HEARTBEAT_MAX_S = 60
 """The interval BootNotification asks for, at most; never more than a third of the hub's offline window."""
 RESPONSE_TIMEOUT_S = 30
+RECALL_EVENTS = 200
+"""How many of a charge point's latest session starts a StopTransaction of an unknown session looks through."""
 ACTIONS = frozenset(action.value for action in Action)
 SPELLED_1_6 = {"FormatViolation": "FormationViolation",
                "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -133,6 +136,20 @@ class Central:
 
     def open_sessions(self, key: Key) -> dict[int, OpenSession]:
         return {tx: s for (site, cp_id, tx), s in self.sessions.items() if (site, cp_id) == key}
+
+    async def recall_session(self, key: Key, transaction_id: int) -> OpenSession | None:
+        """The start of a session this hub did not see begin (it restarted since), from the stored
+        session_start events; None when the store has none or is away."""
+        query = EventQuery(site=key[0], kind=KIND, device=key[1], type="session_start", limit=RECALL_EVENTS)
+        try:
+            rows = await self.hub.storage.query_events(query)
+        except StorageError as exc:
+            log.warning("OCPP %s/%s: the store cannot say when session %s began: %s", *key, transaction_id, exc)
+            return None
+        for row in rows:
+            if str(row.get("session")) == str(transaction_id):
+                return mapping.session_from_event(row)
+        return None
 
     def carries(self, site: str, kind: str, device: str) -> bool:
         """The hub's commands for a connected charge point come here (hub/commands.py `Carrier`)."""
@@ -319,11 +336,14 @@ class HubChargePoint(ChargePoint):
                                             id_tag_info={"status": AuthorizationStatus.accepted})
 
     @on(Action.stop_transaction)
-    def on_stop_transaction(self, **p: Any) -> call_result.StopTransaction:
+    async def on_stop_transaction(self, **p: Any) -> call_result.StopTransaction:
         started = self.central.sessions.get((*self.key, p["transaction_id"]))
+        if started is None:  # the hub restarted during the session: its start is in the store
+            started = await self.central.recall_session(self.key, p["transaction_id"])
         if started is None:
-            log.warning("OCPP %s/%s: StopTransaction %s of a session this hub did not see start; its energy and "
-                        "duration come from its transactionData or count 0", *self.key, p["transaction_id"])
+            log.warning("OCPP %s/%s: StopTransaction %s of a session neither this hub nor its store saw start; "
+                        "its energy and duration come from its transactionData or count 0", *self.key,
+                        p["transaction_id"])
         self._ingest(mapping.stop_transaction(p, started))
         self.central.sessions.pop((*self.key, p["transaction_id"]), None)
         info = {"status": AuthorizationStatus.accepted} if p.get("id_tag") else None
@@ -355,18 +375,10 @@ def _call_id(raw: str) -> str | None:
 
 
 class OcppAdapter:
-    """The hub's adapter seam (hub/adapters.py): one WebSocket route, one `Central` per hub."""
+    """The hub's adapter seam (hub/adapters.py): one WebSocket route and its `Central` per app served (one in
+    production; the Central lives as long as the app's route does, so nothing here outlives a hub)."""
 
     name = "ocpp"
 
-    def __init__(self) -> None:
-        self._centrals: dict[int, Central] = {}
-
-    def central(self, hub: Hub) -> Central:
-        central = self._centrals.get(id(hub))
-        if central is None or central.hub is not hub:
-            central = self._centrals[id(hub)] = Central(hub)
-        return central
-
     def routes(self, hub: Hub) -> Sequence[BaseRoute]:
-        return [WebSocketRoute(PATH, self.central(hub).endpoint)]
+        return [WebSocketRoute(PATH, Central(hub).endpoint)]

@@ -233,6 +233,15 @@ def start_transaction(p: Mapping[str, Any], transaction_id: int) -> tuple[list[M
     return [Message("event", event)], OpenSession(connector, meter_start, started_ms)
 
 
+def session_from_event(row: Mapping[str, Any]) -> OpenSession | None:
+    """A stored session_start (as the store returns it: epoch ms `time`, its fields) as the session's start,
+    for a StopTransaction after the hub restarted."""
+    try:
+        return OpenSession(int(row["connector"]), float(row["meter_start_kwh"]) * 1000, int(row["time"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _begin_from(transaction_data: Sequence[Mapping[str, Any]] | None) -> OpenSession | None:
     """A session's start read back from StopTransaction's transactionData (its Transaction.Begin sample), for a
     session that began before the hub last started."""

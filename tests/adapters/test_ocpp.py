@@ -298,3 +298,18 @@ async def test_a_charger_whose_heartbeats_stop_goes_offline_while_still_connecte
                 await until(lambda: _offline(run), "offline after the heartbeats stopped")
                 await cp.call(call.Heartbeat())
                 assert (await devices(run))[CP]["online"] is True  # heard again
+
+
+async def test_a_session_that_outlives_a_hub_restart_stops_with_its_energy_and_duration(
+        settings_for: Callable[..., Settings], mosquitto: Broker) -> None:
+    settings = settings_for("embedded")
+    async with running_hub(settings, mosquitto) as run, serving(run) as served, charger(served) as cp:
+        start = await cp.call(call.StartTransaction(connector_id=1, id_tag="tag-9", meter_start=10_000,
+                                                    timestamp="2026-12-01T10:00:00Z"))
+        await run.stored()
+    async with running_hub(settings, mosquitto) as run, serving(run) as served, charger(served) as cp:
+        await cp.call(call.StopTransaction(meter_stop=22_500, timestamp="2026-12-01T11:30:00Z",
+                                           transaction_id=start.transaction_id, reason="Local"))
+        await run.stored()
+        [stop] = await run.events(kind="charger", device=CP, type="session_stop")
+        assert (stop["session"], stop["energy_kwh"], stop["duration_s"]) == (str(start.transaction_id), 12.5, 5400)

@@ -204,3 +204,9 @@ def test_stop_session_names_its_transaction_or_says_why_not() -> None:
     assert "not an OCPP transaction id" in str(mapping.stop_session("S-1", one))
     assert mapping.stop_session(None, {}) == "no session is open"
     assert "several" in str(mapping.stop_session(None, {**one, 8: OpenSession(2, 0, None)}))
+
+
+def test_a_stored_session_start_is_a_session_start_again() -> None:
+    row = {"time": T0_MS, "kind": "charger", "session": "7", "connector": 2, "meter_start_kwh": 1.5}
+    assert mapping.session_from_event(row) == OpenSession(2, 1500.0, T0_MS)
+    assert mapping.session_from_event({"time": T0_MS, "session": "7"}) is None
