@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from hub.app import Hub
 
 
+class IngestHeld(Exception):
+    """`Hub.ingest` takes nothing now (the outbox is at its cap while the store is away); the text says why."""
+
+
 class Adapter(Protocol):
     name: str
 

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from devices import REGISTRY
 from devices.base import Accepted, DeviceKind
 from hub import topics
+from hub.adapters import IngestHeld
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
 from hub.alerts.notify import Notifier
@@ -180,7 +181,11 @@ class Hub:
                ) -> list[Accepted | Rejected | None]:
         """What an adapter received, through the pipeline and committed: when this returns, the messages are as
         durable as an acknowledged MQTT message, so the adapter may answer its device. Raises if the outbox
-        cannot commit (then nothing may be answered, and the next flush tries again)."""
+        cannot commit (then nothing may be answered, and the next flush tries again), and `IngestHeld` at the
+        outbox cap, where MQTT stops reading: the adapter refuses its device so that it sends again later."""
+        held = self._backpressure()
+        if held is not None:
+            raise IngestHeld(held)
         now = received_ms if received_ms is not None else int(time.time() * 1000)
         results = [self.pipeline.handle(topic, raw, now) for topic, raw in messages]
         self.pipeline.flush()

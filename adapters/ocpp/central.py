@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from ocpp.exceptions import InternalError, NotSupportedError, OCPPError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.exceptions import NotSupportedError, OCPPError
 from ocpp.messages import CallError, unpack
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
@@ -38,6 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adapters.ocpp import mapping
 from adapters.ocpp.mapping import KIND, Message, OpenSession
 from hub import topics
+from hub.adapters import IngestHeld
 from hub.ingest.decode import Rejected
 from hub.storage.base import EventQuery, StorageError
 
@@ -218,7 +219,7 @@ class Central:
             await previous.close()
         log.info("OCPP %s/%s connected", site, cp_id)
         try:
-            self.ingest(key, [mapping.online()])
+            self._state(key, mapping.online())
             await cp.start()
         except WebSocketDisconnect:
             pass
@@ -226,10 +227,18 @@ class Central:
             if self.connected.get(key) is cp:
                 del self.connected[key]
                 log.info("OCPP %s/%s disconnected", site, cp_id)
-                try:
-                    self.ingest(key, [mapping.offline()])
-                except Exception:  # noqa: BLE001 - the outbox cannot commit now: the offline stays pending there
-                    log.exception("OCPP %s/%s: its offline state could not be committed yet", site, cp_id)
+                self._state(key, mapping.offline())
+
+    def _state(self, key: Key, message: Message) -> None:
+        """Online or offline as the socket opens or closes: nobody to answer, so a hub that cannot take it now
+        logs it rather than dropping the connection (at the outbox cap the state is not kept; the heartbeat
+        window still tells a silent charger offline)."""
+        try:
+            self.ingest(key, [message])
+        except IngestHeld as exc:
+            log.warning("OCPP %s/%s: its %s state is not kept: %s", *key, message.payload, exc)
+        except Exception:  # noqa: BLE001 - the outbox cannot commit now: the state stays pending there
+            log.exception("OCPP %s/%s: its state could not be committed yet", *key)
 
 
 async def _refuse(websocket: WebSocket, status: int, why: str) -> None:
@@ -292,7 +301,12 @@ class HubChargePoint(ChargePoint):
         return await super()._handle_call(msg)
 
     def _ingest(self, messages: Sequence[Message]) -> None:
-        self.central.ingest(self.key, messages)
+        """Committed, or a CallError: OCPP chargers send transaction messages again until answered."""
+        try:
+            self.central.ingest(self.key, messages)
+        except IngestHeld as exc:
+            raise InternalError(description=f"the central system cannot store now; send again later ({exc})"
+                                ) from None
 
     @on(Action.boot_notification)
     def on_boot_notification(self, **p: Any) -> call_result.BootNotification:

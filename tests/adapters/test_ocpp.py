@@ -11,12 +11,13 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from ocpp.exceptions import InternalError, NotSupportedError
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
-from ocpp.exceptions import NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
@@ -30,7 +31,8 @@ from ocpp.v16.enums import (
 from websockets.asyncio.client import connect
 
 from hub.config import Settings
-from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.integration.test_store_faults import locked
+from tests.support.hub_fixtures import HubRun, eventually, hub_settings, running_hub
 from tests.support.mqtt_fixtures import Broker
 from tests.support.processes import free_port
 
@@ -313,3 +315,29 @@ async def test_a_session_that_outlives_a_hub_restart_stops_with_its_energy_and_d
         await run.stored()
         [stop] = await run.events(kind="charger", device=CP, type="session_stop")
         assert (stop["session"], stop["energy_kwh"], stop["duration_s"]) == (str(start.transaction_id), 12.5, 5400)
+
+
+async def test_at_the_outbox_cap_meter_values_get_an_internal_error_and_are_taken_again_after(
+        mosquitto: Broker, root: str, tmp_path: Path) -> None:
+    """The embedded store's file locked, a 4 KiB outbox: past the cap the hub refuses (InternalError, so the
+    charger sends again later) instead of growing the outbox; the store back, the same message is answered."""
+    settings = hub_settings(mosquitto, root, tmp_path / "data", outbox_max_mb=4 / 1024)
+    async with running_hub(settings, mosquitto) as run, serving(run) as served, charger(served) as cp:
+        def reading(i: int) -> call.MeterValues:
+            return call.MeterValues(connector_id=1, meter_value=[{"timestamp": f"2026-12-01T10:{i // 60:02d}:"
+                                                                  f"{i % 60:02d}Z", "sampledValue": [
+                {"value": str(1000 + i), "measurand": "Energy.Active.Import.Register"}]}])
+
+        with locked(settings.data_dir / "store.db"):
+            answered = 0
+            with pytest.raises(InternalError):
+                for i in range(400):
+                    await cp.call(reading(i), suppress=False)
+                    answered += 1
+            assert 0 < answered < 400 and run.hub.outbox.fill >= 1.0
+            depth = run.hub.outbox.depth
+            with pytest.raises(InternalError):  # still held: nothing more is taken
+                await cp.call(reading(answered), suppress=False)
+            assert run.hub.outbox.depth == depth
+        await eventually(lambda: run.hub.outbox.fill < 0.95, timeout=10, what="the outbox to drain")
+        assert await cp.call(reading(answered), suppress=False) is not None
