@@ -9,6 +9,7 @@ MQTT one. The hub never sends a CALL from inside a handler (the library serves o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -58,6 +59,10 @@ HEARTBEAT_MAX_S = 60
 RESPONSE_TIMEOUT_S = 30
 RECALL_EVENTS = 200
 """How many of a charge point's latest session starts a StopTransaction of an unknown session looks through."""
+TX_PROFILE_SETTLE_S = 5.0
+TX_PROFILE_RETRY_S = 1.0
+"""A TxProfile rejected this soon after its StartTransaction is sent again every TX_PROFILE_RETRY_S (within the
+command's 10 s)."""
 ACTIONS = frozenset(action.value for action in Action)
 SPELLED_1_6 = {"FormatViolation": "FormationViolation",
                "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -110,6 +115,8 @@ class Central:
         self.sessions: dict[tuple[str, str, int], OpenSession] = {}
         """(site, cp, transaction id) -> its start, for the StopTransaction (lost at a restart: see mapping)."""
         self.faults: dict[Key, dict[int, str]] = {}
+        self.started_at: dict[tuple[str, str, int], float] = {}
+        """(site, cp, transaction id) -> monotonic time its StartTransaction was answered."""
         self._next_transaction = int(time.time()) - 1_600_000_000
         """Transaction ids go up from the seconds since 2020-09: unique across restarts while a hub starts fewer
         than one transaction a second on average, and an int32 until 2088."""
@@ -137,6 +144,19 @@ class Central:
 
     def open_sessions(self, key: Key) -> dict[int, OpenSession]:
         return {tx: s for (site, cp_id, tx), s in self.sessions.items() if (site, cp_id) == key}
+
+    async def _set_profile(self, cp: HubChargePoint, key: Key, connector: int, profile: dict[str, Any]) -> Any:
+        """SetChargingProfile, sent again while a TxProfile is rejected within TX_PROFILE_SETTLE_S of its
+        StartTransaction: many chargers refuse one until their transaction is fully set up."""
+        request = call.SetChargingProfile(connector_id=connector, cs_charging_profiles=profile)
+        transaction = profile.get("transaction_id")
+        while True:
+            answer = await cp.call(request, suppress=False)
+            started = self.started_at.get((*key, transaction)) if transaction is not None else None
+            if (answer.status != ChargingProfileStatus.rejected or started is None
+                    or time.monotonic() - started > TX_PROFILE_SETTLE_S):
+                return answer
+            await asyncio.sleep(TX_PROFILE_RETRY_S)
 
     async def recall_session(self, key: Key, transaction_id: int) -> OpenSession | None:
         """The start of a session this hub did not see begin (it restarted since), from the stored
@@ -170,8 +190,7 @@ class Central:
             if op == "set_limit":
                 limits = []
                 for connector, profile in mapping.set_limit(args["limit_kw"], sessions):
-                    answer = await cp.call(call.SetChargingProfile(connector_id=connector,
-                                                                   cs_charging_profiles=profile), suppress=False)
+                    answer = await self._set_profile(cp, key, connector, profile)
                     if answer.status != ChargingProfileStatus.accepted:
                         return {"id": command_id, "ok": False, "error": f"SetChargingProfile: {answer.status}"}
                     limit_w = profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
@@ -346,6 +365,7 @@ class HubChargePoint(ChargePoint):
         messages, session = mapping.start_transaction(p, transaction_id)
         self._ingest(messages)
         self.central.sessions[(*self.key, transaction_id)] = session
+        self.central.started_at[(*self.key, transaction_id)] = time.monotonic()
         return call_result.StartTransaction(transaction_id=transaction_id,
                                             id_tag_info={"status": AuthorizationStatus.accepted})
 
@@ -360,6 +380,7 @@ class HubChargePoint(ChargePoint):
                         p["transaction_id"])
         self._ingest(mapping.stop_transaction(p, started))
         self.central.sessions.pop((*self.key, p["transaction_id"]), None)
+        self.central.started_at.pop((*self.key, p["transaction_id"]), None)
         info = {"status": AuthorizationStatus.accepted} if p.get("id_tag") else None
         return call_result.StopTransaction(id_tag_info=info)
 

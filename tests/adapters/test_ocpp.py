@@ -90,12 +90,16 @@ class Obedient(ChargePoint):
         self.profiles: list[tuple[int, dict[str, Any]]] = []
         self.stopped: list[int] = []
         self.refuse = False
+        self.not_ready = 0
+        """How many TxProfiles to reject first, as a charger still setting its transaction up does."""
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]
                                 ) -> call_result.SetChargingProfile:
         self.profiles.append((connector_id, cs_charging_profiles))
-        status = ChargingProfileStatus.rejected if self.refuse else ChargingProfileStatus.accepted
+        early = self.not_ready > 0 and cs_charging_profiles["charging_profile_purpose"] == "TxProfile"
+        self.not_ready -= early
+        status = ChargingProfileStatus.rejected if self.refuse or early else ChargingProfileStatus.accepted
         return call_result.SetChargingProfile(status=status)
 
     @on(Action.remote_stop_transaction)
@@ -235,7 +239,9 @@ async def test_set_limit_and_stop_session_become_charging_profiles_and_remote_st
         assert profile["charging_schedule"]["charging_schedule_period"] == [{"start_period": 0, "limit": 7400.0}]
         start = await cp.call(call.StartTransaction(connector_id=2, id_tag="tag-1", meter_start=0,
                                                     timestamp="2026-12-01T10:00:00Z"))
+        cp.not_ready = 2  # the first two TxProfiles come too early: the hub sends the profile again
         assert (await command(run, "set_limit", limit_kw=3.33333))["ok"] is True
+        assert len(cp.profiles) == 4 and cp.not_ready == 0
         connector, profile = cp.profiles[-1]
         assert (connector, profile["charging_profile_purpose"], profile["transaction_id"]) == (
             2, "TxProfile", start.transaction_id)
