@@ -45,6 +45,7 @@ from hub.config import Settings  # noqa: E402
 from hub.series import DAY_MS, HOUR_MS, china_day_start  # noqa: E402
 from hub.settled import RECHECK_S  # noqa: E402
 from hub.state import DeviceState  # noqa: E402
+from hub.tally import TodayTally  # noqa: E402
 from tests.support.influx_fixtures import start_influxd  # noqa: E402
 from tests.support.mqtt_fixtures import start_mosquitto  # noqa: E402
 
@@ -264,17 +265,28 @@ def hub_settings(backend: str, work: Path, args: argparse.Namespace, broker: Any
                     heartbeat_s=3 * 3600)
 
 
-async def report(backend: str, hub: Hub, args: argparse.Namespace) -> None:
+def tally_of(hub: Hub, history: History, now_ms: int) -> TodayTally:
+    """The tally of a hub that has run for two hours: the history's events of that time counted, as the
+    hub would have counted them when it accepted them (`hub.tally`)."""
+    tally = TodayTally(hub.kinds, now_ms - 2 * HOUR_MS)
+    for points in history.days_points():
+        for point in points:
+            if point.measurement.endswith("_event") and point.time_ms >= tally.since_ms:
+                tally.count(point.measurement.removesuffix("_event"), point.tags["site"], [point])
+    return tally
+
+
+async def report(backend: str, hub: Hub, args: argparse.Namespace, tally: TodayTally) -> None:
     """Latency of each endpoint through the app: every request from scratch (cold); with the settled parts
-    of today's counts and the charging curve kept (what each screen refresh costs the store); and with
-    answers also shared for the screen cache's 2 s (what screens see)."""
+    of today's counts and the charging curve kept, and the last hour from the tally (what each screen refresh
+    costs the store); and with answers also shared for the screen cache's 2 s (what screens see)."""
     rebuild_started = time.perf_counter()
     await hub.inside.rebuild(hub.storage)
     rebuild_s = time.perf_counter() - rebuild_started
     transport = httpx.ASGITransport(app=create_app(hub))
     async with httpx.AsyncClient(transport=transport, base_url="http://hub", timeout=60,
                                  headers={"Authorization": f"Bearer {TOKEN}"}) as api:
-        hub.screen_cache.ttl_s = 0
+        hub.screen_cache.ttl_s, hub.tally = 0, None
         sample = (await api.get("/api/overview")).json()
         print(f"\n== {backend} ({hub.storage.name}); vehicles inside rebuilt from {hub.settings.inside_days:g} days "
               f"of passages in {rebuild_s:.1f} s")
@@ -289,11 +301,17 @@ async def report(backend: str, hub: Hub, args: argparse.Namespace) -> None:
             figures = []
             for _, ttl, recheck_s, every_s in modes:
                 hub.screen_cache.ttl_s, hub.settled.recheck_s = ttl, recheck_s
+                hub.tally = tally if recheck_s else None
                 hub.settled.clear()
                 times = await measure(api, path, params, args.requests, every_s)
                 figures.append(" ".join(f"{v:>8.1f}" for v in (percentile(times, 50), percentile(times, 95),
                                                                   max(times))))
             print(f"   {path:<28} " + "   ".join(figures))
+        hub.screen_cache.ttl_s, hub.tally = 0, tally
+        tallied = (await api.get("/api/overview")).json()
+        same = all(tallied[k] == sample[k] for k in ("vehicles", "access", "detections_today", "chargers"))
+        print(f"   today's figures with the last two hours from the tally: {'the same' if same else 'DIFFERENT'}"
+              f"{'' if same else f': {tallied}'}")
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -324,7 +342,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 print(f"   {name:<28} {n:>10,}   ({n / args.days / len(sites):,.0f} per site per day)")
             print(f"   alerts: {alerts:,} over the period, {faults} open")
             for backend, hub in zip(args.backends, hubs, strict=True):
-                await report(backend, hub, args)
+                await report(backend, hub, args, tally_of(hub, history, now_ms))
             print(f"\nprocess RSS {rss_mb(os.getpid()):.0f} MB")
     finally:
         broker.service.stop()

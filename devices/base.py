@@ -186,6 +186,8 @@ class Accepted:
     lag_ms: int
     tags: Mapping[str, str] = field(default_factory=dict)
     """Registry tags (such as `building`) for telemetry points."""
+    retained: bool = False
+    """A retained delivery: it refreshes live state, and is not stored (it was, when first published)."""
     _fields: dict[str, bool | int | float | str] | None = field(default=None, repr=False, compare=False)
 
     def fields(self) -> dict[str, bool | int | float | str]:
@@ -274,6 +276,8 @@ class LiveDevice(NamedTuple):
     """Its last telemetry fields (empty when never heard)"""
     open_faults: Collection[str] = ()
     """Codes of the faults it reported open (whether online or not); a fault the hub raised is not among them"""
+    open_alerts: Collection[str] = ()
+    """Codes of its open and acknowledged alerts, the ones the hub's rules raised included"""
 
 
 LiveFigures = Callable[[Sequence[LiveDevice], Sequence[Any]], dict[str, Any]]
@@ -290,6 +294,9 @@ class OverviewSection:
     today: Mapping[str, TodayFigure] = field(default_factory=dict)
     inside: str | None = None
     """The name under which the kind's inside count (`DeviceKind.inside`) is given"""
+    today_use: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Figures of today's growth of a register series the kind declares: name -> (series, value of its split),
+    such as the water used today; read from the store at most once a minute (they move slowly)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +402,8 @@ class DeviceKind:
     """channel -> valid example payloads, used by tests and simulators."""
     checks: tuple[Check, ...] = ()
     """Checks a valid message must pass to be stored (see `Check`); empty for most kinds, and then free."""
+    refusals: frozenset[str] = frozenset()
+    """The dead-letter reasons its checks give (`Refused.reason`), listed with the core's (`hub.ingest.decode`)"""
     rules: tuple[Any, ...] = ()
     """Derived-alert rules (see devices.rules): pure functions of a message, live state, time and `settings`."""
     settings: type[KindSettings] = KindSettings
@@ -419,6 +428,9 @@ class DeviceKind:
     """Its events count what is inside each site now (`hub.inside`); one kind at most."""
 
     def __post_init__(self) -> None:
+        if self.checks and not self.refusals:
+            raise ValueError(f"kind {self.name!r} has checks but declares no refusals: name the dead-letter reasons "
+                             "they give")
         object.__setattr__(self, "fault", fault_model(self.name, self.faults))
         members = (*self.events, self.fault)  # type: ignore[attr-defined]
         if len(members) == 1:

@@ -69,8 +69,9 @@ class Relay(CommandArgs):
 
 
 C, M, m = Severity.CRITICAL, Severity.MAJOR, Severity.MINOR
+LEAK = "leak_suspected"
 FAULTS = {
-    "leak_suspected": FaultSpec(M, "疑似漏水", "Leak suspected: water never stops flowing"),
+    LEAK: FaultSpec(M, "疑似漏水", "Leak suspected: water never stops flowing"),
     "reverse_flow": FaultSpec(m, "倒流", "Reverse flow"),
     "magnetic_tamper": FaultSpec(M, "磁干扰", "Magnetic tampering"),
     "cover_open": FaultSpec(m, "开盖", "Meter cover opened"),
@@ -93,7 +94,7 @@ class Settings(KindSettings):
 
 
 THRESHOLDS = Settings()
-_CLEAR_LEAK = (Clear("leak_suspected"),)
+_CLEAR_LEAK = (Clear(LEAK),)
 
 
 def night_end_after(start_ms: int, t: Settings) -> int:
@@ -134,7 +135,7 @@ def leak_suspected(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[str
     hours = (at - since) / HOUR_MS
     night = memory["flow_due_ms"] < since + int(t.leak_after_s * 1000)
     why = f" through the night ({t.leak_night_start_h:02d}:00-{t.leak_night_end_h:02d}:00)" if night else ""
-    return (Raise("leak_suspected", f"water flowing without a pause for {hours:.1f} h{why}, {flow:g} L/h now"),)
+    return (Raise(LEAK, f"water flowing without a pause for {hours:.1f} h{why}, {flow:g} L/h now"),)
 
 
 REGISTER_REGRESSED = "register_regressed"
@@ -170,25 +171,25 @@ def register_check(msg: Accepted, memory: dict[str, Any]) -> Refused | None:
 
 def on_the_wall(meters: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str, Any]:
     """The big screen's meter figures: meters online per utility (known from their last telemetry) and open
-    leaks, meters that reported `leak_suspected` open, online or not (a leak does not stop when the radio does).
-
-    Leaks the hub's own rule raised are alerts, not device state, so they are not counted here; today's
-    consumption is left for a store aggregate of its own."""
+    leaks, meters with `leak_suspected` open, reported by the meter or raised by the hub's own rule (an alert),
+    online or not (a leak does not stop when the radio does). Today's use is a store aggregate
+    (`OverviewSection.today_use`)."""
     water = electricity = leaks = 0
     for m in meters:
         utility = m.telemetry.get("utility") if m.online else None
         water += utility == "water"
         electricity += utility == "electricity"
-        leaks += "leak_suspected" in m.open_faults
+        leaks += LEAK in m.open_faults or LEAK in m.open_alerts
     return {"water_online": water, "electricity_online": electricity, "open_leaks": leaks}
 
 
 KIND = DeviceKind(
     name="meter",
     checks=(register_check,),
+    refusals=frozenset({REGISTER_REGRESSED}),
     rules=(leak_suspected,),
     settings=Settings,
-    work_orders=frozenset({"leak_suspected"}),
+    work_orders=frozenset({LEAK}),
     zh="水电表",
     en="Household meter",
     telemetry=Telemetry,
@@ -197,7 +198,8 @@ KIND = DeviceKind(
     commands={"valve": Valve, "relay": Relay},
     series={"consumption": RegisterIncrease("reading", "utility", {"water": "m³", "electricity": "kWh"},
                                             reset_event="replaced", reset_from="old_reading", reset_to="new_reading")},
-    overview=OverviewSection("meters", live=on_the_wall),
+    overview=OverviewSection("meters", live=on_the_wall, today_use={
+        "water_today": ("consumption", "water"), "electricity_today": ("consumption", "electricity")}),
     command_roles={"valve": "admin", "relay": "admin"},  # closing either cuts a household's water or power
     examples={
         # In an order one register could read them (it only grows): tests send a kind's examples to one device.

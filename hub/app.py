@@ -50,9 +50,13 @@ from hub.state import LiveState
 from hub.storage.base import Storage, StorageError
 from hub.storage.outbox import Outbox, Writer
 from hub.supervisor import Supervisor
+from hub.tally import TodayTally
 from hub.users import Users
 
 log = logging.getLogger(__name__)
+
+SLOW_FIGURES_S = 60.0
+"""Figures that move slowly and cost the store a scan (today's water and electricity use) are this old at most."""
 
 SHUTDOWN_DRAIN_S = 10.0
 TASK_STOP_S = 3.0
@@ -131,6 +135,7 @@ class Hub:
                               sla=s.sla)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
+        self.slow_figures = ScreenCache(SLOW_FIGURES_S)  # today's use: a scan of every register's readings
         self.settled = Settled()  # screens re-read only the recent part of today's counts and the charging curve
         self.health = HealthWatch(self)
         self.events.on(PointsRejected, "dead-letters", self.dead_letters.keep_refused)
@@ -144,6 +149,9 @@ class Hub:
         on_message("live-bus", self.bus.on_message)
         on_message("command-replies", self.commands.on_message)
         on_message("vehicles-inside", self.inside.on_message)
+        self.tally = TodayTally(self.kinds, int(time.time() * 1000)) if s.today_tally else None
+        if self.tally is not None:
+            on_message("today-tally", self.tally.on_message)
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 

@@ -112,6 +112,9 @@ class CoreSettings(BaseSettings):
     screen_cache_s: float = Field(
         2.0, ge=0, description="The big screen's overview and chart answers are shared this long, then refreshed "
         "in the background (0: off)")
+    today_tally: bool = Field(
+        True, description="Count today's figures of the last hour as events are accepted (hub.tally) instead of "
+        "reading them from the store; off when several hubs share the ingest")
     broker_grace_s: float = Field(
         5.0, ge=0, description="A broker lost this long makes /api/health 503 (ingest is not receiving); the hub's "
         "own alerts for lasting trouble (store, outbox) wait this long too")

@@ -36,6 +36,7 @@ window.I18N = {
     st_finishing: "结束中", st_reserved: "预约", st_unavailable: "不可用", st_faulted: "故障",
     t_online: "在线", t_faulted: "故障",
     f_water_online: "水表在线", f_electricity_online: "电表在线", f_open_leaks: "疑似漏水",
+    f_water_today: "今日用水 m³", f_electricity_today: "今日用电 kWh",
   },
   en: {
     title: "Community Command Center", subtitle: "Live situation", login_hint: "Enter an API token (or open a kiosk link with ?token=)",
@@ -71,5 +72,6 @@ window.I18N = {
     st_faulted: "faulted",
     t_online: "online", t_faulted: "Faulted",
     f_water_online: "Water online", f_electricity_online: "Power online", f_open_leaks: "Open leaks",
+    f_water_today: "Water today m³", f_electricity_today: "Power today kWh",
   },
 };

@@ -64,6 +64,18 @@ class AlertStore:
     def active(self) -> list[Alert]:
         return [_load(b) for (b,) in self._db.execute("SELECT body FROM alerts WHERE state != 'resolved'")]
 
+    def active_codes(self, site: str | None = None) -> dict[tuple[str, str, str], set[str]]:
+        """(site, kind, device) -> codes of its open and acknowledged alerts, from their columns."""
+        sql = "SELECT site, kind, device, code FROM alerts WHERE state IN ('open', 'acknowledged')"
+        args: tuple[str, ...] = ()
+        if site is not None:
+            sql += " AND site = ?"
+            args = (site,)
+        out: dict[tuple[str, str, str], set[str]] = {}
+        for at_site, kind, device, code in self._db.execute(sql, args):
+            out.setdefault((at_site, kind, device), set()).add(code)
+        return out
+
     def count_active(self, site: str | None = None) -> dict[tuple[str, str], int]:
         """(state, severity) -> how many open and acknowledged alerts; counted in SQL, no alert loaded."""
         sql = "SELECT state, severity, count(*) FROM alerts WHERE state IN ('open', 'acknowledged')"

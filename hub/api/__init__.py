@@ -1,40 +1,19 @@
-"""The HTTP API (contract section 6): an app factory over a running Hub, one router per resource."""
+"""The HTTP API (contract section 6): an app factory over a running Hub, serving the routers of `hub.api.routes`."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dashboards import BIGSCREEN
 from hub import adapters
-from hub.api import (
-    alerts,
-    audit,
-    commands,
-    deadletters,
-    devices,
-    events,
-    health,
-    live,
-    orders,
-    overview,
-    pages,
-    screen,
-    series,
-    users,
-)
 from hub.api.guard import RequestGuard
+from hub.api.routes import ROUTERS
 
 if TYPE_CHECKING:
     from hub.app import Hub
-
-ROUTERS: tuple[APIRouter, ...] = (
-    health.router, pages.router, devices.router, events.router, deadletters.router, alerts.router, live.router,
-    orders.router, commands.router, audit.router, users.router, series.router, overview.router, screen.router,
-)
-"""Every router the app serves, in one place (the OpenAPI tests walk the same tuple)."""
 
 
 def create_app(hub: Hub) -> FastAPI:

@@ -1,21 +1,38 @@
 """Dependencies of the routes: the parts of the hub they use, and who is calling with which role.
 
-A route asks for what it uses (`DeskDep`, `AuditDep`, ...) rather than the whole `Hub`, so what it can
-reach is in its signature."""
+A route asks for what it uses (`DeskDep`, `KindsDep`, ...) rather than the whole `Hub`, so what it can
+reach is in its signature; a route that reads many parts gets one small object made for it (`HealthView`,
+`ScreenSources`). The whole hub stays private to this module."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.requests import HTTPConnection
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 
+from devices.base import DeviceKind
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
 from hub.alerts.store import AlertStore, OrderStore
 from hub.audit import AuditLog
+from hub.bus import LiveBus
+from hub.commands import Commands
 from hub.deadletter import DeadLetters
+from hub.health import HealthWatch
+from hub.inside import InsideTracker
+from hub.mqtt import MqttLink
 from hub.registry import Registry
+from hub.screencache import ScreenCache
+from hub.settled import Settled
+from hub.state import LiveState
+from hub.storage.base import Storage
+from hub.storage.outbox import Outbox
+from hub.tally import TodayTally
 from hub.users import Role, User, Users
 
 if TYPE_CHECKING:  # not at run time: hub.app starts the API (`Hub.http_server`), so no import circle
@@ -26,8 +43,9 @@ ROLE_ATTR = "smarthub_role"
 """Set on each `require(role)` check, so the request guard finds a route's role before the body is read."""
 
 
-def get_hub(request: Request) -> Hub:
-    return request.app.state.hub  # type: ignore[no-any-return]
+def _hub(connection: HTTPConnection) -> Hub:
+    """The whole hub, for the getters below only (a request or a WebSocket alike)."""
+    return connection.app.state.hub  # type: ignore[no-any-return]
 
 
 def refusal(users: Users, token: str | None, role: Role) -> HTTPException | User:
@@ -47,7 +65,7 @@ def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> User:
     """401 without a valid Bearer token."""
-    found = refusal(get_hub(request).users, credentials.credentials if credentials else None, "viewer")
+    found = refusal(_hub(request).users, credentials.credentials if credentials else None, "viewer")
     if isinstance(found, HTTPException):
         raise found
     return found
@@ -65,15 +83,12 @@ def require(role: Role) -> object:
     return Depends(check)
 
 
-HubDep = Annotated["Hub", Depends(get_hub)]
-"""The whole hub: for routes that use many of its parts (health, overview); prefer the narrow ones below."""
-
-
 def _part(name: str) -> object:
-    """A dependency giving one part of the hub (FastAPI needs `request` annotated, hence no lambda)."""
+    """A dependency giving one part of the hub, to HTTP routes and WebSockets alike (FastAPI needs the
+    connection annotated, hence no lambda)."""
 
-    def get(request: Request) -> object:
-        return getattr(get_hub(request), name)
+    def get(connection: HTTPConnection) -> object:
+        return getattr(_hub(connection), name)
 
     get.__name__ = f"get_{name}"
     return Depends(get)
@@ -82,11 +97,68 @@ def _part(name: str) -> object:
 AlertsDep = Annotated[AlertEngine, _part("alerts")]
 AlertStoreDep = Annotated[AlertStore, _part("alert_store")]
 AuditDep = Annotated[AuditLog, _part("audit")]
+BusDep = Annotated[LiveBus, _part("bus")]
+CommandsDep = Annotated[Commands, _part("commands")]
 DeadLettersDep = Annotated[DeadLetters, _part("dead_letters")]
 DeskDep = Annotated[OrderDesk, _part("desk")]
+KindsDep = Annotated[Mapping[str, DeviceKind], _part("kinds")]
+LiveDep = Annotated[LiveState, _part("live")]
+MetricsDep = Annotated[CollectorRegistry, _part("metrics")]
 OrderStoreDep = Annotated[OrderStore, _part("order_store")]
 RegistryDep = Annotated[Registry, _part("registry")]
+StorageDep = Annotated[Storage, _part("storage")]
 UsersDep = Annotated[Users, _part("users")]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """What `/api/health` answers from: the watcher's report and the figures beside it."""
+
+    watch: HealthWatch
+    mqtt: MqttLink
+    storage: Storage
+    outbox: Outbox
+    started_at: float
+
+    @classmethod
+    def of(cls, hub: Hub) -> HealthView:
+        return cls(hub.health, hub.mqtt, hub.storage, hub.outbox, hub.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenSources:
+    """What the big screen's figures (`/api/overview`, `/api/series/*`) are computed from, and the cache
+    that shares each answer for a moment."""
+
+    cache: ScreenCache
+    storage: Storage
+    registry: Registry
+    live: LiveState
+    alert_store: AlertStore
+    inside: InsideTracker
+    settled: Settled
+    kinds: Mapping[str, DeviceKind]
+    tally: TodayTally | None
+    """Today's figures of the last hour, counted as events are accepted (None: read from the store)"""
+    slow: ScreenCache
+    """Answers of the slow figures (today's use), kept for a minute"""
+
+    @classmethod
+    def of(cls, hub: Hub) -> ScreenSources:
+        return cls(hub.screen_cache, hub.storage, hub.registry, hub.live, hub.alert_store, hub.inside, hub.settled,
+                   hub.kinds, hub.tally, hub.slow_figures)
+
+
+def _health_view(request: Request) -> HealthView:
+    return HealthView.of(_hub(request))
+
+
+def _screen_sources(request: Request) -> ScreenSources:
+    return ScreenSources.of(_hub(request))
+
+
+HealthDep = Annotated[HealthView, Depends(_health_view)]
+ScreenDep = Annotated[ScreenSources, Depends(_screen_sources)]
 
 Viewer = Annotated[User, require("viewer")]
 Maintenance = Annotated[User, require("maintenance")]

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from devices.base import CommandRole
 from hub import topics
 from hub.alerts.models import State as AlertState
 from hub.alerts.orders import OrderState
@@ -380,6 +381,9 @@ class KindCatalogOut(BaseModel):
     zh: str
     en: str
     commands: list[str]
+    command_roles: dict[str, CommandRole] = Field(
+        description="Per command in `commands`, the lowest role that may send it (admin for what cuts a supply); "
+                    "POST /api/devices/{site}/{kind}/{device}/commands refuses it to the roles below (403)")
     faults: dict[str, FaultTitleOut] = Field(description="Per fault code")
 
 

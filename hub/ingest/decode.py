@@ -7,6 +7,7 @@ when it fails do we spend time working out *why*, to give a precise reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,15 @@ from pydantic import BaseModel, ValidationError
 
 from devices.base import MAX_PAYLOAD_BYTES, DeviceKind, Invalid, describe_error
 
-REASONS = ("bad_topic", "unknown_kind", "too_large", "not_utf8", "not_json", "not_object", "invalid", "unstorable",
-           "register_regressed")
-"""Every reason a message can be dead-lettered for; metrics are labelled with these. The last ones are given by
-kinds' checks (`DeviceKind.checks`) of a valid message against the device's earlier ones."""
+REASONS = ("bad_topic", "unknown_kind", "too_large", "not_utf8", "not_json", "not_object", "invalid", "unstorable")
+"""Every reason the core dead-letters a message for; metrics are labelled with these and with the reasons each
+kind's checks give (`DeviceKind.refusals`, see `reasons`)."""
+
+
+def reasons(kinds: Mapping[str, DeviceKind]) -> tuple[str, ...]:
+    """Every reason a message can be dead-lettered for: the core's, then the kinds' own."""
+    own = sorted({r for kind in kinds.values() for r in kind.refusals} - set(REASONS))
+    return (*REASONS, *own)
 
 PAYLOAD_KEEP_BYTES = 8 * 1024
 """How much of a rejected payload the dead-letter store keeps."""

@@ -149,7 +149,8 @@ class Pipeline:
         tags = self._tags.get(key)
         if tags is None:
             tags = self._tags[key] = self.registry.ensure(key).tags
-        msg = Accepted(parts.site, parts.kind, parts.device, parts.channel, payload, received_ms, time_ms, lag_ms, tags)
+        msg = Accepted(parts.site, parts.kind, parts.device, parts.channel, payload, received_ms, time_ms, lag_ms, tags,
+                       retain)
 
         # A retained delivery repeats a message stored when it was first published
         # (a persistent session queues that one for us); it only refreshes live state.

@@ -2,7 +2,7 @@
 
 The hub writes batches of `Point`s (the contract's storage schema, section 5) and
 reads events back for the API. InfluxDB and the embedded store pass one shared
-test suite (`tests/integration/test_storage.py`), so they cannot drift apart.
+test suite (`tests/hub/storage/test_storage.py`), so they cannot drift apart.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ InfluxDB's: it leaves backslashes in names as they are, and InfluxDB 1.x reads
 a backslash before `,`, `=` or a space as an escape, so a device-made name
 such as `a\\,` plus a newline in a string field once ended a line early and
 wrote a point for another site. The rules here are the server's, checked
-against InfluxDB itself (`tests/integration/test_lineproto_influx.py`):
+against InfluxDB itself (`tests/hub/storage/test_lineproto_influx.py`):
 
 - names (measurement, tag keys and values, field keys): `,` `=` and space are
   escaped (the measurement: `,` and space). A name with a backslash or a

@@ -31,7 +31,7 @@ from ocpp.v16.enums import (
 from websockets.asyncio.client import connect
 
 from hub.config import Settings
-from tests.integration.test_store_faults import locked
+from tests.hub.storage.test_storage_faults import locked
 from tests.support.hub_fixtures import HubRun, eventually, hub_settings, running_hub
 from tests.support.mqtt_fixtures import Broker
 from tests.support.processes import free_port

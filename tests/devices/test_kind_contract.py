@@ -25,6 +25,8 @@ import devices
 from devices import REGISTRY
 from devices.base import Accepted, CommandArgs, DeviceKind, Severity, StatePayload
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT = (ROOT / "docs" / "CONTRACT.md").read_text(encoding="utf-8")
 KINDS = sorted(REGISTRY.values(), key=lambda k: k.name)
@@ -266,3 +268,16 @@ def test_every_fault_has_a_severity_and_both_titles(kind: DeviceKind) -> None:
     for code, spec in kind.faults.items():
         assert re.fullmatch(r"[a-z][a-z0-9_]*", code)
         assert isinstance(spec.severity, Severity) and spec.zh.strip() and spec.en.strip(), code
+
+
+def test_a_kind_names_the_dead_letter_reasons_of_its_checks() -> None:
+    """A check's refusal is a dead-letter reason like the core's: the kind lists it, so metrics and docs know it."""
+    from dataclasses import replace
+
+    from hub.ingest.decode import REASONS, reasons
+    meter = REGISTRY["meter"]
+    assert meter.checks and "register_regressed" in meter.refusals
+    assert reasons(REGISTRY)[:len(REASONS)] == REASONS and "register_regressed" in reasons(REGISTRY)
+    assert "register_regressed" not in REASONS, "the core does not name a kind's reason"
+    with pytest.raises(ValueError, match="declares no refusals"):
+        replace(meter, refusals=frozenset())

@@ -6,11 +6,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pytest
 
 from devices.base import Accepted
 from devices.meter import KIND, REGISTER_REGRESSED, Refused, Settings, leak_suspected, register_check
 from devices.rules import Clear, Raise
 from simulators.base import CHINA
+
+pytestmark = pytest.mark.unit
 
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
@@ -157,7 +160,7 @@ def test_messages_without_a_reading_pass() -> None:
     assert register.send("event", type="fault", code="overload", active=True) is None
 
 
-def test_the_wall_counts_meters_online_per_utility_and_reported_leaks() -> None:
+def test_the_wall_counts_meters_online_per_utility_and_open_leaks() -> None:
     from devices.base import LiveDevice
     from devices.meter import on_the_wall
     meters = [LiveDevice(True, False, {"utility": "water"}),
@@ -165,6 +168,8 @@ def test_the_wall_counts_meters_online_per_utility_and_reported_leaks() -> None:
               LiveDevice(False, False, {"utility": "water"}, ("leak_suspected",)),  # offline: still leaking
               LiveDevice(True, True, {"utility": "electricity"}, ("relay_tripped",)),
               LiveDevice(False, False, {"utility": "electricity"}),
-              LiveDevice(True, False, {})]  # no telemetry yet: utility unknown
-    assert on_the_wall(meters, []) == {"water_online": 2, "electricity_online": 1, "open_leaks": 2}
+              LiveDevice(True, False, {}),  # no telemetry yet: utility unknown
+              LiveDevice(True, False, {"utility": "water"}, (), ("leak_suspected",))]  # the hub's rule raised it
+    assert on_the_wall(meters, []) == {"water_online": 3, "electricity_online": 1, "open_leaks": 3}
     assert KIND.overview is not None and KIND.overview.live is on_the_wall and not KIND.overview.today
+    assert set(KIND.overview.today_use) == {"water_today", "electricity_today"}

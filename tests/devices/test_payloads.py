@@ -12,6 +12,8 @@ from devices import REGISTRY
 from devices.base import Accepted, Invalid, Point
 from hub.ingest.decode import DecodeError, decode
 
+pytestmark = pytest.mark.unit
+
 PASSAGE = {"type": "passage", "plate": "琼A12345", "plate_color": "blue", "direction": "in", "lane": "1",
            "vehicle_class": "car", "confidence": 0.9, "decision": "allowed", "category": "resident"}
 ACCESS = {"type": "access", "method": "face", "subject": "p-7f3a", "result": "granted"}

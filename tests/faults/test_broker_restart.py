@@ -22,7 +22,7 @@ from tests.support.hub_process import HubProcess
 from tests.support.load import LoadPublisher
 from tests.support.mqtt_fixtures import Broker
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 RESTARTS = 5
 DOWN_S = BROKER_GRACE_S + 2.0

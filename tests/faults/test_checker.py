@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.load import Published, count_stored, duplicate_examples
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 def test_count_finds_twins_under_distinct_times_and_gaps(influxd: str) -> None:

@@ -19,7 +19,7 @@ from tests.support.faults import kill_hub
 from tests.support.hub_process import HubProcess
 from tests.support.load import LoadPublisher
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 KILLS = 3
 LOAD_BETWEEN_S = 3.0

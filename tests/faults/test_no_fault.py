@@ -15,7 +15,7 @@ from tests.faults.conftest import RATE, Figures, finish
 from tests.support.hub_process import HubProcess
 from tests.support.load import LoadPublisher
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 
 @pytest.mark.timeout(90)

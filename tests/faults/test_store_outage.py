@@ -21,7 +21,7 @@ from tests.support.hub_process import HubProcess
 from tests.support.influx_fixtures import Influxd
 from tests.support.load import LoadPublisher
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 OUTAGE_S = 30.0
 RESUME_WITHIN_S = 2.0

@@ -24,6 +24,8 @@ from simulators.kinds import SIMULATORS
 from simulators.meter import METERS_PER_CONCENTRATOR, Meter
 from simulators.runner import run_to_file
 
+pytestmark = pytest.mark.unit
+
 START = 1_780_272_000_000  # 2026-06-01T08:00+08:00
 DAY_MS = 24 * 3_600_000
 

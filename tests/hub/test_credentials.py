@@ -1,0 +1,51 @@
+import stat
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hub.credentials import Credentials, broker_files, mosquitto_hash
+
+pytestmark = pytest.mark.unit
+
+
+def test_hash_has_mosquittos_format_and_depends_on_salt() -> None:
+    h = mosquitto_hash("secret", b"0123456789ab")
+    assert h.startswith("$7$101$MDEyMzQ1Njc4OWFi$") and len(h.split("$")[-1]) == 88  # 64 bytes, base64
+    assert mosquitto_hash("secret") != mosquitto_hash("secret")
+
+
+def test_passwords_are_shown_once_and_only_hashes_kept(tmp_path: Path) -> None:
+    creds = Credentials(tmp_path)
+    password = creds.add("sunshine", "access", "b3-door1")
+    store = tmp_path / "accounts.db"
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    creds.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("accounts.db*"))  # the file and its WAL
+    assert password.encode() not in raw and b"$7$101$" in raw
+    again = Credentials(tmp_path).add("sunshine", "access", "b3-door1")  # a new password replaces the old account
+    assert again != password and len(Credentials(tmp_path).devices) == 1
+
+
+def test_a_credentials_json_of_an_earlier_version_is_taken_in_once(tmp_path: Path) -> None:
+    legacy = {"devices": [{"site": "sunshine", "kind": "gate", "device": "east-1", "hash": mosquitto_hash("pw")}]}
+    (tmp_path / "credentials.json").write_bytes(orjson.dumps(legacy))
+    assert [d.username for d in Credentials(tmp_path).devices] == ["sunshine.gate.east-1"]
+    assert not (tmp_path / "credentials.json").exists() and (tmp_path / "credentials.json.migrated").exists()
+    Credentials(tmp_path).add("sunshine", "gate", "west-2")
+    assert len(Credentials(tmp_path).devices) == 2
+
+
+def test_accounts_added_by_another_process_are_seen_at_the_next_read(tmp_path: Path) -> None:
+    hub_view = Credentials(tmp_path)
+    before = hub_view.db.changed()
+    Credentials(tmp_path).add("sunshine", "gate", "east-1")  # its own connection, as `smarthub device add` has
+    assert hub_view.db.changed() != before
+    assert [d.device for d in hub_view.devices] == ["east-1"]
+
+
+def test_broker_files_need_the_hubs_credentials(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="user:password"):
+        broker_files([], "community", "mqtt://127.0.0.1:1883")
+    passwd, acl = broker_files([], "c", "mqtt://hub:pw@broker:1883")
+    assert passwd.startswith("hub:$7$") and "topic read c/#" in acl

@@ -1,0 +1,144 @@
+"""`smarthub demo`: one process, no other service, a live community of every kind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devices import REGISTRY
+from hub.times import iso
+from tests.support.processes import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
+
+
+def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> None:
+    port, mqtt_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")} | {
+        "SMARTHUB_DATA_DIR": str(tmp_path / "data"), "SMARTHUB_ADMIN_TOKEN": "demo-token"}
+    log = tmp_path / "demo.log"
+    with open(log, "wb") as out:
+        demo = subprocess.Popen([SMARTHUB, "demo", "--devices", "40", "--speed", "5", "--scenario",
+                                 "trapped_passenger", "--http", f"127.0.0.1:{port}", "--mqtt-port", str(mqtt_port),
+                                 "--history", "3"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    base, auth = f"http://127.0.0.1:{port}", {"Authorization": "Bearer demo-token"}
+    started, started_wall = time.monotonic(), time.time()
+    try:
+        wait_until(lambda: httpx.get(f"{base}/api/health").json()["status"] == "ok", timeout=30, what="demo up")
+
+        def every_kind_online() -> bool:
+            devices = httpx.get(f"{base}/api/devices", headers=auth).json()
+            return len(devices) == 40 and all(d["online"] for d in devices)
+
+        wait_until(every_kind_online, timeout=30, what="all 40 simulated devices online")
+        assert time.monotonic() - started < 60
+        kinds = {d["kind"] for d in httpx.get(f"{base}/api/devices", headers=auth).json()}
+        assert kinds == set(REGISTRY)
+        wait_until(lambda: len(httpx.get(f"{base}/api/events", headers=auth).json()) >= 10, timeout=30,
+                   what="events flowing")
+        # The scenario fires a minute of simulated time in: 12 s at speed 5, plus the 25 s detection delay / 5.
+        wait_until(lambda: httpx.get(f"{base}/api/events", headers=auth, params={"type": "fault"}).json(),
+                   timeout=40, what="the trapped-passenger fault")
+        # The simulated past is stored in the background: the charts have hours before the demo began.
+        wait_until(lambda: "simulated past 3 h is stored" in log.read_text(), timeout=60, what="the simulated past")
+        earlier = httpx.get(f"{base}/api/events", headers=auth, params={
+            "kind": "gate", "type": "passage", "until": int((started_wall - 3600) * 1000), "limit": 1000}).json()
+        assert earlier and min(e["time"] for e in earlier) < iso(int((started_wall - 2 * 3600) * 1000))
+        storm(log.read_text(), mqtt_port)
+        assert httpx.get(f"{base}/api/health").json()["status"] == "ok"
+        wait_until(every_kind_online, timeout=10, what="the community to stay online after the storm")
+        page = httpx.get(f"{base}/")
+        assert page.status_code == 200 and "指挥中心" in page.text
+        text = log.read_text()
+        assert f"mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -u observer -P " in text and "token=demo-token" in text
+        observer_cannot_write(text, mqtt_port)
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=30) == 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def observer_password(banner: str) -> str:
+    import re
+
+    return re.search(r"-u observer -P (\S+)", banner).group(1)  # type: ignore[union-attr]
+
+
+def observer_cannot_write(banner: str, port: int) -> None:
+    """The printed login reads everything and can forge nothing: a retained state it publishes is not kept."""
+    import queue
+
+    import paho.mqtt.client as paho
+
+    got: queue.Queue[str] = queue.Queue()
+    c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="hub")  # and asking for the hub's session
+    c.username_pw_set("observer", observer_password(banner))
+    c.on_message = lambda cl, u, m: got.put(m.topic)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.publish("community/sunshine/gate/forged/state", b'{"online": true}', qos=1, retain=True).wait_for_publish(5)
+    c.subscribe("community/#", qos=1)
+    wait_until(lambda: got.qsize() > 20, timeout=10, what="the observer reading traffic")
+    assert "community/sunshine/gate/forged/state" not in list(got.queue)
+    c.loop_stop()
+    c.disconnect()
+
+
+def storm(banner: str, port: int, clients: int = 150) -> None:
+    """Clients arriving 5 ms apart with wills, then vanishing: what broke amqtt in the demo's place. They
+    share the observer's login, so each takes over the one before (client id = login) and no will is allowed."""
+    import socket
+
+    import paho.mqtt.client as paho
+
+    password = observer_password(banner)
+    made, acked = [], []
+    for i in range(clients):
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"storm-{i}")
+        c.username_pw_set("observer", password)
+        c.reconnect_delay_set(60, 120)
+        c.will_set(f"storm/{i}/state", b'{"online": false}', qos=1, retain=True)
+        c.on_connect = lambda cl, u, f, rc, p=None: acked.append(rc.value)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        made.append(c)
+        time.sleep(0.005)
+    wait_until(lambda: len(acked) >= clients, timeout=20, what="every storm client answered")
+    assert set(acked) == {0}
+    for c in made:
+        c.loop_stop()
+        with contextlib.suppress(OSError, AttributeError):
+            c.socket().shutdown(socket.SHUT_RDWR)
+
+
+async def test_the_hub_ingests_through_the_embedded_broker(settings_for, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same hub, on the demo's broker instead of Mosquitto."""
+    from hub.embedded_broker import Broker
+    from tests.support.hub_fixtures import eventually, running_hub
+    from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, HUB_PASSWORD, HUB_USER
+
+    async with Broker("127.0.0.1", 0, {HUB_USER: HUB_PASSWORD, DEVICE_USER: DEVICE_PASSWORD}) as broker:
+        class Target:  # what publish_many needs of a broker
+            host, port = "127.0.0.1", broker.port
+
+        settings = settings_for("embedded").model_copy(
+            update={"mqtt_url": f"mqtt://{HUB_USER}:{HUB_PASSWORD}@127.0.0.1:{broker.port}"})
+        async with running_hub(settings, Target) as run:  # type: ignore[arg-type]
+            await run.publish_many([(run.topic("gate", "g1", "event"), {"type": "barrier", "state": "open",
+                                                                       "id": f"b{i}"}) for i in range(30)])
+            await eventually(lambda: sum(run.hub.pipeline.stats.accepted.values()) == 30, what="30 events")
+            await run.stored()
+            assert len(await run.events(device="g1", limit=100)) == 30
