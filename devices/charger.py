@@ -44,6 +44,7 @@ class Telemetry(DevicePayload):
     current_a: float | None = Field(None, ge=0)
     temperature_c: float | None = None
     limit_kw: float | None = Field(None, ge=0, description="Current power cap")
+    soc_pct: float | None = Field(None, ge=0, le=100, description="The car's state of charge, if the charger knows")
 
 
 class SessionStart(EventPayload):

@@ -23,8 +23,9 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from devices import REGISTRY
-from devices.base import DeviceKind
+from devices.base import Accepted, DeviceKind
 from hub import topics
+from hub.adapters import IngestHeld
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
 from hub.alerts.notify import Notifier
@@ -37,6 +38,7 @@ from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
 from hub.events import AlertChanged, Events, OrderChanged, PointsRejected
 from hub.health import HealthWatch
+from hub.ingest.decode import Rejected
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
 from hub.metrics import HubCollector
@@ -182,6 +184,20 @@ class Hub:
         handle = self.pipeline.handle
         for topic, payload, retain, packet_id, dup in batch:
             handle(topic, payload, received_ms, retain, packet_id, dup)
+
+    def ingest(self, messages: list[tuple[str, bytes]], received_ms: int | None = None
+               ) -> list[Accepted | Rejected | None]:
+        """What an adapter received, through the pipeline and committed: when this returns, the messages are as
+        durable as an acknowledged MQTT message, so the adapter may answer its device. Raises if the outbox
+        cannot commit (then nothing may be answered, and the next flush tries again), and `IngestHeld` at the
+        outbox cap, where MQTT stops reading: the adapter refuses its device so that it sends again later."""
+        held = self._backpressure()
+        if held is not None:
+            raise IngestHeld(held)
+        now = received_ms if received_ms is not None else int(time.time() * 1000)
+        results = [self.pipeline.handle(topic, raw, now) for topic, raw in messages]
+        self.pipeline.flush()
+        return results
 
     def _backpressure(self) -> str | None:
         """Stop reading MQTT at the outbox cap, and start again below 95% of it (no flapping at the edge)."""

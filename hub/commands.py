@@ -1,11 +1,14 @@
-"""Commands to devices (contract section 3): publish a `cmd`, wait for the `reply` with its id."""
+"""Commands to devices (contract section 3): publish a `cmd`, wait for the `reply` with its id.
+
+A device an adapter serves (hub/adapters.py) is commanded by that adapter instead: it registers as a `Carrier`,
+and a command for a device it carries goes to it, the same args in, the same reply shape out."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -13,6 +16,17 @@ from devices.base import Accepted
 from hub.state import DeviceState
 
 REPLY_TIMEOUT_S = 10.0
+
+
+class Carrier(Protocol):
+    def carries(self, site: str, kind: str, device: str) -> bool:
+        """Whether this adapter delivers commands to that device now (it is connected through it)."""
+        ...
+
+    async def send(self, site: str, kind: str, device: str, op: str, args: dict[str, Any],
+                   command_id: str) -> dict[str, Any]:
+        """Carry out the command; the reply as the contract's: {"id", "ok", "error"?}."""
+        ...
 
 
 class Commands:
@@ -23,6 +37,11 @@ class Commands:
         self.timeout_s = timeout_s
         self._waiting: dict[str, tuple[tuple[str, str, str], asyncio.Future[dict[str, Any]]]] = {}
         """command id -> (the commanded device, its reply to come)"""
+        self.carriers: list[Carrier] = []
+
+    def carry(self, carrier: Carrier) -> None:
+        if carrier not in self.carriers:
+            self.carriers.append(carrier)
 
     def on_message(self, msg: Accepted, state: DeviceState) -> None:
         """Pipeline listener: a reply completes the command waiting for its id, if it comes from the device
@@ -40,6 +59,9 @@ class Commands:
     async def send(self, site: str, kind: str, device: str, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """The device's reply; TimeoutError if none comes in time (the command may still run)."""
         command_id = str(uuid.uuid4())
+        for carrier in self.carriers:
+            if carrier.carries(site, kind, device):
+                return await asyncio.wait_for(carrier.send(site, kind, device, op, args, command_id), self.timeout_s)
         reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = ((site, kind, device), reply)
         try:

@@ -121,6 +121,9 @@ class CoreSettings(BaseSettings):
     api_max_body_bytes: int = Field(
         64 * 1024, ge=1024, description="Larger request bodies get 413 without being read (Content-Length or "
         "counted as a chunked body streams)")
+    adapters: str = Field(
+        "adapters.ocpp", description="Comma-separated modules of protocol adapters whose routes the hub serves "
+        "(each exposes ADAPTER; hub/adapters.py); empty: none")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")
@@ -190,6 +193,10 @@ class CoreSettings(BaseSettings):
     @property
     def webhook_urls(self) -> list[str]:
         return [u.strip() for u in (self.webhooks or "").split(",") if u.strip()]
+
+    @property
+    def adapter_modules(self) -> list[str]:
+        return [m.strip() for m in self.adapters.split(",") if m.strip()]
 
     @property
     def escalation_webhook_urls(self) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 import secrets
 import sqlite3
@@ -33,6 +34,18 @@ def mosquitto_hash(password: str, salt: bytes | None = None) -> str:
     salt = salt or os.urandom(12)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, MOSQUITTO_ITERATIONS, 64)
     return f"$7${MOSQUITTO_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify(password: str, stored: str) -> bool:
+    """Whether `password` matches a `mosquitto_hash` line field; anything not of that form matches nothing."""
+    try:
+        _, scheme, iterations, salt, digest = stored.split("$")
+        if scheme != "7":
+            return False
+        given = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt), int(iterations), 64)
+        return hmac.compare_digest(given, base64.b64decode(digest))
+    except ValueError:  # also binascii.Error: a hash that is not ours
+        return False
 
 
 def username(site: str, kind: str, device: str) -> str:
@@ -65,6 +78,11 @@ class Credentials:
     def devices(self) -> list[DeviceAccount]:
         rows = self.db.read("SELECT site, kind, device, hash FROM devices ORDER BY site, kind, device")
         return [DeviceAccount(*row) for row in rows]
+
+    def check(self, site: str, kind: str, device: str, password: str) -> bool:
+        """Whether `password` is this device's (for protocols the hub authenticates itself, not the broker)."""
+        rows = self.db.read("SELECT hash FROM devices WHERE site = ? AND kind = ? AND device = ?", (site, kind, device))
+        return bool(rows) and verify(password, rows[0][0])
 
     def add(self, site: str, kind: str, device: str) -> str:
         """Create (or replace) a device's account; returns its new password, shown once."""

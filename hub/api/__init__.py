@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dashboards import BIGSCREEN
+from hub import adapters
 from hub.api.guard import RequestGuard
 from hub.api.routes import ROUTERS
 
@@ -26,5 +27,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.add_middleware(RequestGuard, max_body=hub.settings.api_max_body_bytes)  # token and size before the body
     for router in ROUTERS:
         app.include_router(router)
+    for adapter in adapters.load(hub.settings.adapter_modules):  # e.g. a protocol's WebSocket endpoint
+        app.router.routes.extend(adapter.routes(hub))
     app.mount("/bigscreen", StaticFiles(directory=BIGSCREEN), name="bigscreen")  # the page's script, style, ECharts
     return app
