@@ -207,6 +207,7 @@ def _user_remove(args: argparse.Namespace) -> int:
 
 
 def _broker_files(args: argparse.Namespace) -> int:
+    from hub import adapters
     from hub.credentials import Credentials, broker_files
 
     settings = _settings(args)
@@ -216,7 +217,8 @@ def _broker_files(args: argparse.Namespace) -> int:
     accounts = credentials.devices
     credentials.close()
     try:
-        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url)
+        vendor_reads = adapters.mqtt_filters(adapters.load(settings.adapter_modules))
+        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url, vendor_reads)
     except ValueError as exc:
         print(f"smarthub: {exc}", file=sys.stderr)
         return 2
