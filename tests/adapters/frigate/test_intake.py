@@ -1,0 +1,134 @@
+"""adapters/frigate/intake.py against a real Mosquitto and a running hub: Frigate's topics, published as Frigate
+does (fixtures after docs.frigate.video/integrations/mqtt), arrive as the mapped camera's detections and state,
+and what cannot be mapped is dead-lettered with Frigate's payload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from hub.adapters import mqtt_filters
+from hub.config import Settings
+from hub.credentials import broker_files
+from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.support.mqtt_fixtures import Broker
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+API = "http://frigate.test:5000"
+REGISTRY = """
+[sites.sunshine]
+name = "阳光花园"
+
+[[devices]]
+site = "sunshine"
+kind = "camera"
+device = "cam-lane-n"
+aliases = {frigate = "lane_north"}
+
+[devices.zones.fire_lane]
+label = "fire_lane_blocked"
+objects = ["person"]
+dwell_s = 30
+
+[[devices]]
+site = "sunshine"
+kind = "camera"
+device = "cam-b3-facade"
+aliases = {frigate = "b3_facade"}
+zones = {facade = {label = "high_altitude_throw"}}
+"""
+
+
+@pytest.fixture
+async def frigate_hub(settings_for: Callable[..., Settings], mosquitto: Broker, root: str, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[HubRun, str]]:
+    prefix = f"frigate-{root}"  # one broker for the session: each test its own Frigate
+    monkeypatch.setenv("SMARTHUB_FRIGATE_TOPIC_PREFIX", prefix)
+    monkeypatch.setenv("SMARTHUB_FRIGATE_URL", API)
+    registry = tmp_path / "registry.toml"
+    registry.write_text(REGISTRY, encoding="utf-8")
+    settings = settings_for("embedded", registry=registry, adapters="adapters.ocpp,adapters.frigate")
+    async with running_hub(settings, mosquitto) as run:
+        yield run, prefix
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+async def devices(run: HubRun) -> dict[str, dict[str, Any]]:
+    response = await run.api.get("/api/devices", params={"kind": "camera"})
+    assert response.status_code == 200, response.text
+    return {d["device"]: d for d in response.json()}
+
+
+async def test_a_frigate_stream_shows_as_the_cameras_detections_and_state(frigate_hub: tuple[HubRun, str]) -> None:
+    run, prefix = frigate_hub
+    await run.publish(f"{prefix}/available", b"online", retain=True)
+    await eventually(lambda: devices(run), what="the cameras listed")
+    await eventually(lambda: _online(run, {"cam-lane-n", "cam-b3-facade"}), what="Frigate's cameras online")
+    await run.publish_many([(f"{prefix}/events", fixture(name))
+                            for name in ("event_new.json", "event_update.json", "event_end.json")])
+    await run.publish(f"{prefix}/events", fixture("event_throw_new.json"))
+    await eventually(lambda: run.hub.pipeline.stats.accepted[("camera", "event")] >= 5, what="the detections")
+    await run.stored()
+    rows = await run.events(site="sunshine", kind="camera")
+    seen = {(r["device"], r.get("label"), r.get("phase")) for r in rows}
+    assert {("cam-lane-n", "person", "start"), ("cam-lane-n", "person", "update"), ("cam-lane-n", "person", "end"),
+            ("cam-lane-n", "fire_lane_blocked", "start"), ("cam-lane-n", "fire_lane_blocked", "end"),
+            ("cam-b3-facade", "high_altitude_throw", "start")} <= seen
+    start = next(r for r in rows if r.get("label") == "person" and r.get("phase") == "start")
+    assert start["snapshot"] == f"{API}/api/events/1764614400.123456-ab12cd/snapshot.jpg"
+    alert = await eventually(lambda: run.hub.alert_store.find(10, device="cam-b3-facade"), what="the throw's alert")
+    assert [a.code for a in alert] == ["high_altitude_throw"]  # the kind's own rule, as for a native camera
+
+    await run.publish(f"{prefix}/available", b"offline", retain=True)
+    await eventually(lambda: _online(run, set(), {"cam-lane-n", "cam-b3-facade"}), what="the cameras offline")
+    await run.publish(f"{prefix}/available", b"", retain=True)  # leave no retained message on the shared broker
+
+
+async def _online(run: HubRun, want: set[str], among: set[str] | None = None) -> bool:
+    rows = await devices(run)
+    names = among or want
+    return {d for d in names if rows.get(d, {}).get("online")} == want
+
+
+async def test_unknown_cameras_and_malformed_payloads_are_dead_lettered_with_frigates_payload(
+        frigate_hub: tuple[HubRun, str]) -> None:
+    run, prefix = frigate_hub
+    stranger = json.loads(fixture("event_new.json"))
+    stranger["after"]["camera"] = "garage"
+    stranger_bytes = orjson.dumps(stranger)
+    await run.publish_many([(f"{prefix}/events", stranger_bytes), (f"{prefix}/events", b"{not json"),
+                            (f"{prefix}/garage/status/detect", b"offline")])
+    await eventually(lambda: run.hub.pipeline.stats.rejected[("camera", "frigate_malformed")] >= 1,
+                     what="the malformed one refused")
+    await eventually(lambda: run.hub.pipeline.stats.rejected[("camera", "frigate_unknown_camera")] >= 2,
+                     what="the unknown cameras refused")
+    run.hub.pipeline.flush()
+    response = await run.api.get("/api/deadletters", params={"limit": 10})
+    assert response.status_code == 200, response.text
+    kept = {(d["topic"], d["reason"]) for d in response.json()}
+    assert {(f"{prefix}/events", "frigate_unknown_camera"), (f"{prefix}/events", "frigate_malformed"),
+            (f"{prefix}/garage/status/detect", "frigate_unknown_camera")} <= kept
+    payloads = [d.get("payload") for d in response.json() if d["reason"] == "frigate_unknown_camera"]
+    assert any("garage" in str(p) for p in payloads)
+    assert run.hub.pipeline.stats.accepted[("camera", "event")] == 0
+
+
+def test_the_broker_files_let_the_hub_read_what_its_adapters_consume(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.adapters import load
+
+    monkeypatch.setenv("SMARTHUB_FRIGATE_TOPIC_PREFIX", "frigate")
+    reads = mqtt_filters(load(["adapters.ocpp", "adapters.frigate"]))
+    _, acl = broker_files([], "community", "mqtt://hub:secret@localhost:1883", reads)
+    hub_block = acl.split("user hub\n")[1].split("\n\n")[0].splitlines()
+    assert "topic read frigate/events" in hub_block and "topic read frigate/+/status/+" in hub_block
+    assert not any(line.startswith("topic write frigate") for line in hub_block)  # read, never write
