@@ -5,6 +5,8 @@ and what cannot be mapped is dead-lettered with Frigate's payload."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -59,8 +61,20 @@ async def frigate_hub(settings_for: Callable[..., Settings], mosquitto: Broker, 
         yield run, prefix
 
 
+FIXTURE_T0 = 1764614400.0
+"""The fixtures' times start here; `fixture` moves them to now, so the store keeps them (retention)."""
+NOW_S = time.time() - 120
+
+
 def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
+    """A fixture as Frigate would send it now: its times (epoch seconds) moved by the same amount."""
+    data = json.loads((FIXTURES / name).read_bytes())
+    for side in (data.get("before"), data.get("after")):
+        for obj in (side, (side or {}).get("snapshot")):
+            for key in ("start_time", "end_time", "frame_time"):
+                if isinstance(obj, dict) and isinstance(obj.get(key), float):
+                    obj[key] += NOW_S - FIXTURE_T0
+    return orjson.dumps(data)
 
 
 async def devices(run: HubRun) -> dict[str, dict[str, Any]]:
@@ -132,3 +146,27 @@ def test_the_broker_files_let_the_hub_read_what_its_adapters_consume(monkeypatch
     hub_block = acl.split("user hub\n")[1].split("\n\n")[0].splitlines()
     assert "topic read frigate/events" in hub_block and "topic read frigate/+/status/+" in hub_block
     assert not any(line.startswith("topic write frigate") for line in hub_block)  # read, never write
+
+
+async def test_a_frigate_message_is_acknowledged_only_after_the_outbox_commit(
+        frigate_hub: tuple[HubRun, str]) -> None:
+    """The outbox fails once: Frigate's message is not acknowledged, the broker sends it again (DUP), and its
+    detection is stored once, as for a contract message (hub/mqtt.py)."""
+    run, prefix = frigate_hub
+    hub, failures = run.hub, []
+    commit = hub.outbox.commit
+
+    def failing_commit(*args: Any, **kwargs: Any) -> None:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+        commit(*args, **kwargs)
+
+    hub.outbox.commit = failing_commit  # type: ignore[method-assign]
+    await run.publish(f"{prefix}/events", fixture("event_new.json"))
+    await eventually(lambda: hub.mqtt.losses >= 1 and hub.mqtt.connected, timeout=15,
+                     what="the hub to drop the connection and come back")
+    await eventually(lambda: hub.pipeline.stats.redelivered == 1, timeout=10, what="the redelivery")
+    await run.stored()
+    rows = await run.events(kind="camera", device="cam-lane-n")
+    assert [(r["label"], r["phase"]) for r in rows] == [("person", "start")]
