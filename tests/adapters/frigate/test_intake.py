@@ -15,10 +15,11 @@ import orjson
 import pytest
 
 from hub.adapters import mqtt_filters
-from hub.config import Settings
+from hub.config import Settings, parse_mqtt_url
 from hub.credentials import broker_files
+from simulators import frigate
 from tests.support.hub_fixtures import HubRun, eventually, running_hub
-from tests.support.mqtt_fixtures import Broker
+from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -170,3 +171,18 @@ async def test_a_frigate_message_is_acknowledged_only_after_the_outbox_commit(
     await run.stored()
     rows = await run.events(kind="camera", device="cam-lane-n")
     assert [(r["label"], r["phase"]) for r in rows] == [("person", "start")]
+
+
+async def test_the_simulated_frigate_is_seen_like_the_real_one(
+        frigate_hub: tuple[HubRun, str], mosquitto: Broker) -> None:
+    """`smarthub simulate --vendor frigate`'s stream, published on the broker, shows as the registry's cameras'
+    detections (the fixture's registry names two of the simulator's four cameras: the rest are dead letters)."""
+    run, prefix = frigate_hub
+    messages = frigate.stream(7, int(time.time() * 1000) - 600_000, 600, prefix)
+    sent = await frigate.publish(parse_mqtt_url(mosquitto.url(DEVICE_USER, DEVICE_PASSWORD)), messages, speed=1e6)
+    assert sent == len(messages)
+    await eventually(lambda: run.hub.pipeline.stats.accepted[("camera", "event")] >= 5, what="simulated detections")
+    await run.stored()
+    rows = await run.events(site="sunshine", kind="camera", limit=1000)
+    assert {r["device"] for r in rows} <= {"cam-lane-n", "cam-b3-facade"} and rows
+    assert run.hub.pipeline.stats.rejected[("camera", "frigate_unknown_camera")] >= 1  # lift_b3, gate_east
