@@ -10,6 +10,9 @@ only the edge that feeds the pipeline.
 A tracked object is one detection under Frigate's id. A zone rule of the registry that it meets (`person` in a
 fire lane for 30 s, anything through a facade zone) starts a second detection, `<id>:<label>`, with the domain
 label: the alert rules act on a detection's start, and the fire lane is blocked only from the 30th second on.
+
+Frigate's `sub_label` (a recognised face's name, a known plate) and `recognized_license_plate` are not passed on:
+they are personal data, and the camera kind has no field, masking or retention for them yet.
 """
 
 from __future__ import annotations

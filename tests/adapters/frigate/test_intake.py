@@ -186,3 +186,19 @@ async def test_the_simulated_frigate_is_seen_like_the_real_one(
     rows = await run.events(site="sunshine", kind="camera", limit=1000)
     assert {r["device"] for r in rows} <= {"cam-lane-n", "cam-b3-facade"} and rows
     assert run.hub.pipeline.stats.rejected[("camera", "frigate_unknown_camera")] >= 1  # lift_b3, gate_east
+
+
+def test_the_registry_view_keeps_cameras_with_aliases_and_drops_unknown_zone_labels(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from adapters.frigate.intake import cameras
+    from hub.registry import Device, Registry, ZoneRule
+
+    registry = Registry(devices=[
+        Device(site="s", kind="camera", device="c1", aliases={"frigate": "front"},
+               zones={"lane": ZoneRule(label="fire_lane_blocked"), "roof": ZoneRule(label="ufo_sighted")}),
+        Device(site="s", kind="gate", device="g1", aliases={"frigate": "gate_cam"}),  # not a camera: not Frigate's
+        Device(site="s", kind="camera", device="c2"),
+    ])
+    view = cameras(registry)
+    assert list(view) == ["front"] and list(view["front"].zones) == ["lane"]
+    assert "ufo_sighted" in caplog.text
