@@ -214,7 +214,7 @@ class Hub:
         try:
             results = list(route(topic, payload, retain, received_ms))
         except Exception as exc:  # noqa: BLE001 - an adapter's bug dead-letters the message, ingest goes on
-            log.exception("adapter handler failed on %s", topic)
+            # logged by the rejection's rate-limited log: a bug that fails every message must not flood it
             results = [Rejected.of(topic, "adapter_failed", repr(exc), payload, received_ms)]
         for result in results:
             if isinstance(result, Rejected):
