@@ -485,13 +485,14 @@ class OcppCharger:
 def choose(community: Community, count: int | None = None, share: float | None = None
            ) -> tuple[Community, list[SimDevice]]:
     """Split a community's chargers: (the community left to MQTT, the chargers that speak OCPP instead). `count`
-    takes the first chargers; `share` every k-th (a third: the 1st, 4th, 7th, ...)."""
+    takes the last chargers; `share` every k-th (a third: the 3rd, 6th, 9th, ...). The first charger stays on
+    MQTT either way: the scenarios script their incidents on it."""
     chargers = community.of(KIND)
     if count is not None:
-        chosen = chargers[:max(0, count)]
+        chosen = chargers[1:][-count:] if count > 0 else []
     elif share:
         every = max(1, round(1 / share))
-        chosen = chargers[::every]
+        chosen = chargers[every - 1::every] if every > 1 else chargers[1:]
     else:
         chosen = []
     ids = {id(d) for d in chosen}
@@ -519,3 +520,33 @@ class OcppFleet:
         for charger in self.chargers:
             charger.stop()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def passwords_for(devices: Sequence[SimDevice], add: Callable[[str, str, str], str]) -> dict[str, str]:
+    """Each pile's own password, made as `smarthub device add SITE charger ID` makes it (`add` is
+    `Credentials.add` of the hub's accounts store): the hub checks it at the pile's handshake."""
+    return {d.device: add(d.site, d.kind_name, d.device) for d in devices}
+
+
+def ws_url(url: str) -> str:
+    """The hub's address as given (http://, ws://, or host:port) as the ws:// base the piles connect to."""
+    for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
+        if url.startswith(plain):
+            return secure + url[len(plain):]
+    return url if url.startswith(("ws://", "wss://")) else f"ws://{url}"
+
+
+def meter_every(speed: float) -> float:
+    """Wall seconds between samples: every 30 simulated seconds, as the MQTT chargers report, at least 1 s."""
+    return max(1.0, 30 / max(speed, 1e-9))
+
+
+async def serve_together(live: Any, fleet: OcppFleet, start_ms: int, duration_ms: int | None,
+                         offline: list[SimDevice] | None = None) -> None:
+    """The MQTT part of a community (`runner.LiveRun.serve`, which stops on SIGINT/SIGTERM) with its OCPP piles
+    beside it; the piles close their sockets when it ends."""
+    fleet.start()
+    try:
+        await live.serve(start_ms, duration_ms, offline)
+    finally:
+        await fleet.close()
