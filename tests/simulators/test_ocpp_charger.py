@@ -4,10 +4,15 @@ limits the hub's commands API sends, as the charger kind's telemetry and events 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +22,7 @@ from tests.support.hub_fixtures import HubRun, eventually
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
+SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 
 
 @asynccontextmanager
@@ -125,3 +131,35 @@ async def _offline(run: HubRun, device: str) -> bool:
 
 async def _online(run: HubRun, device: str) -> bool:
     return (await telemetry(run, device)).get("online") is True
+
+
+async def test_smarthub_simulate_runs_some_chargers_over_ocpp_with_accounts_it_makes(embedded_hub: HubRun) -> None:
+    """The command line: the last two chargers speak OCPP (their passwords made in the hub's accounts store),
+    the rest of the community MQTT; SIGINT closes every socket."""
+    from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER
+
+    run = embedded_hub
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTHUB_")} | {
+        "SMARTHUB_DATA_DIR": str(run.hub.settings.data_dir), "SMARTHUB_ADMIN_TOKEN": "sim-token"}
+    async with served(run) as url:
+        sim = subprocess.Popen([SMARTHUB, "simulate", "--devices", "30", "--seed", "3", "--speed", "10",
+                                "--root", run.root, "--mqtt", run.broker.url(DEVICE_USER, DEVICE_PASSWORD),
+                                "--ocpp-chargers", "2", "--hub-url", url.replace("ws://", "http://")],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            async def over_ocpp() -> list[dict[str, Any]]:
+                listed = (await run.api.get("/api/devices", params={"kind": "charger"})).json()
+                ocpp = [d for d in listed if "OCPP" in str(d["info"].get("model")) and d["online"]]
+                mqtt = [d for d in listed if "OCPP" not in str(d["info"].get("model")) and d["online"]]
+                return ocpp if len(ocpp) == 2 and mqtt else []
+
+            ocpp = await eventually(over_ocpp, timeout=30, what="two OCPP chargers online beside MQTT ones")
+            sim.send_signal(signal.SIGINT)
+            out, err = await asyncio.to_thread(sim.communicate, timeout=30)
+            assert sim.returncode == 0, err.decode()
+            assert b'"ocpp_chargers": 2' in out and b"Traceback" not in err
+            for device in ocpp:
+                await eventually(lambda d=device["device"]: _offline(run, d), what="the OCPP piles offline")
+        finally:
+            if sim.poll() is None:
+                sim.kill()
