@@ -244,6 +244,7 @@ class OcppCharger:
         self.reset = False
         self.triggered: set[str] = set()
         self.stopping = False
+        self._came_up = False
         self.connected = False
         self.connections = 0
         self.cp: SimChargePoint | None = None
@@ -415,12 +416,12 @@ class OcppCharger:
     def _car_arrives(self, now_ms: int, dt_ms: int) -> bool:
         if self.remote_start:
             return True
-        if self.plugged_at_start is not None or dt_ms == 0:
-            plugged, self.plugged_at_start = self.plugged_at_start, False
-            if plugged is None:
-                share = min(0.9, sum(ev.arrival_rate(now_ms - k * 3_600_000) for k in range(SESSION_HOURS)))
-                plugged = self.rng.random() < share
-            return plugged
+        if not self._came_up:  # as an estate comes up mid-day: as many cars plugged in as recent hours leave
+            self._came_up = True
+            if self.plugged_at_start is not None:
+                return self.plugged_at_start
+            share = min(0.9, sum(ev.arrival_rate(now_ms - k * 3_600_000) for k in range(SESSION_HOURS)))
+            return self.rng.random() < share
         return ev.arrives(self.rng, now_ms, dt_ms)
 
     async def _set_status(self, cp: SimChargePoint, status: str) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from simulators import ev
 from simulators.community import build
-from simulators.ocpp_charger import choose
+from simulators.ocpp_charger import OcppCharger, choose
 
 pytestmark = pytest.mark.unit
 
@@ -141,3 +141,11 @@ def test_a_share_of_chargers_goes_to_ocpp_and_the_first_stays_on_mqtt() -> None:
         map(id, rest.devices))
     assert choose(community, count=2)[1] == chargers[-2:]
     assert choose(community, count=0)[1] == [] and choose(community)[1] == []
+
+
+def test_a_pile_sees_cars_arrive_after_the_first_one_it_came_up_with() -> None:
+    pile = OcppCharger("sunshine", "ev-9", "ws://hub", "pw", random.Random(1), lambda: T0, plugged_at_start=False)
+    assert pile._car_arrives(T0, 0) is False
+    assert pile._car_arrives(T0, 1000 * 3_600_000) is True  # over 1000 hours a car surely comes
+    up = OcppCharger("sunshine", "ev-8", "ws://hub", "pw", random.Random(1), lambda: T0, plugged_at_start=True)
+    assert up._car_arrives(T0, 0) is True
