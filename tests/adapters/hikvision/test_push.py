@@ -43,8 +43,16 @@ def basic(user: str, password: str) -> dict[str, str]:
 class Devices:
     run: HubRun
     client: httpx.AsyncClient
-    camera: dict[str, str]
-    terminal: dict[str, str]
+    camera_password: str
+    terminal_password: str
+
+    @property
+    def camera(self) -> dict[str, str]:
+        return basic(CAMERA, self.camera_password)
+
+    @property
+    def terminal(self) -> dict[str, str]:
+        return basic(TERMINAL, self.terminal_password)
 
     async def post(self, device: str, auth: dict[str, str], content: bytes, content_type: str,
                    query: str = "") -> httpx.Response:
@@ -60,7 +68,7 @@ async def devices(settings_for: Callable[..., Settings], mosquitto: Broker, back
         terminal = run.hub.credentials.add(run.site, "access", TERMINAL)
         transport = httpx.ASGITransport(app=create_app(run.hub))
         async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-            yield Devices(run, client, basic(CAMERA, camera), basic(TERMINAL, terminal))
+            yield Devices(run, client, camera, terminal)
 
 
 async def test_anpr_and_acs_events_are_stored_like_native_ones(devices: Devices) -> None:
@@ -163,3 +171,17 @@ async def test_a_heartbeat_makes_the_terminal_online(devices: Devices) -> None:
     assert answer.status_code == 200 and answer.json()["what"] == "heartbeat"
     state = await eventually(lambda: run.hub.live.devices.get((run.site, "access", TERMINAL)), what="live state")
     assert state.online_flag is True
+
+
+async def test_the_simulated_devices_are_taken(devices: Devices) -> None:
+    """`smarthub simulate --vendor hikvision` against the hub: every post answered 200, stored as events."""
+    from simulators import hikvision
+
+    run = devices.run
+    logins = [hikvision.Login("gate", CAMERA, devices.camera_password),
+              hikvision.Login("access", TERMINAL, devices.terminal_password)]
+    stats = await hikvision.run(devices.client, run.site, logins, rate_per_s=200, duration_s=1.0, seed=5)
+    assert stats.sent > 20 and stats.answered == {200: stats.sent}
+    await run.stored()
+    assert await run.events(kind="gate", type="passage")
+    assert await run.events(kind="access")
