@@ -16,19 +16,21 @@ The pull alternative (`/ISAPI/Event/notification/alertStream`, for devices that 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.hikvision import body, mapping
 from adapters.hikvision.pictures import Pictures
-from adapters.ocpp.central import basic_auth
 from hub import topics
 from hub.adapters import IngestHeld
 from hub.api.deps import refusal
@@ -46,6 +48,18 @@ PICTURES_PATH = PREFIX + "/pictures/{site}/{device}/{name}"
 MAX_BODY_BYTES = 8 * 2**20
 """A post larger than this is refused (413) before it is read further: an ANPR post with four pictures is ~2 MiB."""
 PICTURES_DIR = "hikvision-pictures"
+
+
+def basic_auth(header: str) -> tuple[str, str] | None:
+    """(user, password) of an `Authorization: Basic ...` header, or None."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
 
 
 def _answer(status: int, **body_: object) -> JSONResponse:
@@ -109,21 +123,20 @@ class Push:
         direction = request.query_params.get("direction")
         try:
             mapped = mapping.map_document(parsed.document, default_direction=direction)
-            if parsed.pictures and mapped.messages and "id" in mapped.messages[0].payload:
-                event_id = str(mapped.messages[0].payload["id"])
-                names = await asyncio.to_thread(self.pictures.save, site, device, event_id, parsed.pictures)
-                url = str(request.url_for("hikvision_picture", site=site, device=device, name=names[0]))
-                mapped = mapping.map_document(parsed.document, default_direction=direction, snapshot=url)
         except mapping.Unmapped as exc:
             self.dead_letter(site, device, kinds[0], exc.reason, str(exc), parsed.raw)
             return _answer(422, error=str(exc), reason=exc.reason)
-        except OSError as exc:  # the disk: the event still counts, without its picture
-            log.warning("Hikvision %s/%s: its picture is not kept: %s", site, device, exc)
+        except Exception as exc:  # noqa: BLE001 - a document the mapping did not foresee: kept, never a 500
+            log.exception("Hikvision %s/%s: the mapping failed on a document", site, device)
+            self.dead_letter(site, device, kinds[0], "unmappable", f"{type(exc).__name__}: {exc}"[:500], parsed.raw)
+            return _answer(422, error="the document cannot be mapped", reason="unmappable")
         kind = mapped.kind or kinds[0]
         if kind not in kinds:
             detail = f"a {kind} event from a device registered as {', '.join(kinds)}"
             self.dead_letter(site, device, kinds[0], "wrong_kind", detail, parsed.raw)
             return _answer(422, error=detail, reason="wrong_kind")
+        if parsed.pictures and mapped.messages and "id" in mapped.messages[0].payload:
+            mapped = await self._with_picture(request, site, device, mapped, parsed, direction)
         root = self.hub.settings.root
         try:
             results = self.hub.ingest([(f"{root}/{site}/{kind}/{device}/{m.channel}", orjson.dumps(m.payload))
@@ -141,14 +154,27 @@ class Push:
         now = time.time()
         if self.pictures.sweep_due(now):  # retention of the pictures, off the event loop and off the answer
             asyncio.get_running_loop().run_in_executor(None, self.pictures.sweep, now)
-        duplicate = all(r is None for r in results) and mapped.what not in ("heartbeat",) and results
-        return _answer(200, ok=True, what=mapped.what, duplicate=bool(duplicate), cut=parsed.cut)
+        duplicate = bool(results) and all(r is None for r in results)  # stored before: a retry or a replay
+        return _answer(200, ok=True, what=mapped.what, duplicate=duplicate, cut=parsed.cut)
+
+    async def _with_picture(self, request: Request, site: str, device: str, mapped: mapping.Mapped,
+                            parsed: body.Body, direction: str | None) -> mapping.Mapped:
+        """The pictures written (in a worker thread) and the first linked from the event; a disk that fails
+        costs the picture, never the event."""
+        event_id = str(mapped.messages[0].payload["id"])
+        try:
+            names = await asyncio.to_thread(self.pictures.save, site, device, event_id, parsed.pictures)
+        except OSError as exc:
+            log.warning("Hikvision %s/%s: its picture is not kept: %s", site, device, exc)
+            return mapped
+        url = str(request.url_for("hikvision_picture", site=site, device=device, name=names[0]))
+        return mapping.map_document(parsed.document, default_direction=direction, snapshot=url)
 
     async def picture(self, request: Request) -> Response:
         """A kept snapshot, to operators only (plates and faces are personal data)."""
         found = refusal(self.hub.users, bearer_token(request.headers.get("authorization")), "operator")
-        if not hasattr(found, "role"):
-            return JSONResponse({"error": "an operator's Bearer token is required"}, 401)
+        if isinstance(found, HTTPException):
+            return JSONResponse({"error": found.detail}, found.status_code, headers=found.headers)
         p = request.path_params
         path = self.pictures.path(p["site"], p["device"], p["name"])
         if path is None or not path.is_file():

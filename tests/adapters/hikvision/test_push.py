@@ -97,6 +97,13 @@ async def test_anpr_and_acs_events_are_stored_like_native_ones(devices: Devices)
     assert picture.status_code == 200 and picture.content == JPEG
     anonymous = await devices.client.get(passage["image"].removeprefix("http://hub"))
     assert anonymous.status_code == 401
+    viewer = run.hub.users.add("guard-room-screen", "viewer")
+    seen = await devices.client.get(passage["image"].removeprefix("http://hub"),
+                                    headers={"Authorization": f"Bearer {viewer}"})
+    assert seen.status_code == 403
+    masked = await devices.client.get("/api/events", params={"kind": "gate"},
+                                      headers={"Authorization": f"Bearer {viewer}"})
+    assert masked.json()[0]["image"] is None and masked.json()[0]["plate"] != "琼A12345"
 
 
 async def test_a_replayed_serial_number_and_history_upload_are_stored_once(devices: Devices) -> None:
