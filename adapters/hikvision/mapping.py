@@ -71,8 +71,9 @@ def _int(value: Any, name: str) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
+        text = value.strip()
         try:
-            return int(value.strip(), 0)
+            return int(text, 16) if text[:2].lower() == "0x" else int(text, 10)  # "075" is 75, "0x1b" is 27
         except ValueError:
             pass
     raise Unmapped("bad_field", f"{name} must be an integer, not {str(value)[:40]!r}")

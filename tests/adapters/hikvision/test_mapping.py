@@ -142,6 +142,11 @@ def test_xml_codes_as_text_and_hex() -> None:
                                                                                               "hik-acs-77")
 
 
+@pytest.mark.parametrize(("text", "expected"), [("075", 75), ("0x4B", 75), (" 75 ", 75), (75.0, 75)])
+def test_codes_as_devices_write_them(text: Any, expected: int) -> None:
+    assert mapping._int(text, "subEventType") == expected
+
+
 def test_door_closed_is_telemetry_and_clears_the_door_faults() -> None:
     alert = {"eventType": "AccessControllerEvent", "AccessControllerEvent": {"majorEventType": 5,
                                                                               "subEventType": 0x1A, "serialNo": 4}}
