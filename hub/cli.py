@@ -101,11 +101,45 @@ def _simulate_frigate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_vendor(args: argparse.Namespace) -> int:
+    """`--vendor hikvision`: ISAPI pushes to a running hub's HTTP server, as its devices' accounts allow."""
+    import httpx
+
+    from simulators import hikvision
+
+    try:
+        logins = [hikvision.Login.parse(text) for text in args.login or ()]
+        if not logins:
+            raise ValueError("--vendor hikvision needs at least one --login KIND/DEVICE:PASSWORD "
+                             "(from smarthub device add SITE KIND DEVICE)")
+    except ValueError as exc:
+        print(f"smarthub simulate: {exc}", file=sys.stderr)
+        return 2
+
+    hub_url = args.hub_url or "http://127.0.0.1:8080"
+
+    async def go() -> hikvision.PushStats:
+        async with httpx.AsyncClient(base_url=hub_url, timeout=10) as client:
+            return await hikvision.run(client, args.site, logins, args.rate, args.duration or 60.0, args.seed)
+
+    try:
+        stats = asyncio.run(go())
+    except KeyboardInterrupt:
+        return 0
+    except httpx.HTTPError as exc:
+        print(f"smarthub simulate: cannot post to the hub at {hub_url}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"vendor": args.vendor, "sent": stats.sent, "answered": stats.answered}))
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import time
 
     if args.vendor == "frigate":
         return _simulate_frigate(args)
+    if args.vendor:
+        return _simulate_vendor(args)
 
     from hub.config import parse_mqtt_url
     from simulators.community import build, load_layout, plan, registry_of
@@ -134,10 +168,21 @@ def _simulate(args: argparse.Namespace) -> int:
         print(json.dumps({"messages": count, "devices": describe(community), "out": str(args.out)}))
         return 0
     _setup_logging("warning")
-    live = LiveRun(community, target, args.root, args.speed, status_line if sys.stderr.isatty() else None)
+    over_mqtt, fleet = community, None
+    if args.ocpp_chargers:
+        fleet_or_code = _ocpp_fleet(args, community, start_ms)
+        if isinstance(fleet_or_code, int):
+            return fleet_or_code
+        over_mqtt, fleet = fleet_or_code
+    live = LiveRun(over_mqtt, target, args.root, args.speed, status_line if sys.stderr.isatty() else None)
 
     try:
-        asyncio.run(live.serve(start_ms, duration_ms, offline))
+        if fleet is None:
+            asyncio.run(live.serve(start_ms, duration_ms, offline))
+        else:
+            from simulators.ocpp_charger import serve_together
+
+            asyncio.run(serve_together(live, fleet, start_ms, duration_ms, offline))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -145,8 +190,32 @@ def _simulate(args: argparse.Namespace) -> int:
         return 1
     if sys.stderr.isatty():
         sys.stderr.write("\n")
-    print(json.dumps({"devices": live.stats.devices, "sent": live.stats.sent, "commands": live.stats.commands}))
+    print(json.dumps({"devices": live.stats.devices, "sent": live.stats.sent, "commands": live.stats.commands,
+                      **({"ocpp_chargers": len(fleet.chargers)} if fleet else {})}))
     return 0
+
+
+def _ocpp_fleet(args: argparse.Namespace, community: Any, start_ms: int) -> Any:
+    """(the community left to MQTT, its first N chargers as OCPP piles), or an exit code. Each pile's password is
+    made in the hub's accounts store (the hub's settings: --config or SMARTHUB_*), as `smarthub device add` does."""
+    from hub.credentials import Credentials
+    from simulators.ocpp_charger import OcppFleet, SimClock, choose, meter_every, passwords_for, ws_url
+
+    if args.out:
+        print("smarthub simulate: --ocpp-chargers needs a running hub, not --out", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    over_mqtt, piles = choose(community, count=args.ocpp_chargers)
+    credentials = Credentials(settings.data_dir)
+    try:
+        passwords = passwords_for(piles, credentials.add)
+    finally:
+        credentials.close()
+    url = ws_url(args.hub_url or settings.http)
+    print(f"smarthub simulate: {len(piles)} chargers speak OCPP 1.6J to {url}/ocpp/{args.site}/<id>", file=sys.stderr)
+    return over_mqtt, OcppFleet(piles, url, passwords, SimClock(start_ms, args.speed), meter_every(args.speed))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -308,9 +377,22 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--out", type=Path, help="write messages as JSON lines to this file instead of a broker")
     sim.add_argument("--registry-out", type=Path,
                      help="also write the community's registry (buildings, power cap) for the hub's SMARTHUB_REGISTRY")
-    sim.add_argument("--vendor", choices=["frigate"],
-                     help="send what a vendor's system sends instead of contract devices (frigate: an NVR's MQTT "
-                     "topics for four cameras; --duration defaults to an hour)")
+    sim.add_argument("--ocpp-chargers", type=int, default=0, metavar="N",
+                     help="run the first N chargers as OCPP 1.6J charge points on the hub's WebSocket instead of MQTT"
+                          " (their passwords go into the hub's accounts store, as `smarthub device add` makes them)")
+    sim.add_argument("--hub-url", help="the hub's HTTP address for the OCPP chargers and --vendor (default: its "
+                     "SMARTHUB_HTTP)")
+    sim.add_argument("--config", type=Path, help="the hub's settings, for its accounts store (--ocpp-chargers)")
+    sim.add_argument("--vendor", choices=["hikvision", "frigate"],
+                     help="speak a vendor's protocol instead of the contract (hikvision: ISAPI event pushes to the "
+                     "hub's HTTP server, the hub needs adapters.hikvision in SMARTHUB_ADAPTERS; frigate: an NVR's "
+                     "MQTT topics for four cameras on --mqtt, the hub needs adapters.frigate, --duration defaults "
+                     "to an hour)")
+    sim.add_argument("--login", action="append", metavar="KIND/DEVICE:PASSWORD",
+                     help="with --vendor hikvision: a device account (smarthub device add SITE KIND DEVICE); "
+                     "repeatable")
+    sim.add_argument("--rate", type=float, default=5.0, help="with --vendor hikvision: posts per second, across "
+                     "the devices")
     sim.add_argument("--frigate-prefix", default="frigate", help="with --vendor frigate: Frigate's topic_prefix")
     sim.set_defaults(func=_simulate)
 

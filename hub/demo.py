@@ -5,6 +5,8 @@ no other service: the MQTT broker is `hub.embedded_broker`, with the accounts an
 ACL production's Mosquitto gets (generated passwords: the hub, one account per
 simulated device, and a read-only observer for the printed `mosquitto_sub` line),
 so the demo is no more open than a deployment. The store is the embedded SQLite one.
+A third of the chargers speak OCPP 1.6J to the hub's own WebSocket instead of MQTT, each with the password
+`smarthub device add` would give it, so the wall shows both paths side by side.
 Ports are the usual ones when free, free ones otherwise.
 """
 
@@ -30,6 +32,7 @@ from hub.events import Events
 from hub.ingest.pipeline import Pipeline
 from hub.state import LiveState
 from simulators.community import Community, build, plan, registry_of
+from simulators.ocpp_charger import OcppFleet, SimClock, choose, meter_every, passwords_for
 from simulators.runner import LiveRun, messages
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ class DemoOptions:
     http: str | None = None
     mqtt_port: int = 1883
     history_hours: float = 48
+    ocpp_share: float = 1 / 3
+    """Of the chargers, this share speaks OCPP (every third one), the rest MQTT."""
 
 
 def port_or_free(host: str, wanted: int) -> int:
@@ -78,7 +83,8 @@ async def run_demo(options: DemoOptions) -> None:
     broker_port = port_or_free("127.0.0.1", options.mqtt_port)
     settings = demo_settings(options, broker_port, hub_password)
     community = build(options.site, options.seed, options.devices)
-    logins, users, acl = accounts(community, settings.root, hub_password, observer_password)
+    over_mqtt, piles = choose(community, share=options.ocpp_share)
+    logins, users, acl = accounts(over_mqtt, settings.root, hub_password, observer_password)
     start_ms = int(time.time() * 1000)
     offline = plan(community, options.scenario, start_ms) if options.scenario else []
 
@@ -87,8 +93,10 @@ async def run_demo(options: DemoOptions) -> None:
         host, port = settings.http_host_port
         server = hub.http_server(host, port)
         devices_target = MqttTarget("127.0.0.1", broker.port, None, None, None)
-        live = LiveRun(community, devices_target, settings.root, options.speed,
+        live = LiveRun(over_mqtt, devices_target, settings.root, options.speed,
                        logins=lambda d: logins[(d.site, d.kind_name, d.device)])
+        fleet = OcppFleet(piles, f"ws://{host}:{port}", passwords_for(piles, hub.credentials.add),
+                          SimClock(start_ms, options.speed), meter_every(options.speed))
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -100,7 +108,8 @@ async def run_demo(options: DemoOptions) -> None:
         hub.supervisor.start("simulated-past", lambda: backfill(hub, twin, options.history_hours, start_ms), once=True)
         while not server.started:
             await asyncio.sleep(0.05)
-        print_banner(settings, broker.port, observer_password, options)
+        fleet.start()  # the piles connect to the hub's WebSocket, so only once it listens
+        print_banner(settings, broker.port, observer_password, options, len(piles))
         try:
             done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), serving, simulating},
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -113,6 +122,7 @@ async def run_demo(options: DemoOptions) -> None:
             simulating.cancel()  # the simulated past stops with the hub's other tasks
             await asyncio.gather(simulating, return_exceptions=True)
             await live.close()
+            await fleet.close()
             server.should_exit = True
             await asyncio.gather(serving, return_exceptions=True)
 
@@ -165,7 +175,8 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
     return handled
 
 
-def print_banner(settings: Settings, broker_port: int, observer_password: str, options: DemoOptions) -> None:
+def print_banner(settings: Settings, broker_port: int, observer_password: str, options: DemoOptions,
+                 ocpp: int = 0) -> None:
     host, port = settings.http_host_port
     lines = [
         "",
@@ -175,6 +186,8 @@ def print_banner(settings: Settings, broker_port: int, observer_password: str, o
         f"  API          http://{host}:{port}/docs   (Authorization: Bearer {settings.admin_token})",
         f"  MQTT watch   mosquitto_sub -h 127.0.0.1 -p {broker_port} -u observer -P {observer_password}"
         f" -t '{settings.root}/#' -v   (read-only; topics {settings.root}/<site>/<kind>/<device>/<channel>)",
+        *([f"  OCPP 1.6J    {ocpp} of the chargers connect to ws://{host}:{port}/ocpp/{options.site}/<id>"
+           " (Basic auth, their own passwords)"] if ocpp else []),
         f"  data         {settings.data_dir.resolve()}",
         "  Ctrl-C stops it.",
         "",

@@ -24,10 +24,13 @@ def create_app(hub: Hub) -> FastAPI:
         version="0.1.0",
     )
     app.state.hub = hub
-    app.add_middleware(RequestGuard, max_body=hub.settings.api_max_body_bytes)  # token and size before the body
+    loaded = adapters.load(hub.settings.adapter_modules)
+    larger = {prefix: limit for adapter in loaded for prefix, limit in getattr(adapter, "body_limits", {}).items()}
+    app.add_middleware(RequestGuard, max_body=hub.settings.api_max_body_bytes,  # token and size before the body
+                       larger=larger)
     for router in ROUTERS:
         app.include_router(router)
-    for adapter in adapters.load(hub.settings.adapter_modules):  # e.g. a protocol's WebSocket endpoint
+    for adapter in loaded:  # e.g. a protocol's WebSocket endpoint
         app.router.routes.extend(adapter.routes(hub))
     app.mount("/bigscreen", StaticFiles(directory=BIGSCREEN), name="bigscreen")  # the page's script, style, ECharts
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -33,17 +34,21 @@ class RequestGuard:
     Nothing is checked until the route asks for the body, so the route's token check (`GuardedRoute`)
     comes first; then the declared length, then every chunk as it arrives."""
 
-    def __init__(self, app: ASGIApp, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, larger: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.larger = dict(larger or {})
+        """Path prefix -> its own cap: an adapter whose devices post pictures (hub/adapters.py `body_limits`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await self.app(scope, self._guarded(scope, receive), send)
+        path = scope.get("path", "")
+        cap = next((limit for prefix, limit in self.larger.items() if path.startswith(prefix)), self.max_body)
+        await self.app(scope, self._guarded(scope, receive, cap), send)
 
-    def _guarded(self, scope: Scope, receive: Receive) -> Receive:
+    def _guarded(self, scope: Scope, receive: Receive, cap: int) -> Receive:
         seen: int | None = None  # None until the first read: then the declared length is checked once
 
         async def guarded() -> Message:
@@ -52,20 +57,20 @@ class RequestGuard:
                 declared = dict(scope["headers"]).get(b"content-length")
                 if declared is not None and (not declared.isdigit() or len(declared) > 18):
                     raise HTTPException(400, "Content-Length must be a byte count")
-                if declared is not None and int(declared) > self.max_body:
-                    raise self._too_large()
+                if declared is not None and int(declared) > cap:
+                    raise self._too_large(cap)
                 seen = 0
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise self._too_large()
+                if seen > cap:
+                    raise self._too_large(cap)
             return message
 
         return guarded
 
-    def _too_large(self) -> HTTPException:
-        return HTTPException(413, f"the request body is larger than {self.max_body} bytes", headers=CLOSE)
+    def _too_large(self, cap: int) -> HTTPException:
+        return HTTPException(413, f"the request body is larger than {cap} bytes", headers=CLOSE)
 
 
 def route_role(route: BaseRoute) -> Role | None:

@@ -43,8 +43,12 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
 
         wait_until(every_kind_online, timeout=30, what="all 40 simulated devices online")
         assert time.monotonic() - started < 60
-        kinds = {d["kind"] for d in httpx.get(f"{base}/api/devices", headers=auth).json()}
-        assert kinds == set(REGISTRY)
+        listed = httpx.get(f"{base}/api/devices", headers=auth).json()
+        assert {d["kind"] for d in listed} == set(REGISTRY)
+        # Some chargers came over OCPP 1.6J (their BootNotification's model), online beside the MQTT ones.
+        ocpp = [d for d in listed if "OCPP" in str(d["info"].get("model"))]
+        assert ocpp and all(d["kind"] == "charger" and d["online"] for d in ocpp)
+        assert len(ocpp) < len([d for d in listed if d["kind"] == "charger"])
         wait_until(lambda: len(httpx.get(f"{base}/api/events", headers=auth).json()) >= 10, timeout=30,
                    what="events flowing")
         # The scenario fires a minute of simulated time in: 12 s at speed 5, plus the 25 s detection delay / 5.
@@ -62,6 +66,7 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         assert page.status_code == 200 and "指挥中心" in page.text
         text = log.read_text()
         assert f"mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -u observer -P " in text and "token=demo-token" in text
+        assert f"ws://127.0.0.1:{port}/ocpp/sunshine/<id>" in text
         observer_cannot_write(text, mqtt_port)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0

@@ -1,0 +1,194 @@
+"""Hikvision ISAPI pushes against a running hub (real Mosquitto, each store): as the devices post them, with HTTP
+Basic; what they say must come out as gate and access events exactly like an MQTT device's."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adapters.hikvision import body
+from hub.api import create_app
+from hub.config import Settings
+from hub.storage.base import EventQuery
+from tests.adapters.hikvision.test_body import JPEG, multipart
+from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.support.mqtt_fixtures import Broker
+
+pytestmark = [pytest.mark.integration, pytest.mark.services]
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CAMERA, TERMINAL = "lpr-east-1", "acs-b3-1"
+WHEN = (datetime.now(UTC) - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=8))).isoformat("T", "seconds")
+"""The fixtures' times moved to a minute ago (Beijing time, as the devices write it), inside every store's
+retention and the hub's clock check."""
+_STAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00")
+
+
+def load(name: str) -> bytes:
+    return _STAMP.sub(WHEN.encode(), (FIXTURES / name).read_bytes())
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+@dataclass
+class Devices:
+    run: HubRun
+    client: httpx.AsyncClient
+    camera_password: str
+    terminal_password: str
+
+    @property
+    def camera(self) -> dict[str, str]:
+        return basic(CAMERA, self.camera_password)
+
+    @property
+    def terminal(self) -> dict[str, str]:
+        return basic(TERMINAL, self.terminal_password)
+
+    async def post(self, device: str, auth: dict[str, str], content: bytes, content_type: str,
+                   query: str = "") -> httpx.Response:
+        return await self.client.post(f"/push/hikvision/{self.run.site}/{device}{query}", content=content,
+                                      headers={**auth, "Content-Type": content_type})
+
+
+@pytest.fixture
+async def devices(settings_for: Callable[..., Settings], mosquitto: Broker, backend: str) -> AsyncIterator[Devices]:
+    settings = settings_for(backend, adapters="adapters.ocpp,adapters.hikvision")
+    async with running_hub(settings, mosquitto) as run:
+        camera = run.hub.credentials.add(run.site, "gate", CAMERA)  # `smarthub device add SITE gate ID`
+        terminal = run.hub.credentials.add(run.site, "access", TERMINAL)
+        transport = httpx.ASGITransport(app=create_app(run.hub))
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            yield Devices(run, client, camera, terminal)
+
+
+async def test_anpr_and_acs_events_are_stored_like_native_ones(devices: Devices) -> None:
+    run = devices.run
+    raw, content_type = multipart([("anpr.xml", 'text/xml; charset="UTF-8"', load("anpr.xml")),
+                                   ("licensePlatePicture.jpg", "image/pjpeg", JPEG)])
+    answer = await devices.post(CAMERA, devices.camera, raw, content_type)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["what"] == "passage"
+    answer = await devices.post(TERMINAL, devices.terminal, load("acs_face_granted.json"),
+                                "application/json")
+    assert answer.status_code == 200, answer.text
+    await run.stored()
+
+    (passage,) = await run.events(kind="gate", type="passage")
+    assert (passage["device"], passage["plate"], passage["plate_color"], passage["direction"]) == (
+        CAMERA, "琼A12345", "blue", "in")
+    assert passage["confidence"] == pytest.approx(0.93)
+    (access,) = await run.events(kind="access", type="access")
+    assert (access["device"], access["method"], access["subject"], access["result"]) == (TERMINAL, "face", "p-7f3a",
+                                                                                        "granted")
+    stored = await run.hub.storage.query_events(EventQuery(site=run.site, kind="gate", type="passage"))
+    assert [row["plate"] for row in stored] == ["琼A12345"]
+
+    picture = await run.api.get(passage["image"].removeprefix("http://hub"))  # the admin's token
+    assert picture.status_code == 200 and picture.content == JPEG
+    anonymous = await devices.client.get(passage["image"].removeprefix("http://hub"))
+    assert anonymous.status_code == 401
+    viewer = run.hub.users.add("guard-room-screen", "viewer")
+    seen = await devices.client.get(passage["image"].removeprefix("http://hub"),
+                                    headers={"Authorization": f"Bearer {viewer}"})
+    assert seen.status_code == 403
+    masked = await devices.client.get("/api/events", params={"kind": "gate"},
+                                      headers={"Authorization": f"Bearer {viewer}"})
+    assert masked.json()[0]["image"] is None and masked.json()[0]["plate"] != "琼A12345"
+
+
+async def test_a_replayed_serial_number_and_history_upload_are_stored_once(devices: Devices) -> None:
+    run = devices.run
+    acs = load("acs_card_expired.json")
+    for _ in range(3):
+        assert (await devices.post(TERMINAL, devices.terminal, acs, "application/json")).status_code == 200
+    for name in ("anpr.xml", "anpr_history.xml", "anpr_history.xml"):
+        answer = await devices.post(CAMERA, devices.camera, load(name), "application/xml")
+        assert answer.status_code == 200, answer.text
+    await run.stored()
+    assert len(await run.events(kind="access", type="access")) == 1
+    assert len(await run.events(kind="gate", type="passage")) == 1
+    assert run.hub.pipeline.stats.duplicates["access"] == 2
+    assert run.hub.pipeline.stats.duplicates["gate"] == 2
+
+
+async def test_wrong_password_and_wrong_device_get_401(devices: Devices) -> None:
+    anpr = load("anpr.xml")
+    for auth in (basic(CAMERA, "wrong"), {}, basic(TERMINAL, "x"), {"Authorization": "Digest username=x"}):
+        answer = await devices.post(CAMERA, auth, anpr, "application/xml")
+        assert answer.status_code == 401
+        assert answer.headers["WWW-Authenticate"].startswith("Basic")
+    # the terminal's own password, on the camera's URL, opens nothing
+    password = devices.terminal["Authorization"]
+    assert (await devices.post(CAMERA, {"Authorization": password}, anpr, "application/xml")).status_code == 401
+    await devices.run.stored()
+    assert await devices.run.events(kind="gate") == []
+
+
+async def test_refused_posts_are_dead_lettered_with_the_vendor_payload(devices: Devices) -> None:
+    run = devices.run
+    bomb = load("bomb.xml")
+    answer = await devices.post(CAMERA, devices.camera, bomb, "application/xml")
+    assert answer.status_code == 400 and "DTD" in answer.json()["error"]
+    acs = load("acs_face_granted.json")
+    answer = await devices.post(CAMERA, devices.camera, acs, "application/json")  # an access event from a camera
+    assert answer.status_code == 422 and answer.json()["reason"] == "wrong_kind"
+    noplate = load("anpr_noplate.xml")
+    answer = await devices.post(CAMERA, devices.camera, noplate, "application/xml")
+    assert answer.status_code == 422 and answer.json()["reason"] == "no_direction"
+    answer = await devices.post(CAMERA, devices.camera, noplate, "application/xml", query="?direction=out")
+    assert answer.status_code == 200
+    letters = await run.api.get("/api/deadletters")
+    assert letters.status_code == 200
+    rows = letters.json()
+    by_reason = {row["reason"]: row for row in (rows["items"] if isinstance(rows, dict) else rows)}
+    assert {"unreadable", "wrong_kind", "no_direction"} <= set(by_reason)
+    assert by_reason["wrong_kind"]["payload"] == acs.decode()
+    assert by_reason["unreadable"]["topic"] == f"push/hikvision/{run.site}/{CAMERA}"
+
+
+async def test_a_huge_post_gets_413(devices: Devices) -> None:
+    from adapters.hikvision.push import MAX_BODY_BYTES
+
+    huge = b"\xff" * (MAX_BODY_BYTES + 1)
+    raw, content_type = multipart([("anpr.xml", "text/xml", load("anpr.xml")),
+                                   ("licensePlatePicture.jpg", "image/jpeg", huge)])
+    answer = await devices.post(CAMERA, devices.camera, raw, content_type)
+    assert answer.status_code == 413
+    big_picture = b"\xff" * (body.MAX_PICTURE_BYTES + 1)  # under the post's cap: cut, the event kept
+    raw, content_type = multipart([("anpr.xml", "text/xml", load("anpr.xml")),
+                                   ("licensePlatePicture.jpg", "image/jpeg", big_picture)])
+    answer = await devices.post(CAMERA, devices.camera, raw, content_type)
+    assert answer.status_code == 200 and answer.json()["cut"] == ["licensePlatePicture.jpg"]
+
+
+async def test_a_heartbeat_makes_the_terminal_online(devices: Devices) -> None:
+    run = devices.run
+    answer = await devices.post(TERMINAL, devices.terminal, load("heartbeat.json"),
+                                "application/json")
+    assert answer.status_code == 200 and answer.json()["what"] == "heartbeat"
+    state = await eventually(lambda: run.hub.live.devices.get((run.site, "access", TERMINAL)), what="live state")
+    assert state.online_flag is True
+
+
+async def test_the_simulated_devices_are_taken(devices: Devices) -> None:
+    """`smarthub simulate --vendor hikvision` against the hub: every post answered 200, stored as events."""
+    from simulators import hikvision
+
+    run = devices.run
+    logins = [hikvision.Login("gate", CAMERA, devices.camera_password),
+              hikvision.Login("access", TERMINAL, devices.terminal_password)]
+    stats = await hikvision.run(devices.client, run.site, logins, rate_per_s=200, duration_s=1.0, seed=5)
+    assert stats.sent > 20 and stats.answered == {200: stats.sent}
+    await run.stored()
+    assert await run.events(kind="gate", type="passage")
+    assert await run.events(kind="access")
