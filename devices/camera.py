@@ -49,6 +49,8 @@ class Detection(EventPayload):
     track: str | None = Field(None, min_length=1, max_length=128, coerce_numbers_to_str=True)
     snapshot: WebLink | None = Field(None, description="http(s) URL of a still")
     clip: WebLink | None = Field(None, description="http(s) URL of the video")
+    review: Literal["alert", "detection"] | None = Field(
+        None, description="The severity an NVR's review gave this happening (Frigate: alert or detection)")
 
 
 FAULTS = {

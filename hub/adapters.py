@@ -4,18 +4,31 @@ An adapter is a module (listed in the `adapters` setting) exposing `ADAPTER`: a 
 serves on the hub's HTTP app (a WebSocket endpoint, say). It turns what its devices say into contract
 messages and hands them to `Hub.ingest`, so validation, outbox, alerts and screens cannot tell them from MQTT;
 the hub never learns which protocol, or which kind, an adapter serves.
+
+An adapter may also consume MQTT topics outside the contract on the hub's own connection (a vendor system that
+publishes on the same broker): `mqtt_filters()` names the filters, `mqtt_handler(hub)` maps one message to
+contract messages (or dead letters). The hub subscribes to the filters with its own, runs what the handler gives
+through the same pipeline, and acknowledges the vendor's QoS 1 message only after the outbox commit, as for its own.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
+from hub.ingest.decode import Rejected
+
 if TYPE_CHECKING:
     from hub.app import Hub
+
+Contract = tuple[str, bytes]
+"""A contract message: (topic under the hub's root, JSON payload)."""
+MqttHandler = Callable[[str, bytes, bool, int], Iterable[Contract | Rejected]]
+"""(vendor topic, payload, retained, received ms) -> contract messages to ingest and dead letters to keep. Pure
+mapping plus whatever memory the adapter keeps; it never commits (the MQTT edge does, before acknowledging)."""
 
 
 class IngestHeld(Exception):
@@ -28,6 +41,28 @@ class Adapter(Protocol):
     def routes(self, hub: Hub) -> Sequence[BaseRoute]:
         """The routes to mount on the hub's HTTP app (called once per app)."""
         ...
+
+
+@runtime_checkable
+class MqttAdapter(Protocol):
+    """An adapter that also consumes vendor topics on the hub's MQTT connection."""
+
+    def mqtt_filters(self) -> Sequence[str]:
+        """Topic filters outside the contract root (the hub's broker account must be allowed to read them)."""
+        ...
+
+    def mqtt_handler(self, hub: Hub) -> MqttHandler:
+        """The handler for messages on those filters (called once per hub)."""
+        ...
+
+
+def mqtt_filters(adapters: Sequence[Adapter]) -> list[str]:
+    """Every vendor topic filter the adapters consume, in order, without repeats (subscriptions and broker ACL)."""
+    out: list[str] = []
+    for adapter in adapters:
+        if isinstance(adapter, MqttAdapter):
+            out += [f for f in adapter.mqtt_filters() if f not in out]
+    return out
 
 
 def load(modules: Sequence[str]) -> list[Adapter]:

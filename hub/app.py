@@ -24,8 +24,8 @@ from prometheus_client import CollectorRegistry
 
 from devices import REGISTRY
 from devices.base import Accepted, DeviceKind
-from hub import topics
-from hub.adapters import IngestHeld
+from hub import adapters, topics
+from hub.adapters import IngestHeld, MqttAdapter, MqttHandler
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
 from hub.alerts.notify import Notifier
@@ -67,6 +67,8 @@ HEARTBEAT_CHECK_S = 10
 OUTBOX_RESUME_FILL = 0.95
 ACCOUNTS_CHECK_S = 1.0
 """How often the hub looks for device accounts added by `smarthub device add` while it runs."""
+VENDOR_ROUTES_MAX = 10_000
+"""Vendor topics whose adapter is remembered (per camera a few topics: far below this)."""
 PRIVACY_EVERY_S = 3600.0
 """How often silent devices are looked for (an offline alert is at most this late)."""
 
@@ -110,10 +112,19 @@ class Hub:
         self.pipeline = Pipeline(s.root, self.kinds, self.registry, self.live, self.outbox, self.dead_letters,
                                  self.events)
         self.writer = Writer(self.outbox, self.storage, self.events.emit)
+        self._contract_prefix = s.root + "/"
+        self._vendor: list[tuple[str, MqttHandler]] = [
+            (f, adapter.mqtt_handler(self)) for adapter in adapters.load(s.adapter_modules)
+            if isinstance(adapter, MqttAdapter) for f in adapter.mqtt_filters()]
+        """(filter, handler) of the vendor topics adapters consume on this connection, first match wins."""
+        self._vendor_routes: dict[str, MqttHandler | None] = {}
+        vendor_filters = list(dict.fromkeys(f for f, _ in self._vendor))
+        if s.mqtt_share_group:
+            vendor_filters = [f"$share/{s.mqtt_share_group}/{f}" for f in vendor_filters]
         self.mqtt = MqttLink(
             s.mqtt,
             s.mqtt_client_id,
-            topics.subscriptions(s.root, s.mqtt_share_group),
+            topics.subscriptions(s.root, s.mqtt_share_group) + vendor_filters,
             self._on_batch,
             commit=self.pipeline.flush,
             protocol=s.mqtt_protocol,
@@ -182,8 +193,43 @@ class Hub:
 
     def _on_batch(self, batch: list[RawMessage], received_ms: int) -> None:
         handle = self.pipeline.handle
+        prefix = self._contract_prefix
         for topic, payload, retain, packet_id, dup in batch:
-            handle(topic, payload, received_ms, retain, packet_id, dup)
+            if topic.startswith(prefix) or not self._vendor:
+                handle(topic, payload, received_ms, retain, packet_id, dup)
+            else:
+                self._on_vendor(topic, payload, received_ms, retain, packet_id, dup)
+
+    def _on_vendor(self, topic: str, payload: bytes, received_ms: int, retain: bool, packet_id: int,
+                   dup: bool) -> None:
+        """A vendor topic an adapter consumes: its handler maps it, the pipeline takes what it gives. Nothing is
+        committed here: the MQTT edge commits the batch (dead letters included) before acknowledging it."""
+        pipeline = self.pipeline
+        route = self._vendor_route(topic)
+        if route is None:  # no adapter's filter: the contract's own checks name the topic's fault
+            pipeline.handle(topic, payload, received_ms, retain, packet_id, dup)
+            return
+        if packet_id and pipeline.redelivered(topic, packet_id, payload, dup):
+            return
+        try:
+            results = list(route(topic, payload, retain, received_ms))
+        except Exception as exc:  # noqa: BLE001 - an adapter's bug dead-letters the message, ingest goes on
+            # logged by the rejection's rate-limited log: a bug that fails every message must not flood it
+            results = [Rejected.of(topic, "adapter_failed", repr(exc), payload, received_ms)]
+        for result in results:
+            if isinstance(result, Rejected):
+                pipeline.reject(result)
+            else:
+                pipeline.handle(result[0], result[1], received_ms, retain)
+
+    def _vendor_route(self, topic: str) -> MqttHandler | None:
+        routes = self._vendor_routes
+        if topic in routes:
+            return routes[topic]
+        route = next((h for f, h in self._vendor if topics.matches(f, topic)), None)
+        if len(routes) < VENDOR_ROUTES_MAX:
+            routes[topic] = route
+        return route
 
     def ingest(self, messages: list[tuple[str, bytes]], received_ms: int | None = None
                ) -> list[Accepted | Rejected | None]:

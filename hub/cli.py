@@ -62,6 +62,45 @@ def _start_ms(value: str | None, default_ms: int) -> int:
     return parsed
 
 
+def _simulate_frigate(args: argparse.Namespace) -> int:
+    """`smarthub simulate --vendor frigate`: what a Frigate NVR publishes for four cameras (simulators/frigate.py)."""
+    import time
+
+    from hub.config import parse_mqtt_url
+    from simulators import frigate
+
+    duration_s = args.duration if args.duration is not None else 3600.0
+    try:
+        start_ms = _start_ms(args.start, OUT_START_MS if args.out else int(time.time() * 1000))
+        target = None if args.out else parse_mqtt_url(args.mqtt)
+    except ValueError as exc:
+        print(f"smarthub simulate: {exc}", file=sys.stderr)
+        return 2
+    messages = frigate.stream(args.seed, start_ms, duration_s, args.frigate_prefix)
+    if args.registry_out:
+        args.registry_out.write_text(frigate.registry(args.site).to_toml(), encoding="utf-8")
+        print(f"smarthub simulate: registry of {len(frigate.CAMERAS)} Frigate cameras in {args.registry_out}"
+              " (give it to the hub as SMARTHUB_REGISTRY, with SMARTHUB_ADAPTERS including adapters.frigate)",
+              file=sys.stderr)
+    if args.out:
+        with open(args.out, "wb") as out:
+            for m in messages:
+                out.write(json.dumps({"at_ms": m.at_ms, "topic": m.topic, "payload": m.payload.decode(),
+                                      "retain": m.retain}, ensure_ascii=False).encode() + b"\n")
+        print(json.dumps({"messages": len(messages), "out": str(args.out)}))
+        return 0
+    assert target is not None
+    try:
+        sent = asyncio.run(frigate.publish(target, messages, args.speed))
+    except KeyboardInterrupt:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - aiomqtt's MqttError and OSError alike: say why, exit non-zero
+        print(f"smarthub simulate: cannot publish to the broker at {args.mqtt}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"sent": sent}))
+    return 0
+
+
 def _simulate_vendor(args: argparse.Namespace) -> int:
     """`--vendor hikvision`: ISAPI pushes to a running hub's HTTP server, as its devices' accounts allow."""
     import httpx
@@ -97,6 +136,8 @@ def _simulate_vendor(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import time
 
+    if args.vendor == "frigate":
+        return _simulate_frigate(args)
     if args.vendor:
         return _simulate_vendor(args)
 
@@ -277,6 +318,7 @@ def _user_remove(args: argparse.Namespace) -> int:
 
 
 def _broker_files(args: argparse.Namespace) -> int:
+    from hub import adapters
     from hub.credentials import Credentials, broker_files
 
     settings = _settings(args)
@@ -286,7 +328,8 @@ def _broker_files(args: argparse.Namespace) -> int:
     accounts = credentials.devices
     credentials.close()
     try:
-        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url)
+        vendor_reads = adapters.mqtt_filters(adapters.load(settings.adapter_modules))
+        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url, vendor_reads)
     except ValueError as exc:
         print(f"smarthub: {exc}", file=sys.stderr)
         return 2
@@ -340,12 +383,17 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--hub-url", help="the hub's HTTP address for the OCPP chargers and --vendor (default: its "
                      "SMARTHUB_HTTP)")
     sim.add_argument("--config", type=Path, help="the hub's settings, for its accounts store (--ocpp-chargers)")
-    sim.add_argument("--vendor", choices=["hikvision"],
-                     help="speak a vendor's protocol to the hub's HTTP server instead of MQTT (hikvision: ISAPI "
-                     "event pushes; the hub needs adapters.hikvision in SMARTHUB_ADAPTERS)")
+    sim.add_argument("--vendor", choices=["hikvision", "frigate"],
+                     help="speak a vendor's protocol instead of the contract (hikvision: ISAPI event pushes to the "
+                     "hub's HTTP server, the hub needs adapters.hikvision in SMARTHUB_ADAPTERS; frigate: an NVR's "
+                     "MQTT topics for four cameras on --mqtt, the hub needs adapters.frigate, --duration defaults "
+                     "to an hour)")
     sim.add_argument("--login", action="append", metavar="KIND/DEVICE:PASSWORD",
-                     help="with --vendor: a device account (smarthub device add SITE KIND DEVICE); repeatable")
-    sim.add_argument("--rate", type=float, default=5.0, help="with --vendor: posts per second, across the devices")
+                     help="with --vendor hikvision: a device account (smarthub device add SITE KIND DEVICE); "
+                     "repeatable")
+    sim.add_argument("--rate", type=float, default=5.0, help="with --vendor hikvision: posts per second, across "
+                     "the devices")
+    sim.add_argument("--frigate-prefix", default="frigate", help="with --vendor frigate: Frigate's topic_prefix")
     sim.set_defaults(func=_simulate)
 
     demo = sub.add_parser("demo", help="broker, store, hub, a simulated community and the dashboard in one process")

@@ -123,7 +123,8 @@ class CoreSettings(BaseSettings):
         "counted as a chunked body streams)")
     adapters: str = Field(
         "adapters.ocpp", description="Comma-separated modules of protocol adapters whose routes the hub serves "
-        "(each exposes ADAPTER; hub/adapters.py); empty: none")
+        "and whose vendor MQTT topics it reads (each exposes ADAPTER; hub/adapters.py), e.g. "
+        "`adapters.ocpp,adapters.frigate`; empty: none")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")

@@ -16,6 +16,7 @@ import hmac
 import os
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,9 +108,11 @@ Rule = tuple[str, str]
 """(access, topic filter) as a Mosquitto acl line `topic ACCESS FILTER`; access is read, write or readwrite."""
 
 
-def hub_rules(root: str) -> list[Rule]:
-    """The hub reads everything under the root and writes commands and alerts."""
-    return [("read", f"{root}/#"), ("write", f"{root}/+/+/+/cmd"), ("write", f"{root}/+/alerts/#")]
+def hub_rules(root: str, vendor_reads: Sequence[str] = ()) -> list[Rule]:
+    """The hub reads everything under the root and writes commands and alerts; it also reads the vendor topics
+    its adapters consume (`frigate/#`, say: hub/adapters.py), and only reads them."""
+    return [("read", f"{root}/#"), ("write", f"{root}/+/+/+/cmd"), ("write", f"{root}/+/alerts/#"),
+            *(("read", f) for f in vendor_reads)]
 
 
 def device_rules(root: str, site: str, kind: str, device: str) -> list[Rule]:
@@ -129,13 +132,15 @@ def acl_text(rules: dict[str, list[Rule]]) -> str:
                    for user, user_rules in rules.items())
 
 
-def broker_files(accounts: list[DeviceAccount], root: str, mqtt_url: str) -> tuple[str, str]:
-    """(passwd, acl) file contents for Mosquitto: every device plus the hub's own account."""
+def broker_files(accounts: list[DeviceAccount], root: str, mqtt_url: str, vendor_reads: Sequence[str] = ()
+                 ) -> tuple[str, str]:
+    """(passwd, acl) file contents for Mosquitto: every device plus the hub's own account (which may also read
+    `vendor_reads`, the adapters' topic filters)."""
     hub = parse_mqtt_url(mqtt_url)
     if not hub.username or not hub.password:
         raise ValueError("SMARTHUB_MQTT_URL must carry the hub's user:password for the broker files")
     passwd = [f"{hub.username}:{mosquitto_hash(hub.password)}"]
-    rules = {hub.username: hub_rules(root)}
+    rules = {hub.username: hub_rules(root, vendor_reads)}
     for account in sorted(accounts, key=lambda a: a.username):
         passwd.append(f"{account.username}:{account.hash}")
         rules[account.username] = device_rules(root, account.site, account.kind, account.device)

@@ -14,7 +14,9 @@ TOML (`SMARTHUB_REGISTRY`):
     name = "3号楼1号梯"
 
 Household meters also carry `unit` (单元) and `room` (户号); the room is personal
-(`PERSONAL`): viewers see it masked.
+(`PERSONAL`): viewers see it masked. A device that an adapter's vendor system knows by
+another name says so in `aliases` (`aliases = {frigate = "b3_facade"}`), and analytics
+zones get their meaning in `zones` (`[devices.zones.b3_facade] label = "high_altitude_throw"`).
 
 A device heard on MQTT but missing from the file is added and flagged
 `registered = false`, so operators see it instead of it being dropped.
@@ -52,6 +54,17 @@ class Site(BaseModel):
     power_cap_kw: float | None = Field(None, ge=0, description="Transformer capacity shared by chargers")
 
 
+class ZoneRule(BaseModel):
+    """What an analytics zone means here: a vendor's object labels seen in it become one of our domain labels
+    (`person` lingering in a fire lane is `fire_lane_blocked`). Adapters apply it; the kind's schema checks the
+    label when the mapped message arrives."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str = Field(min_length=1, max_length=64, description="The domain label a match becomes")
+    objects: list[str] = Field(default_factory=list, description="Vendor labels that match; empty: any object")
+    dwell_s: float = Field(0.0, ge=0, description="How long the object must stay in the zone first")
+
+
 class Device(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site: str = Field(pattern=SITE_RE.pattern)
@@ -65,6 +78,9 @@ class Device(BaseModel):
                              "(masked for viewers, never a tag)")
     location: str | None = None
     heartbeat_s: float | None = Field(None, gt=0, description="Silence after which the device counts as offline")
+    aliases: dict[str, str] = Field(default_factory=dict, description="The device's name in the systems adapters "
+                                    "speak to, by adapter: `aliases = {frigate = \"front_door\"}`")
+    zones: dict[str, ZoneRule] = Field(default_factory=dict, description="Analytics zones by their vendor name")
     registered: bool = True
 
     @property
@@ -80,6 +96,11 @@ def _toml_value(value: object) -> str:
     """A TOML scalar: JSON's string escapes are valid in TOML basic strings."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(k, ensure_ascii=False)} = {_toml_value(v)}" for k, v in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
@@ -92,7 +113,7 @@ class RegistryFile(BaseModel):
         """The file `Registry.load` reads (written by `smarthub simulate --registry-out`)."""
         def table(header: str, model: BaseModel, exclude: frozenset[str] = frozenset()) -> list[str]:
             values = model.model_dump(exclude_none=True, exclude=exclude).items()
-            return [header, *(f"{k} = {_toml_value(v)}" for k, v in values), ""]
+            return [header, *(f"{k} = {_toml_value(v)}" for k, v in values if v != {}), ""]
 
         lines = [line for slug, site in self.sites.items() for line in table(f"[sites.{slug}]", site)]
         lines += [line for device in self.devices for line in table("[[devices]]", device, frozenset({"registered"}))]

@@ -74,3 +74,19 @@ def subscriptions(root: str, share_group: str | None = None) -> list[str]:
     if share_group:
         filters = [f"$share/{share_group}/{f}" for f in filters]
     return filters
+
+
+def matches(topic_filter: str, topic: str) -> bool:
+    """Whether a topic falls under an MQTT filter (`+` one level, `#` the rest, section 4.7); a `$share/group/`
+    prefix is ignored, and `+`/`#` never match a `$`-topic's first level."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2] if topic_filter.count("/") >= 2 else ""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    want, got = topic_filter.split("/"), topic.split("/")
+    for i, level in enumerate(want):
+        if level == "#":
+            return True
+        if i >= len(got) or (level != "+" and level != got[i]):
+            return False
+    return len(want) == len(got)

@@ -102,13 +102,8 @@ class Pipeline:
         `packet_id` is the MQTT packet id of a QoS 1 delivery (0 otherwise), `dup` its DUP flag.
         """
         self.stats.received += 1
-        if packet_id:
-            deliveries = self.deliveries
-            delivery = deliveries.key(topic, packet_id, raw)
-            if dup and deliveries.seen(delivery):
-                self.stats.redelivered += 1
-                return None
-            deliveries.new.append(delivery)
+        if packet_id and self.redelivered(topic, packet_id, raw, dup):
+            return None
         parts = self._topics.get(topic)
         if parts is None:
             try:
@@ -180,6 +175,20 @@ class Pipeline:
                 self.stats.listener_errors += 1
                 self.events.failed("MessageAccepted", self.events.name_of(handler), exc, topic)
         return msg
+
+    def redelivered(self, topic: str, packet_id: int, raw: bytes, dup: bool) -> bool:
+        """Note a QoS 1 delivery; True when it is the broker's DUP copy of one already handled (drop it)."""
+        deliveries = self.deliveries
+        delivery = deliveries.key(topic, packet_id, raw)
+        if dup and deliveries.seen(delivery):
+            self.stats.redelivered += 1
+            return True
+        deliveries.new.append(delivery)
+        return False
+
+    def reject(self, rejected: Rejected) -> Rejected:
+        """Dead-letter what an adapter could not map (the vendor's payload as received), kept at the next flush."""
+        return self._reject(rejected)
 
     def _check(self, kind: DeviceKind, key: DeviceKey, msg: Accepted) -> Refused | None:
         """The first refusal of the kind's checks, or None. A retained delivery is never checked: it repeats a

@@ -180,3 +180,43 @@ async def test_the_hubs_session_outlives_a_restart_under_its_login(broker, tmp_p
         await run.stored()
         events = await run.events(device="east-1")
         assert [e["id"] for e in events] == ["b7"], events
+
+
+@pytest.mark.parametrize("with_reads", [True, False])
+def test_the_hub_reads_its_adapters_vendor_topics_and_devices_cannot_forge_them(
+        tmp_path: Path, with_reads: bool) -> None:
+    """`broker-files` with the adapters' filters lets the hub's account read Frigate's topics (written by a
+    Frigate account added by hand, as the README says); without them Mosquitto grants the subscription and
+    delivers nothing, which is why the files must be written again after adding an adapter."""
+    from hub.adapters import load, mqtt_filters
+    from hub.credentials import mosquitto_hash
+
+    binary = require_binary("mosquitto", "mosquitto")
+    creds = Credentials(tmp_path / "hub-data")
+    gate_password = creds.add("sunshine", "gate", "east-1")
+    reads = mqtt_filters(load(["adapters.frigate"])) if with_reads else []
+    passwd, acl = broker_files(creds.devices, "community", "mqtt://hub:hub-secret@127.0.0.1:1883", reads)
+    (tmp_path / "passwd").write_text(passwd + f"frigate:{mosquitto_hash('frigate-secret')}\n")
+    (tmp_path / "acl").write_text(acl + "user frigate\ntopic write frigate/#\n")
+    (tmp_path / "data").mkdir()
+    port = free_port()
+    (tmp_path / "mosquitto.conf").write_text(shipped_config(tmp_path, port))
+    service = Service([binary, "-c", str(tmp_path / "mosquitto.conf")], tmp_path / "mosquitto.log")
+    try:
+        wait_until(lambda: port_open(port) or not service.alive(), what="mosquitto with the shipped config")
+        hub = Client(port, "hub", "hub-secret")
+        nvr = Client(port, "frigate", "frigate-secret")
+        gate = Client(port, "sunshine.gate.east-1", gate_password)
+        assert [c.connack.get(timeout=5) for c in (hub, nvr, gate)] == [0, 0, 0]
+        assert hub.sub("frigate/events") == [1]
+        gate.pub("frigate/events", b'{"forged": true}')
+        nvr.pub("frigate/events", b'{"type": "new"}')
+        time.sleep(0.5)
+        received = []
+        while not hub.got.empty():
+            received.append(hub.got.get())
+        assert received == ([("frigate/events", b'{"type": "new"}')] if with_reads else [])
+        for c in (hub, nvr, gate):
+            c.stop()
+    finally:
+        service.stop()

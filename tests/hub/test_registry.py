@@ -67,3 +67,26 @@ def test_simulated_community_registry_round_trips(tmp_path: Path) -> None:
     quoted = RegistryFile(sites={"s": Site(name='He said "hi" \\ 东')}).to_toml()
     f.write_text(quoted, encoding="utf-8")
     assert Registry.load(f, set()).sites["s"].name == 'He said "hi" \\ 东'
+
+
+def test_aliases_and_zone_rules_load_and_write_back(tmp_path: Path) -> None:
+    """A device's name in a vendor system and its zones' meaning: read from TOML, written back the same."""
+    f = tmp_path / "registry.toml"
+    f.write_text('[[devices]]\nsite = "s"\nkind = "gate"\ndevice = "c1"\naliases = {nvr = "front door"}\n'
+                 '[devices.zones.fire_lane]\nlabel = "blocked"\nobjects = ["person", "car"]\ndwell_s = 30\n',
+                 encoding="utf-8")
+    device = next(iter(Registry.load(f, {"gate"})))
+    assert device.aliases == {"nvr": "front door"}
+    assert (device.zones["fire_lane"].label, device.zones["fire_lane"].objects, device.zones["fire_lane"].dwell_s) == (
+        "blocked", ["person", "car"], 30)
+    again = tmp_path / "again.toml"
+    again.write_text(RegistryFile(devices=[device]).to_toml(), encoding="utf-8")
+    assert next(iter(Registry.load(again, {"gate"}))) == device
+
+
+@pytest.mark.parametrize("zone", ['{label = ""}', '{label = "x", dwell_s = -1}', '{label = "x", colour = "red"}'])
+def test_bad_zone_rules_are_refused_naming_the_entry(tmp_path: Path, zone: str) -> None:
+    f = tmp_path / "registry.toml"
+    f.write_text(f'[[devices]]\nsite = "s"\nkind = "gate"\ndevice = "c1"\nzones = {{z = {zone}}}\n', encoding="utf-8")
+    with pytest.raises(RegistryError, match="zones.z"):
+        Registry.load(f, {"gate"})

@@ -52,3 +52,20 @@ def test_subscriptions_cover_inbound_channels_and_share_groups() -> None:
 def test_bad_roots_are_refused(root: str) -> None:
     with pytest.raises(topics.TopicError):
         topics.check_root(root)
+
+
+@pytest.mark.parametrize(("topic_filter", "topic", "expected"), [
+    ("frigate/events", "frigate/events", True),
+    ("frigate/events", "frigate/events/x", False),
+    ("frigate/+/status/+", "frigate/lane_north/status/detect", True),
+    ("frigate/+/status/+", "frigate/lane_north/status", False),
+    ("frigate/+/status/+", "frigate//status/detect", True),  # an empty level is a level (MQTT 4.7.1.3)
+    ("frigate/#", "frigate", True),
+    ("frigate/#", "frigate/a/b/c", True),
+    ("frigate/#", "frigatex/a", False),
+    ("#", "$SYS/broker/uptime", False),
+    ("+/events", "$frigate/events", False),
+    ("$share/hubs/frigate/events", "frigate/events", True),
+])
+def test_matches_follows_mqtt_wildcards(topic_filter: str, topic: str, expected: bool) -> None:
+    assert topics.matches(topic_filter, topic) is expected
