@@ -122,9 +122,9 @@ class CoreSettings(BaseSettings):
         64 * 1024, ge=1024, description="Larger request bodies get 413 without being read (Content-Length or "
         "counted as a chunked body streams)")
     adapters: str = Field(
-        "adapters.ocpp", description="Comma-separated modules of protocol adapters whose routes the hub serves "
-        "and whose vendor MQTT topics it reads (each exposes ADAPTER; hub/adapters.py), e.g. "
-        "`adapters.ocpp,adapters.frigate`; empty: none")
+        "adapters.ocpp,adapters.hikvision,adapters.frigate", description="Comma-separated modules of protocol "
+        "adapters whose routes the hub serves and whose vendor MQTT topics it reads (each exposes ADAPTER; "
+        "hub/adapters.py); every device they serve still needs its account and registry entry; empty: none")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")
