@@ -50,6 +50,18 @@ class Site(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     power_cap_kw: float | None = Field(None, ge=0, description="Transformer capacity shared by chargers")
+    transformer_kva: float | None = Field(None, gt=0, description="The transformer's rating (when no power_cap_kw)")
+    power_factor: float = Field(0.9, gt=0, le=1, description="Power factor turning the kVA into kW")
+    margin_pct: float = Field(10.0, ge=0, lt=100, description="Share of the transformer kept free")
+    base_load_kw: float = Field(0.0, ge=0, description="Load besides the chargers, when no meter at the "
+                                "transformer measures it")
+    off_peak: list[tuple[float, float]] = Field(default_factory=list, description="Off-peak (谷电) windows in "
+                                                "China local hours, [start, end), e.g. [[22, 8]]")
+
+    @property
+    def has_capacity(self) -> bool:
+        """Whether a capacity is declared, so what draws power here can be shared out."""
+        return self.power_cap_kw is not None or self.transformer_kva is not None
 
 
 class Device(BaseModel):
@@ -65,6 +77,12 @@ class Device(BaseModel):
                              "(masked for viewers, never a tag)")
     location: str | None = None
     heartbeat_s: float | None = Field(None, gt=0, description="Silence after which the device counts as offline")
+    role: str | None = Field(None, max_length=32, pattern=r"^[a-z][a-z0-9_]*$",
+                             description="What the device is for at its site, e.g. `transformer` for the meter of "
+                             "the supply that everything shares")
+    max_current_a: float | None = Field(None, gt=0, description="Rated current per phase (a device drawing power)")
+    phases: int | None = Field(None, ge=1, le=3, description="Supply phases (1 or 3)")
+    priority: int = Field(0, description="Served first when higher (a shared public pile, say)")
     registered: bool = True
 
     @property
@@ -80,6 +98,8 @@ def _toml_value(value: object) -> str:
     """A TOML scalar: JSON's string escapes are valid in TOML basic strings."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | tuple):  # JSON arrays of numbers and strings are TOML arrays too
+        return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
 
@@ -91,7 +111,7 @@ class RegistryFile(BaseModel):
     def to_toml(self) -> str:
         """The file `Registry.load` reads (written by `smarthub simulate --registry-out`)."""
         def table(header: str, model: BaseModel, exclude: frozenset[str] = frozenset()) -> list[str]:
-            values = model.model_dump(exclude_none=True, exclude=exclude).items()
+            values = model.model_dump(exclude_none=True, exclude_defaults=True, exclude=exclude).items()
             return [header, *(f"{k} = {_toml_value(v)}" for k, v in values), ""]
 
         lines = [line for slug, site in self.sites.items() for line in table(f"[sites.{slug}]", site)]
