@@ -122,6 +122,8 @@ async def test_mqtt_chargers_share_the_headroom_and_one_not_obeying_raises_the_o
             assert body["connectors"][0]["session_kwh"] == 1.5
             assert "tag-c1" not in response.text and "id_tag" not in response.text  # no personal data
             assert (await run.api.get("/api/charging/nowhere")).status_code == 404
+            refused = await run.api.get("/api/charging/sunshine", headers={"Authorization": "Bearer nope"})
+            assert refused.status_code == 401
 
             audit = run.hub.audit.recent(action="control.command")
             assert audit and {a["user"] for a in audit} == {"hub"}  # the hub's own action, audited
@@ -141,3 +143,36 @@ async def test_mqtt_chargers_share_the_headroom_and_one_not_obeying_raises_the_o
             await run.publish(run.topic("charger", "c1", "telemetry"), {"status": "charging", "power_kw": 5.0})
             await eventually(lambda: not [a for a in run.hub.alerts.active.values() if a.code == "charging_over_cap"],
                              timeout=10, what="the over-cap alert to resolve")
+
+
+async def test_a_car_with_no_room_is_paused_at_zero_and_raises_the_paused_alert(
+    settings_for: Callable[..., Settings], mosquitto: Broker, tmp_path: Path
+) -> None:
+    """1 kW is below one car's 6 A minimum (1.32 kW): the car waits at 0, never at 3 A, and once past the
+    starvation bound (2 s here) the alert says so. A site with a capacity but no chargers answers too."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[sites.sunshine]\npower_cap_kw = 1.0\n\n[sites.moon]\ntransformer_kva = 50\n\n'
+                        '[sites.plain]\nname = "no cap"\n\n'
+                        '[[devices]]\nsite = "sunshine"\nkind = "charger"\ndevice = "c1"\n', encoding="utf-8")
+    settings = settings_for("embedded", registry=registry, charging_period_s=0.5, charging_debounce_s=0.1,
+                            charging_starve_after_s=2.0)
+    async with running_hub(settings, mosquitto) as run:
+        piles = Chargers(run)
+        with charger_link(mosquitto, run, piles):
+            await run.publish(run.topic("charger", "c1", "telemetry"), {"status": "charging", "power_kw": 0.0})
+            await eventually(lambda: piles.limits.get("c1") == 0.0, what="c1 paused at 0")
+            body = (await run.api.get("/api/charging/sunshine")).json()
+            assert [(c["state"], c["reason"]["code"]) for c in body["connectors"]] == [("paused", "no_headroom")]
+            alert = await eventually(
+                lambda: [a for a in run.hub.alerts.active.values() if a.code == "charging_paused_long"], timeout=10,
+                what="the paused alert")
+            assert (alert[0].site, alert[0].device) == ("sunshine", "c1")
+
+            # c1's car leaves: nothing waits any more, the alert resolves.
+            await run.publish(run.topic("charger", "c1", "telemetry"), {"status": "available", "power_kw": 0.0})
+            await eventually(lambda: not [a for a in run.hub.alerts.active.values()
+                                          if a.code == "charging_paused_long"], timeout=10, what="the alert resolved")
+
+        moon = await run.api.get("/api/charging/moon")  # 50 kVA x 0.9 x (1 - 10 %), no chargers
+        assert moon.status_code == 200 and (moon.json()["capacity_kw"], moon.json()["connectors"]) == (40.5, [])
+        assert (await run.api.get("/api/charging/plain")).status_code == 404
