@@ -7,11 +7,13 @@ Per site with chargers and a declared capacity (registry: `power_cap_kw`, or `tr
 registry `max_current_a`, `phases`, `priority`; its limit sent as `set_limit` in kW, which an OCPP charge point's
 adapter turns into a TxProfile), a car is present while a session is open or its status says so. A limit is
 sent when it moved by more than `RESEND_KW` or is `charging_renew_s` old; cuts go out before raises, so the
-limits sent never add up above the headroom on the way. Two derived alerts: the chargers drawing above the
-headroom for `charging_over_cap_s` (a charger not obeying), a car paused past the allocator's starvation bound.
+limits sent never add up above the headroom on the way. A charger that drops off keeps its last limit out of
+the headroom for the dead-man window (it may still be charging) and is sent its limit anew when back.
+Two derived alerts: the chargers drawing above the headroom for `charging_over_cap_s` (a charger not obeying),
+a car paused past the allocator's starvation bound.
 
-The decisions are pure functions (`site_inputs`, `to_send`, `over_cap`, `starved`, `view`); `ChargingControl`
-is their thin async edge. Nothing here names a person: session ids stay, `id_tag` is never kept.
+The decisions are pure functions (`site_inputs`, `reserve`, `to_send`, `over_cap`, `starved`, `view`);
+`ChargingControl` is their thin async edge. Nothing here names a person: session ids stay, `id_tag` is never kept.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from devices.base import Accepted
-from devices.charging import Allocation, Connector, Limit, Session, Site, Window, allocate
+from devices.charging import DEADMAN_AFTER_S, Allocation, Connector, Limit, Session, Site, Window, allocate
 
 if TYPE_CHECKING:
     from hub.control import ControlContext
@@ -105,12 +107,13 @@ class ChargerInput:
 
 
 def site_inputs(config: Any, base_load_kw: float | None, chargers: Sequence[ChargerInput],
-                starve_after_ms: int) -> tuple[Site, list[Connector], list[Session]]:
+                starve_after_ms: int, reserved_kw: float = 0.0) -> tuple[Site, list[Connector], list[Session]]:
     """The allocator's inputs for one site: its registry entry, the measured base load (None: use the
-    configured one), its chargers. An offline charger has no car the hub can steer: it is given nothing."""
+    configured one), its chargers, and the power kept for offline chargers (`reserve`). An offline charger
+    has no car the hub can steer: it is given nothing."""
     site = Site(transformer_kva=config.transformer_kva, power_factor=config.power_factor,
                 margin_pct=config.margin_pct, power_cap_kw=config.power_cap_kw,
-                base_load_kw=config.base_load_kw if base_load_kw is None else base_load_kw,
+                base_load_kw=(config.base_load_kw if base_load_kw is None else base_load_kw) + reserved_kw,
                 off_peak=tuple(Window(a, b) for a, b in config.off_peak), starve_after_ms=starve_after_ms)
     connectors = [Connector(c.device, max_current_a=c.max_current_a or DEFAULT_MAX_A,
                             phases=3 if c.phases == 3 else 1, rate_unit="W", priority=c.priority)
@@ -118,6 +121,21 @@ def site_inputs(config: Any, base_load_kw: float | None, chargers: Sequence[Char
     sessions = [Session(c.device, id=min(c.seen.sessions) if c.seen.sessions else "plugged")
                 for c in chargers if c.online and c.seen.occupied]
     return site, connectors, sessions
+
+
+def reserve(sent: dict[str, tuple[float, int]], reserved: Mapping[str, tuple[float, int]], online: Iterable[str],
+            now_ms: int, keep_ms: int) -> dict[str, tuple[float, int]]:
+    """Power kept for chargers that went offline: one that drops off may still be charging at the limit it
+    last acknowledged, so that limit stays out of the headroom for `keep_ms` (as long as an OCPP dead-man
+    profile holds it) or until it is back. Moves such chargers out of `sent` (so a charger that returns is sent
+    its limit anew); returns device -> (kW, since when)."""
+    up = set(online)
+    kept = {d: r for d, r in reserved.items() if d not in up and now_ms - r[1] < keep_ms}
+    for device in [d for d in sent if d not in up]:
+        kw, _ = sent.pop(device)
+        if kw > 0:
+            kept[device] = (kw, now_ms)
+    return kept
 
 
 def limit_kw(limit: Limit) -> float:
@@ -187,6 +205,7 @@ class ChargingOut(BaseModel):
     capacity_kw: float
     base_load_kw: float
     base_load_measured: bool = Field(description="Measured at the transformer's meter (else configured)")
+    reserved_kw: float = Field(description="Kept for chargers that went offline at their last limit")
     headroom_kw: float
     used_kw: float = Field(description="What the allocation lets the chargers draw together")
     measured_kw: float = Field(description="What the chargers draw now")
@@ -195,7 +214,7 @@ class ChargingOut(BaseModel):
 
 
 def view(site: str, allocation: Allocation, measured: bool, chargers: Mapping[str, ChargerInput],
-         sent: Mapping[str, tuple[float, int]]) -> ChargingOut:
+         sent: Mapping[str, tuple[float, int]], reserved_kw: float = 0.0) -> ChargingOut:
     """`GET /api/charging/{site}`: the allocation and why, each charger's draw and its car's progress."""
     rows = []
     for lim in allocation.limits:
@@ -210,7 +229,8 @@ def view(site: str, allocation: Allocation, measured: bool, chargers: Mapping[st
             online=c.online if c is not None else False, **progress))
     measured_kw = sum(r.power_kw for r in rows if r.online)
     return ChargingOut(site=site, at=allocation.at_ms, capacity_kw=round(allocation.capacity_kw, 3),
-                       base_load_kw=round(allocation.base_load_kw, 3), base_load_measured=measured,
+                       base_load_kw=round(allocation.base_load_kw - reserved_kw, 3), base_load_measured=measured,
+                       reserved_kw=round(reserved_kw, 3),
                        headroom_kw=round(allocation.headroom_kw, 3), used_kw=round(allocation.used_kw, 3),
                        measured_kw=round(measured_kw, 3), off_peak=allocation.off_peak, connectors=rows)
 
@@ -222,6 +242,7 @@ class _SiteRun:
     over_since_ms: int | None = None
     over_device: str | None = None
     paused_alerted: set[str] = field(default_factory=set)
+    reserved: dict[str, tuple[float, int]] = field(default_factory=dict)
     measured_base: bool = False
     chargers: dict[str, ChargerInput] = field(default_factory=dict)
 
@@ -307,10 +328,12 @@ class ChargingControl:
         now = ctx.clock()
         run = self.sites.setdefault(site, _SiteRun())
         base, chargers = self.gather(ctx, site, now)
-        inputs = site_inputs(config, base, list(chargers.values()), starve_ms)
+        online = [d for d, c in chargers.items() if c.online]
+        run.reserved = reserve(run.sent, run.reserved, online, now, DEADMAN_AFTER_S * 1000)
+        kept = sum(kw for kw, _ in run.reserved.values())
+        inputs = site_inputs(config, base, list(chargers.values()), starve_ms, kept)
         allocation = allocate(*inputs, now, previous=run.allocation)
         run.allocation, run.chargers, run.measured_base = allocation, chargers, base is not None
-        online = [d for d, c in chargers.items() if c.online]
         sends = to_send(allocation, run.sent, online, now, int(t.charging_renew_s * 1000))  # type: ignore[attr-defined]
         cuts = [(d, kw) for d, kw in sends if d in run.sent and kw < run.sent[d][0]]
         raises = [s for s in sends if s not in cuts]
@@ -349,7 +372,8 @@ class ChargingControl:
         be now, sending nothing. None for a site without a declared capacity."""
         run = self.sites.get(site)
         if run is not None and run.allocation is not None:
-            return view(site, run.allocation, run.measured_base, run.chargers, run.sent)
+            return view(site, run.allocation, run.measured_base, run.chargers, run.sent,
+                        sum(kw for kw, _ in run.reserved.values()))
         ctx = self._ctx
         config = ctx.registry.sites.get(site) if ctx is not None else None
         if ctx is None or config is None or not config.has_capacity:

@@ -11,6 +11,7 @@ from devices.charging_control import (
     ChargerInput,
     ChargerSeen,
     over_cap,
+    reserve,
     site_inputs,
     starved,
     to_send,
@@ -107,3 +108,14 @@ def test_the_view_gives_each_charger_its_limit_reason_and_progress() -> None:
     a, b = out.connectors
     assert (a.device, a.state, a.sent_kw, a.reason.code, a.power_kw) == ("a", "admitted", 1.3, "ramping", 3.0)
     assert (b.state, b.reason.code, b.reason.zh, b.online, b.sent_kw) == ("idle", "no_car", "无车", False, None)
+
+
+def test_an_offline_charger_keeps_its_last_limit_out_of_the_headroom_for_a_while() -> None:
+    sent = {"a": (5.0, 0), "b": (3.0, 0), "c": (0.0, 0)}
+    kept = reserve(sent, {}, ["a"], 1000, 60_000)
+    assert kept == {"b": (3.0, 1000)} and sent == {"a": (5.0, 0)}  # c was at 0: nothing to keep
+    assert reserve(sent, kept, ["a"], 60_999, 60_000) == kept
+    assert reserve(sent, kept, ["a"], 61_000, 60_000) == {}  # as long as a dead-man profile would hold it
+    assert reserve(sent, kept, ["a", "b"], 2000, 60_000) == {}  # back: steered again (and sent anew)
+    site, _, _ = site_inputs(SiteConfig(power_cap_kw=10, base_load_kw=2), None, [], MIN, reserved_kw=3.0)
+    assert site.headroom_kw == 5.0

@@ -144,6 +144,21 @@ async def test_mqtt_chargers_share_the_headroom_and_one_not_obeying_raises_the_o
             await eventually(lambda: not [a for a in run.hub.alerts.active.values() if a.code == "charging_over_cap"],
                              timeout=10, what="the over-cap alert to resolve")
 
+            # c3 drops off the link (it may still charge at its 5 kW): its limit stays kept out of the headroom,
+            # nothing is given away; back, it is sent its limit anew, and the sum still never passes the headroom.
+            c3_sent = sum(1 for _ in piles.sums)
+            await run.publish(run.topic("charger", "c3", "state"), {"online": False})
+            kept = await eventually(lambda: _reserved(run), timeout=10, what="c3's 5 kW kept")
+            assert kept == 5.0 and piles.limits == {"c1": 5.0, "c2": 5.0, "c3": 5.0}
+            await run.publish(run.topic("charger", "c3", "state"), {"online": True})
+            await eventually(lambda: len(piles.sums) > c3_sent and settled(), timeout=15, what="c3 steered again")
+            assert max(piles.sums) <= HEADROOM_KW + 1e-9, piles.sums
+
+
+def _reserved(run: HubRun) -> float | None:
+    """What the allocator keeps for offline chargers at sunshine now (None: nothing)."""
+    answer = run.hub.controllers[0][1].answer("sunshine")  # type: ignore[attr-defined]
+    return answer.reserved_kw if answer is not None and answer.reserved_kw else None
 
 async def test_a_car_with_no_room_is_paused_at_zero_and_raises_the_paused_alert(
     settings_for: Callable[..., Settings], mosquitto: Broker, tmp_path: Path
