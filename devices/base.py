@@ -426,6 +426,9 @@ class DeviceKind:
     """Named chart series the hub builds from its points (`hub.series`); names unique across kinds."""
     inside: InsideSpec | None = None
     """Its events count what is inside each site now (`hub.inside`); one kind at most."""
+    controllers: tuple[Callable[[], Any], ...] = ()
+    """Factories of the site-level loops the hub runs for it (`hub.control`): objects with a `name`, an
+    `async run(ctx)`, and optionally `on_message(msg, state)` and `routes()`."""
 
     def __post_init__(self) -> None:
         if self.checks and not self.refusals:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from devices import charging_control
 from devices.base import (
     Accepted,
     CommandArgs,
@@ -95,8 +96,23 @@ FAULTS = {
     "weak_signal": FaultSpec(m, "信号弱", "Weak signal"),
 }
 
+DERIVED = {
+    charging_control.OVER_CAP: FaultSpec(M, "充电负荷超出可用容量", "Chargers draw above the site's headroom: "
+                                         "a charger not obeying its limit"),
+    charging_control.PAUSED_LONG: FaultSpec(m, "车辆暂停充电过久", "A car paused past the starvation bound"),
+}
+
+
 class Settings(KindSettings):
     charger_max_c: float = Field(70.0, description="Charger temperature that raises high_temperature")
+    charging_period_s: float = Field(30.0, gt=0, description="Orderly charging reallocates at least this often")
+    charging_debounce_s: float = Field(1.0, ge=0, description="A charger's change is reallocated this much later, "
+                                       "with whatever else changed meanwhile")
+    charging_renew_s: float = Field(300.0, gt=0, description="A limit unchanged this long is sent again")
+    charging_over_cap_s: float = Field(60.0, ge=0, description="Chargers drawing above the headroom this long "
+                                       "raise charging_over_cap")
+    charging_starve_after_s: float = Field(1800.0, gt=0, description="The allocator serves first a car paused "
+                                           "this long; one still paused raises charging_paused_long")
 
 
 _CLEAR_HIGH_TEMPERATURE = (Clear("high_temperature"),)
@@ -130,6 +146,8 @@ def charging(devices: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str, A
 KIND = DeviceKind(
     name="charger",
     rules=(charger_temperature,),
+    derived=DERIVED,
+    controllers=(charging_control.ChargingControl,),
     zh="充电桩",
     en="EV charger",
     telemetry=Telemetry,

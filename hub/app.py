@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from devices import REGISTRY
 from devices.base import Accepted, DeviceKind
-from hub import adapters, topics
+from hub import adapters, control, topics
 from hub.adapters import IngestHeld, MqttAdapter, MqttHandler
 from hub.alerts.desk import OrderDesk
 from hub.alerts.engine import AlertEngine
@@ -163,6 +163,15 @@ class Hub:
         self.tally = TodayTally(self.kinds, int(time.time() * 1000)) if s.today_tally else None
         if self.tally is not None:
             on_message("today-tally", self.tally.on_message)
+        self.controllers = control.make(self.kinds)
+        kind_settings = s.kind_settings(self.kinds)
+        self._control_contexts = {
+            c.name: control.ControlContext(kind, self.live, self.registry, kind_settings[kind], self.commands,
+                                           self.audit, self.alerts, control.wall_ms)
+            for kind, c in self.controllers}
+        for _, controller in self.controllers:
+            if callable(getattr(controller, "on_message", None)):
+                on_message(f"control-{controller.name}", controller.on_message)  # type: ignore[attr-defined]
         self.metrics = CollectorRegistry(auto_describe=False)
         self.metrics.register(HubCollector(self))
 
@@ -183,6 +192,9 @@ class Hub:
         start("personal-data-retention", self._privacy_loop)
         start("vehicles-inside", lambda: self.inside.rebuild(self.storage), once=True)
         start("health-watch", self.health.run)
+        for _, controller in self.controllers:
+            ctx = self._control_contexts[controller.name]
+            start(f"control-{controller.name}", lambda c=controller, ctx=ctx: c.run(ctx))  # type: ignore[misc]
         start("mqtt-link", self.mqtt.run)  # last started, first stopped: nothing new arrives while the rest stops
         self._stack.push_async_callback(_step, "stopping the tasks", self._stop_tasks)
         log.info("hub started: root=%s store=%s outbox=%d points waiting", s.root, self.storage.name, self.outbox.depth)

@@ -52,6 +52,18 @@ class Site(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
     power_cap_kw: float | None = Field(None, ge=0, description="Transformer capacity shared by chargers")
+    transformer_kva: float | None = Field(None, gt=0, description="The transformer's rating (when no power_cap_kw)")
+    power_factor: float = Field(0.9, gt=0, le=1, description="Power factor turning the kVA into kW")
+    margin_pct: float = Field(10.0, ge=0, lt=100, description="Share of the transformer kept free")
+    base_load_kw: float = Field(0.0, ge=0, description="Load besides the chargers, when no meter at the "
+                                "transformer measures it")
+    off_peak: list[tuple[float, float]] = Field(default_factory=list, description="Off-peak (谷电) windows in "
+                                                "China local hours, [start, end), e.g. [[22, 8]]")
+
+    @property
+    def has_capacity(self) -> bool:
+        """Whether a capacity is declared, so what draws power here can be shared out."""
+        return self.power_cap_kw is not None or self.transformer_kva is not None
 
 
 class ZoneRule(BaseModel):
@@ -81,6 +93,12 @@ class Device(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict, description="The device's name in the systems adapters "
                                     "speak to, by adapter: `aliases = {frigate = \"front_door\"}`")
     zones: dict[str, ZoneRule] = Field(default_factory=dict, description="Analytics zones by their vendor name")
+    role: str | None = Field(None, max_length=32, pattern=r"^[a-z][a-z0-9_]*$",
+                             description="What the device is for at its site, e.g. `transformer` for the meter of "
+                             "the supply that everything shares")
+    max_current_a: float | None = Field(None, gt=0, description="Rated current per phase (a device drawing power)")
+    phases: int | None = Field(None, ge=1, le=3, description="Supply phases (1 or 3)")
+    priority: int = Field(0, description="Served first when higher (a shared public pile, say)")
     registered: bool = True
 
     @property
@@ -99,7 +117,7 @@ def _toml_value(value: object) -> str:
     if isinstance(value, dict):
         pairs = (f"{json.dumps(k, ensure_ascii=False)} = {_toml_value(v)}" for k, v in value.items())
         return "{" + ", ".join(pairs) + "}"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
 
@@ -112,7 +130,7 @@ class RegistryFile(BaseModel):
     def to_toml(self) -> str:
         """The file `Registry.load` reads (written by `smarthub simulate --registry-out`)."""
         def table(header: str, model: BaseModel, exclude: frozenset[str] = frozenset()) -> list[str]:
-            values = model.model_dump(exclude_none=True, exclude=exclude).items()
+            values = model.model_dump(exclude_none=True, exclude_defaults=True, exclude=exclude).items()
             return [header, *(f"{k} = {_toml_value(v)}" for k, v in values if v != {}), ""]
 
         lines = [line for slug, site in self.sites.items() for line in table(f"[sites.{slug}]", site)]

@@ -97,6 +97,7 @@ const devices = new Map();                 // "site/kind/device" -> device row o
 const alerts = new Map();                  // id -> alert
 const lists = {gates: [], access: [], cameras: []};
 const series = {};
+const allocation = new Map();              // "site/device" -> its row of GET /api/charging/{site} (limit, why)
 let link = "connecting";
 const dirty = new Set();
 const filled = new Set();
@@ -136,6 +137,14 @@ async function loadSeries() {
   Object.assign(series, {traffic, yesterday, power, days});
   mark("traffic", "power", "alertdays");
 }
+/** Each pile's limit and why, from the orderly-charging allocator of each site that declares a capacity. */
+async function loadCharging() {
+  const slugs = Object.entries(catalog.sites).filter(([slug, s]) => ofSite({site: slug}) && (s.power_cap_kw != null || s.transformer_kva != null));
+  const answers = await Promise.all(slugs.map(([slug]) => api(`/api/charging/${encodeURIComponent(slug)}`).catch(() => null)));
+  allocation.clear();
+  for (const a of answers) for (const c of a?.connectors || []) allocation.set(`${a.site}/${c.device}`, c);
+  mark("chargers");
+}
 async function loadEvents() {
   const [passages, access, detections] = await Promise.all([
     api(bySite(`/api/events?kind=gate&type=passage&limit=${LIST_MAX}`)),
@@ -159,7 +168,7 @@ async function resync() {
   [me, catalog] = await Promise.all([api("/api/me"), api("/api/catalog")]);
   const slug = site || Object.keys(catalog.sites)[0];
   $("#site-name").textContent = catalog.sites[slug]?.name || slug || "";
-  await Promise.all([loadOverview(), loadDevices(), loadSeries(), loadEvents(), loadAlerts()]);
+  await Promise.all([loadOverview(), loadDevices(), loadSeries(), loadEvents(), loadAlerts(), loadCharging()]);
 }
 
 // ---------------------------------------------------------------- live
@@ -419,8 +428,10 @@ const RENDER = {
     evs.sort((a, b) => rank(a) - rank(b));   // stable: by name within faulted, charging, the rest
     const fits = Math.floor((size(body).w + 5) / 63) * Math.floor((size(body).h + 5) / 45) || evs.length;
     const shown = evs.length > fits ? evs.slice(0, fits - 1) : evs;
-    patchList(body, shown.map((d) => `<div class="ev st-${esc(status(d))}" title="${esc(word("st_", status(d)))}">`
-      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}</b></div>`)
+    const plan = (d) => allocation.get(`${d.site}/${d.device}`);   // the allocator's limit and why, if it steers it
+    const why = (a) => a ? ` · ${t("limit")} ${num(a.limit_kw, 1)} kW · ${lang === "zh" ? a.reason.zh : a.reason.en}` : "";
+    patchList(body, shown.map((d) => `<div class="ev st-${esc(status(d))}${plan(d) ? ` al-${esc(plan(d).state)}` : ""}" data-device="${esc(d.device)}" title="${esc(word("st_", status(d)) + why(plan(d)))}">`
+      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}${plan(d) ? `<small class="lim">/${num(plan(d).limit_kw, 1)}</small>` : ""}</b></div>`)
       .concat(more(evs.length - shown.length)));
     return evs.length > 0;
   },
@@ -637,7 +648,7 @@ async function start() {
   const every = (ms, load) => setInterval(() => { if (link === "live") load().catch(failed); }, ms);
   checkHealth();
   timers = [setInterval(checkHealth, HEALTH_MS),
-            every(OVERVIEW_MS, loadOverview), every(SERIES_MS, loadSeries), every(DEVICES_MS, loadDevices),
+            every(OVERVIEW_MS, loadOverview), every(OVERVIEW_MS, loadCharging), every(SERIES_MS, loadSeries), every(DEVICES_MS, loadDevices),
             every(30_000, async () => mark("alerts"))];   // "n minutes ago"
 }
 

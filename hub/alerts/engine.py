@@ -162,6 +162,14 @@ class AlertEngine:
                 raised += 1
         return raised
 
+    def raise_derived(self, site: str, kind: str, device: str, code: str, detail: str | None) -> None:
+        """A derived alert (a code of the kind's `derived`) raised by a controller rather than a rule: opened
+        once by the hub, kept until `clear_derived`; a device's own fault is never cleared this way."""
+        self._raise(site, kind, device, code, detail, self.clock(), by="hub", spec=self.kinds[kind].derived[code])
+
+    def clear_derived(self, site: str, kind: str, device: str, code: str) -> None:
+        self._clear((site, kind, device, code), self.clock(), by="hub")
+
     def raise_hub(self, device: str, code: str, detail: str | None) -> None:
         """The hub's own trouble (`device` names the hub): opened once, kept until `clear_hub`."""
         self._raise(HUB_SITE, HUB_KIND, device, code, detail, self.clock(), by="hub", spec=HUB_FAULTS[code])

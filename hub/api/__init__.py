@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from dashboards import BIGSCREEN
-from hub import adapters
+from hub import adapters, control
 from hub.api.guard import RequestGuard
 from hub.api.routes import ROUTERS
 
@@ -32,5 +32,7 @@ def create_app(hub: Hub) -> FastAPI:
         app.include_router(router)
     for adapter in loaded:  # e.g. a protocol's WebSocket endpoint
         app.router.routes.extend(adapter.routes(hub))
+    for router in control.routers(getattr(hub, "controllers", ())):  # a controller's own view (what it decided and why)
+        app.include_router(router)
     app.mount("/bigscreen", StaticFiles(directory=BIGSCREEN), name="bigscreen")  # the page's script, style, ECharts
     return app

@@ -390,6 +390,7 @@ class KindCatalogOut(BaseModel):
 class SiteCatalogOut(BaseModel):
     name: str | None = Field(None, description="Left out when the registry gives none")
     power_cap_kw: float | None = Field(None, description="Left out when the registry gives none")
+    transformer_kva: float | None = Field(None, description="Left out when the registry gives none")
 
 
 class CatalogOut(BaseModel):

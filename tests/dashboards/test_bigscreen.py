@@ -60,6 +60,15 @@ async def test_a_complete_live_bilingual_screen(settings_for: Callable[..., Sett
         assert total.replace(" ", "").endswith(f"/{len(served.community.devices)}"), total
         cap = served.hub.registry.sites["sunshine"].power_cap_kw  # type: ignore[union-attr]
         assert f"/ {cap:.0f}" in await screen.page.locator("#kpi-charging .big").inner_text()
+        # each pile shows the orderly-charging allocator's limit, and why in its title (GET /api/charging)
+        pile = screen.page.locator("[data-panel=chargers] .ev:has(.lim)").first
+        await pile.wait_for(timeout=10_000)
+        device = await pile.get_attribute("data-device")
+        async with served.api() as api:
+            planned = {c["device"]: c for c in (await api.get("/api/charging/sunshine")).json()["connectors"]}
+        assert device in planned  # its limit moves as the allocator ramps: the shape is what stays
+        assert re.fullmatch(r"/\d+\.\d", await pile.locator(".lim").inner_text())
+        assert "限功率" in (await pile.get_attribute("title") or "")
         assert await screen.page.locator("[data-panel=elevators] .car").count() == len(elevators)
         assert await screen.page.locator("[data-panel=buildings] .bld .dot").count() == len(served.community.devices)
         for chart in ("traffic", "power", "alertdays"):

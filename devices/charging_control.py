@@ -1,0 +1,407 @@
+"""The orderly-charging controller: runs `devices.charging.allocate` per site and sends chargers their limits.
+
+Per site with chargers and a declared capacity (registry: `power_cap_kw`, or `transformer_kva` with
+`power_factor` and `margin_pct`), on every change of one of its chargers (debounced) and at least every
+`charging_period_s`: the base load is the power of the site's electricity meters whose registry `role` is
+`transformer` (else the site's configured `base_load_kw`), each charger is one allocator connector (its
+registry `max_current_a`, `phases`, `priority`; its limit sent as `set_limit` in kW, which an OCPP charge point's
+adapter turns into a TxProfile), a car is present while a session is open or its status says so. A limit is
+sent when it moved by more than `RESEND_KW` or is `charging_renew_s` old; cuts go out before raises, so the
+limits sent never add up above the headroom on the way. A charger that drops off keeps its last limit out of
+the headroom for the dead-man window (it may still be charging) and is sent its limit anew when back.
+Two derived alerts: the chargers drawing above the headroom for `charging_over_cap_s` (a charger not obeying),
+a car paused past the allocator's starvation bound.
+
+The decisions are pure functions (`site_inputs`, `reserve`, `to_send`, `over_cap`, `starved`, `view`);
+`ChargingControl` is their thin async edge. Nothing here names a person: session ids stay, `id_tag` is never kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from devices.base import Accepted
+from devices.charging import DEADMAN_AFTER_S, Allocation, Connector, Limit, Session, Site, Window, allocate
+
+if TYPE_CHECKING:
+    from hub.control import ControlContext
+
+log = logging.getLogger(__name__)
+
+KIND = "charger"
+METER = "meter"
+TRANSFORMER_ROLE = "transformer"
+OCCUPIED = frozenset({"preparing", "charging", "suspended_ev", "suspended_evse"})
+"""Statuses (OCPP ChargePointStatus) that mean a car is plugged in."""
+RESEND_KW = 0.1
+"""A limit that moved by no more than this is not sent again (until it is due for renewal)."""
+OVER_CAP_TOLERANCE_KW = 0.2
+"""Meters are not exact: a draw this little above the headroom is not a charger disobeying."""
+OVER_CAP = "charging_over_cap"
+PAUSED_LONG = "charging_paused_long"
+DEFAULT_MAX_A = 32.0
+
+
+@dataclass(slots=True)
+class ChargerSeen:
+    """What the controller knows of one charger: each connector's last telemetry, its open sessions."""
+
+    connectors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """session id -> {connector, meter_start_kwh}"""
+
+    def fold(self, msg: Accepted) -> bool:
+        """Take one message of this charger in; whether it may change the allocation."""
+        payload = msg.payload
+        if msg.channel == "telemetry":
+            fields = msg.fields()
+            self.connectors.setdefault(int(fields.get("connector", 1)), {}).update(fields)
+            return True
+        if msg.channel == "event":
+            kind = payload.type  # type: ignore[attr-defined]
+            if kind == "session_start":
+                self.sessions[payload.session] = {"connector": payload.connector,  # type: ignore[attr-defined]
+                                                  "meter_start_kwh": payload.meter_start_kwh}  # type: ignore[attr-defined]
+                return True
+            if kind == "session_stop":
+                return self.sessions.pop(payload.session, None) is not None  # type: ignore[attr-defined]
+        return msg.channel == "state"
+
+    @property
+    def power_kw(self) -> float:
+        return sum(c.get("power_kw") or 0.0 for c in self.connectors.values())
+
+    @property
+    def occupied(self) -> bool:
+        return bool(self.sessions) or any(c.get("status") in OCCUPIED for c in self.connectors.values())
+
+    def progress(self) -> dict[str, Any]:
+        """The car's progress: its state of charge and the energy of its session so far, when known."""
+        soc = [c["soc_pct"] for c in self.connectors.values() if c.get("soc_pct") is not None]
+        delivered = None
+        for s in self.sessions.values():
+            meter = self.connectors.get(s["connector"], {}).get("energy_kwh")
+            if meter is not None:
+                delivered = round(max(0.0, meter - s["meter_start_kwh"]), 3)
+        statuses = sorted({c["status"] for c in self.connectors.values() if c.get("status")})
+        return {"soc_pct": max(soc) if soc else None, "session_kwh": delivered, "power_kw": round(self.power_kw, 3),
+                "status": ",".join(statuses) or None}
+
+
+@dataclass(frozen=True, slots=True)
+class ChargerInput:
+    """One charger as the allocator's inputs are built from: registry entry, what it said, online or not."""
+
+    device: str
+    online: bool
+    seen: ChargerSeen
+    max_current_a: float | None = None
+    phases: int | None = None
+    priority: int = 0
+
+
+def site_inputs(config: Any, base_load_kw: float | None, chargers: Sequence[ChargerInput],
+                starve_after_ms: int, reserved_kw: float = 0.0) -> tuple[Site, list[Connector], list[Session]]:
+    """The allocator's inputs for one site: its registry entry, the measured base load (None: use the
+    configured one), its chargers, and the power kept for offline chargers (`reserve`). An offline charger
+    has no car the hub can steer: it is given nothing."""
+    site = Site(transformer_kva=config.transformer_kva, power_factor=config.power_factor,
+                margin_pct=config.margin_pct, power_cap_kw=config.power_cap_kw,
+                base_load_kw=(config.base_load_kw if base_load_kw is None else base_load_kw) + reserved_kw,
+                off_peak=tuple(Window(a, b) for a, b in config.off_peak), starve_after_ms=starve_after_ms)
+    connectors = [Connector(c.device, max_current_a=c.max_current_a or DEFAULT_MAX_A,
+                            phases=3 if c.phases == 3 else 1, rate_unit="W", priority=c.priority)
+                  for c in sorted(chargers, key=lambda c: c.device)]
+    sessions = [Session(c.device, id=min(c.seen.sessions) if c.seen.sessions else "plugged")
+                for c in chargers if c.online and c.seen.occupied]
+    return site, connectors, sessions
+
+
+def reserve(sent: dict[str, tuple[float, int]], reserved: Mapping[str, tuple[float, int]], online: Iterable[str],
+            now_ms: int, keep_ms: int) -> dict[str, tuple[float, int]]:
+    """Power kept for chargers that went offline: one that drops off may still be charging at the limit it
+    last acknowledged, so that limit stays out of the headroom for `keep_ms` (as long as an OCPP dead-man
+    profile holds it) or until it is back. Moves such chargers out of `sent` (so a charger that returns is sent
+    its limit anew); returns device -> (kW, since when)."""
+    up = set(online)
+    kept = {d: r for d, r in reserved.items() if d not in up and now_ms - r[1] < keep_ms}
+    for device in [d for d in sent if d not in up]:
+        kw, _ = sent.pop(device)
+        if kw > 0:
+            kept[device] = (kw, now_ms)
+    return kept
+
+
+def limit_kw(limit: Limit) -> float:
+    """What `set_limit` carries: the limit in kW (the allocator rounded it down to 0.1)."""
+    return round(limit.power_kw, 1)
+
+
+def to_send(allocation: Allocation, sent: Mapping[str, tuple[float, int]], online: Iterable[str], now_ms: int,
+            renew_ms: int) -> list[tuple[str, float]]:
+    """(device, kW) to send now, cuts first: limits that moved by more than RESEND_KW from what was last sent
+    (or were never sent) or are due for renewal; only to online chargers."""
+    reachable = set(online)
+    out = []
+    for lim in allocation.limits:
+        if lim.connector not in reachable:
+            continue
+        kw = limit_kw(lim)
+        before = sent.get(lim.connector)
+        if before is None or abs(before[0] - kw) > RESEND_KW + 1e-9 or now_ms - before[1] >= renew_ms:
+            out.append((lim.connector, kw, kw - (before[0] if before else float("inf"))))
+    return [(device, kw) for device, kw, _ in sorted(out, key=lambda x: (x[2] > 0, x[0]))]
+
+
+def over_cap(measured_kw: float, headroom_kw: float, since_ms: int | None, now_ms: int,
+             after_ms: int) -> tuple[int | None, bool]:
+    """(since when the chargers draw above the headroom, or None; whether that has lasted past `after_ms`)."""
+    if measured_kw <= headroom_kw + OVER_CAP_TOLERANCE_KW:
+        return None, False
+    since = now_ms if since_ms is None else since_ms
+    return since, now_ms - since >= after_ms
+
+
+def worst_offender(draws: Mapping[str, float], limits: Mapping[str, float]) -> str:
+    """The charger drawing most above its limit (the one most likely not obeying); ties by name."""
+    return max(sorted(draws), key=lambda d: draws[d] - limits.get(d, 0.0))
+
+
+def starved(allocation: Allocation, starve_after_ms: int) -> set[str]:
+    """Chargers whose car is still paused past the starvation bound: even served first, it found no room."""
+    return {lim.connector for lim in allocation.limits if lim.state == "paused" and lim.paused_since_ms is not None
+            and allocation.at_ms - lim.paused_since_ms >= starve_after_ms}
+
+
+class ReasonOut(BaseModel):
+    code: str
+    en: str
+    zh: str
+
+
+class ChargingConnectorOut(BaseModel):
+    device: str = Field(description="The charger (one allocator connector per charger)")
+    state: str = Field(description="admitted, paused or idle")
+    reason: ReasonOut
+    limit_kw: float = Field(description="The limit the allocator gives it now")
+    sent_kw: float | None = Field(description="The last limit it acknowledged (None: none yet)")
+    paused_since: int | None = Field(description="Epoch ms since when its car waits, when paused")
+    online: bool
+    status: str | None = Field(description="Its connectors' statuses")
+    power_kw: float = Field(description="What it draws now (measured)")
+    soc_pct: float | None = Field(description="The car's state of charge, when the charger knows it")
+    session_kwh: float | None = Field(description="Energy of the open session so far")
+
+
+class ChargingOut(BaseModel):
+    site: str
+    at: int = Field(description="Epoch ms of the allocation")
+    capacity_kw: float
+    base_load_kw: float
+    base_load_measured: bool = Field(description="Measured at the transformer's meter (else configured)")
+    reserved_kw: float = Field(description="Kept for chargers that went offline at their last limit")
+    headroom_kw: float
+    used_kw: float = Field(description="What the allocation lets the chargers draw together")
+    measured_kw: float = Field(description="What the chargers draw now")
+    off_peak: bool
+    connectors: list[ChargingConnectorOut]
+
+
+def view(site: str, allocation: Allocation, measured: bool, chargers: Mapping[str, ChargerInput],
+         sent: Mapping[str, tuple[float, int]], reserved_kw: float = 0.0) -> ChargingOut:
+    """`GET /api/charging/{site}`: the allocation and why, each charger's draw and its car's progress."""
+    rows = []
+    for lim in allocation.limits:
+        c = chargers.get(lim.connector)
+        progress = c.seen.progress() if c is not None else {"soc_pct": None, "session_kwh": None,
+                                                            "power_kw": 0.0, "status": None}
+        before = sent.get(lim.connector)
+        rows.append(ChargingConnectorOut(
+            device=lim.connector, state=lim.state,
+            reason=ReasonOut(code=lim.reason.code, en=lim.reason.en, zh=lim.reason.zh), limit_kw=limit_kw(lim),
+            sent_kw=before[0] if before else None, paused_since=lim.paused_since_ms,
+            online=c.online if c is not None else False, **progress))
+    measured_kw = sum(r.power_kw for r in rows if r.online)
+    return ChargingOut(site=site, at=allocation.at_ms, capacity_kw=round(allocation.capacity_kw, 3),
+                       base_load_kw=round(allocation.base_load_kw - reserved_kw, 3), base_load_measured=measured,
+                       reserved_kw=round(reserved_kw, 3),
+                       headroom_kw=round(allocation.headroom_kw, 3), used_kw=round(allocation.used_kw, 3),
+                       measured_kw=round(measured_kw, 3), off_peak=allocation.off_peak, connectors=rows)
+
+
+@dataclass(slots=True)
+class _SiteRun:
+    allocation: Allocation | None = None
+    sent: dict[str, tuple[float, int]] = field(default_factory=dict)
+    over_since_ms: int | None = None
+    over_device: str | None = None
+    paused_alerted: set[str] = field(default_factory=set)
+    reserved: dict[str, tuple[float, int]] = field(default_factory=dict)
+    measured_base: bool = False
+    chargers: dict[str, ChargerInput] = field(default_factory=dict)
+
+
+class ChargingControl:
+    """The async edge: hears charger and transformer-meter messages, runs the rounds, sends, alerts."""
+
+    name = "orderly-charging"
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], ChargerSeen] = {}
+        self.sites: dict[str, _SiteRun] = {}
+        self._dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._ctx: ControlContext | None = None
+
+    def on_message(self, msg: Accepted, state: Any) -> None:
+        """Pipeline listener: cheap; folds a charger's message in and marks its site for the next round."""
+        if msg.kind == KIND:
+            if self.seen.setdefault((msg.site, msg.device), ChargerSeen()).fold(msg):
+                self._mark(msg.site)
+        elif msg.kind == METER and msg.channel == "telemetry" and self._ctx is not None:
+            device = self._ctx.registry.get((msg.site, msg.kind, msg.device))
+            if device is not None and device.role == TRANSFORMER_ROLE:
+                self._mark(msg.site)
+
+    def _mark(self, site: str) -> None:
+        self._dirty.add(site)
+        self._wake.set()
+
+    async def run(self, ctx: ControlContext) -> None:
+        self._ctx = ctx
+        t = ctx.settings
+        last_full = -1 << 62
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=t.charging_period_s)  # type: ignore[attr-defined]
+                await asyncio.sleep(t.charging_debounce_s)  # type: ignore[attr-defined]
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            now = ctx.clock()
+            full = now - last_full >= t.charging_period_s * 1000  # type: ignore[attr-defined]
+            if full:
+                last_full = now
+            sites = set(self.controlled_sites(ctx)) if full else set(self._dirty)
+            self._dirty.clear()
+            for site in sorted(sites):
+                try:
+                    await self.round(ctx, site)
+                except Exception:  # one site's trouble must not stop the others
+                    log.exception("orderly charging at site %s failed this round", site)
+
+    @staticmethod
+    def controlled_sites(ctx: ControlContext) -> list[str]:
+        with_chargers = {d.site for d in ctx.registry if d.kind == KIND}
+        return [slug for slug, s in ctx.registry.sites.items() if s.has_capacity and slug in with_chargers]
+
+    def gather(self, ctx: ControlContext, site: str, now_ms: int) -> tuple[float | None, dict[str, ChargerInput]]:
+        """The measured base load (None: no transformer meter heard) and the site's chargers, from live state."""
+        base: float | None = None
+        chargers: dict[str, ChargerInput] = {}
+        for d in ctx.registry:
+            if d.site != site:
+                continue
+            state = ctx.live.devices.get(d.key)
+            online = state is not None and state.online(now_ms, ctx.live.heartbeat_for(d))
+            if d.kind == KIND:
+                chargers[d.device] = ChargerInput(d.device, online, self.seen.get((site, d.device), ChargerSeen()),
+                                                  d.max_current_a, d.phases, d.priority)
+            elif d.kind == METER and d.role == TRANSFORMER_ROLE and online and state is not None:
+                power = state.telemetry.get("power_kw")
+                if power is not None and state.telemetry.get("utility", "electricity") == "electricity":
+                    base = (base or 0.0) + power
+        return base, chargers
+
+    async def round(self, ctx: ControlContext, site: str) -> Allocation | None:
+        config = ctx.registry.sites.get(site)
+        if config is None or not config.has_capacity:
+            return None
+        t = ctx.settings
+        starve_ms = int(t.charging_starve_after_s * 1000)  # type: ignore[attr-defined]
+        now = ctx.clock()
+        run = self.sites.setdefault(site, _SiteRun())
+        base, chargers = self.gather(ctx, site, now)
+        online = [d for d, c in chargers.items() if c.online]
+        run.reserved = reserve(run.sent, run.reserved, online, now, DEADMAN_AFTER_S * 1000)
+        kept = sum(kw for kw, _ in run.reserved.values())
+        inputs = site_inputs(config, base, list(chargers.values()), starve_ms, kept)
+        allocation = allocate(*inputs, now, previous=run.allocation)
+        run.allocation, run.chargers, run.measured_base = allocation, chargers, base is not None
+        sends = to_send(allocation, run.sent, online, now, int(t.charging_renew_s * 1000))  # type: ignore[attr-defined]
+        cuts = [(d, kw) for d, kw in sends if d in run.sent and kw < run.sent[d][0]]
+        raises = [s for s in sends if s not in cuts]
+        for batch in (cuts, raises):  # the cuts are acknowledged before anything rises
+            replies = await asyncio.gather(*(ctx.send_command(site, KIND, d, "set_limit", {"limit_kw": kw})
+                                             for d, kw in batch))
+            for (d, kw), reply in zip(batch, replies, strict=True):
+                if reply.get("ok"):
+                    run.sent[d] = (kw, ctx.clock())
+        self.check_alerts(ctx, site, run, now)
+        return allocation
+
+    def check_alerts(self, ctx: ControlContext, site: str, run: _SiteRun, now_ms: int) -> None:
+        assert run.allocation is not None
+        t = ctx.settings
+        draws = {d: c.seen.power_kw for d, c in run.chargers.items() if c.online}
+        measured = sum(draws.values())
+        run.over_since_ms, lasting = over_cap(measured, run.allocation.headroom_kw, run.over_since_ms, now_ms,
+                                              int(t.charging_over_cap_s * 1000))  # type: ignore[attr-defined]
+        if lasting and run.over_device is None and draws:
+            run.over_device = worst_offender(draws, {d: kw for d, (kw, _) in run.sent.items()})
+            ctx.raise_alert(site, run.over_device, OVER_CAP,
+                            f"chargers draw {measured:.1f} kW, headroom {run.allocation.headroom_kw:.1f} kW")
+        elif run.over_since_ms is None and run.over_device is not None:
+            ctx.clear_alert(site, run.over_device, OVER_CAP)
+            run.over_device = None
+        stuck = starved(run.allocation, int(t.charging_starve_after_s * 1000))  # type: ignore[attr-defined]
+        for device in sorted(stuck - run.paused_alerted):
+            ctx.raise_alert(site, device, PAUSED_LONG, "no headroom for the 6 A minimum even when served first")
+        for device in sorted(run.paused_alerted - stuck):
+            ctx.clear_alert(site, device, PAUSED_LONG)
+        run.paused_alerted = stuck
+
+    def answer(self, site: str) -> ChargingOut | None:
+        """The site's last allocation; before the first round (or at a site without chargers), what it would
+        be now, sending nothing. None for a site without a declared capacity."""
+        run = self.sites.get(site)
+        if run is not None and run.allocation is not None:
+            return view(site, run.allocation, run.measured_base, run.chargers, run.sent,
+                        sum(kw for kw, _ in run.reserved.values()))
+        ctx = self._ctx
+        config = ctx.registry.sites.get(site) if ctx is not None else None
+        if ctx is None or config is None or not config.has_capacity:
+            return None
+        now = ctx.clock()
+        base, chargers = self.gather(ctx, site, now)
+        inputs = site_inputs(config, base, list(chargers.values()), int(ctx.settings.charging_starve_after_s * 1000))  # type: ignore[attr-defined]
+        return view(site, allocate(*inputs, now), base is not None, chargers, {})
+
+    def routes(self) -> list[Any]:
+        """`GET /api/charging/{site}` for viewers."""
+        from fastapi import APIRouter, HTTPException
+
+        from hub.api.deps import Viewer
+        from hub.api.guard import GuardedRoute
+        from hub.api.schemas import SitePath, errors
+
+        router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["charging"])
+
+        async def charging(site: str, user: object) -> ChargingOut:
+            """The site's orderly charging now: capacity, base load, headroom, and each charger's limit and why."""
+            out = self.answer(site)
+            if out is None:
+                raise HTTPException(404, f"no orderly charging at site {site!r}: it declares no capacity")
+            return out
+
+        # this module postpones its annotations, and FastAPI needs the real ones (imported here, not above:
+        # the hub's API imports the kinds)
+        charging.__annotations__ = {"site": SitePath, "user": Viewer, "return": ChargingOut}
+        router.get("/charging/{site}", response_model=ChargingOut, responses=errors(401, 404))(charging)
+        return [router]
