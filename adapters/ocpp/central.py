@@ -14,7 +14,8 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ from ocpp.v16.enums import (
     RegistrationStatus,
     RemoteStartStopStatus,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -490,11 +493,34 @@ def _call_id(raw: str) -> str | None:
     return None
 
 
+class OcppCollector(Collector):
+    """`/metrics` for the central systems of one hub: charge points connected, composite-schedule mismatches."""
+
+    def __init__(self) -> None:
+        self.centrals: list[Central] = []
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("smarthub_ocpp_connected", "OCPP charge points connected now",
+                                value=sum(len(c.connected) for c in self.centrals))
+        yield CounterMetricFamily("smarthub_ocpp_schedule_mismatches", "Charging profiles a charger accepted but "
+                                  "its composite schedule did not show", value=sum(c.schedule_mismatches
+                                                                                   for c in self.centrals))
+
+
 class OcppAdapter:
     """The hub's adapter seam (hub/adapters.py): one WebSocket route and its `Central` per app served (one in
     production; the Central lives as long as the app's route does, so nothing here outlives a hub)."""
 
     name = "ocpp"
 
+    def __init__(self) -> None:
+        self.collectors: weakref.WeakKeyDictionary[Hub, OcppCollector] = weakref.WeakKeyDictionary()
+
     def routes(self, hub: Hub) -> Sequence[BaseRoute]:
-        return [WebSocketRoute(PATH, Central(hub).endpoint)]
+        central = Central(hub)
+        collector = self.collectors.get(hub)
+        if collector is None:  # one collector a hub, however many apps it serves
+            collector = self.collectors[hub] = OcppCollector()
+            hub.metrics.register(collector)
+        collector.centrals.append(central)
+        return [WebSocketRoute(PATH, central.endpoint)]

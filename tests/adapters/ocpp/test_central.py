@@ -445,6 +445,8 @@ async def test_a_charger_taking_amps_gets_a_dead_man_profile_per_phase_checked_b
         cp.disobey = 32.0  # accepted, but the charger still schedules its maximum
         refused = await command(run, "set_limit", limit_kw=7.0)
         assert refused["ok"] is False and "GetCompositeSchedule" in refused["error"] and "32 A" in refused["error"]
+        metrics = (await run.api.get("/metrics")).text
+        assert "smarthub_ocpp_schedule_mismatches_total 1.0" in metrics and "smarthub_ocpp_connected 1.0" in metrics
         bad = await command(run, "set_limit", status=422, limit_kw=7.0, then_kw=1.0)
         assert "then_kw and after_s" in bad["detail"]
 
