@@ -263,7 +263,8 @@ class Central:
         if cp.configuring is not None and not cp.configuring.done():
             await asyncio.wait({cp.configuring}, timeout=CONFIGURED_WAIT_S)
         electrics = self.electrics.get(key, Electrics())
-        requests = mapping.set_limit(args["limit_kw"], sessions, electrics, args.get("then_kw"), args.get("after_s"))
+        requests = mapping.set_limit(args["limit_kw"], sessions, electrics, args.get("then_kw"), args.get("after_s"),
+                                     _now_iso())
         limits = []
         for connector, profile in requests:
             answer = await self._set_profile(cp, key, connector, profile)

@@ -308,31 +308,41 @@ def rate_kw(limit: float, electrics: Electrics) -> float:
 
 
 def _profile(profile_id: int, purpose: str, limits: Sequence[tuple[int, float]], electrics: Electrics,
-             transaction_id: int | None = None) -> dict[str, Any]:
+             transaction_id: int | None = None, start: str | None = None) -> dict[str, Any]:
     periods: list[dict[str, Any]] = []
-    for start, limit in limits:
-        period: dict[str, Any] = {"start_period": start, "limit": limit}
+    for start_s, limit in limits:
+        period: dict[str, Any] = {"start_period": start_s, "limit": limit}
         if electrics.unit == "A":
             period["number_phases"] = electrics.phases
         periods.append(period)
     profile: dict[str, Any] = {
         "charging_profile_id": profile_id, "stack_level": STACK_LEVEL, "charging_profile_purpose": purpose,
-        "charging_profile_kind": "Relative",
+        "charging_profile_kind": "Relative" if start is None else "Absolute",
         "charging_schedule": {"charging_rate_unit": electrics.unit, "charging_schedule_period": periods},
     }
+    if start is not None:
+        profile["charging_schedule"]["start_schedule"] = start
     if transaction_id is not None:
         profile["transaction_id"] = transaction_id
     return profile
 
 
 def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession], electrics: Electrics = Electrics(),
-              then_kw: float | None = None, after_s: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+              then_kw: float | None = None, after_s: int | None = None, now: str | None = None
+              ) -> list[tuple[int, dict[str, Any]]]:
     """The contract's `set_limit` (the whole charge point) as SetChargingProfile requests: (connector, profile).
 
     The limit is shared equally by the open sessions, each a TxProfile on its connector; with none open it is
     the TxDefaultProfile on connector 0 (the next sessions start under it). With `then_kw` and `after_s` the
     schedule has a second period: `after_s` seconds in, the limit falls to `then_kw` on the charger's own
-    clock, so a hub that dies (and stops renewing) leaves its chargers at a safe share."""
+    clock, so a hub that dies (and stops renewing) leaves its chargers at a safe share. That schedule is
+    Absolute from `now` (an OCPP dateTime): a Relative one counts from the session's start, so a step at 900 s
+    would already be past for a car charging for an hour."""
+    step = then_kw is not None and after_s is not None
+    if step and now is None:
+        raise ValueError("a dead-man step needs the time it counts from")
+    start = now if step else None
+
     def schedule(share: float) -> list[tuple[int, float]]:
         first = [(0, rate(limit_kw / share, electrics))]
         if then_kw is None or after_s is None:
@@ -340,8 +350,9 @@ def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession], electrics: E
         return [*first, (int(after_s), rate(then_kw / share, electrics))]
 
     if not sessions:
-        return [(0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", schedule(1), electrics))]
-    return [(s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", schedule(len(sessions)), electrics, tx))
+        return [(0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", schedule(1), electrics, None, start))]
+    return [(s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", schedule(len(sessions)), electrics, tx,
+                                   start))
             for tx, s in sorted(sessions.items())]
 
 

@@ -437,6 +437,7 @@ async def test_a_charger_taking_amps_gets_a_dead_man_profile_per_phase_checked_b
         connector, profile = cp.profiles[-1]
         schedule = profile["charging_schedule"]
         assert (connector, profile["charging_profile_purpose"], schedule["charging_rate_unit"]) == (1, "TxProfile", "A")
+        assert profile["charging_profile_kind"] == "Absolute" and schedule["start_schedule"]  # the step counts from now
         assert [(p["start_period"], float(p["limit"]), p["number_phases"])
                 for p in schedule["charging_schedule_period"]] == [(0, 15.9, 3), (900, 6.0, 3)]
         telemetry = (await devices(run))[CP]["telemetry"]

@@ -214,16 +214,21 @@ def test_a_stored_session_start_is_a_session_start_again() -> None:
 
 def test_a_dead_man_step_is_a_second_period_and_amps_are_per_phase_from_kw() -> None:
     [(connector, profile)] = mapping.set_limit(11.0, {5: OpenSession(1, 0, None)}, Electrics("A", 3), then_kw=4.2,
-                                               after_s=900)
+                                               after_s=900, now="2026-12-01T10:00:00Z")
     schedule = profile["charging_schedule"]
     assert (connector, schedule["charging_rate_unit"]) == (1, "A")
+    # from now, not from the session's start (Relative): the step must come after_s from this command
+    assert (profile["charging_profile_kind"], schedule["start_schedule"]) == ("Absolute", "2026-12-01T10:00:00Z")
     assert schedule["charging_schedule_period"] == [
         {"start_period": 0, "limit": 15.9, "number_phases": 3},  # 11 kW / (3 x 230 V) = 15.94 A, rounded down
         {"start_period": 900, "limit": 6.0, "number_phases": 3}]  # 4.2 kW / 690 V = 6.087 A
     [(_, single)] = mapping.set_limit(7.4, {}, Electrics("A", 1))
     assert single["charging_schedule"]["charging_schedule_period"] == [
         {"start_period": 0, "limit": 32.1, "number_phases": 1}]
-    watts = mapping.set_limit(7.0, {}, Electrics("W", 1), then_kw=1.4, after_s=900)[0][1]
+    assert single["charging_profile_kind"] == "Relative" and "start_schedule" not in single["charging_schedule"]
+    with pytest.raises(ValueError):
+        mapping.set_limit(7.0, {}, then_kw=1.4, after_s=900)  # no clock
+    watts = mapping.set_limit(7.0, {}, Electrics("W", 1), then_kw=1.4, after_s=900, now="2026-12-01T10:00:00Z")[0][1]
     assert watts["charging_schedule"]["charging_schedule_period"] == [{"start_period": 0, "limit": 7000.0},
                                                                       {"start_period": 900, "limit": 1400.0}]
     assert mapping.rate_kw(15.9, Electrics("A", 3)) == 10.971 and mapping.rate_kw(7000.0, Electrics()) == 7.0
