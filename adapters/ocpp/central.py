@@ -226,6 +226,11 @@ class Central:
         cp = self.connected.get(key)
         if cp is None:
             return {"id": command_id, "ok": False, "error": "the charge point is not connected"}
+        async with cp.commanding:
+            return await self._send(cp, key, op, args, command_id)
+
+    async def _send(self, cp: HubChargePoint, key: Key, op: str, args: dict[str, Any],
+                    command_id: str) -> dict[str, Any]:
         sessions = self.open_sessions(key)
         try:
             if op == "set_limit":
@@ -355,6 +360,9 @@ class HubChargePoint(ChargePoint):
         self.socket = connection
         self.configuring: asyncio.Task[None] | None = None
         """The GetConfiguration a boot scheduled, while it runs."""
+        self.commanding = asyncio.Lock()
+        """One hub command at a time (the library's lock is per CALL): a set_limit's profiles and their
+        read-back are not interleaved with another's."""
 
     async def close(self) -> None:
         try:
