@@ -6,9 +6,9 @@ MeterValues and Heartbeat every 60 s, at most 30% of a core and 300 MB RSS), and
 Everything is real: a Mosquitto, the hub as a subprocess (embedded store, the durable outbox on), and one or two
 client processes of lightweight OCPP-J charge points (plain `websockets` frames, one coroutine each: the `ocpp`
 library's ChargePoint would cost the clients more CPU than the hub under test). Each charge point authenticates
-with its own password (security profile 1), sends BootNotification, then a Heartbeat and a MeterValues every 60 s
-at a random phase, so the load is spread as real chargers' would be. The hub's CPU and RSS are read from /proc
-over a steady window once every charge point is connected.
+with its own password (security profile 1), sends BootNotification, answers the hub's GetConfiguration, then
+sends a Heartbeat and a MeterValues every 60 s at a random phase, so the load is spread as real chargers' would
+be. The hub's CPU and RSS are read from /proc over a steady window once every charge point is connected.
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ SITE = "bench"
 INTERVAL_S = 60.0
 
 
+def hub_call_answer(frame: list[object]) -> list[object]:
+    """A charger's answer to the hub's CALL: its configuration (W profiles), else NotSupported."""
+    if frame[2] == "GetConfiguration":
+        return [3, frame[1], {"configurationKey": [
+            {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True, "value": "Power"}]}]
+    return [4, frame[1], "NotSupported", f"{frame[2]} is not simulated", {}]
+
+
 async def charge_point(url: str, cp: str, password: str, counts: dict[str, int], interval_s: float) -> None:
     """One charger: boot, then heartbeat and meter values every interval (its phase random), forever."""
     from websockets.asyncio.client import connect
@@ -51,9 +59,15 @@ async def charge_point(url: str, cp: str, password: str, counts: dict[str, int],
                 async def ask(action: str, payload: dict[str, object]) -> None:
                     nonlocal serial
                     serial += 1
-                    await ws.send(orjson.dumps([2, f"{cp}-{serial}", action, payload]).decode())
-                    answer = orjson.loads(await ws.recv())
-                    counts["answered" if answer[0] == 3 else "errors"] += 1
+                    unique_id = f"{cp}-{serial}"
+                    await ws.send(orjson.dumps([2, unique_id, action, payload]).decode())
+                    while True:
+                        frame = orjson.loads(await ws.recv())
+                        if frame[0] == 2:  # the hub's own CALL (its GetConfiguration after the boot)
+                            await ws.send(orjson.dumps(hub_call_answer(frame)).decode())
+                        elif frame[1] == unique_id:
+                            counts["answered" if frame[0] == 3 else "errors"] += 1
+                            return
 
                 await ask("BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "AC7"})
                 counts["connected"] += 1
@@ -148,7 +162,9 @@ async def run(args: argparse.Namespace) -> None:
         elapsed = time.monotonic() - t0
         cpu_pct = (cpu_seconds(hub.pid) - cpu0) / elapsed * 100
         answered = total(procs, "answered") - answered0
-        print(f"steady {elapsed:.0f} s: {total(procs, 'connected')} connected, {answered / elapsed:.1f} requests/s "
+        hub_side = int(hub.metric("smarthub_ocpp_connected"))
+        print(f"steady {elapsed:.0f} s: {total(procs, 'connected')} connected ({hub_side} by the hub's count), "
+              f"{answered / elapsed:.1f} requests/s "
               f"answered ({total(procs, 'errors')} CallErrors), hub CPU {cpu_pct:.1f}% of a core "
               f"(target <= 30%), RSS peak {peak_rss:.0f} MB (target <= 300 MB)", flush=True)
     finally:
