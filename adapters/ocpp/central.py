@@ -35,7 +35,7 @@ from ocpp.v16.enums import (
     RemoteStartStopStatus,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -523,13 +523,15 @@ class OcppAdapter:
     name = "ocpp"
 
     def __init__(self) -> None:
-        self.collectors: weakref.WeakKeyDictionary[Hub, OcppCollector] = weakref.WeakKeyDictionary()
+        self.collectors: weakref.WeakKeyDictionary[CollectorRegistry, OcppCollector] = weakref.WeakKeyDictionary()
 
     def routes(self, hub: Hub) -> Sequence[BaseRoute]:
         central = Central(hub)
-        collector = self.collectors.get(hub)
-        if collector is None:  # one collector a hub, however many apps it serves
-            collector = self.collectors[hub] = OcppCollector()
-            hub.metrics.register(collector)
-        collector.centrals.append(central)
+        registry = getattr(hub, "metrics", None)  # none on the stand-in hub an OpenAPI document is built with
+        if registry is not None:
+            collector = self.collectors.get(registry)
+            if collector is None:  # one collector a hub, however many apps it serves
+                collector = self.collectors[registry] = OcppCollector()
+                registry.register(collector)
+            collector.centrals.append(central)
         return [WebSocketRoute(PATH, central.endpoint)]
