@@ -242,7 +242,7 @@ class ReplyOut(BaseModel):
     ok: bool
     error: str | None = Field(None, description="Why not, when the device says (left out otherwise)")
     result: dict[str, Any] | None = Field(None, description="What the op gives back, when it gives something "
-                                          "(project extension: e.g. the configuration a charger read)")
+                                          "(project extension: e.g. a device's configuration as read)")
 
 
 class AuditOut(BaseModel):
