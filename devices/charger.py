@@ -7,9 +7,9 @@ in snake case, so an OCPP gateway maps one to one. `id_tag` identifies a person.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from devices import charging_control
 from devices.base import (
@@ -70,11 +70,48 @@ class SessionStop(EventPayload):
 
 
 class SetLimit(CommandArgs):
+    """A power cap; with `then_kw` and `after_s` a dead-man step: after `after_s` seconds the cap falls to
+    `then_kw` on the charger's own clock unless a newer set_limit replaced it, so a hub that dies leaves its
+    chargers at a safe share (OCPP: a two-period schedule)."""
+
     limit_kw: float = Field(ge=0)
+    then_kw: float | None = Field(None, ge=0, description="The cap after `after_s` seconds")
+    after_s: int | None = Field(None, gt=0, le=86_400, description="Seconds until the cap falls to `then_kw`")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> SetLimit:
+        if (self.then_kw is None) != (self.after_s is None):
+            raise ValueError("then_kw and after_s go together")
+        return self
 
 
 class StopSession(CommandArgs):
     session: str | None = Field(None, min_length=1, max_length=128, coerce_numbers_to_str=True)
+
+
+# Operators' ops (project extension): carried over OCPP only; an MQTT charger answers them ok: false.
+class RemoteStart(CommandArgs):
+    id_tag: str = Field(min_length=1, max_length=20, description="The tag to start for (OCPP's idToken: 20)")
+    connector: int | None = Field(None, ge=1, description="Left out: the charger chooses")
+
+
+class ChangeAvailability(CommandArgs):
+    available: bool
+    connector: int = Field(0, ge=0, description="0: the whole charge point")
+
+
+class Reset(CommandArgs):
+    hard: bool = Field(False, description="A hard reset (power cycle) rather than a soft one")
+
+
+class GetConfiguration(CommandArgs):
+    keys: list[Annotated[str, Field(min_length=1, max_length=50)]] | None = Field(
+        None, max_length=100, description="Left out: every key")
+
+
+class ChangeConfiguration(CommandArgs):
+    key: str = Field(min_length=1, max_length=50)
+    value: str = Field(max_length=500)
 
 
 M, m, C = Severity.MAJOR, Severity.MINOR, Severity.CRITICAL
@@ -153,7 +190,10 @@ KIND = DeviceKind(
     telemetry=Telemetry,
     events=(SessionStart, SessionStop),
     faults=FAULTS,
-    commands={"set_limit": SetLimit, "stop_session": StopSession},
+    commands={"set_limit": SetLimit, "stop_session": StopSession, "remote_start": RemoteStart,
+              "change_availability": ChangeAvailability, "reset": Reset, "get_configuration": GetConfiguration,
+              "change_configuration": ChangeConfiguration},
+    command_roles={"reset": "admin", "change_configuration": "admin"},  # rebooting or reconfiguring a pile
     personal=("id_tag",),
     settings=Settings,
     team="electrical",

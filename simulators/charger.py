@@ -125,6 +125,8 @@ class Charger(SimDevice):
             if self.status == "charging":
                 self.power_kw = min(self.power_kw, self.limit_kw)
             return None, [self._telemetry(now_ms)]
+        if op != "stop_session":  # the operators' OCPP-only ops (the contract): an MQTT charger has none of them
+            return f"{op} is not supported by this charger (OCPP only)", []
         if self.status != "charging":
             return "no session in progress", []
         if args.session and args.session != self.session:

@@ -14,7 +14,9 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +34,14 @@ from ocpp.v16.enums import (
     RegistrationStatus,
     RemoteStartStopStatus,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.responses import Response
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from adapters.ocpp import mapping
-from adapters.ocpp.mapping import KIND, Message, OpenSession
+from adapters.ocpp.mapping import KIND, Electrics, Message, OpenSession
 from hub import topics
 from hub.adapters import IngestHeld
 from hub.ingest.decode import Rejected
@@ -63,6 +67,12 @@ TX_PROFILE_SETTLE_S = 5.0
 TX_PROFILE_RETRY_S = 1.0
 """A TxProfile rejected this soon after its StartTransaction is sent again every TX_PROFILE_RETRY_S (within the
 command's 10 s)."""
+BOOT_SETTLE_S = 0.2
+"""How long after a BootNotification the hub waits before its GetConfiguration, so the boot's answer goes first."""
+CONFIGURED_WAIT_S = 5.0
+"""How long a set_limit waits for a just-booted charger's configuration (its unit) before using the last known."""
+COMPOSITE_S = 3600
+"""The GetCompositeSchedule window read back after a set_limit (beyond any dead-man step)."""
 ACTIONS = frozenset(action.value for action in Action)
 SPELLED_1_6 = {"FormatViolation": "FormationViolation",
                "OccurrenceConstraintViolation": "OccurenceConstraintViolation"}
@@ -115,6 +125,10 @@ class Central:
         self.sessions: dict[tuple[str, str, int], OpenSession] = {}
         """(site, cp, transaction id) -> its start, for the StopTransaction (lost at a restart: see mapping)."""
         self.faults: dict[Key, dict[int, str]] = {}
+        self.electrics: dict[Key, Electrics] = {}
+        """Each charge point's schedule unit and phases, as its configuration and meter values told."""
+        self.schedule_mismatches = 0
+        """Profiles a charger accepted but whose composite schedule then showed a higher limit (or none)."""
         self.started_at: dict[tuple[str, str, int], float] = {}
         """(site, cp, transaction id) -> monotonic time its StartTransaction was answered."""
         self._next_transaction = int(time.time()) - 1_600_000_000
@@ -176,28 +190,51 @@ class Central:
         """The hub's commands for a connected charge point come here (hub/commands.py `Carrier`)."""
         return kind == KIND and (site, device) in self.connected
 
+    async def read_configuration(self, cp: HubChargePoint) -> None:
+        """After a boot, the charger's schedule unit and phase rotation (GetConfiguration): scheduled from the
+        BootNotification handler, never awaited in it (the answer comes through the same receive loop)."""
+        await asyncio.sleep(BOOT_SETTLE_S)
+        try:
+            answer = await cp.call(call.GetConfiguration(key=list(mapping.CONFIG_KEYS)), suppress=False)
+        except Exception as exc:  # noqa: BLE001 - a CallError, a timeout, the socket gone: W and 3 phases stay
+            log.warning("OCPP %s/%s: its configuration could not be read (%s); limits go in %s",
+                        *cp.key, exc, self.electrics.get(cp.key, Electrics()).unit)
+            return
+        known = self.electrics.get(cp.key, Electrics())
+        self.electrics[cp.key] = mapping.configured({"configuration_key": answer.configuration_key}, known)
+
+    async def _verify(self, cp: HubChargePoint, connector: int, profile: dict[str, Any],
+                      electrics: Electrics) -> tuple[str | None, bool]:
+        """(mismatch, verified): the composite schedule read back from the charger against what it accepted."""
+        request = call.GetCompositeSchedule(connector_id=connector, duration=COMPOSITE_S,
+                                            charging_rate_unit=electrics.unit)
+        try:
+            answer = await cp.call(request, suppress=False)
+        except OCPPError as exc:  # a charger without GetCompositeSchedule: the profile stands unverified
+            log.info("OCPP %s/%s: no composite schedule to verify with (%s)", *cp.key, exc.code)
+            return None, False
+        why = mapping.schedule_mismatch(asdict(answer), mapping.first_limit(profile), electrics.unit)
+        return (f"connector {connector}: {why}" if why else None), True
+
     async def send(self, site: str, kind: str, device: str, op: str, args: dict[str, Any],
                    command_id: str) -> dict[str, Any]:
-        """`set_limit` -> SetChargingProfile, `stop_session` -> RemoteStopTransaction; the charger's answer as
-        the contract's reply. Sent from the API's task, never from inside a handler (the library serves one
-        message at a time, so a CALL awaited in a handler would wait for itself), one CALL at a time (its lock)."""
+        """`set_limit` -> SetChargingProfile (read back with GetCompositeSchedule), `stop_session` ->
+        RemoteStopTransaction, the operators' ops -> their OCPP calls; the charger's answer as the contract's
+        reply. Sent from the API's task, never from inside a handler (the library serves one message at a
+        time, so a CALL awaited in a handler would wait for itself), one CALL at a time (its lock)."""
         key = (site, device)
         cp = self.connected.get(key)
         if cp is None:
             return {"id": command_id, "ok": False, "error": "the charge point is not connected"}
+        async with cp.commanding:
+            return await self._send(cp, key, op, args, command_id)
+
+    async def _send(self, cp: HubChargePoint, key: Key, op: str, args: dict[str, Any],
+                    command_id: str) -> dict[str, Any]:
         sessions = self.open_sessions(key)
         try:
             if op == "set_limit":
-                limits = []
-                for connector, profile in mapping.set_limit(args["limit_kw"], sessions):
-                    answer = await self._set_profile(cp, key, connector, profile)
-                    if answer.status != ChargingProfileStatus.accepted:
-                        return {"id": command_id, "ok": False, "error": f"SetChargingProfile: {answer.status}"}
-                    limit_w = profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
-                    limit_kw = round(limit_w / 1000, 4)
-                    limits.append(Message("telemetry", {"connector": connector, "limit_kw": limit_kw}))
-                self.ingest(key, limits)  # the wall shows the cap the charger took
-                return {"id": command_id, "ok": True}
+                return await self._set_limit(cp, key, args, sessions, command_id)
             if op == "stop_session":
                 target = mapping.stop_session(args.get("session"), sessions)
                 if isinstance(target, str):
@@ -206,9 +243,53 @@ class Central:
                 if answer.status != RemoteStartStopStatus.accepted:
                     return {"id": command_id, "ok": False, "error": f"RemoteStopTransaction: {answer.status}"}
                 return {"id": command_id, "ok": True}
+            if op in mapping.OPERATOR_OPS:
+                action, payload = mapping.operator_request(op, args)
+                answer = await cp.call(getattr(call, action)(**payload), suppress=False)
+                reply = mapping.operator_reply(action, asdict(answer))
+                if op == "change_configuration" and reply.ok:  # e.g. a new schedule unit: profiles follow it
+                    entry = {"key": args["key"], "value": args["value"]}
+                    self.electrics[key] = mapping.configured({"configuration_key": [entry]},
+                                                             self.electrics.get(key, Electrics()))
+                out: dict[str, Any] = {"id": command_id, "ok": reply.ok}
+                if reply.error:
+                    out["error"] = reply.error
+                if reply.result is not None:
+                    out["result"] = reply.result
+                return out
         except OCPPError as exc:  # the charger answered with a CallError
             return {"id": command_id, "ok": False, "error": f"{exc.code}: {exc.description}"[:500]}
         return {"id": command_id, "ok": False, "error": f"{op} is not carried over OCPP yet"}
+
+    async def _set_limit(self, cp: HubChargePoint, key: Key, args: dict[str, Any],
+                         sessions: dict[int, OpenSession], command_id: str) -> dict[str, Any]:
+        """The profiles in the charger's unit (once its configuration is read, if it just booted), each read
+        back with GetCompositeSchedule when a session is open; a higher composite limit is a failed command."""
+        if cp.configuring is not None and not cp.configuring.done():
+            await asyncio.wait({cp.configuring}, timeout=CONFIGURED_WAIT_S)
+        electrics = self.electrics.get(key, Electrics())
+        requests = mapping.set_limit(args["limit_kw"], sessions, electrics, args.get("then_kw"), args.get("after_s"),
+                                     _now_iso())
+        limits = []
+        for connector, profile in requests:
+            answer = await self._set_profile(cp, key, connector, profile)
+            if answer.status != ChargingProfileStatus.accepted:
+                return {"id": command_id, "ok": False, "error": f"SetChargingProfile: {answer.status}"}
+            limit_kw = mapping.rate_kw(mapping.first_limit(profile), electrics)
+            limits.append(Message("telemetry", {"connector": connector, "limit_kw": limit_kw}))
+        self.ingest(key, limits)  # the wall shows the cap the charger took
+        verified = True
+        for connector, profile in requests:
+            if connector == 0:  # a default profile binds no session yet: nothing to read back
+                continue
+            mismatch, checked = await self._verify(cp, connector, profile, electrics)
+            verified = verified and checked
+            if mismatch:
+                self.schedule_mismatches += 1
+                log.warning("OCPP %s/%s accepted a profile it does not schedule: %s", *key, mismatch)
+                return {"id": command_id, "ok": False, "error": f"GetCompositeSchedule: {mismatch}"}
+        result = {"unit": electrics.unit, "phases": electrics.phases, "verified": verified and bool(sessions)}
+        return {"id": command_id, "ok": True, "result": result}
 
     def open_faults(self, key: Key) -> list[str]:
         state = self.hub.live.devices.get((key[0], KIND, key[1]))
@@ -277,6 +358,11 @@ class HubChargePoint(ChargePoint):
         self.central = central
         self.key = key
         self.socket = connection
+        self.configuring: asyncio.Task[None] | None = None
+        """The GetConfiguration a boot scheduled, while it runs."""
+        self.commanding = asyncio.Lock()
+        """One hub command at a time (the library's lock is per CALL): a set_limit's profiles and their
+        read-back are not interleaved with another's."""
 
     async def close(self) -> None:
         try:
@@ -330,6 +416,8 @@ class HubChargePoint(ChargePoint):
     @on(Action.boot_notification)
     def on_boot_notification(self, **p: Any) -> call_result.BootNotification:
         self._ingest(mapping.boot_notification(p))
+        if self.configuring is None or self.configuring.done():  # sent after this answer, not awaited here
+            self.configuring = asyncio.get_running_loop().create_task(self.central.read_configuration(self))
         return call_result.BootNotification(current_time=_now_iso(), interval=self.central.heartbeat_interval(self.key),
                                             status=RegistrationStatus.accepted)
 
@@ -349,6 +437,11 @@ class HubChargePoint(ChargePoint):
     @on(Action.meter_values)
     def on_meter_values(self, **p: Any) -> call_result.MeterValues:
         messages = mapping.meter_values(p)
+        phases = mapping.phases_seen(p)
+        if phases is not None:
+            known = self.central.electrics.get(self.key, Electrics())
+            if known.phases != phases:
+                self.central.electrics[self.key] = Electrics(known.unit, phases, known.voltage_v)
         if messages:
             self._ingest(messages)
         return call_result.MeterValues()
@@ -409,11 +502,36 @@ def _call_id(raw: str) -> str | None:
     return None
 
 
+class OcppCollector(Collector):
+    """`/metrics` for the central systems of one hub: charge points connected, composite-schedule mismatches."""
+
+    def __init__(self) -> None:
+        self.centrals: list[Central] = []
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("smarthub_ocpp_connected", "OCPP charge points connected now",
+                                value=sum(len(c.connected) for c in self.centrals))
+        yield CounterMetricFamily("smarthub_ocpp_schedule_mismatches", "Charging profiles a charger accepted but "
+                                  "its composite schedule did not show", value=sum(c.schedule_mismatches
+                                                                                   for c in self.centrals))
+
+
 class OcppAdapter:
     """The hub's adapter seam (hub/adapters.py): one WebSocket route and its `Central` per app served (one in
     production; the Central lives as long as the app's route does, so nothing here outlives a hub)."""
 
     name = "ocpp"
 
+    def __init__(self) -> None:
+        self.collectors: weakref.WeakKeyDictionary[CollectorRegistry, OcppCollector] = weakref.WeakKeyDictionary()
+
     def routes(self, hub: Hub) -> Sequence[BaseRoute]:
-        return [WebSocketRoute(PATH, Central(hub).endpoint)]
+        central = Central(hub)
+        registry = getattr(hub, "metrics", None)  # none on the stand-in hub an OpenAPI document is built with
+        if registry is not None:
+            collector = self.collectors.get(registry)
+            if collector is None:  # one collector a hub, however many apps it serves
+                collector = self.collectors[registry] = OcppCollector()
+                registry.register(collector)
+            collector.centrals.append(central)
+        return [WebSocketRoute(PATH, central.endpoint)]

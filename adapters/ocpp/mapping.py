@@ -273,31 +273,143 @@ TX_PROFILE_ID = 1000
 DEFAULT_PROFILE_ID = 999
 """The TxDefaultProfile a limit set with no session open becomes (connector 0: every next session)."""
 STACK_LEVEL = 1
+VOLTAGE_V = 230.0
+"""Line-to-neutral voltage an A limit is worked out with (China's and Europe's 230/400 V supply)."""
+SAFE_PHASES = 3
+"""Phases assumed when nothing says: an A limit worked out for three phases gives a single-phase charger a third
+of its share (safe for the transformer); one worked out for one phase would give a three-phase charger thrice."""
+RATE_UNIT_KEY = "ChargingScheduleAllowedChargingRateUnit"
+PHASE_ROTATION_KEY = "ConnectorPhaseRotation"
+CONFIG_KEYS = (RATE_UNIT_KEY, PHASE_ROTATION_KEY)
+"""What the hub reads with GetConfiguration after a boot: the unit its profiles must use, and whether the
+supply is single-phase (`NotApplicable` rotation)."""
 
 
-def _profile(profile_id: int, purpose: str, limit_w: float, transaction_id: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Electrics:
+    """How a charger takes a limit: its schedule unit (`W` or `A`), phases and voltage."""
+
+    unit: str = "W"
+    phases: int = SAFE_PHASES
+    voltage_v: float = VOLTAGE_V
+
+
+def rate(kw: float, electrics: Electrics) -> float:
+    """A power in the charger's unit: W, or A per phase; to 0.1, as the chargers keep OCPP's decimals.
+    Rounded down, so a rounded limit never exceeds what the allocator gave."""
+    value = kw * 1000 if electrics.unit == "W" else kw * 1000 / (electrics.voltage_v * electrics.phases)
+    return math.floor(value * 10 + 1e-6) / 10
+
+
+def rate_kw(limit: float, electrics: Electrics) -> float:
+    """The inverse of `rate`: a limit in the charger's unit as kW."""
+    watts = limit if electrics.unit == "W" else limit * electrics.voltage_v * electrics.phases
+    return round(watts / 1000, 4)
+
+
+def _profile(profile_id: int, purpose: str, limits: Sequence[tuple[int, float]], electrics: Electrics,
+             transaction_id: int | None = None, start: str | None = None) -> dict[str, Any]:
+    periods: list[dict[str, Any]] = []
+    for start_s, limit in limits:
+        period: dict[str, Any] = {"start_period": start_s, "limit": limit}
+        if electrics.unit == "A":
+            period["number_phases"] = electrics.phases
+        periods.append(period)
     profile: dict[str, Any] = {
         "charging_profile_id": profile_id, "stack_level": STACK_LEVEL, "charging_profile_purpose": purpose,
-        "charging_profile_kind": "Relative",
-        "charging_schedule": {"charging_rate_unit": "W",
-                              "charging_schedule_period": [{"start_period": 0, "limit": limit_w}]},
+        "charging_profile_kind": "Relative" if start is None else "Absolute",
+        "charging_schedule": {"charging_rate_unit": electrics.unit, "charging_schedule_period": periods},
     }
+    if start is not None:
+        profile["charging_schedule"]["start_schedule"] = start
     if transaction_id is not None:
         profile["transaction_id"] = transaction_id
     return profile
 
 
-def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession]) -> list[tuple[int, dict[str, Any]]]:
+def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession], electrics: Electrics = Electrics(),
+              then_kw: float | None = None, after_s: int | None = None, now: str | None = None
+              ) -> list[tuple[int, dict[str, Any]]]:
     """The contract's `set_limit` (the whole charge point) as SetChargingProfile requests: (connector, profile).
 
     The limit is shared equally by the open sessions, each a TxProfile on its connector; with none open it is
-    the TxDefaultProfile on connector 0 (the next sessions start under it). Watts to one decimal, as OCPP's
-    decimal limits are kept by chargers."""
+    the TxDefaultProfile on connector 0 (the next sessions start under it). With `then_kw` and `after_s` the
+    schedule has a second period: `after_s` seconds in, the limit falls to `then_kw` on the charger's own
+    clock, so a hub that dies (and stops renewing) leaves its chargers at a safe share. That schedule is
+    Absolute from `now` (an OCPP dateTime): a Relative one counts from the session's start, so a step at 900 s
+    would already be past for a car charging for an hour."""
+    step = then_kw is not None and after_s is not None
+    if step and now is None:
+        raise ValueError("a dead-man step needs the time it counts from")
+    start = now if step else None
+
+    def schedule(share: float) -> list[tuple[int, float]]:
+        first = [(0, rate(limit_kw / share, electrics))]
+        if then_kw is None or after_s is None:
+            return first
+        return [*first, (int(after_s), rate(then_kw / share, electrics))]
+
     if not sessions:
-        return [(0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", round(limit_kw * 1000, 1)))]
-    share_w = round(limit_kw * 1000 / len(sessions), 1)
-    return [(s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", share_w, tx))
+        return [(0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", schedule(1), electrics, None, start))]
+    return [(s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", schedule(len(sessions)), electrics, tx,
+                                   start))
             for tx, s in sorted(sessions.items())]
+
+
+def first_limit(profile: Mapping[str, Any]) -> float:
+    return float(profile["charging_schedule"]["charging_schedule_period"][0]["limit"])
+
+
+def configured(answer: Mapping[str, Any] | None, known: Electrics) -> Electrics:
+    """A GetConfiguration answer (snake-cased `configuration_key` list) read into the charger's electrics.
+
+    `ChargingScheduleAllowedChargingRateUnit` lists `Current` and/or `Power`: W when Power is allowed (watts
+    need no phase count), else A. A `ConnectorPhaseRotation` of `NotApplicable` is a single-phase supply; a
+    rotation such as `RST` three phases; anything else leaves what was known."""
+    unit, phases = known.unit, known.phases
+    for entry in (answer or {}).get("configuration_key") or ():
+        value = str(entry.get("value") or "")
+        if entry.get("key") == RATE_UNIT_KEY:
+            allowed = {v.strip().lower() for v in value.split(",")}
+            unit = "W" if "power" in allowed else "A" if "current" in allowed else unit
+        elif entry.get("key") == PHASE_ROTATION_KEY:
+            rotations = {v.partition(".")[2] or v for v in (x.strip() for x in value.split(",")) if v}
+            if rotations and rotations <= {"NotApplicable"}:
+                phases = 1
+            elif rotations & {"RST", "RTS", "SRT", "STR", "TRS", "TSR"}:
+                phases = 3
+    return Electrics(unit, phases, known.voltage_v)
+
+
+def phases_seen(p: Mapping[str, Any]) -> int | None:
+    """How many phases a MeterValues' per-phase samples show (3 when L2 or L3 carries current or power), or
+    None when it has no per-phase current or power."""
+    seen = {str(sample.get("phase"))[:2] for entry in p.get("meter_value") or ()
+            for sample in entry.get("sampled_value") or ()
+            if sample.get("phase") and sample.get("measurand") in ("Current.Import", "Power.Active.Import")}
+    if not seen & {"L1", "L2", "L3"}:
+        return None
+    return 3 if seen & {"L2", "L3"} else 1
+
+
+def schedule_mismatch(answer: Mapping[str, Any] | None, sent: float, unit: str) -> str | None:
+    """Why a GetCompositeSchedule answer does not show the limit sent (None: it does). The composite may be
+    lower (the charger's own maximum, another profile): only a higher limit, or none, is a mismatch."""
+    status = getattr((answer or {}).get("status"), "value", (answer or {}).get("status"))
+    if not answer or status != "Accepted":
+        return f"no composite schedule ({status or 'no answer'})"
+    schedule = answer.get("charging_schedule") or {}
+    periods = schedule.get("charging_schedule_period") or ()
+    now = [p for p in periods if int(p.get("start_period", 0)) == 0]
+    if not now:
+        return "the composite schedule has no period now"
+    got, got_unit = float(now[0]["limit"]), str(getattr(schedule.get("charging_rate_unit"), "value", None)
+                                                    or schedule.get("charging_rate_unit") or unit)
+    if got_unit != unit:
+        return f"the composite schedule is in {got_unit}, the profile in {unit}"
+    if got > sent + 0.1:
+        return f"the charger schedules {got:g} {unit}, not the {sent:g} {unit} sent"
+    return None
 
 
 def stop_session(session: str | None, sessions: Mapping[int, OpenSession]) -> int | str:
@@ -311,3 +423,50 @@ def stop_session(session: str | None, sessions: Mapping[int, OpenSession]) -> in
     if len(sessions) == 1:
         return next(iter(sessions))
     return "no session is open" if not sessions else "several sessions are open: say which"
+
+
+class Reply(NamedTuple):
+    """A charger's answer to an operator's command in the contract's reply terms."""
+
+    ok: bool
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+
+OPERATOR_OPS = ("remote_start", "change_availability", "reset", "get_configuration", "change_configuration")
+
+
+def operator_request(op: str, args: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """An operator's op (validated by the charger kind's args models) as (OCPP action, its snake-case payload)."""
+    if op == "remote_start":
+        payload: dict[str, Any] = {"id_tag": args["id_tag"]}
+        if args.get("connector") is not None:
+            payload["connector_id"] = args["connector"]
+        return "RemoteStartTransaction", payload
+    if op == "change_availability":
+        return "ChangeAvailability", {"connector_id": args.get("connector", 0),
+                                      "type": "Operative" if args["available"] else "Inoperative"}
+    if op == "reset":
+        return "Reset", {"type": "Hard" if args.get("hard") else "Soft"}
+    if op == "get_configuration":
+        return "GetConfiguration", {"key": list(args["keys"])} if args.get("keys") else {}
+    if op == "change_configuration":
+        return "ChangeConfiguration", {"key": args["key"], "value": args["value"]}
+    raise ValueError(f"{op} is no operator op")
+
+
+OK_STATUSES = {"Accepted", "Scheduled", "RebootRequired"}
+"""Statuses that mean done or as good as done (Scheduled: after the running session; RebootRequired: at the next
+reset): ok, with the status in the result so the operator sees which."""
+
+
+def operator_reply(action: str, answer: Mapping[str, Any]) -> Reply:
+    """The charger's CALLRESULT (snake-cased) as ok/error/result."""
+    if action == "GetConfiguration":
+        values = {str(e["key"]): {"value": e.get("value"), "readonly": bool(e.get("readonly"))}
+                  for e in answer.get("configuration_key") or ()}
+        return Reply(True, None, {"configuration": values, "unknown": list(answer.get("unknown_key") or ())})
+    status = str(getattr(answer.get("status"), "value", answer.get("status")))
+    if status in OK_STATUSES:
+        return Reply(True, None, None if status == "Accepted" else {"status": status})
+    return Reply(False, f"{action}: {status}")

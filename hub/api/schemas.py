@@ -241,6 +241,8 @@ class ReplyOut(BaseModel):
     id: str = Field(description="The command's id")
     ok: bool
     error: str | None = Field(None, description="Why not, when the device says (left out otherwise)")
+    result: dict[str, Any] | None = Field(None, description="What the op gives back, when it gives something "
+                                          "(project extension: e.g. a device's configuration as read)")
 
 
 class AuditOut(BaseModel):

@@ -146,6 +146,8 @@ def test_devices_answer_commands() -> None:
     assert reply == {"id": "c1", "ok": True} and emits[0][1]["limit_kw"] == 3.5
     reply, _ = command(charger, "stop_session")
     assert reply == {"id": "c1", "ok": False, "error": "no session in progress"}
+    reply, emits = command(charger, "reset", hard=True)  # an operator's OCPP-only op: an MQTT charger has none
+    assert reply is not None and reply["ok"] is False and "not supported" in reply["error"] and emits == []
     reply, _ = command(charger, "set_limit", limit_kw=-1)
     assert reply is not None and reply["ok"] is False
     reply, _ = command(elevator, "open")

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,14 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import (
     Action,
     AuthorizationStatus,
+    AvailabilityStatus,
     ChargingProfileStatus,
+    ConfigurationStatus,
     DataTransferStatus,
+    GetCompositeScheduleStatus,
     RegistrationStatus,
     RemoteStartStopStatus,
+    ResetStatus,
 )
 from websockets.asyncio.client import connect
 
@@ -83,7 +88,8 @@ async def served(hub_run: HubRun) -> AsyncIterator[Served]:
 
 
 class Obedient(ChargePoint):
-    """A charge point that takes the central system's profiles and remote stops, and remembers them."""
+    """A charge point that takes the central system's profiles, remote stops and operators' calls, and
+    remembers them; its composite schedule is the last profile's (or `disobey`'s limit, a charger ignoring it)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,6 +98,57 @@ class Obedient(ChargePoint):
         self.refuse = False
         self.not_ready = 0
         """How many TxProfiles to reject first, as a charger still setting its transaction up does."""
+        self.config = {"ChargingScheduleAllowedChargingRateUnit": "Power", "HeartbeatInterval": "60"}
+        self.config_reads: list[list[str] | None] = []
+        self.disobey: float | None = None
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None) -> call_result.GetConfiguration:
+        self.config_reads.append(key)
+        wanted = key or list(self.config)
+        return call_result.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": False, "value": self.config[k]} for k in wanted
+                               if k in self.config],
+            unknown_key=[k for k in wanted if k not in self.config] or None)
+
+    @on(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str) -> call_result.ChangeConfiguration:
+        self.calls.append(("ChangeConfiguration", {"key": key, "value": value}))
+        if key not in self.config:
+            return call_result.ChangeConfiguration(status=ConfigurationStatus.not_supported)
+        self.config[key] = value
+        return call_result.ChangeConfiguration(status=ConfigurationStatus.accepted)
+
+    @on(Action.get_composite_schedule)
+    def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None
+                                  ) -> call_result.GetCompositeSchedule:
+        profile = next(p for c, p in reversed(self.profiles) if c == connector_id)
+        schedule = profile["charging_schedule"]
+        periods = [{"start_period": p["start_period"], "limit": float(p["limit"])}
+                   for p in schedule["charging_schedule_period"]]
+        if self.disobey is not None:
+            periods[0]["limit"] = self.disobey
+        return call_result.GetCompositeSchedule(
+            status=GetCompositeScheduleStatus.accepted, connector_id=connector_id,
+            schedule_start="2026-12-01T10:00:00Z",
+            charging_schedule={"charging_rate_unit": schedule["charging_rate_unit"], "duration": duration,
+                               "charging_schedule_period": periods})
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start(self, id_tag: str, **p: Any) -> call_result.RemoteStartTransaction:
+        self.calls.append(("RemoteStartTransaction", {"id_tag": id_tag, **p}))
+        return call_result.RemoteStartTransaction(status=RemoteStartStopStatus.accepted)
+
+    @on(Action.change_availability)
+    def on_change_availability(self, connector_id: int, type: str) -> call_result.ChangeAvailability:
+        self.calls.append(("ChangeAvailability", {"connector_id": connector_id, "type": type}))
+        return call_result.ChangeAvailability(status=AvailabilityStatus.scheduled)
+
+    @on(Action.reset)
+    def on_reset(self, type: str) -> call_result.Reset:
+        self.calls.append(("Reset", {"type": type}))
+        return call_result.Reset(status=ResetStatus.accepted)
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]
@@ -222,9 +279,11 @@ async def test_a_handshake_without_the_subprotocol_or_the_password_is_refused(se
     assert CP not in await devices(served.run) or not (await devices(served.run))[CP]["online"]
 
 
-async def command(run: HubRun, op: str, **args: Any) -> dict[str, Any]:
-    response = await run.api.post(f"/api/devices/{run.site}/charger/{CP}/commands", json={"op": op, "args": args})
-    assert response.status_code == 200, response.text
+async def command(run: HubRun, op: str, headers: dict[str, str] | None = None, status: int = 200,
+                  **args: Any) -> dict[str, Any]:
+    response = await run.api.post(f"/api/devices/{run.site}/charger/{CP}/commands", json={"op": op, "args": args},
+                                  headers=headers)
+    assert response.status_code == status, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
@@ -347,3 +406,98 @@ async def test_at_the_outbox_cap_meter_values_get_an_internal_error_and_are_take
             assert run.hub.outbox.depth == depth
         await eventually(lambda: run.hub.outbox.fill < 0.95, timeout=10, what="the outbox to drain")
         assert await cp.call(reading(answered), suppress=False) is not None
+
+
+async def booted(cp: Obedient, **boot: Any) -> None:
+    """BootNotification, then until the hub has read the charger's configuration (it asks after answering)."""
+    await cp.call(call.BootNotification(charge_point_model="AC7", charge_point_vendor="Acme", **boot))
+    await until(lambda: _true(bool(cp.config_reads)), "the hub's GetConfiguration after the boot")
+    await asyncio.sleep(0.2)  # its answer taken in
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_a_charger_taking_amps_gets_a_dead_man_profile_per_phase_checked_by_its_composite_schedule(
+        served: Served) -> None:
+    run = served.run
+    async with charger(served) as cp:
+        cp.config["ChargingScheduleAllowedChargingRateUnit"] = "Current"
+        await booted(cp)
+        assert cp.config_reads == [["ChargingScheduleAllowedChargingRateUnit", "ConnectorPhaseRotation"]]
+        start = await cp.call(call.StartTransaction(connector_id=1, id_tag="tag-1", meter_start=0,
+                                                    timestamp="2026-12-01T10:00:00Z"))
+        await cp.call(call.MeterValues(connector_id=1, transaction_id=start.transaction_id, meter_value=[{
+            "timestamp": "2026-12-01T10:01:00Z", "sampledValue": [
+                {"value": "16", "measurand": "Current.Import", "unit": "A", "phase": p} for p in ("L1", "L2", "L3")]}]))
+        reply = await command(run, "set_limit", limit_kw=11.0, then_kw=4.2, after_s=900)
+        assert reply["ok"] is True, reply
+        assert reply["result"] == {"unit": "A", "phases": 3, "verified": True}
+        connector, profile = cp.profiles[-1]
+        schedule = profile["charging_schedule"]
+        assert (connector, profile["charging_profile_purpose"], schedule["charging_rate_unit"]) == (1, "TxProfile", "A")
+        assert profile["charging_profile_kind"] == "Absolute" and schedule["start_schedule"]  # the step counts from now
+        assert [(p["start_period"], float(p["limit"]), p["number_phases"])
+                for p in schedule["charging_schedule_period"]] == [(0, 15.9, 3), (900, 6.0, 3)]
+        telemetry = (await devices(run))[CP]["telemetry"]
+        assert telemetry["limit_kw"] == 10.971  # 15.9 A x 3 x 230 V: what the charger took
+
+        cp.disobey = 32.0  # accepted, but the charger still schedules its maximum
+        refused = await command(run, "set_limit", limit_kw=7.0)
+        assert refused["ok"] is False and "GetCompositeSchedule" in refused["error"] and "32 A" in refused["error"]
+        metrics = (await run.api.get("/metrics")).text
+        assert "smarthub_ocpp_schedule_mismatches_total 1.0" in metrics and "smarthub_ocpp_connected 1.0" in metrics
+        bad = await command(run, "set_limit", status=422, limit_kw=7.0, then_kw=1.0)
+        assert "then_kw and after_s" in bad["detail"]
+
+
+async def test_a_single_phase_charger_in_amps_and_a_unit_changed_by_configuration(served: Served) -> None:
+    run = served.run
+    async with charger(served) as cp:
+        cp.config.update({"ChargingScheduleAllowedChargingRateUnit": "Current",
+                          "ConnectorPhaseRotation": "0.NotApplicable,1.NotApplicable"})
+        await booted(cp)
+        reply = await command(run, "set_limit", limit_kw=7.4)  # no session: the default profile, not read back
+        assert reply["result"] == {"unit": "A", "phases": 1, "verified": False}
+        assert cp.profiles[-1][1]["charging_schedule"]["charging_schedule_period"] == [
+            {"start_period": 0, "limit": Decimal("32.1"), "number_phases": 1}]  # the library reads a Decimal
+        changed = await command(run, "change_configuration", key="ChargingScheduleAllowedChargingRateUnit",
+                                value="Power")
+        assert changed == {"id": changed["id"], "ok": True}
+        await command(run, "set_limit", limit_kw=7.4)
+        assert cp.profiles[-1][1]["charging_schedule"] == {
+            "charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400.0}]}
+
+
+async def test_operators_start_reset_reconfigure_and_read_a_charger_audited_and_by_role(served: Served) -> None:
+    run = served.run
+    operator = {"Authorization": f"Bearer {run.hub.users.add('张调度', 'operator')}"}
+    async with charger(served) as cp:
+        await booted(cp)
+        assert (await command(run, "remote_start", headers=operator, id_tag="04A2B3C4", connector=2))["ok"] is True
+        available = await command(run, "change_availability", headers=operator, available=False, connector=1)
+        assert available["ok"] is True and available["result"] == {"status": "Scheduled"}
+        for op, args in (("reset", {"hard": True}), ("change_configuration", {"key": "HeartbeatInterval",
+                                                                            "value": "30"})):
+            denied = await command(run, op, headers=operator, status=403, **args)
+            assert "admin" in denied["detail"]
+        assert (await command(run, "reset", hard=True))["ok"] is True  # the admin's token
+        assert (await command(run, "change_configuration", key="HeartbeatInterval", value="30"))["ok"] is True
+        unsupported = await command(run, "change_configuration", key="NoSuchKey", value="1")
+        assert unsupported["ok"] is False and unsupported["error"] == "ChangeConfiguration: NotSupported"
+        config = await command(run, "get_configuration", keys=["HeartbeatInterval", "Nope"])
+        assert config["result"] == {"configuration": {"HeartbeatInterval": {"value": "30", "readonly": False}},
+                                    "unknown": ["Nope"]}
+        everything = await command(run, "get_configuration", headers=operator)
+        assert set(everything["result"]["configuration"]) == set(cp.config)
+        assert cp.calls == [
+            ("RemoteStartTransaction", {"id_tag": "04A2B3C4", "connector_id": 2}),
+            ("ChangeAvailability", {"connector_id": 1, "type": "Inoperative"}),
+            ("Reset", {"type": "Hard"}),
+            ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "30"}),
+            ("ChangeConfiguration", {"key": "NoSuchKey", "value": "1"})]
+    audit = [a for a in (await run.api.get("/api/audit")).json() if a.get("action") == "device.command"]
+    outcomes = [(a["detail"]["op"], a["outcome"]) for a in audit]
+    assert ("reset", "refused 403") in outcomes and ("reset", "ok") in outcomes
+    assert ("change_configuration", "failed") in outcomes and ("remote_start", "ok") in outcomes

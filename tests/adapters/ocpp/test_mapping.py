@@ -11,7 +11,7 @@ import pytest
 from ocpp.v16.enums import ChargePointErrorCode
 
 from adapters.ocpp import mapping
-from adapters.ocpp.mapping import Message, OpenSession
+from adapters.ocpp.mapping import Electrics, Message, OpenSession
 from devices import REGISTRY
 from hub.ingest.decode import decode
 
@@ -210,3 +210,103 @@ def test_a_stored_session_start_is_a_session_start_again() -> None:
     row = {"time": T0_MS, "kind": "charger", "session": "7", "connector": 2, "meter_start_kwh": 1.5}
     assert mapping.session_from_event(row) == OpenSession(2, 1500.0, T0_MS)
     assert mapping.session_from_event({"time": T0_MS, "session": "7"}) is None
+
+
+def test_a_dead_man_step_is_a_second_period_and_amps_are_per_phase_from_kw() -> None:
+    [(connector, profile)] = mapping.set_limit(11.0, {5: OpenSession(1, 0, None)}, Electrics("A", 3), then_kw=4.2,
+                                               after_s=900, now="2026-12-01T10:00:00Z")
+    schedule = profile["charging_schedule"]
+    assert (connector, schedule["charging_rate_unit"]) == (1, "A")
+    # from now, not from the session's start (Relative): the step must come after_s from this command
+    assert (profile["charging_profile_kind"], schedule["start_schedule"]) == ("Absolute", "2026-12-01T10:00:00Z")
+    assert schedule["charging_schedule_period"] == [
+        {"start_period": 0, "limit": 15.9, "number_phases": 3},  # 11 kW / (3 x 230 V) = 15.94 A, rounded down
+        {"start_period": 900, "limit": 6.0, "number_phases": 3}]  # 4.2 kW / 690 V = 6.087 A
+    [(_, single)] = mapping.set_limit(7.4, {}, Electrics("A", 1))
+    assert single["charging_schedule"]["charging_schedule_period"] == [
+        {"start_period": 0, "limit": 32.1, "number_phases": 1}]
+    assert single["charging_profile_kind"] == "Relative" and "start_schedule" not in single["charging_schedule"]
+    with pytest.raises(ValueError):
+        mapping.set_limit(7.0, {}, then_kw=1.4, after_s=900)  # no clock
+    watts = mapping.set_limit(7.0, {}, Electrics("W", 1), then_kw=1.4, after_s=900, now="2026-12-01T10:00:00Z")[0][1]
+    assert watts["charging_schedule"]["charging_schedule_period"] == [{"start_period": 0, "limit": 7000.0},
+                                                                      {"start_period": 900, "limit": 1400.0}]
+    assert mapping.rate_kw(15.9, Electrics("A", 3)) == 10.971 and mapping.rate_kw(7000.0, Electrics()) == 7.0
+
+
+def test_the_configuration_says_the_unit_and_a_single_phase_supply() -> None:
+    def answer(unit: str, rotation: str | None = None) -> dict[str, Any]:
+        keys = [{"key": mapping.RATE_UNIT_KEY, "readonly": True, "value": unit}]
+        if rotation is not None:
+            keys.append({"key": mapping.PHASE_ROTATION_KEY, "readonly": False, "value": rotation})
+        return {"configuration_key": keys}
+
+    assert mapping.configured(answer("Current"), Electrics()) == Electrics("A", 3)
+    assert mapping.configured(answer("Current,Power"), Electrics("A")) == Electrics("W", 3)  # W needs no phases
+    assert mapping.configured(answer("Current", "0.NotApplicable,1.NotApplicable"), Electrics()).phases == 1
+    assert mapping.configured(answer("Current", "1.RST"), Electrics("A", 1)).phases == 3
+    assert mapping.configured(answer("Current", "1.Unknown"), Electrics("A", 1)).phases == 1  # unchanged
+    assert mapping.configured(None, Electrics("A", 1)) == Electrics("A", 1)
+    assert mapping.configured({"configuration_key": [], "unknown_key": [mapping.RATE_UNIT_KEY]},
+                              Electrics()) == Electrics()
+
+
+def test_meter_values_phases_say_one_or_three() -> None:
+    def values(*phases: str, measurand: str = "Current.Import") -> dict[str, Any]:
+        return {"connector_id": 1, "meter_value": [{"sampled_value": [
+            {"value": "10", "measurand": measurand, "phase": p} for p in phases]}]}
+
+    assert mapping.phases_seen(values("L1")) == 1
+    assert mapping.phases_seen(values("L1", "L2", "L3")) == 3
+    assert mapping.phases_seen(values("L2-N", measurand="Power.Active.Import")) == 3
+    assert mapping.phases_seen(values("L1-N", measurand="Voltage")) is None  # voltage shows the supply, not the car
+    assert mapping.phases_seen({"connector_id": 1, "meter_value": []}) is None
+
+
+def test_a_composite_schedule_higher_than_sent_or_missing_is_a_mismatch() -> None:
+    def composite(limit: float, unit: str = "A", status: str = "Accepted") -> dict[str, Any]:
+        return {"status": status, "charging_schedule": {"charging_rate_unit": unit, "charging_schedule_period": [
+            {"start_period": 0, "limit": limit}, {"start_period": 900, "limit": 6.0}]}}
+
+    assert mapping.schedule_mismatch(composite(16.0), 16.0, "A") is None
+    assert mapping.schedule_mismatch(composite(10.0), 16.0, "A") is None  # the charger's own maximum is lower
+    assert "32 A, not the 16 A" in str(mapping.schedule_mismatch(composite(32.0), 16.0, "A"))
+    assert "in W" in str(mapping.schedule_mismatch(composite(7000.0, "W"), 16.0, "A"))
+    assert "Rejected" in str(mapping.schedule_mismatch(composite(16.0, status="Rejected"), 16.0, "A"))
+    assert mapping.schedule_mismatch(None, 16.0, "A") is not None
+
+
+def test_operator_ops_become_their_ocpp_calls_and_answers_their_replies() -> None:
+    assert mapping.operator_request("remote_start", {"id_tag": "t1"}) == ("RemoteStartTransaction", {"id_tag": "t1"})
+    assert mapping.operator_request("remote_start", {"id_tag": "t1", "connector": 2})[1]["connector_id"] == 2
+    assert mapping.operator_request("change_availability", {"available": False}) == (
+        "ChangeAvailability", {"connector_id": 0, "type": "Inoperative"})
+    assert mapping.operator_request("reset", {}) == ("Reset", {"type": "Soft"})
+    assert mapping.operator_request("reset", {"hard": True}) == ("Reset", {"type": "Hard"})
+    assert mapping.operator_request("get_configuration", {}) == ("GetConfiguration", {})
+    assert mapping.operator_request("get_configuration", {"keys": ["A"]}) == ("GetConfiguration", {"key": ["A"]})
+    assert mapping.operator_request("change_configuration", {"key": "K", "value": "1"}) == (
+        "ChangeConfiguration", {"key": "K", "value": "1"})
+    with pytest.raises(ValueError):
+        mapping.operator_request("set_limit", {})
+    assert mapping.operator_reply("Reset", {"status": "Accepted"}) == (True, None, None)
+    assert mapping.operator_reply("ChangeAvailability", {"status": "Scheduled"}) == (True, None,
+                                                                                     {"status": "Scheduled"})
+    assert mapping.operator_reply("ChangeConfiguration", {"status": "NotSupported"}) == (
+        False, "ChangeConfiguration: NotSupported", None)
+    config = mapping.operator_reply("GetConfiguration", {"configuration_key": [{"key": "K", "readonly": True,
+                                                                                "value": "1"}],
+                                                         "unknown_key": ["X"]})
+    assert config == (True, None, {"configuration": {"K": {"value": "1", "readonly": True}}, "unknown": ["X"]})
+
+
+def test_set_limit_args_take_the_dead_man_pair_together_or_not_at_all() -> None:
+    model = REGISTRY["charger"].commands["set_limit"]
+    assert model.model_validate({"limit_kw": 7, "then_kw": 1.4, "after_s": 900}).after_s == 900
+    for bad in ({"limit_kw": 7, "then_kw": 1.4}, {"limit_kw": 7, "after_s": 900},
+                {"limit_kw": 7, "then_kw": 1, "after_s": 0}):
+        with pytest.raises(ValueError):
+            model.model_validate(bad)
+    assert REGISTRY["charger"].command_role("reset") == "admin"
+    assert REGISTRY["charger"].command_role("change_configuration") == "admin"
+    assert REGISTRY["charger"].command_role("remote_start") == "operator"
