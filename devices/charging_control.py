@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from devices.base import Accepted
-from devices.charging import DEADMAN_AFTER_S, Allocation, Connector, Limit, Session, Site, Window, allocate
+from devices.charging import (
+    DEADMAN_AFTER_S,
+    Allocation,
+    Connector,
+    Limit,
+    Session,
+    Site,
+    Window,
+    allocate,
+    deadman_schedule,
+)
 
 if TYPE_CHECKING:
     from hub.control import ControlContext
@@ -141,6 +152,15 @@ def reserve(sent: dict[str, tuple[float, int]], reserved: Mapping[str, tuple[flo
 def limit_kw(limit: Limit) -> float:
     """What `set_limit` carries: the limit in kW (the allocator rounded it down to 0.1)."""
     return round(limit.power_kw, 1)
+
+
+def deadman_kw(limit: Limit, safe_share_kw: float, connector: Connector) -> float:
+    """The cap `set_limit` falls to after `DEADMAN_AFTER_S` unless renewed (`deadman_schedule`), in kW: the lower
+    of the limit and the safe share, 0 below the charger's minimum. Renewed every `charging_renew_s` (5 min), so
+    chargers of a hub that died fall to shares that fit the headroom together."""
+    later = deadman_schedule(limit, safe_share_kw, connector).periods[-1].limit
+    kw = connector.kw(later) if limit.unit == "A" else later / 1000
+    return min(limit_kw(limit), math.floor(kw * 10 + 1e-9) / 10)
 
 
 def to_send(allocation: Allocation, sent: Mapping[str, tuple[float, int]], online: Iterable[str], now_ms: int,
@@ -337,8 +357,15 @@ class ChargingControl:
         sends = to_send(allocation, run.sent, online, now, int(t.charging_renew_s * 1000))  # type: ignore[attr-defined]
         cuts = [(d, kw) for d, kw in sends if d in run.sent and kw < run.sent[d][0]]
         raises = [s for s in sends if s not in cuts]
+        by_device = {lim.connector: lim for lim in allocation.limits}
+        connectors = {c.id: c for c in inputs[1]}
+
+        def args(device: str, kw: float) -> dict[str, float | int]:
+            then = deadman_kw(by_device[device], allocation.safe_share_kw, connectors[device])
+            return {"limit_kw": kw, "then_kw": then, "after_s": DEADMAN_AFTER_S}
+
         for batch in (cuts, raises):  # the cuts are acknowledged before anything rises
-            replies = await asyncio.gather(*(ctx.send_command(site, KIND, d, "set_limit", {"limit_kw": kw})
+            replies = await asyncio.gather(*(ctx.send_command(site, KIND, d, "set_limit", args(d, kw))
                                              for d, kw in batch))
             for (d, kw), reply in zip(batch, replies, strict=True):
                 if reply.get("ok"):

@@ -29,6 +29,9 @@ class Charger(SimDevice):
     status: str = "available"
     meter_kwh: float = 0.0
     limit_kw: float = MAX_KW
+    then_kw: float | None = None
+    """set_limit's dead-man step: the cap after `then_at_ms` unless a newer set_limit comes first"""
+    then_at_ms: int = 0
     session: str | None = None
     session_start_ms: int = 0
     session_start_kwh: float = 0.0
@@ -65,6 +68,8 @@ class Charger(SimDevice):
         dt_ms = now_ms - self.last_ms if self.last_ms else TICK_IDLE_MS
         self.last_ms = now_ms
         out: list[Emit] = []
+        if self.then_kw is not None and now_ms >= self.then_at_ms:  # the hub stopped renewing: fall to the step
+            self.limit_kw, self.then_kw = self.then_kw, None
         if self.status == "available" and self.poisson(daily(now_ms, ARRIVALS_PER_HOUR), dt_ms):
             self.status, self.status_until = "preparing", now_ms + 30_000
             out.append(self._telemetry(now_ms))
@@ -122,6 +127,8 @@ class Charger(SimDevice):
     def apply(self, now_ms: int, op: str, args: Any) -> tuple[str | None, list[Emit]]:
         if op == "set_limit":
             self.limit_kw = round(min(MAX_KW, args.limit_kw), 2)
+            self.then_kw = None if args.then_kw is None else round(min(MAX_KW, args.then_kw), 2)
+            self.then_at_ms = now_ms + 1000 * (args.after_s or 0)
             if self.status == "charging":
                 self.power_kw = min(self.power_kw, self.limit_kw)
             return None, [self._telemetry(now_ms)]

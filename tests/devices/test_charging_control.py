@@ -6,10 +6,11 @@ import pytest
 
 from devices.base import Accepted
 from devices.charger import KIND
-from devices.charging import allocate
+from devices.charging import Connector, Limit, Reason, allocate
 from devices.charging_control import (
     ChargerInput,
     ChargerSeen,
+    deadman_kw,
     over_cap,
     reserve,
     site_inputs,
@@ -119,3 +120,21 @@ def test_an_offline_charger_keeps_its_last_limit_out_of_the_headroom_for_a_while
     assert reserve(sent, kept, ["a", "b"], 2000, 60_000) == {}  # back: steered again (and sent anew)
     site, _, _ = site_inputs(SiteConfig(power_cap_kw=10, base_load_kw=2), None, [], MIN, reserved_kw=3.0)
     assert site.headroom_kw == 5.0
+
+
+def test_the_dead_man_step_is_the_safe_share_or_nothing_below_the_minimum() -> None:
+    """set_limit's then_kw: the lower of the limit and the safe share, rounded down; 0 when that share cannot
+    carry a car at 6 A (a paused car stays paused should the hub die)."""
+    pile = Connector("c1", max_current_a=32, phases=1, voltage_v=230, rate_unit="W")
+    three = Connector("c3", max_current_a=16, phases=3, voltage_v=230, rate_unit="A")
+    reason = Reason("fair_share", "", "")
+
+    def limit(connector: Connector, kw: float) -> Limit:
+        value = kw * 1000 if connector.rate_unit == "W" else round(connector.amps(kw), 1)
+        return Limit(connector.id, "s", "admitted", reason, connector.rate_unit, value, connector.amps(kw), kw, kw,
+                     connector.phases, None, None)
+
+    assert deadman_kw(limit(pile, 7.0), 3.37, pile) == 3.3
+    assert deadman_kw(limit(pile, 2.0), 3.37, pile) == 2.0, "never above the limit itself"
+    assert deadman_kw(limit(pile, 7.0), 1.0, pile) == 0.0, "1 kW is below 6 A at 230 V"
+    assert 4.1 <= deadman_kw(limit(three, 11.0), 4.2, three) <= 4.2

@@ -224,3 +224,17 @@ def test_cars_leave_only_after_coming_in_and_the_car_park_neither_fills_nor_empt
                     inside[gate].add(payload["plate"])
         sizes.append(sum(len(g.inside) for g in community.of("gate")))
     assert 100 < min(sizes[len(sizes) // 2:]) and max(sizes) < 800, (min(sizes), max(sizes))
+
+
+def test_a_charger_falls_to_the_dead_man_step_when_the_hub_stops_renewing() -> None:
+    """set_limit with then_kw/after_s: the cap holds until after_s, then falls (a renewal in between restarts it)."""
+    charger = build("sunshine", 1, 30).of("charger")[0]
+    charger.forced.append((START, "fault", {"code": "other_error", "lasts_ms": 1}))
+    charger.status, charger.status_until = "preparing", START
+    charger.step(START)
+    command(charger, "set_limit", limit_kw=6.0, then_kw=1.5, after_s=900)
+    emits, _ = charger.step(START + 600_000)
+    assert [p for c, p in emits if c == "telemetry"][-1]["limit_kw"] == 6.0
+    emits, _ = charger.step(START + 901_000)
+    telemetry = [p for c, p in emits if c == "telemetry"][-1]
+    assert telemetry["limit_kw"] == 1.5 and telemetry["power_kw"] <= 1.5
