@@ -278,6 +278,8 @@ class ChargingControl:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._ctx: ControlContext | None = None
+        self._rounds: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
 
     def on_message(self, msg: Accepted, state: Any) -> None:
         """Pipeline listener: cheap; folds a charger's message in and marks its site for the next round."""
@@ -295,6 +297,12 @@ class ChargingControl:
 
     async def run(self, ctx: ControlContext) -> None:
         self._ctx = ctx
+        try:
+            await self._loop(ctx)
+        finally:  # cancelled (the hub stops) or failed (the supervisor restarts it): its rounds go with it
+            self.stop()
+
+    async def _loop(self, ctx: ControlContext) -> None:
         t = ctx.settings
         last_full = -1 << 62
         while True:
@@ -311,10 +319,34 @@ class ChargingControl:
             sites = set(self.controlled_sites(ctx)) if full else set(self._dirty)
             self._dirty.clear()
             for site in sorted(sites):
-                try:
-                    await self.round(ctx, site)
-                except Exception:  # one site's trouble must not stop the others
-                    log.exception("orderly charging at site %s failed this round", site)
+                self._start(ctx, site)
+
+    def _start(self, ctx: ControlContext, site: str) -> None:
+        """The site's round as its own task, so a charger that never answers holds up only its own site (for
+        the command timeout), never the others'. One round per site at a time (its cuts are acknowledged
+        before its raises): a site still in a round runs again once that one ends."""
+        task = self._rounds.get(site)
+        if task is not None and not task.done():
+            self._again.add(site)
+            return
+        self._rounds[site] = asyncio.create_task(self._guarded(ctx, site), name=f"charging-{site}")
+
+    async def _guarded(self, ctx: ControlContext, site: str) -> None:
+        try:
+            await self.round(ctx, site)
+        except Exception:  # one site's trouble must not stop the others
+            log.exception("orderly charging at site %s failed this round", site)
+        finally:
+            if site in self._again:
+                self._again.discard(site)
+                self._mark(site)
+
+    def stop(self) -> None:
+        """Cancel the sites' rounds still running."""
+        for task in self._rounds.values():
+            task.cancel()
+        self._rounds.clear()
+        self._again.clear()
 
     @staticmethod
     def controlled_sites(ctx: ControlContext) -> list[str]:

@@ -5,7 +5,9 @@ command topic, and (all but one) draw what they are allowed; the one that does n
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,3 +193,26 @@ async def test_a_car_with_no_room_is_paused_at_zero_and_raises_the_paused_alert(
         moon = await run.api.get("/api/charging/moon")  # 50 kVA x 0.9 x (1 - 10 %), no chargers
         assert moon.status_code == 200 and (moon.json()["capacity_kw"], moon.json()["connectors"]) == (40.5, [])
         assert (await run.api.get("/api/charging/plain")).status_code == 404
+
+
+async def test_a_charger_that_never_answers_holds_up_only_its_own_site(
+    settings_for: Callable[..., Settings], mosquitto: Broker, tmp_path: Path
+) -> None:
+    """Each site's round is its own task: m1 at `aaa` (first in order) is never answered, so its round waits the
+    10 s command timeout; `sunshine`'s charger is steered meanwhile, within a few seconds."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[sites.aaa]\npower_cap_kw = 10.0\n\n[sites.sunshine]\npower_cap_kw = 10.0\n\n'
+                        '[[devices]]\nsite = "aaa"\nkind = "charger"\ndevice = "m1"\n\n'
+                        '[[devices]]\nsite = "sunshine"\nkind = "charger"\ndevice = "c1"\n', encoding="utf-8")
+    settings = settings_for("embedded", registry=registry, charging_period_s=0.5, charging_debounce_s=0.1)
+    async with running_hub(settings, mosquitto) as run:
+        piles = Chargers(run)  # answers sunshine's chargers only: nothing listens at aaa
+        with charger_link(mosquitto, run, piles):
+            await run.publish(run.topic("charger", "m1", "telemetry", site="aaa"), {"status": "charging",
+                                                                                    "power_kw": 0.0})
+            await eventually(lambda: ("aaa", "charger", "m1") in run.hub.live.devices, what="m1 heard")
+            await asyncio.sleep(1.0)  # m1's set_limit is out, unanswered
+            await run.publish(run.topic("charger", "c1", "telemetry"), {"status": "charging", "power_kw": 0.0})
+            started = time.monotonic()
+            await eventually(lambda: "c1" in piles.limits, timeout=15, what="c1 steered")
+            assert time.monotonic() - started < 5.0, "sunshine's round waited for aaa's silent charger"
