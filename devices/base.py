@@ -418,6 +418,9 @@ class DeviceKind:
     """op -> the role it needs; an op not listed needs the operator role."""
     no_commands: str | None = None
     """Why a kind without commands takes none, said in the refusal."""
+    not_failures: frozenset[str] = frozenset()
+    """Codes (device or derived) whose alerts are no failure of the device in `/api/reliability`: a maintenance
+    hint, or an alert about how a site shares something rather than a broken device."""
     reliability_default: bool = False
     """The kind `/api/reliability` reports when the caller names none (one kind says so)."""
     overview: OverviewSection | None = None

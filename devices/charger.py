@@ -184,6 +184,8 @@ KIND = DeviceKind(
     name="charger",
     rules=(charger_temperature,),
     derived=DERIVED,
+    # about how a site's power is shared (a car waiting, some charger not obeying), not a broken charger
+    not_failures=frozenset({charging_control.OVER_CAP, charging_control.PAUSED_LONG}),
     controllers=(charging_control.ChargingControl,),
     zh="充电桩",
     en="EV charger",

@@ -10,7 +10,9 @@ sent when it moved by more than `RESEND_KW` or is `charging_renew_s` old; cuts g
 limits sent never add up above the headroom on the way. A charger that drops off keeps its last limit out of
 the headroom for the dead-man window (it may still be charging) and is sent its limit anew when back.
 Two derived alerts: the chargers drawing above the headroom for `charging_over_cap_s` (a charger not obeying),
-a car paused past the allocator's starvation bound.
+a car paused past the allocator's starvation bound. A resident's plan for the open session (energy wanted,
+planned departure, deferrable to the off-peak hours; `PUT /api/charging/{site}/{charger}/plan`) gives the
+allocator its urgency and its deferrable sessions; it is kept with that session and goes when the session ends.
 
 The decisions are pure functions (`site_inputs`, `reserve`, `to_send`, `over_cap`, `starved`, `view`);
 `ChargingControl` is their thin async edge. Nothing here names a person: session ids stay, `id_tag` is never kept.
@@ -25,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from devices.base import Accepted
 from devices.charging import (
@@ -59,6 +61,17 @@ PAUSED_LONG = "charging_paused_long"
 DEFAULT_MAX_A = 32.0
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A resident's plan for one open session: the energy wanted in all (kWh), the planned departure (epoch
+    ms), whether it may wait for the off-peak hours. None: not said."""
+
+    session: str
+    energy_kwh: float | None = None
+    departure_ms: int | None = None
+    deferrable: bool = False
+
+
 @dataclass(slots=True)
 class ChargerSeen:
     """What the controller knows of one charger: each connector's last telemetry, its open sessions."""
@@ -66,6 +79,8 @@ class ChargerSeen:
     connectors: dict[int, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     """session id -> {connector, meter_start_kwh}"""
+    plan: Plan | None = None
+    """The resident's plan for its open session (cleared when that session ends)"""
 
     def fold(self, msg: Accepted) -> bool:
         """Take one message of this charger in; whether it may change the allocation."""
@@ -81,12 +96,44 @@ class ChargerSeen:
                                                   "meter_start_kwh": payload.meter_start_kwh}  # type: ignore[attr-defined]
                 return True
             if kind == "session_stop":
+                if self.plan is not None and self.plan.session == payload.session:  # type: ignore[attr-defined]
+                    self.plan = None
                 return self.sessions.pop(payload.session, None) is not None  # type: ignore[attr-defined]
         return msg.channel == "state"
 
     @property
     def power_kw(self) -> float:
         return sum(c.get("power_kw") or 0.0 for c in self.connectors.values())
+
+    @property
+    def session(self) -> str | None:
+        """The open session the allocator steers (the first by id when a charger has several)."""
+        return min(self.sessions) if self.sessions else None
+
+    def delivered(self, session: str) -> float | None:
+        """Energy of an open session so far (kWh), when its connector's meter is known."""
+        s = self.sessions.get(session)
+        meter = self.connectors.get(s["connector"], {}).get("energy_kwh") if s is not None else None
+        return None if meter is None or s is None else round(max(0.0, meter - s["meter_start_kwh"]), 3)
+
+    def current_plan(self) -> Plan | None:
+        """The plan, while its session is the one steered."""
+        return self.plan if self.plan is not None and self.plan.session == self.session else None
+
+    def remaining_kwh(self) -> float | None:
+        """What the plan still wants: its energy less what the session took so far (None: no energy said)."""
+        plan = self.current_plan()
+        if plan is None or plan.energy_kwh is None:
+            return None
+        return round(max(0.0, plan.energy_kwh - (self.delivered(plan.session) or 0.0)), 3)
+
+    def session_input(self, device: str) -> Session:
+        """The allocator's Session for the car here, with its plan when the resident gave one."""
+        plan = self.current_plan()
+        if plan is None:
+            return Session(device, id=self.session or "plugged")
+        return Session(device, id=plan.session, energy_kwh=self.remaining_kwh(), departure_ms=plan.departure_ms,
+                       deferrable=plan.deferrable)
 
     @property
     def occupied(self) -> bool:
@@ -129,8 +176,7 @@ def site_inputs(config: Any, base_load_kw: float | None, chargers: Sequence[Char
     connectors = [Connector(c.device, max_current_a=c.max_current_a or DEFAULT_MAX_A,
                             phases=3 if c.phases == 3 else 1, rate_unit="W", priority=c.priority)
                   for c in sorted(chargers, key=lambda c: c.device)]
-    sessions = [Session(c.device, id=min(c.seen.sessions) if c.seen.sessions else "plugged")
-                for c in chargers if c.online and c.seen.occupied]
+    sessions = [c.seen.session_input(c.device) for c in chargers if c.online and c.seen.occupied]
     return site, connectors, sessions
 
 
@@ -199,6 +245,31 @@ def starved(allocation: Allocation, starve_after_ms: int) -> set[str]:
             and allocation.at_ms - lim.paused_since_ms >= starve_after_ms}
 
 
+class PlanIn(BaseModel):
+    """A resident's plan for the car charging now (through the operator who enters it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    energy_kwh: float | None = Field(None, gt=0, le=1000, description="Energy wanted from this session in all, kWh")
+    departure: int | None = Field(None, gt=0, le=9_223_372_036_854, description="Planned departure, epoch ms")
+    deferrable: bool = Field(False, description="May wait for the off-peak hours (谷电)")
+
+
+class PlanOut(BaseModel):
+    session: str = Field(description="The open session the plan belongs to")
+    energy_kwh: float | None = Field(description="Energy wanted from the session in all")
+    remaining_kwh: float | None = Field(description="Still wanted: the energy less what the session took")
+    departure: int | None = Field(description="Planned departure, epoch ms")
+    deferrable: bool
+
+
+def plan_out(seen: ChargerSeen) -> PlanOut | None:
+    plan = seen.current_plan()
+    if plan is None:
+        return None
+    return PlanOut(session=plan.session, energy_kwh=plan.energy_kwh, remaining_kwh=seen.remaining_kwh(),
+                   departure=plan.departure_ms, deferrable=plan.deferrable)
+
+
 class ReasonOut(BaseModel):
     code: str
     en: str
@@ -217,6 +288,7 @@ class ChargingConnectorOut(BaseModel):
     power_kw: float = Field(description="What it draws now (measured)")
     soc_pct: float | None = Field(description="The car's state of charge, when the charger knows it")
     session_kwh: float | None = Field(description="Energy of the open session so far")
+    plan: PlanOut | None = Field(None, description="The resident's plan for the open session, when given")
 
 
 class ChargingOut(BaseModel):
@@ -246,7 +318,8 @@ def view(site: str, allocation: Allocation, measured: bool, chargers: Mapping[st
             device=lim.connector, state=lim.state,
             reason=ReasonOut(code=lim.reason.code, en=lim.reason.en, zh=lim.reason.zh), limit_kw=limit_kw(lim),
             sent_kw=before[0] if before else None, paused_since=lim.paused_since_ms,
-            online=c.online if c is not None else False, **progress))
+            online=c.online if c is not None else False, plan=plan_out(c.seen) if c is not None else None,
+            **progress))
     measured_kw = sum(r.power_kw for r in rows if r.online)
     return ChargingOut(site=site, at=allocation.at_ms, capacity_kw=round(allocation.capacity_kw, 3),
                        base_load_kw=round(allocation.base_load_kw - reserved_kw, 3), base_load_measured=measured,
@@ -278,6 +351,8 @@ class ChargingControl:
         self._dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._ctx: ControlContext | None = None
+        self._rounds: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
 
     def on_message(self, msg: Accepted, state: Any) -> None:
         """Pipeline listener: cheap; folds a charger's message in and marks its site for the next round."""
@@ -295,6 +370,12 @@ class ChargingControl:
 
     async def run(self, ctx: ControlContext) -> None:
         self._ctx = ctx
+        try:
+            await self._loop(ctx)
+        finally:  # cancelled (the hub stops) or failed (the supervisor restarts it): its rounds go with it
+            self.stop()
+
+    async def _loop(self, ctx: ControlContext) -> None:
         t = ctx.settings
         last_full = -1 << 62
         while True:
@@ -311,10 +392,34 @@ class ChargingControl:
             sites = set(self.controlled_sites(ctx)) if full else set(self._dirty)
             self._dirty.clear()
             for site in sorted(sites):
-                try:
-                    await self.round(ctx, site)
-                except Exception:  # one site's trouble must not stop the others
-                    log.exception("orderly charging at site %s failed this round", site)
+                self._start(ctx, site)
+
+    def _start(self, ctx: ControlContext, site: str) -> None:
+        """The site's round as its own task, so a charger that never answers holds up only its own site (for
+        the command timeout), never the others'. One round per site at a time (its cuts are acknowledged
+        before its raises): a site still in a round runs again once that one ends."""
+        task = self._rounds.get(site)
+        if task is not None and not task.done():
+            self._again.add(site)
+            return
+        self._rounds[site] = asyncio.create_task(self._guarded(ctx, site), name=f"charging-{site}")
+
+    async def _guarded(self, ctx: ControlContext, site: str) -> None:
+        try:
+            await self.round(ctx, site)
+        except Exception:  # one site's trouble must not stop the others
+            log.exception("orderly charging at site %s failed this round", site)
+        finally:
+            if site in self._again:
+                self._again.discard(site)
+                self._mark(site)
+
+    def stop(self) -> None:
+        """Cancel the sites' rounds still running."""
+        for task in self._rounds.values():
+            task.cancel()
+        self._rounds.clear()
+        self._again.clear()
 
     @staticmethod
     def controlled_sites(ctx: ControlContext) -> list[str]:
@@ -410,13 +515,32 @@ class ChargingControl:
         inputs = site_inputs(config, base, list(chargers.values()), int(ctx.settings.charging_starve_after_s * 1000))  # type: ignore[attr-defined]
         return view(site, allocate(*inputs, now), base is not None, chargers, {})
 
+    def set_plan(self, site: str, device: str, body: PlanIn) -> PlanOut | tuple[int, str]:
+        """Keep a resident's plan with the charger's open session and run the site's allocation again; or
+        (status, why) it cannot be: no orderly charging there, no such charger, no session open."""
+        ctx = self._ctx
+        config = ctx.registry.sites.get(site) if ctx is not None else None
+        if ctx is None or config is None or not config.has_capacity:
+            return 404, f"no orderly charging at site {site!r}: it declares no capacity"
+        if ctx.registry.get((site, KIND, device)) is None:
+            return 404, f"no charger {device!r} at site {site!r}"
+        seen = self.seen.setdefault((site, device), ChargerSeen())
+        if seen.session is None:
+            return 409, f"{device} has no session open: a plan belongs to the car charging now"
+        seen.plan = Plan(seen.session, body.energy_kwh, body.departure, body.deferrable)
+        self._mark(site)
+        out = plan_out(seen)
+        assert out is not None
+        return out
+
     def routes(self) -> list[Any]:
-        """`GET /api/charging/{site}` for viewers."""
+        """`GET /api/charging/{site}` for viewers; `PUT /api/charging/{site}/{charger}/plan` for operators."""
         from fastapi import APIRouter, HTTPException
 
-        from hub.api.deps import Viewer
+        from hub.api.common import WRITE, audited
+        from hub.api.deps import AuditDep, Operator, Viewer
         from hub.api.guard import GuardedRoute
-        from hub.api.schemas import SitePath, errors
+        from hub.api.schemas import DevicePath, SitePath, errors
 
         router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["charging"])
 
@@ -431,4 +555,21 @@ class ChargingControl:
         # the hub's API imports the kinds)
         charging.__annotations__ = {"site": SitePath, "user": Viewer, "return": ChargingOut}
         router.get("/charging/{site}", response_model=ChargingOut, responses=errors(401, 404))(charging)
+
+        async def plan(site: str, charger: str, body: PlanIn, audit: Any, user: Any) -> PlanOut:
+            """A resident's plan for the car charging now (energy wanted, planned departure, deferrable): the
+            allocator's urgency and off-peak deferral for that session, until it ends. Audited."""
+
+            def run() -> Any:
+                out = self.set_plan(site, charger, body)
+                if isinstance(out, tuple):
+                    raise HTTPException(*out)
+                return out
+
+            return audited(audit, user, "charging.plan", f"{site}/{KIND}/{charger}", body, run)  # type: ignore[return-value]
+
+        plan.__annotations__ = {"site": SitePath, "charger": DevicePath, "body": PlanIn, "audit": AuditDep,
+                                "user": Operator, "return": PlanOut}
+        router.put("/charging/{site}/{charger}/plan", response_model=PlanOut,
+                   responses=WRITE | errors(404, 409))(plan)
         return [router]

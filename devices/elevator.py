@@ -132,6 +132,7 @@ KIND = DeviceKind(
     derived=DERIVED,
     team="elevator-maintenance",
     work_orders=frozenset({"trapped_passenger", "trapped_suspected", "door_faults_repeated"}),
+    not_failures=frozenset({"door_faults_repeated"}),  # a maintenance hint: the door faults count themselves
     reliability_default=True,
     overview=OverviewSection("elevators", live=in_service),
     examples={

@@ -271,7 +271,7 @@ def stop_transaction(p: Mapping[str, Any], started: OpenSession | None) -> list[
 TX_PROFILE_ID = 1000
 """TxProfile ids are this plus the connector: stable, so a new limit replaces the connector's last one."""
 DEFAULT_PROFILE_ID = 999
-"""The TxDefaultProfile a limit set with no session open becomes (connector 0: every next session)."""
+"""The TxDefaultProfile every limit is also sent as (connector 0: every next session), so it outlives a session."""
 STACK_LEVEL = 1
 VOLTAGE_V = 230.0
 """Line-to-neutral voltage an A limit is worked out with (China's and Europe's 230/400 V supply)."""
@@ -332,8 +332,10 @@ def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession], electrics: E
               ) -> list[tuple[int, dict[str, Any]]]:
     """The contract's `set_limit` (the whole charge point) as SetChargingProfile requests: (connector, profile).
 
-    The limit is shared equally by the open sessions, each a TxProfile on its connector; with none open it is
-    the TxDefaultProfile on connector 0 (the next sessions start under it). With `then_kw` and `after_s` the
+    The TxDefaultProfile on connector 0 (stable id) always carries the limit, first: OCPP 1.6 drops a TxProfile
+    when its transaction ends, so without it the next car would draw the charger's full power under a cap the
+    hub believes holds. The open sessions share the limit equally, each also a TxProfile on its connector
+    (which outranks the default for its transaction). With `then_kw` and `after_s` the
     schedule has a second period: `after_s` seconds in, the limit falls to `then_kw` on the charger's own
     clock, so a hub that dies (and stops renewing) leaves its chargers at a safe share. That schedule is
     Absolute from `now` (an OCPP dateTime): a Relative one counts from the session's start, so a step at 900 s
@@ -349,11 +351,10 @@ def set_limit(limit_kw: float, sessions: Mapping[int, OpenSession], electrics: E
             return first
         return [*first, (int(after_s), rate(then_kw / share, electrics))]
 
-    if not sessions:
-        return [(0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", schedule(1), electrics, None, start))]
-    return [(s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", schedule(len(sessions)), electrics, tx,
-                                   start))
-            for tx, s in sorted(sessions.items())]
+    default = (0, _profile(DEFAULT_PROFILE_ID, "TxDefaultProfile", schedule(1), electrics, None, start))
+    return [default, *((s.connector, _profile(TX_PROFILE_ID + s.connector, "TxProfile", schedule(len(sessions)),
+                                              electrics, tx, start))
+                       for tx, s in sorted(sessions.items()))]
 
 
 def first_limit(profile: Mapping[str, Any]) -> float:

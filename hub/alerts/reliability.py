@@ -1,7 +1,8 @@
 """Elevator (or any device) reliability from alert history: failures, MTTR, MTBF, availability.
 
 Pure arithmetic over alerts in a window. A failure is a device fault alert of
-major or critical severity (offline and derived maintenance hints excluded);
+major or critical severity (offline excluded, and the codes a kind declares no failure of its
+device: `DeviceKind.not_failures`, a maintenance hint or a power-sharing alert, say);
 downtime is the union of the time such alerts were active, clipped to the
 window. Availability is the share of the window without an active failure.
 """
@@ -12,10 +13,12 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from devices import REGISTRY
 from devices.base import Severity
 from hub.alerts.models import Alert
 
-NOT_FAILURES = frozenset({"offline", "door_faults_repeated"})
+NOT_FAILURES = frozenset({"offline"})
+"""Codes no kind's alert counts as a failure; each kind adds its own (`DeviceKind.not_failures`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +31,10 @@ class Reliability:
 
 
 def is_failure(alert: Alert) -> bool:
-    return alert.code not in NOT_FAILURES and alert.severity in (Severity.CRITICAL, Severity.MAJOR)
+    """A major or critical alert about the device itself (its kind looked up now: plug-ins register late)."""
+    kind = REGISTRY.get(alert.kind)
+    excluded = alert.code in NOT_FAILURES or (kind is not None and alert.code in kind.not_failures)
+    return not excluded and alert.severity in (Severity.CRITICAL, Severity.MAJOR)
 
 
 def measure(alerts: Iterable[Alert], start_ms: int, end_ms: int) -> Reliability:

@@ -10,6 +10,7 @@ from devices.charging import Connector, Limit, Reason, allocate
 from devices.charging_control import (
     ChargerInput,
     ChargerSeen,
+    Plan,
     deadman_kw,
     over_cap,
     reserve,
@@ -138,3 +139,29 @@ def test_the_dead_man_step_is_the_safe_share_or_nothing_below_the_minimum() -> N
     assert deadman_kw(limit(pile, 2.0), 3.37, pile) == 2.0, "never above the limit itself"
     assert deadman_kw(limit(pile, 7.0), 1.0, pile) == 0.0, "1 kW is below 6 A at 230 V"
     assert 4.1 <= deadman_kw(limit(three, 11.0), 4.2, three) <= 4.2
+
+
+def test_a_residents_plan_gives_its_session_urgency_and_deferral_and_ends_with_it() -> None:
+    seen = ChargerSeen()
+    seen.fold(message("event", {"type": "session_start", "id": "e1", "session": "S1", "connector": 1,
+                                "id_tag": "tag-secret", "meter_start_kwh": 10.0}))
+    seen.fold(message("telemetry", {"connector": 1, "status": "charging", "power_kw": 3.0, "energy_kwh": 14.0}))
+    seen.plan = Plan("S1", energy_kwh=20.0, departure_ms=120 * MIN, deferrable=True)
+    config = SiteConfig(power_cap_kw=20.0)
+    _, _, [session] = site_inputs(config, None, [ChargerInput("c1", True, seen)], 30 * MIN)
+    # 20 kWh wanted, 4 taken: 16 still wanted by the departure, and it may wait for the off-peak hours
+    assert (session.id, session.energy_kwh, session.departure_ms, session.deferrable) == ("S1", 16.0, 120 * MIN, True)
+    out = view("sunshine", allocate(*site_inputs(config, None, [ChargerInput("c1", True, seen)], 30 * MIN), 0),
+               False, {"c1": ChargerInput("c1", True, seen)}, {})
+    plan = out.connectors[0].plan
+    assert plan is not None and (plan.session, plan.energy_kwh, plan.remaining_kwh, plan.departure) == (
+        "S1", 20.0, 16.0, 120 * MIN)
+    assert "tag-secret" not in out.model_dump_json() and "id_tag" not in out.model_dump_json()
+    # a plan of another session (one that ended) is not this car's
+    seen.plan = Plan("S0", energy_kwh=5.0)
+    assert site_inputs(config, None, [ChargerInput("c1", True, seen)], 30 * MIN)[2][0].energy_kwh is None
+    seen.plan = Plan("S1", energy_kwh=2.0)  # already had it: satisfied, given nothing
+    assert site_inputs(config, None, [ChargerInput("c1", True, seen)], 30 * MIN)[2][0].energy_kwh == 0.0
+    seen.fold(message("event", {"type": "session_stop", "id": "e2", "session": "S1", "energy_kwh": 4.0,
+                                "duration_s": 60, "reason": "local"}))
+    assert seen.plan is None  # the session ended: its plan with it

@@ -5,7 +5,9 @@ command topic, and (all but one) draw what they are allowed; the one that does n
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -191,3 +193,87 @@ async def test_a_car_with_no_room_is_paused_at_zero_and_raises_the_paused_alert(
         moon = await run.api.get("/api/charging/moon")  # 50 kVA x 0.9 x (1 - 10 %), no chargers
         assert moon.status_code == 200 and (moon.json()["capacity_kw"], moon.json()["connectors"]) == (40.5, [])
         assert (await run.api.get("/api/charging/plain")).status_code == 404
+
+
+async def test_a_charger_that_never_answers_holds_up_only_its_own_site(
+    settings_for: Callable[..., Settings], mosquitto: Broker, tmp_path: Path
+) -> None:
+    """Each site's round is its own task: m1 at `aaa` (first in order) is never answered, so its round waits the
+    10 s command timeout; `sunshine`'s charger is steered meanwhile, within a few seconds."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[sites.aaa]\npower_cap_kw = 10.0\n\n[sites.sunshine]\npower_cap_kw = 10.0\n\n'
+                        '[[devices]]\nsite = "aaa"\nkind = "charger"\ndevice = "m1"\n\n'
+                        '[[devices]]\nsite = "sunshine"\nkind = "charger"\ndevice = "c1"\n', encoding="utf-8")
+    settings = settings_for("embedded", registry=registry, charging_period_s=0.5, charging_debounce_s=0.1)
+    async with running_hub(settings, mosquitto) as run:
+        piles = Chargers(run)  # answers sunshine's chargers only: nothing listens at aaa
+        with charger_link(mosquitto, run, piles):
+            await run.publish(run.topic("charger", "m1", "telemetry", site="aaa"), {"status": "charging",
+                                                                                    "power_kw": 0.0})
+            await eventually(lambda: ("aaa", "charger", "m1") in run.hub.live.devices, what="m1 heard")
+            await asyncio.sleep(1.0)  # m1's set_limit is out, unanswered
+            await run.publish(run.topic("charger", "c1", "telemetry"), {"status": "charging", "power_kw": 0.0})
+            started = time.monotonic()
+            await eventually(lambda: "c1" in piles.limits, timeout=15, what="c1 steered")
+            assert time.monotonic() - started < 5.0, "sunshine's round waited for aaa's silent charger"
+
+
+async def test_a_residents_plan_reaches_the_allocator_is_shown_and_ends_with_its_session(
+    settings_for: Callable[..., Settings], mosquitto: Broker, tmp_path: Path
+) -> None:
+    """Two cars share 10 kW alike; c2's resident says it may wait for the off-peak hours (none now): c1 is
+    filled first. The plan is an operator's audited action, shown without the id_tag, and goes with c2's session."""
+    registry = tmp_path / "registry.toml"
+    registry.write_text('[sites.sunshine]\npower_cap_kw = 10.0\n' + "".join(
+        f'\n[[devices]]\nsite = "sunshine"\nkind = "charger"\ndevice = "{c}"\nmax_current_a = 32\n'
+        for c in ("c1", "c2")), encoding="utf-8")
+    settings = settings_for("embedded", registry=registry, charging_period_s=1.0, charging_debounce_s=0.1)
+    async with running_hub(settings, mosquitto) as run:
+        piles = Chargers(run)
+        with charger_link(mosquitto, run, piles):
+            await eventually(lambda: run.hub.mqtt.connected, what="the hub on MQTT")
+            plan = {"energy_kwh": 30.0, "departure": 4_102_444_800_000, "deferrable": True}
+            await run.publish(run.topic("charger", "c2", "telemetry"), {"status": "available", "power_kw": 0.0})
+            await eventually(lambda: ("sunshine", "c2") in run.hub.controllers[0][1].seen,  # type: ignore[attr-defined]
+                             what="c2 heard")
+            early = await run.api.put("/api/charging/sunshine/c2/plan", json=plan)
+            assert early.status_code == 409, early.text  # no session open: no car to plan for
+            await run.publish_many(
+                [(run.topic("charger", c, "event"), {"type": "session_start", "id": f"s-{c}", "session": f"S-{c}",
+                                                       "connector": 1, "id_tag": f"tag-{c}",
+                                                       "meter_start_kwh": 100.0}) for c in ("c1", "c2")]
+                + [(run.topic("charger", c, "telemetry"), {"status": "charging", "power_kw": 1.0, "energy_kwh": 102.0})
+                   for c in ("c1", "c2")])
+            await eventually(lambda: piles.limits == {"c1": 5.0, "c2": 5.0}, timeout=15, what="5 kW each")
+
+            viewer = run.hub.users.add("v-plan", "viewer")
+            denied = await run.api.put("/api/charging/sunshine/c2/plan", json=plan,
+                                       headers={"Authorization": f"Bearer {viewer}"})
+            assert denied.status_code == 403
+            assert (await run.api.put("/api/charging/sunshine/nope/plan", json=plan)).status_code == 404
+            assert (await run.api.put("/api/charging/sunshine/c2/plan", json={"energy_kwh": -1})).status_code == 422
+            response = await run.api.put("/api/charging/sunshine/c2/plan", json=plan)
+            assert response.status_code == 200, response.text
+            assert response.json() == {"session": "S-c2", "energy_kwh": 30.0, "remaining_kwh": 28.0,
+                                       "departure": plan["departure"], "deferrable": True}
+            await eventually(lambda: piles.limits == {"c1": 7.0, "c2": 3.0},
+                             timeout=15, what="c1 (not deferrable) filled first")
+            body = (await run.api.get("/api/charging/sunshine")).json()
+            shown = {c["device"]: c["plan"] for c in body["connectors"]}
+            assert shown["c1"] is None and shown["c2"]["remaining_kwh"] == 28.0
+            assert "tag-c2" not in str(body) and "id_tag" not in str(body)
+            audit = run.hub.audit.recent(action="charging.plan")
+            [entry] = [a for a in audit if a["outcome"] == "ok"]
+            assert (entry["target"], entry["user"], entry["detail"]["deferrable"]) == (
+                "sunshine/charger/c2", "admin", True)
+            assert {a["outcome"] for a in audit} == {"ok", "refused 409", "refused 404"}
+
+            await run.publish(run.topic("charger", "c2", "event"), {
+                "type": "session_stop", "id": "e-c2", "session": "S-c2", "energy_kwh": 2.0, "duration_s": 60,
+                "reason": "local"})
+
+            async def plan_gone() -> bool:
+                rows = (await run.api.get("/api/charging/sunshine")).json()["connectors"]
+                return all(c["plan"] is None for c in rows)
+
+            await eventually(plan_gone, timeout=10, what="c2's plan gone with its session")

@@ -300,7 +300,11 @@ async def test_set_limit_and_stop_session_become_charging_profiles_and_remote_st
                                                     timestamp="2026-12-01T10:00:00Z"))
         cp.not_ready = 2  # the first two TxProfiles come too early: the hub sends the profile again
         assert (await command(run, "set_limit", limit_kw=3.33333))["ok"] is True
-        assert len(cp.profiles) == 4 and cp.not_ready == 0
+        assert len(cp.profiles) == 5 and cp.not_ready == 0
+        # the default profile again, so the cap outlives this session (OCPP drops a TxProfile with it)
+        assert [(c, p["charging_profile_purpose"], p["charging_profile_id"]) for c, p in cp.profiles[:2]] == [
+            (0, "TxDefaultProfile", 999), (0, "TxDefaultProfile", 999)]
+        assert float(cp.profiles[1][1]["charging_schedule"]["charging_schedule_period"][0]["limit"]) == 3333.3
         connector, profile = cp.profiles[-1]
         assert (connector, profile["charging_profile_purpose"], profile["transaction_id"]) == (
             2, "TxProfile", start.transaction_id)

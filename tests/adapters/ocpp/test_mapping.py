@@ -189,12 +189,16 @@ def test_set_limit_is_shared_by_the_open_sessions_or_the_default_for_the_next() 
     assert (connector, default["charging_profile_purpose"], default["charging_profile_id"]) == (
         0, "TxDefaultProfile", mapping.DEFAULT_PROFILE_ID)
     sessions = {12: OpenSession(2, 0, None), 11: OpenSession(1, 0, None)}
-    profiles = mapping.set_limit(10.0, sessions)
+    default, *profiles = mapping.set_limit(10.0, sessions)
     assert [(c, p["transaction_id"], p["charging_profile_id"], p["charging_schedule"]["charging_schedule_period"])
             for c, p in profiles] == [(1, 11, 1001, [{"start_period": 0, "limit": 5000.0}]),
                                       (2, 12, 1002, [{"start_period": 0, "limit": 5000.0}])]
+    # the default too, first: OCPP drops a TxProfile with its transaction, the next car must start under the cap
+    assert (default[0], default[1]["charging_profile_purpose"], default[1]["charging_profile_id"],
+            "transaction_id" in default[1], default[1]["charging_schedule"]["charging_schedule_period"]) == (
+        0, "TxDefaultProfile", mapping.DEFAULT_PROFILE_ID, False, [{"start_period": 0, "limit": 10000.0}])
     assert mapping.set_limit(1.0, {1: OpenSession(1, 0, None), 2: OpenSession(2, 0, None), 3: OpenSession(3, 0, None)}
-                             )[0][1]["charging_schedule"]["charging_schedule_period"][0]["limit"] == 333.3
+                             )[1][1]["charging_schedule"]["charging_schedule_period"][0]["limit"] == 333.3
 
 
 def test_stop_session_names_its_transaction_or_says_why_not() -> None:
@@ -213,8 +217,12 @@ def test_a_stored_session_start_is_a_session_start_again() -> None:
 
 
 def test_a_dead_man_step_is_a_second_period_and_amps_are_per_phase_from_kw() -> None:
-    [(connector, profile)] = mapping.set_limit(11.0, {5: OpenSession(1, 0, None)}, Electrics("A", 3), then_kw=4.2,
-                                               after_s=900, now="2026-12-01T10:00:00Z")
+    [(_, default), (connector, profile)] = mapping.set_limit(11.0, {5: OpenSession(1, 0, None)}, Electrics("A", 3),
+                                                             then_kw=4.2, after_s=900, now="2026-12-01T10:00:00Z")
+    # the default that outlives the session keeps the dead-man step: a hub that died leaves the next car safe too
+    assert {k: v for k, v in default.items() if k not in ("charging_profile_id", "charging_profile_purpose")} == {
+        k: v for k, v in profile.items() if k not in ("charging_profile_id", "charging_profile_purpose",
+                                                      "transaction_id")}
     schedule = profile["charging_schedule"]
     assert (connector, schedule["charging_rate_unit"]) == (1, "A")
     # from now, not from the session's start (Relative): the step must come after_s from this command

@@ -36,3 +36,17 @@ def test_overlaps_and_window_edges() -> None:
     assert measure([], 0, H).availability == 1.0 and measure([], 0, H).mtbf_s is None
     assert set(by_device(alerts + [failure("e2", 1, 1)], 0, 100 * H)) == {("s", "elevator", "e1"),
                                                                           ("s", "elevator", "e2")}
+
+
+def test_codes_a_kind_declares_no_failure_are_left_out() -> None:
+    """Power-sharing alerts (over the cap, a car paused long) and maintenance hints are no broken device."""
+    from devices import REGISTRY
+
+    charger = REGISTRY["charger"]
+    shared = [open_alert("s", "charger", "c1", code, charger.derived[code], None, 10 * H)
+              for code in ("charging_over_cap", "charging_paused_long")]
+    assert all(a.severity in (Severity.MAJOR, Severity.MINOR) for a in shared)
+    over_cap = resolve(shared[0], "ops", None, 20 * H)
+    assert measure([over_cap, shared[1]], 0, 100 * H).failures == 0
+    assert measure([failure("e1", 1, 1, MAJOR, "door_faults_repeated")], 0, 100 * H).failures == 0
+    assert measure([open_alert("s", "charger", "c1", "ground_failure", MAJOR, None, H)], 0, 100 * H).failures == 1
