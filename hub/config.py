@@ -97,6 +97,8 @@ class CoreSettings(BaseSettings):
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")
     escalation_webhooks: str | None = Field(None, description="URLs told when a critical alert is not acknowledged")
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged critical alerts escalate after this")
+    incident_window_s: float = Field(300.0, gt=0, description="Alerts and events of one place this close in time "
+                                     "are one incident")
     dispatch_within_s: float = Field(3600.0, gt=0, description="Work orders must be dispatched within this")
     resolve_within_s: float = Field(3 * 3600.0, gt=0, description="Work orders must be resolved within this")
     arrive_within_s: float = Field(1800.0, gt=0, description="For a trapped passenger: on site within this")
