@@ -98,6 +98,9 @@ class Incident:
     orders: tuple[str, ...] = ()
     more_events: int = 0
     """Events at its place beyond MAX_EVENTS, counted but not kept."""
+    anchor_ms: int = 0
+    """Its latest alert or action: the window is measured from here, so a busy lane's passages joining it do not
+    keep an incident taking events for ever."""
 
     @property
     def severity(self) -> Severity:
@@ -146,7 +149,7 @@ def event_part(site: str, kind: str, device: str, ref: str, at_ms: int, title: s
 def fits(incident: Incident, part: Part, window_ms: int) -> bool:
     """Same site, a shared place, and within the window of the incident's time span."""
     return (incident.active and incident.site == part.site and not incident.places.isdisjoint(part.places)
-            and incident.opened_ms - window_ms <= part.at_ms <= incident.last_ms + window_ms)
+            and incident.opened_ms - window_ms <= part.at_ms <= max(incident.anchor_ms, incident.opened_ms) + window_ms)
 
 
 def _added(incident: Incident, part: Part) -> Incident:
@@ -158,8 +161,10 @@ def _added(incident: Incident, part: Part) -> Incident:
     timeline = tuple(sorted((*incident.timeline, entry), key=lambda e: e.at_ms))
     if part.source == "alert" and (not incident.title or rank(part.severity) < rank(incident.severity)):
         incident = replace(incident, title=part.title, title_en=part.title_en)  # titled after its worst alert
+    anchor_ms = max(incident.anchor_ms, part.at_ms) if part.source == "alert" else incident.anchor_ms
     return replace(incident, parts=(*incident.parts, part), timeline=timeline, places=incident.places | part.places,
-                   last_ms=max(incident.last_ms, part.at_ms), opened_ms=min(incident.opened_ms, part.at_ms))
+                   last_ms=max(incident.last_ms, part.at_ms), opened_ms=min(incident.opened_ms, part.at_ms),
+                   anchor_ms=anchor_ms)
 
 
 def place(incidents: Iterable[Incident], part: Part, window_ms: int,
@@ -193,7 +198,7 @@ def with_alert(incident: Incident, alert: Alert) -> Incident:
     if note is not None and note.action != "opened":
         entry = Entry(note.at_ms, note.by, f"alert {note.action}", alert.id, note.text)
         changed = replace(changed, timeline=(*changed.timeline, entry), people=_person(changed.people, note.by),
-                          last_ms=max(changed.last_ms, note.at_ms))
+                          last_ms=max(changed.last_ms, note.at_ms), anchor_ms=max(changed.anchor_ms, note.at_ms))
     return changed
 
 
@@ -206,5 +211,6 @@ def with_order(incident: Incident, order: WorkOrder) -> Incident:
     changed = replace(incident, orders=orders, people=people)
     if note is not None:
         entry = Entry(note.at_ms, note.by, f"order {note.action}", order.id, note.text)
-        changed = replace(changed, timeline=(*changed.timeline, entry), last_ms=max(changed.last_ms, note.at_ms))
+        changed = replace(changed, timeline=(*changed.timeline, entry), last_ms=max(changed.last_ms, note.at_ms),
+                          anchor_ms=max(changed.anchor_ms, note.at_ms))
     return changed

@@ -121,6 +121,16 @@ def test_acknowledge_order_and_resolve_go_on_the_timeline_with_the_people() -> N
     assert place([incident], seen(CAM1, T0 + 91_000), WINDOW) is None  # a resolved incident takes nothing more
 
 
+def test_events_joining_do_not_stretch_the_window_but_actions_do() -> None:
+    alert = forced()
+    door = alert_part(alert, places_of(DOOR, "door-3"))
+    steps = [door, *(seen(LANE, T0 + k * WINDOW // 2) for k in range(1, 4))]  # every half window, a car
+    [incident] = run(steps)
+    assert len(incident.parts) == 3  # the third car is past the window of the door's fault
+    acked = with_alert(incident, acknowledge(alert, "王保安", None, T0 + WINDOW + 10_000))
+    assert place([acked], seen(LANE, T0 + 2 * WINDOW), WINDOW) is not None  # someone is working it: still live
+
+
 def test_a_busy_lane_is_counted_beyond_the_cap_not_kept() -> None:
     parts = [alert_part(forced(), places_of(DOOR, "door-3"))]
     parts += [seen(LANE, T0 + i * 100) for i in range(1, MAX_EVENTS + 6)]
