@@ -74,7 +74,9 @@ async def _forced_door(run: HubRun) -> None:
     serving = asyncio.create_task(server.serve())
     await eventually(lambda: server.started, what="the HTTP server")
     try:
-        async with connect(f"ws://127.0.0.1:{port}/api/live?token={ADMIN_TOKEN}") as ws:
+        viewer_token = run.hub.users.add("wall-viewer", "viewer")
+        async with connect(f"ws://127.0.0.1:{port}/api/live?token={ADMIN_TOKEN}") as ws, \
+                connect(f"ws://127.0.0.1:{port}/api/live?token={viewer_token}") as viewer_ws:
             await run.publish(run.topic("access", "door-3", "event"),
                               {"type": "fault", "code": "door_forced", "active": True, "id": "f1"})
             await eventually(lambda: run.hub.incidents.active, what="the incident to open")
@@ -103,11 +105,27 @@ async def _forced_door(run: HubRun) -> None:
                     if message["type"] == "incident":
                         last = message["incident"]
             assert last["id"] == incident["id"]
+            assert "琼A12345" in json.dumps(last, ensure_ascii=False)
+            shown: dict[str, Any] = {}
+            async with asyncio.timeout(5):
+                while len(shown.get("parts", ())) < 4:
+                    message = json.loads(await viewer_ws.recv())
+                    if message["type"] == "incident":
+                        shown = message["incident"]
+            text = json.dumps(shown, ensure_ascii=False)
+            assert "琼A12345" not in text and "琼A·1***5" in text  # masked for a viewer, as events are
 
         await run.stored()
         raw = await run.api.get(f"/api/incidents/{incident['id']}/events")
         assert raw.status_code == 200, raw.text
         assert sorted(r["id"] for r in raw.json()) == ["d1", "d2", "p1"]
+        assert "琼A12345" in raw.text and "琼A12345" in str(incident)  # an admin sees the whole plate
+
+        viewer = {"Authorization": f"Bearer {run.hub.users.add('v', 'viewer')}"}
+        for path in ("/api/incidents", f"/api/incidents/{incident['id']}", f"/api/incidents/{incident['id']}/events"):
+            seen_by_viewer = await run.api.get(path, headers=viewer)
+            assert seen_by_viewer.status_code == 200 and "琼A12345" not in seen_by_viewer.text, path
+            assert "琼A·1***5" in seen_by_viewer.text, path
 
         alert_id = incident["alerts"][0]
         acked = await run.api.post(f"/api/alerts/{alert_id}/ack", json={"note": "on my way"})
