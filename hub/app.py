@@ -163,7 +163,8 @@ class Hub:
         self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
         self.events.on(OrderChanged, "incidents", lambda e: self.incidents.on_order(e.order))
         self.events.on(IncidentChanged, "live-bus", lambda e: self.bus.on_incident(e.incident))
-        self.events.on(IncidentChanged, "notifier", lambda e: self.notifier.incident(e.incident))
+        if s.incident_webhooks:
+            self.events.on(IncidentChanged, "notifier", lambda e: self.notifier.incident(e.incident))
         on_message = self.events.on_message
         on_message("alert-engine", self.alerts.on_message)
         on_message("live-bus", self.bus.on_message)

@@ -99,6 +99,8 @@ class CoreSettings(BaseSettings):
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged critical alerts escalate after this")
     incident_window_s: float = Field(300.0, gt=0, description="Alerts and events of one place this close in time "
                                      "are one incident")
+    incident_webhooks: bool = Field(True, description="Webhooks also receive incident changes (JSON with "
+                                    "`type: incident`); false keeps them to the contract's alert payloads")
     dispatch_within_s: float = Field(3600.0, gt=0, description="Work orders must be dispatched within this")
     resolve_within_s: float = Field(3 * 3600.0, gt=0, description="Work orders must be resolved within this")
     arrive_within_s: float = Field(1800.0, gt=0, description="For a trapped passenger: on site within this")
