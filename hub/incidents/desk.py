@@ -82,6 +82,9 @@ class IncidentDesk:
         self._recent.append((msg, places))
         if not self.active:
             return
+        site = msg.site
+        if not any(i.site == site and not i.places.isdisjoint(places) for i in self.active.values()):
+            return  # the common case, decided before the payload is copied
         part = _part(msg, places)
         if any(fits(i, part, self.window_ms) for i in self.active.values()):
             made = place(self.active.values(), part, self.window_ms)

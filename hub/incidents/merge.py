@@ -10,6 +10,7 @@ alert opens shortly after it), so a busy lane alone never makes incidents.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -152,18 +153,23 @@ def fits(incident: Incident, part: Part, window_ms: int) -> bool:
             and incident.opened_ms - window_ms <= part.at_ms <= max(incident.anchor_ms, incident.opened_ms) + window_ms)
 
 
+def _at(entry: Entry) -> int:
+    return entry.at_ms
+
+
 def _added(incident: Incident, part: Part) -> Incident:
     if part.source == "event" and len(incident.parts) - len(incident.alerts) >= MAX_EVENTS:
         return replace(incident, more_events=incident.more_events + 1, last_ms=max(incident.last_ms, part.at_ms))
     by = "device" if part.source == "event" else "hub"
     entry = Entry(part.at_ms, by, "alert" if part.source == "alert" else "event", part.ref,
                   f"{part.device}: {part.title}")
-    timeline = tuple(sorted((*incident.timeline, entry), key=lambda e: e.at_ms))
+    timeline = list(incident.timeline)
+    bisect.insort_right(timeline, entry, key=_at)  # in time order; a late-arriving event goes in its place
     if part.source == "alert" and (not incident.title or rank(part.severity) < rank(incident.severity)):
         incident = replace(incident, title=part.title, title_en=part.title_en)  # titled after its worst alert
     anchor_ms = max(incident.anchor_ms, part.at_ms) if part.source == "alert" else incident.anchor_ms
-    return replace(incident, parts=(*incident.parts, part), timeline=timeline, places=incident.places | part.places,
-                   last_ms=max(incident.last_ms, part.at_ms), opened_ms=min(incident.opened_ms, part.at_ms),
+    return replace(incident, parts=(*incident.parts, part), timeline=tuple(timeline),
+                   places=incident.places | part.places, last_ms=max(incident.last_ms, part.at_ms), opened_ms=min(incident.opened_ms, part.at_ms),
                    anchor_ms=anchor_ms)
 
 
