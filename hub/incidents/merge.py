@@ -169,8 +169,8 @@ def _added(incident: Incident, part: Part) -> Incident:
         incident = replace(incident, title=part.title, title_en=part.title_en)  # titled after its worst alert
     anchor_ms = max(incident.anchor_ms, part.at_ms) if part.source == "alert" else incident.anchor_ms
     return replace(incident, parts=(*incident.parts, part), timeline=tuple(timeline),
-                   places=incident.places | part.places, last_ms=max(incident.last_ms, part.at_ms), opened_ms=min(incident.opened_ms, part.at_ms),
-                   anchor_ms=anchor_ms)
+                   places=incident.places | part.places, last_ms=max(incident.last_ms, part.at_ms),
+                   opened_ms=min(incident.opened_ms, part.at_ms), anchor_ms=anchor_ms)
 
 
 def place(incidents: Iterable[Incident], part: Part, window_ms: int,
