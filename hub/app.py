@@ -137,7 +137,8 @@ class Hub:
         self.audit = AuditLog(s.data_dir / "audit.db")
         self.commands = Commands(s.root, self._publish)
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
-        self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
+        self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls,
+                                 incident_webhooks=s.incident_webhook_urls)
         self.bus = LiveBus(self.live, self.registry)
         emit = self.events.emit
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry,
@@ -163,8 +164,7 @@ class Hub:
         self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
         self.events.on(OrderChanged, "incidents", lambda e: self.incidents.on_order(e.order))
         self.events.on(IncidentChanged, "live-bus", lambda e: self.bus.on_incident(e.incident))
-        if s.incident_webhooks:
-            self.events.on(IncidentChanged, "notifier", lambda e: self.notifier.incident(e.incident))
+        self.events.on(IncidentChanged, "notifier", lambda e: self.notifier.incident(e.incident))
         on_message = self.events.on_message
         on_message("alert-engine", self.alerts.on_message)
         on_message("live-bus", self.bus.on_message)

@@ -6,6 +6,7 @@ alert is active and cleared with an empty retained message once resolved, and
 (2) as a JSON POST to every webhook (a markdown message for WeCom and DingTalk
 group robots, recognised by their URLs), each hook with its own queue, retries with
 backoff and a failure counter, so one dead endpoint delays nobody else.
+Incident changes go to the incident webhooks of their own (`Notifier.incident`).
 """
 
 from __future__ import annotations
@@ -88,17 +89,20 @@ def incident_body(url: str, incident: Incident) -> bytes:
 
 class Notifier:
     def __init__(self, root: str, publish: Publish, webhooks: list[str], escalation_webhooks: list[str] | None = None,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, incident_webhooks: list[str] | None = None) -> None:
+        """`incident_webhooks` hear of incidents; a list of its own, because `webhooks` receivers take every POST
+        for the contract's alert payload."""
         self.root = root
         self.publish = publish
         self.webhooks = webhooks
         self.escalation_webhooks = escalation_webhooks or []
+        self.incident_webhooks = incident_webhooks or []
         self.timeout_s = timeout_s
         self._mqtt_pending: dict[str, Alert] = {}
         """alert id -> its latest version not yet published (a newer one replaces an older)"""
         self._mqtt_ready = asyncio.Event()
         self._hooks: dict[str, asyncio.Queue[bytes]] = {
-            url: asyncio.Queue(QUEUE_MAX) for url in [*webhooks, *self.escalation_webhooks]}
+            url: asyncio.Queue(QUEUE_MAX) for url in [*webhooks, *self.escalation_webhooks, *self.incident_webhooks]}
         self.delivered: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         """per webhook URL: deliveries that failed after every retry (or were dropped, queue full)"""
@@ -122,13 +126,13 @@ class Notifier:
         """Called on every incident change; posts only what a reader must hear of (opened, a new alert in it,
         worse, acknowledged, resolved), not each event that joined it."""
         seen = (incident.state, incident.severity.value, len(incident.alerts))
-        if self._incidents.get(incident.id) == seen:
+        if not self.incident_webhooks or self._incidents.get(incident.id) == seen:
             return
         if incident.active:
             self._incidents[incident.id] = seen
         else:
             self._incidents.pop(incident.id, None)
-        for url in self.webhooks:
+        for url in self.incident_webhooks:
             try:
                 self._hooks[url].put_nowait(incident_body(url, incident))
             except asyncio.QueueFull:

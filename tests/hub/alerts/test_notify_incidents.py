@@ -29,11 +29,12 @@ def test_incident_webhooks_post_changes_that_matter_without_plates() -> None:
                                         frozenset({"door-3"}), {"plate": "琼A12345"}), 60_000)
     assert joined is not None
     acked = with_alert(joined, acknowledge(alert, "王保安", None, T0 + 2))
-    notifier = Notifier("smarthub", _nothing, [HOOK, ROBOT])
+    notifier = Notifier("smarthub", _nothing, [HOOK], incident_webhooks=[HOOK, ROBOT])
     for version in (opened, joined, acked):
         notifier.incident(version)
     queue = notifier._hooks[HOOK]
     bodies = [orjson.loads(queue.get_nowait()) for _ in range(queue.qsize())]
+    assert Notifier("smarthub", _nothing, [HOOK])._incidents == {}  # alert hooks hear no incidents
     assert [b["state"] for b in bodies] == ["open", "acknowledged"]  # the passage joining was not news
     assert bodies[1]["type"] == "incident" and "琼A12345" not in orjson.dumps(bodies[1]).decode()
     assert bodies[1]["events"] == ["p1"]
