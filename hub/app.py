@@ -36,8 +36,10 @@ from hub.commands import Commands
 from hub.config import Settings
 from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
-from hub.events import AlertChanged, Events, OrderChanged, PointsRejected
+from hub.events import AlertChanged, Events, IncidentChanged, OrderChanged, PointsRejected
 from hub.health import HealthWatch
+from hub.incidents.desk import IncidentDesk
+from hub.incidents.store import IncidentStore
 from hub.ingest.decode import Rejected
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -135,7 +137,8 @@ class Hub:
         self.audit = AuditLog(s.data_dir / "audit.db")
         self.commands = Commands(s.root, self._publish)
         self.alert_store = AlertStore(s.data_dir / "alerts.db")
-        self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls)
+        self.notifier = Notifier(s.root, self._publish, s.webhook_urls, s.escalation_webhook_urls,
+                                 incident_webhooks=s.incident_webhook_urls)
         self.bus = LiveBus(self.live, self.registry)
         emit = self.events.emit
         self.alerts = AlertEngine(self.kinds, self.alert_store, self.live, self.registry,
@@ -144,6 +147,9 @@ class Hub:
         self.order_store = OrderStore(self.alert_store)
         self.desk = OrderDesk(self.order_store, self.alerts, lambda order: emit(OrderChanged(order)),
                               sla=s.sla)
+        self.incident_store = IncidentStore(self.alert_store)
+        self.incidents = IncidentDesk(self.incident_store, self.registry, lambda i: emit(IncidentChanged(i)),
+                                      window_s=s.incident_window_s)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.slow_figures = ScreenCache(SLOW_FIGURES_S)  # today's use: a scan of every register's readings
@@ -154,10 +160,15 @@ class Hub:
         self.events.on(AlertChanged, "notifier", lambda e: self.notifier(e.alert))
         self.events.on(AlertChanged, "live-bus", lambda e: self.bus.on_alert(e.alert))
         self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
+        self.events.on(AlertChanged, "incidents", lambda e: self.incidents.on_alert(e.alert))
         self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
+        self.events.on(OrderChanged, "incidents", lambda e: self.incidents.on_order(e.order))
+        self.events.on(IncidentChanged, "live-bus", lambda e: self.bus.on_incident(e.incident))
+        self.events.on(IncidentChanged, "notifier", lambda e: self.notifier.incident(e.incident))
         on_message = self.events.on_message
         on_message("alert-engine", self.alerts.on_message)
         on_message("live-bus", self.bus.on_message)
+        on_message("incidents", self.incidents.on_message)
         on_message("command-replies", self.commands.on_message)
         on_message("vehicles-inside", self.inside.on_message)
         self.tally = TodayTally(self.kinds, int(time.time() * 1000)) if s.today_tally else None
@@ -279,6 +290,7 @@ class Hub:
             if ticks % HEARTBEAT_CHECK_S == 0:
                 self.alerts.check_heartbeats()
                 self.desk.check_overdue()
+                self.incidents.prune()
 
     def sync_device_accounts(self) -> bool:
         """Register the devices of accounts added since the last look (by this or another process).

@@ -1,4 +1,4 @@
-"""The live bus behind `WS /api/live`: events, alert changes and device updates, to every screen.
+"""The live bus behind `WS /api/live`: events, alert and incident changes and device updates, to every screen.
 
 Ingest never waits for a screen. Each subscriber has its own bounded queue; one
 that falls too far behind loses its oldest messages and is told to resync
@@ -17,6 +17,7 @@ import orjson
 from devices.base import Accepted
 from hub.alerts.models import Alert
 from hub.alerts.orders import WorkOrder
+from hub.incidents.merge import Incident
 from hub.registry import DeviceKey, Registry
 from hub.state import DeviceState, LiveState
 from hub.times import iso
@@ -73,6 +74,9 @@ class LiveBus:
 
     def on_alert(self, alert: Alert) -> None:
         self._send({"type": "alert", "alert": alert.to_json()})
+
+    def on_incident(self, incident: Incident) -> None:
+        self._send({"type": "incident", "incident": incident.to_json()})
 
     def on_order(self, order: WorkOrder) -> None:
         self._send({"type": "order", "order": order.to_json(int(time.time() * 1000))})

@@ -97,6 +97,10 @@ class CoreSettings(BaseSettings):
     webhooks: str | None = Field(None, description="Comma-separated URLs that receive alert changes")
     escalation_webhooks: str | None = Field(None, description="URLs told when a critical alert is not acknowledged")
     escalate_after_s: float = Field(300.0, gt=0, description="Unacknowledged critical alerts escalate after this")
+    incident_window_s: float = Field(300.0, gt=0, description="Alerts and events of one place this close in time "
+                                     "are one incident")
+    incident_webhooks: str | None = Field(None, description="Comma-separated URLs that receive incident changes "
+                                         "(JSON with `type: incident`, or a group robot's markdown)")
     dispatch_within_s: float = Field(3600.0, gt=0, description="Work orders must be dispatched within this")
     resolve_within_s: float = Field(3 * 3600.0, gt=0, description="Work orders must be resolved within this")
     arrive_within_s: float = Field(1800.0, gt=0, description="For a trapped passenger: on site within this")
@@ -198,6 +202,10 @@ class CoreSettings(BaseSettings):
     @property
     def adapter_modules(self) -> list[str]:
         return [m.strip() for m in self.adapters.split(",") if m.strip()]
+
+    @property
+    def incident_webhook_urls(self) -> list[str]:
+        return [u.strip() for u in (self.incident_webhooks or "").split(",") if u.strip()]
 
     @property
     def escalation_webhook_urls(self) -> list[str]:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from devices.base import Accepted
     from hub.alerts.models import Alert
     from hub.alerts.orders import WorkOrder
+    from hub.incidents.merge import Incident
     from hub.state import DeviceState
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,13 @@ class OrderChanged:
     """A new version of a work order: opened, dispatched, arrived, escalated or closed."""
 
     order: WorkOrder
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChanged:
+    """A new version of an incident: opened, a part joined, or one of its alerts or orders moved."""
+
+    incident: Incident
 
 
 @dataclass(frozen=True, slots=True)

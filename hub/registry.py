@@ -93,6 +93,10 @@ class Device(BaseModel):
     aliases: dict[str, str] = Field(default_factory=dict, description="The device's name in the systems adapters "
                                     "speak to, by adapter: `aliases = {frigate = \"front_door\"}`")
     zones: dict[str, ZoneRule] = Field(default_factory=dict, description="Analytics zones by their vendor name")
+    place: str | None = Field(None, min_length=1, max_length=64, description="The spot the device is at, shared "
+                              "by the devices there (an entrance's door and lane); its own name when not given")
+    sees: list[str] = Field(default_factory=list, description="The devices or places it looks at: "
+                            "`sees = [\"door-3\"]`; their alerts and its events merge into one incident")
     role: str | None = Field(None, max_length=32, pattern=r"^[a-z][a-z0-9_]*$",
                              description="What the device is for at its site, e.g. `transformer` for the meter of "
                              "the supply that everything shares")

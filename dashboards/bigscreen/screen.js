@@ -95,6 +95,11 @@ let catalog = {kinds: {}, sites: {}};
 let overview = null;
 const devices = new Map();                 // "site/kind/device" -> device row of /api/devices
 const alerts = new Map();                  // id -> alert
+const incidentOf = new Map();              // alert id -> its active incident (a forced door, its cameras, its lane)
+function keepIncident(i) {
+  for (const [id, known] of incidentOf) if (known.id === i.id) incidentOf.delete(id);
+  if (i.state !== "resolved") for (const id of i.alerts) incidentOf.set(id, i);
+}
 const lists = {gates: [], access: [], cameras: []};
 const series = {};
 const allocation = new Map();              // "site/device" -> its row of GET /api/charging/{site} (limit, why)
@@ -156,10 +161,12 @@ async function loadEvents() {
   mark("gates", "access", "cameras");
 }
 async function loadAlerts() {
-  const [open, acked] = await Promise.all([api(bySite("/api/alerts?state=open&limit=500")),
-                                           api(bySite("/api/alerts?state=acknowledged&limit=500"))]);
+  const [open, acked, incidents] = await Promise.all([api(bySite("/api/alerts?state=open&limit=500")),
+    api(bySite("/api/alerts?state=acknowledged&limit=500")), api(bySite("/api/incidents?limit=500"))]);
   alerts.clear();
   for (const a of [...open, ...acked]) alerts.set(a.id, a);
+  incidentOf.clear();
+  for (const i of incidents) keepIncident(i);
   mark("alerts", "kpis");
 }
 /** The whole picture again: after login, reconnect, hub restart, or a resync from the hub. */
@@ -246,6 +253,8 @@ function onLive(message) {
     }
     if (a.state === "resolved") alerts.delete(a.id); else alerts.set(a.id, a);
     mark("alerts", "kpis", "buildings", "elevators");
+  } else if (message.type === "incident") {
+    if (ofSite(message.incident)) { keepIncident(message.incident); mark("alerts"); }
   } else if (message.type === "devices") {
     for (const change of message.devices.filter(ofSite)) {
       const key = keyOf(change);
@@ -403,8 +412,10 @@ const RENDER = {
 
   alerts(body) {
     const sevRank = {critical: 0, major: 1, minor: 2, info: 3};
+    const shown = new Set();   // one line per incident: its first alert in this order stands for it
     const list = [...alerts.values()].sort((a, b) => (a.state === "open" ? 0 : 1) - (b.state === "open" ? 0 : 1)
-      || sevRank[a.severity] - sevRank[b.severity] || b.opened_at.localeCompare(a.opened_at));
+      || sevRank[a.severity] - sevRank[b.severity] || b.opened_at.localeCompare(a.opened_at))
+      .filter((a) => { const i = incidentOf.get(a.id); return !i || (!shown.has(i.id) && shown.add(i.id)); });
     $("[data-panel=alerts] .count").textContent = list.length ? `${list.filter((a) => a.state === "open").length} / ${list.length}` : "";
     const canAck = me.role !== "viewer";
     const fits = Math.max(1, Math.floor((size(body).h + 6) / 58));
@@ -416,7 +427,8 @@ const RENDER = {
       return `<div class="alert ${a.severity} ${a.state}" data-alert="${esc(a.id)}"><i class="sev ${a.severity}"></i>`
         + `<div class="title"><span class="tag ${a.severity}">${t("sev_" + a.severity)}</span> ${esc(lang === "zh" ? a.title : a.title_en || a.title)}</div>`
         + action + `<div class="meta">${esc(where.filter(Boolean).join(" · "))} · ${hhmm(a.opened_at)} · ${since(a.opened_at)}`
-        + `${a.occurrences > 1 ? ` · ×${a.occurrences}` : ""}</div></div>`;
+        + `${a.occurrences > 1 ? ` · ×${a.occurrences}` : ""}`
+        + `${incidentOf.get(a.id)?.parts.length > 1 ? ` · ${t("incident_parts", {n: incidentOf.get(a.id).parts.length})}` : ""}</div></div>`;
     }).join("") : `<div class="empty ok">${t("no_alerts")}</div>`);
     return true;
   },

@@ -6,6 +6,7 @@ alert is active and cleared with an empty retained message once resolved, and
 (2) as a JSON POST to every webhook (a markdown message for WeCom and DingTalk
 group robots, recognised by their URLs), each hook with its own queue, retries with
 backoff and a failure counter, so one dead endpoint delays nobody else.
+Incident changes go to the incident webhooks of their own (`Notifier.incident`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 import orjson
 
 from hub.alerts.models import Alert
+from hub.incidents.merge import Incident
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +59,55 @@ def webhook_body(url: str, alert: Alert) -> bytes:
     return orjson.dumps(alert.to_json())
 
 
+def incident_json(incident: Incident) -> dict[str, object]:
+    """An incident for a webhook: what, where, how bad and its parts' ids, without event fields (personal data
+    such as plates stays in the hub; the parts' ids lead back to it)."""
+    data = incident.to_json()
+    data["parts"] = [{k: v for k, v in p.items() if k != "fields"} for p in data["parts"]]
+    return {"type": "incident", **data}
+
+
+def incident_robot_text(incident: Incident) -> str:
+    data = incident.to_json()
+    lines = [f"**【{SEVERITY_ZH[data['severity']]}】事件：{incident.title}** {STATE_ZH[incident.state]}",
+             f"> 地点 {incident.site} / {'、'.join(data['places'])}",
+             f"> 发生 {data['opened_at']}，{len(data['alerts'])} 条告警、{len(data['events'])} 条记录"]
+    if incident.people:
+        lines.append(f"> 处理人 {'、'.join(incident.people)}")
+    return "\n".join(lines)
+
+
+def incident_body(url: str, incident: Incident) -> bytes:
+    host = urlsplit(url).hostname or ""
+    if host == "qyapi.weixin.qq.com":
+        return orjson.dumps({"msgtype": "markdown", "markdown": {"content": incident_robot_text(incident)}})
+    if host == "oapi.dingtalk.com":
+        return orjson.dumps({"msgtype": "markdown", "markdown": {"title": incident.title,
+                                                                 "text": incident_robot_text(incident)}})
+    return orjson.dumps(incident_json(incident))
+
+
 class Notifier:
     def __init__(self, root: str, publish: Publish, webhooks: list[str], escalation_webhooks: list[str] | None = None,
-                 timeout_s: float = 5.0) -> None:
+                 timeout_s: float = 5.0, incident_webhooks: list[str] | None = None) -> None:
+        """`incident_webhooks` hear of incidents; a list of its own, because `webhooks` receivers take every POST
+        for the contract's alert payload."""
         self.root = root
         self.publish = publish
         self.webhooks = webhooks
         self.escalation_webhooks = escalation_webhooks or []
+        self.incident_webhooks = incident_webhooks or []
         self.timeout_s = timeout_s
         self._mqtt_pending: dict[str, Alert] = {}
         """alert id -> its latest version not yet published (a newer one replaces an older)"""
         self._mqtt_ready = asyncio.Event()
         self._hooks: dict[str, asyncio.Queue[bytes]] = {
-            url: asyncio.Queue(QUEUE_MAX) for url in [*webhooks, *self.escalation_webhooks]}
+            url: asyncio.Queue(QUEUE_MAX) for url in [*webhooks, *self.escalation_webhooks, *self.incident_webhooks]}
         self.delivered: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         """per webhook URL: deliveries that failed after every retry (or were dropped, queue full)"""
+        self._incidents: dict[str, tuple[str, str, int]] = {}
+        """active incident id -> (state, severity, alerts) last posted"""
 
     def __call__(self, alert: Alert) -> None:
         """Called by the engine on every change; only queues."""
@@ -83,6 +118,23 @@ class Notifier:
             queue = self._hooks[url]
             try:
                 queue.put_nowait(webhook_body(url, alert))
+            except asyncio.QueueFull:
+                self.failures[url] += 1
+                log.error("webhook %s is %d changes behind; dropping one", url, QUEUE_MAX)
+
+    def incident(self, incident: Incident) -> None:
+        """Called on every incident change; posts only what a reader must hear of (opened, a new alert in it,
+        worse, acknowledged, resolved), not each event that joined it."""
+        seen = (incident.state, incident.severity.value, len(incident.alerts))
+        if not self.incident_webhooks or self._incidents.get(incident.id) == seen:
+            return
+        if incident.active:
+            self._incidents[incident.id] = seen
+        else:
+            self._incidents.pop(incident.id, None)
+        for url in self.incident_webhooks:
+            try:
+                self._hooks[url].put_nowait(incident_body(url, incident))
             except asyncio.QueueFull:
                 self.failures[url] += 1
                 log.error("webhook %s is %d changes behind; dropping one", url, QUEUE_MAX)

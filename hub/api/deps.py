@@ -24,6 +24,7 @@ from hub.bus import LiveBus
 from hub.commands import Commands
 from hub.deadletter import DeadLetters
 from hub.health import HealthWatch
+from hub.incidents.store import IncidentStore
 from hub.inside import InsideTracker
 from hub.mqtt import MqttLink
 from hub.registry import Registry
@@ -101,6 +102,7 @@ BusDep = Annotated[LiveBus, _part("bus")]
 CommandsDep = Annotated[Commands, _part("commands")]
 DeadLettersDep = Annotated[DeadLetters, _part("dead_letters")]
 DeskDep = Annotated[OrderDesk, _part("desk")]
+IncidentStoreDep = Annotated[IncidentStore, _part("incident_store")]
 KindsDep = Annotated[Mapping[str, DeviceKind], _part("kinds")]
 LiveDep = Annotated[LiveState, _part("live")]
 MetricsDep = Annotated[CollectorRegistry, _part("metrics")]

@@ -162,6 +162,52 @@ class AlertOut(BaseModel):
     notes: list[NoteOut] = Field(description="What happened to the alert, oldest first")
 
 
+class IncidentPartOut(BaseModel):
+    """One alert or event of an incident; `ref` is the alert's id or the event's (`GET /api/incidents/{id}/events`
+    gives the stored events themselves)."""
+
+    source: Literal["alert", "event"]
+    ref: str
+    site: str
+    kind: str
+    device: str
+    at: str = Field(description="ISO 8601: the alert's opening or the event's time")
+    severity: Severity = Field(description="The alert's; events are info")
+    title: str
+    places: list[str] = Field(description="The device, its registered place and what it sees")
+    state: AlertState | None = Field(description="An alert's state; null for an event")
+    fields: dict[str, Any] = Field(description="An event's payload (personal fields masked below operator)")
+
+
+class IncidentEntryOut(BaseModel):
+    at: str = Field(description="ISO 8601")
+    by: str
+    action: str = Field(description="alert, event, alert acknowledged, order dispatched, ...")
+    ref: str = Field(description="The alert, event or work order the line concerns")
+    text: str | None
+
+
+class IncidentOut(BaseModel):
+    """The alerts and events of one place and time window, as one thing to look at."""
+
+    id: str
+    site: str
+    state: AlertState = Field(description="Resolved once every alert is; acknowledged once none is open")
+    severity: Severity = Field(description="The worst of its parts")
+    title: str = Field(description="Its worst alert's Chinese title")
+    title_en: str
+    opened_at: str = Field(description="ISO 8601")
+    last_at: str = Field(description="ISO 8601: its latest part or action")
+    places: list[str]
+    people: list[str] = Field(description="Who acknowledged, dispatched, was assigned or resolved")
+    orders: list[str] = Field(description="Work orders of its alerts")
+    alerts: list[str]
+    events: list[str]
+    more_events: int = Field(description="Events at its place beyond those kept")
+    parts: list[IncidentPartOut]
+    timeline: list[IncidentEntryOut] = Field(description="Oldest first")
+
+
 class ReliabilityOut(BaseModel):
     failures: int = Field(description="Major or critical device faults opened in the window")
     downtime_s: float = Field(description="Time with a failure active, overlaps counted once")

@@ -283,3 +283,47 @@ async def test_a_hub_fed_by_smarthub_simulate(settings_for: Callable[..., Settin
     finally:
         sim.terminate()
         sim.wait(10)
+
+
+async def test_a_forced_door_seen_by_a_camera_is_one_line_on_the_wall_and_one_card_on_the_phone(
+        settings_for: Callable[..., Settings], mosquitto: Broker) -> None:
+    """Issue 14's incidents on the pages: the door's fault, the camera that sees it and its lane's passage are one
+    item, its parts one tap away on the phone. (The simulated community's own events at those devices may join
+    it too: the count is at least three.)"""
+    from hub.registry import RegistryFile
+
+    settings = settings_for("embedded")
+    async with served_hub(settings, mosquitto) as served, chromium() as open_screen:
+        door, camera, lane = (served.community.of(k)[0].device for k in ("access", "camera", "gate"))
+        known = served.hub.registry
+        served.hub.registry.add(RegistryFile(devices=[
+            known.ensure(("sunshine", "access", door)).model_copy(update={"place": "x-entrance"}),
+            known.ensure(("sunshine", "camera", camera)).model_copy(update={"sees": [door]}),
+            known.ensure(("sunshine", "gate", lane)).model_copy(update={"place": "x-entrance"})]))
+        screen = await open_screen(f"{served.url}/?token={ADMIN_TOKEN}")
+        await screen.wait_ready(60)
+        phone = await open_screen(f"{served.url}/m?token={ADMIN_TOKEN}&name=王师傅")
+        await phone.page.wait_for_function("window.pageReady")
+        topic = f"{settings.root}/sunshine/{{}}/{{}}/event".format
+        mosquitto.publish(topic("access", door), orjson.dumps({"type": "fault", "code": "door_forced",
+                                                               "active": True}))
+        await eventually(lambda: any(i.title_en == "Door forced open" for i in served.hub.incidents.active.values()),
+                         what="the incident")
+        mosquitto.publish(topic("camera", camera), orjson.dumps(
+            {"type": "detection", "label": "person", "phase": "start", "score": 0.9}))
+        mosquitto.publish(topic("gate", lane), orjson.dumps({
+            "type": "passage", "plate": "琼B11111", "plate_color": "blue", "direction": "out", "lane": "x",
+            "vehicle_class": "car", "confidence": 0.9, "decision": "allowed", "category": "resident"}))
+        await eventually(lambda: [i for i in served.hub.incidents.active.values() if i.title_en == "Door forced open"
+                                  and {p.device for p in i.parts} >= {door, camera, lane}],
+                         what="the camera and the lane to join")
+        line = screen.page.locator("[data-panel=alerts] .alert", has_text="强行开门")
+        await line.filter(has_text=re.compile(r"同一事件 \d+ 项")).wait_for(timeout=10_000)
+        assert await line.count() == 1, await panel_text(screen, "alerts")
+        card = phone.page.locator(".card", has_text="强行开门")
+        await card.locator("details.incident summary", has_text="本事件").wait_for(timeout=10_000)
+        assert await card.count() == 1
+        await card.locator("summary").click()
+        assert camera in await card.locator("details").inner_text()
+        assert screen.errors == [], screen.errors
+        assert not [e for e in phone.errors if "pageerror" in e], phone.errors

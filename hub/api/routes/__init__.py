@@ -14,6 +14,7 @@ from hub.api.routes import (
     devices,
     events,
     health,
+    incidents,
     live,
     orders,
     overview,
@@ -24,7 +25,8 @@ from hub.api.routes import (
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router, pages.router, devices.router, events.router, deadletters.router, alerts.router, live.router,
-    orders.router, commands.router, audit.router, users.router, series.router, overview.router, screen.router,
+    health.router, pages.router, devices.router, events.router, deadletters.router, alerts.router, incidents.router,
+    live.router, orders.router, commands.router, audit.router, users.router, series.router, overview.router,
+    screen.router,
 )
 """Every router the app serves, in one place (the OpenAPI tests walk the same tuple)."""

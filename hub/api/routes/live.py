@@ -16,8 +16,8 @@ router = APIRouter(prefix="/api", route_class=GuardedRoute)
 
 @router.websocket("/live")
 async def live(websocket: WebSocket, users: UsersDep, bus: BusDep, token: str | None = None) -> None:
-    """JSON stream: {"type": "event" | "alert" | "devices" | "resync", ...}. Token in `?token=` or the
-    Authorization header (browsers cannot set headers on a WebSocket)."""
+    """JSON stream: {"type": "event" | "alert" | "order" | "incident" | "devices" | "resync", ...}. Token in
+    `?token=` or the Authorization header (browsers cannot set headers on a WebSocket)."""
     header = websocket.headers.get("authorization", "")
     given = token or header.removeprefix("Bearer ").strip()
     await websocket.accept()  # then close with a reason: a refused handshake tells a browser nothing
@@ -48,6 +48,10 @@ def _masked_live(data: bytes) -> str:
     message = orjson.loads(data)
     if message.get("type") == "event":
         message["event"] = masked(message["event"], message["event"]["kind"])
+    elif message.get("type") == "incident":
+        for part in message["incident"]["parts"]:
+            if part["fields"]:
+                part["fields"] = masked(part["fields"], part["kind"])
     return orjson.dumps(message).decode()
 
 

@@ -23,6 +23,7 @@ ROUTES = [
     ("GET", "/api/events", None, "viewer"),
     ("GET", "/api/alerts", None, "viewer"),
     ("GET", "/api/orders", None, "viewer"),
+    ("GET", "/api/incidents", None, "viewer"),
     ("GET", "/api/orders/report", None, "viewer"),
     ("GET", "/api/reliability", None, "viewer"),
     ("GET", "/api/charging/sunshine", None, "viewer"),  # 404: no capacity declared

@@ -105,6 +105,19 @@ async def test_events_filtered_and_newest_first(storage: Storage) -> None:
                     "id": f"g1-{NOW - 2000}", "lag_ms": 0, "state": "stuck"}
 
 
+async def test_an_event_is_found_by_its_device_type_and_exact_time(storage: Storage) -> None:
+    """What `GET /api/incidents/{id}/events` asks for each event an incident merged."""
+    await storage.write([
+        event("camera", "cam-1", NOW - 1, type_="detection", label="person"),
+        event("camera", "cam-1", NOW, type_="detection", label="person"),
+        event("camera", "cam-1", NOW + 1, type_="detection", label="person"),
+        event("camera", "cam-2", NOW, type_="detection", label="person"),
+        event("camera", "cam-1", NOW, site="moonlight", type_="detection", label="person"),
+    ])
+    found = await storage.query_events(EventQuery("sunshine", "camera", "cam-1", "detection", NOW, NOW, 10))
+    assert ids(found) == [f"cam-1-{NOW}"] and found[0]["label"] == "person"
+
+
 async def test_every_kind_has_its_events_found(storage: Storage) -> None:
     await storage.write([event(kind, f"{kind}-1", NOW - i) for i, kind in enumerate(sorted(REGISTRY))])
     rows = await storage.query_events(EventQuery())
