@@ -6,7 +6,7 @@ Per site with chargers and a declared capacity (registry: `power_cap_kw`, or `tr
 `transformer` (else the site's configured `base_load_kw`), each charger is one allocator connector (its
 registry `max_current_a`, `phases`, `priority`; its limit sent as `set_limit` in kW, which an OCPP charge point's
 adapter turns into a TxProfile), a car is present while a session is open or its status says so. A limit is
-sent when it moved by more than `RESEND_KW` or is `charging_renew_s` old; cuts go out before raises, so the
+sent when it fell, rose by more than `RESEND_KW` or is `charging_renew_s` old; cuts go out before raises, so the
 limits sent never add up above the headroom on the way. A charger that drops off keeps its last limit out of
 the headroom for the dead-man window (it may still be charging) and is sent its limit anew when back.
 Two derived alerts: the chargers drawing above the headroom for `charging_over_cap_s` (a charger not obeying),
@@ -211,8 +211,9 @@ def deadman_kw(limit: Limit, safe_share_kw: float, connector: Connector) -> floa
 
 def to_send(allocation: Allocation, sent: Mapping[str, tuple[float, int]], online: Iterable[str], now_ms: int,
             renew_ms: int) -> list[tuple[str, float]]:
-    """(device, kW) to send now, cuts first: limits that moved by more than RESEND_KW from what was last sent
-    (or were never sent) or are due for renewal; only to online chargers."""
+    """(device, kW) to send now, cuts first: limits that fell, rose by more than RESEND_KW from what was last
+    sent (or were never sent) or are due for renewal; only to online chargers. Every cut goes out, however small:
+    a skipped one would leave limits adding up above the headroom (by up to RESEND_KW a charger)."""
     reachable = set(online)
     out = []
     for lim in allocation.limits:
@@ -220,7 +221,8 @@ def to_send(allocation: Allocation, sent: Mapping[str, tuple[float, int]], onlin
             continue
         kw = limit_kw(lim)
         before = sent.get(lim.connector)
-        if before is None or abs(before[0] - kw) > RESEND_KW + 1e-9 or now_ms - before[1] >= renew_ms:
+        if (before is None or kw < before[0] - 1e-9 or kw - before[0] > RESEND_KW + 1e-9
+                or now_ms - before[1] >= renew_ms):
             out.append((lim.connector, kw, kw - (before[0] if before else float("inf"))))
     return [(device, kw) for device, kw, _ in sorted(out, key=lambda x: (x[2] > 0, x[0]))]
 

@@ -31,6 +31,7 @@ from hub.embedded_broker import Broker
 from hub.events import Events
 from hub.ingest.pipeline import Pipeline
 from hub.state import LiveState
+from simulators.charger import STEER_EVERY_MS, orderly
 from simulators.community import Community, build, plan, registry_of
 from simulators.ocpp_charger import OcppFleet, SimClock, choose, meter_every, passwords_for
 from simulators.runner import LiveRun, messages
@@ -146,7 +147,9 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
     The messages take the real data path (decode, validate, normalise, outbox, store) through a pipeline
     of their own: no alerts, no live state, only the vehicles-inside count hears them. It runs beside the
     live demo, yielding often, and prints its progress. A store that already holds that past is left alone
-    (a demo started again on the same data)."""
+    (a demo started again on the same data). No controller runs in that past, so its chargers are steered by
+    the same allocator every 30 simulated seconds (`simulators.charger.orderly`): the wall's charging curve
+    stays under the site's cap line in the past as it does live."""
     start_ms = until_ms - int(hours * 3_600_000)
     measurements = [m for kind in hub.kinds for m in (kind, f"{kind}_event")]
     if hours <= 0 or await hub.storage.query_points(measurements, {}, start_ms, until_ms - 60_000, 1):
@@ -155,7 +158,10 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
     events.on_message("vehicles-inside", hub.inside.on_message)
     pipeline = Pipeline(hub.settings.root, hub.kinds, hub.registry, LiveState(), hub.outbox, hub.dead_letters, events)
     handled, next_report = 0, 0.25
-    for t, name, payload in messages(community, hub.settings.root, start_ms, until_ms):
+    site = hub.registry.sites.get(community.site)
+    rounds = orderly(community.devices, site) if site is not None and site.has_capacity else None
+    for t, name, payload in messages(community, hub.settings.root, start_ms, until_ms, rounds=rounds,
+                                     every_ms=STEER_EVERY_MS):
         pipeline.handle(name, orjson.dumps(payload), t)
         handled += 1
         if handled % 2_000 == 0:

@@ -8,19 +8,30 @@ ever counts up.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from devices.charger import SetLimit
+from devices.charging import Allocation, allocate
+from devices.charging_control import ChargerInput, ChargerSeen, site_inputs, to_send
 from simulators.base import Emit, SimDevice, SimKind, daily, plain
 
 ARRIVALS_PER_HOUR = [.05, .03, .02, .02, .02, .03, .05, .08, .08, .06, .05, .05,
                      .06, .05, .05, .06, .08, .2, .45, .5, .4, .25, .12, .08]
 MAX_KW = 7.0
 TICK_CHARGING_MS = 30_000
-TICK_IDLE_MS = 60_000
-TELEMETRY_IDLE_EVERY_MS = 300_000
+TICK_IDLE_MS = 30_000
+TELEMETRY_IDLE_EVERY_MS = 30_000
+"""A pile reports its meter every 30 s, idle or not (as an OCPP MeterValueSampleInterval does): the wall's
+charging curve averages each charger's samples per bucket, and idle samples spaced wider than charging ones
+would overweight the charging minutes of a bucket in which a session ended (29 kW against a 28 kW cap that
+the chargers never drew above together)."""
 SESSION_HOURS = 3
 """About how long a session lasts (8-40 kWh at up to 7 kW)."""
+STEER_EVERY_MS = 30_000
+"""How often a simulated past's chargers are reallocated: the live controller's own period."""
+STARVE_AFTER_MS = 30 * 60_000
 
 
 @dataclass
@@ -139,6 +150,28 @@ class Charger(SimDevice):
         if args.session and args.session != self.session:
             return f"session {args.session!r} is not the one in progress", []
         return None, self._stop(now_ms, "remote")
+
+
+def orderly(devices: Sequence[SimDevice], site: Any) -> Callable[[int], list[tuple[SimDevice, list[Emit]]]]:
+    """The hub's orderly charging for a simulated past (`smarthub demo --history`), where no controller runs:
+    each call is one round at that simulated time over these chargers of a site with a capacity (`site`: its
+    registry entry), with the controller's own inputs (`site_inputs`), allocator and sending rule (`to_send`),
+    each limit applied as the `set_limit` the hub would send (cuts first). So the stored past keeps under the
+    cap line as the live hub does; returns (charger, what it publishes)."""
+    chargers = sorted((d for d in devices if isinstance(d, Charger)), key=lambda d: d.device)
+    by_id = {d.device: d for d in chargers}
+    previous: list[Allocation] = []
+
+    def round_(now_ms: int) -> list[tuple[SimDevice, list[Emit]]]:
+        inputs = [ChargerInput(d.device, True, ChargerSeen(connectors={1: {"status": d.status}})) for d in chargers]
+        allocation = allocate(*site_inputs(site, None, inputs, STARVE_AFTER_MS), now_ms,
+                              previous=previous[0] if previous else None)
+        previous[:] = [allocation]
+        sent = {d.device: (d.limit_kw, now_ms) for d in chargers}
+        moves = to_send(allocation, sent, list(by_id), now_ms, renew_ms=1 << 62)
+        return [(by_id[d], by_id[d].apply(now_ms, "set_limit", SetLimit(limit_kw=kw))[1]) for d, kw in moves]
+
+    return round_
 
 
 SIM = SimKind("charger", share=0.14, short="ev", make=plain(Charger))

@@ -27,6 +27,9 @@ from hub.config import MqttTarget
 from simulators.base import OFFLINE_STATE, Emit, SimDevice
 from simulators.community import Community
 
+Rounds = Callable[[int], list[tuple[SimDevice, list[Emit]]]]
+"""What a hub would command at a simulated time: (device, what it publishes in answer)."""
+
 log = logging.getLogger(__name__)
 
 STAGGER_MS = 10_000
@@ -80,14 +83,24 @@ def topic(root: str, device: SimDevice, channel: str) -> str:
 
 
 def messages(community: Community, root: str, start_ms: int, until_ms: int,
-             offline: list[SimDevice] | None = None) -> Iterator[tuple[int, str, dict[str, Any]]]:
+             offline: list[SimDevice] | None = None, rounds: Rounds | None = None,
+             every_ms: int = 30_000) -> Iterator[tuple[int, str, dict[str, Any]]]:
     """(time ms, topic, payload) of everything the community publishes from `start_ms` to `until_ms`, in order,
-    as fast as it can be computed (no broker, no clock)."""
+    as fast as it can be computed (no broker, no clock). `rounds`, called every `every_ms` of simulated time,
+    stands in for what a hub would command meanwhile (orderly charging: `simulators.charger.orderly`)."""
     heap = schedule(community, start_ms, offline or [])
-    for wake, emits in advance(community, heap, until_ms):
-        device = community.devices[wake.order]
-        for channel, payload in emits:
-            yield wake.at_ms, topic(root, device, channel), payload
+    t = start_ms
+    while True:
+        t = min(until_ms, t + every_ms) if rounds is not None else until_ms
+        for wake, emits in advance(community, heap, t):
+            device = community.devices[wake.order]
+            for channel, payload in emits:
+                yield wake.at_ms, topic(root, device, channel), payload
+        for device, emits in rounds(t) if rounds is not None else ():
+            for channel, payload in emits:
+                yield t, topic(root, device, channel), payload
+        if t >= until_ms:
+            return
 
 
 def run_to_file(community: Community, root: str, start_ms: int, duration_ms: int, out: IO[bytes],

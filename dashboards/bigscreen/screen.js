@@ -103,6 +103,7 @@ function keepIncident(i) {
 const lists = {gates: [], access: [], cameras: []};
 const series = {};
 const allocation = new Map();              // "site/device" -> its row of GET /api/charging/{site} (limit, why)
+let allocatedKw = null;                    // what the allocators let the chargers draw together now (kW)
 let link = "connecting";
 const dirty = new Set();
 const filled = new Set();
@@ -148,7 +149,9 @@ async function loadCharging() {
   const answers = await Promise.all(slugs.map(([slug]) => api(`/api/charging/${encodeURIComponent(slug)}`).catch(() => null)));
   allocation.clear();
   for (const a of answers) for (const c of a?.connectors || []) allocation.set(`${a.site}/${c.device}`, c);
-  mark("chargers");
+  const planned = answers.filter((a) => a);
+  allocatedKw = planned.length ? planned.reduce((sum, a) => sum + a.used_kw, 0) : null;
+  mark("chargers", "power");
 }
 async function loadEvents() {
   const [passages, access, detections] = await Promise.all([
@@ -486,8 +489,12 @@ const RENDER = {
       legend: {show: false},
       xAxis: {...axisX(), data: series.power.kw.map(([time]) => hhmm(time))}, yAxis: {...axisY(), name: "kW", max: cap ? (v) => Math.max(v.max, cap * 1.1) : null},
       series: [{...line(t("kw"), series.power.kw.map(([, kw]) => kw), "#f5d547", true),
-        markLine: cap ? {symbol: "none", silent: true, label: {formatter: `${t("cap_line")} ${cap} kW`, color: "#ff4d5e", position: "insideEndTop"},
-                         lineStyle: {color: "#ff4d5e", type: "dashed"}, data: [{yAxis: cap}]} : undefined}]});
+        markLine: cap ? {symbol: "none", silent: true, data: [
+          {yAxis: cap, label: {formatter: `${t("cap_line")} ${cap} kW`, color: "#ff4d5e", position: "insideEndTop"},
+           lineStyle: {color: "#ff4d5e", type: "dashed"}},
+          // the allocator's plan now: what it lets the chargers draw together, beside what they drew
+          ...(allocatedKw != null ? [{yAxis: allocatedKw, label: {formatter: `${t("plan_line")} ${num(allocatedKw, 1)} kW`,
+            color: "#2fe0a0", position: "insideEndBottom"}, lineStyle: {color: "#2fe0a0", type: "dotted"}}] : [])]} : undefined}]});
     return true;
   },
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -73,6 +74,12 @@ async def test_a_complete_live_bilingual_screen(settings_for: Callable[..., Sett
         assert await screen.page.locator("[data-panel=buildings] .bld .dot").count() == len(served.community.devices)
         for chart in ("traffic", "power", "alertdays"):
             assert await screen.page.locator(f"#chart-{chart} canvas").count() == 1, chart
+        # the 24 h charging chart: the cap line, and the allocator's plan now beside the measured load
+        lines = "(charts.power.getOption().series[0].markLine?.data || []).map((d) => d.yAxis)"
+        marks = await eventually(lambda: _two(screen.page.evaluate(lines)), what="the cap and plan lines")
+        async with served.api() as api:
+            used = (await api.get("/api/charging/sunshine")).json()["used_kw"]
+        assert marks[0] == cap and 0 <= marks[1] <= cap and abs(marks[1] - used) <= cap / 2, (marks, used)
 
         assert re.search(r"\d\d:\d\d:\d\d", await screen.page.locator("#clock").inner_text())
 
@@ -327,3 +334,9 @@ async def test_a_forced_door_seen_by_a_camera_is_one_line_on_the_wall_and_one_ca
         assert camera in await card.locator("details").inner_text()
         assert screen.errors == [], screen.errors
         assert not [e for e in phone.errors if "pageerror" in e], phone.errors
+
+
+async def _two(values: Any) -> Any:
+    """The chart's mark lines once both are drawn (the plan comes with the first GET /api/charging)."""
+    got = await values
+    return got if len(got) == 2 else None

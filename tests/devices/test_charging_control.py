@@ -73,10 +73,12 @@ def test_to_send_cuts_first_skips_small_moves_and_offline_chargers_and_renews() 
     allocation = allocate(site, connectors, sessions, 0)
     limits = {lim.connector: round(lim.power_kw, 1) for lim in allocation.limits}
     assert sum(limits.values()) <= site.headroom_kw
-    sent = {"a": (limits["a"] + 3, 0), "b": (limits["b"] - 1, 0), "c": (limits["c"] + 0.05, 0)}
+    sent = {"a": (limits["a"] + 3, 0), "b": (limits["b"] - 1, 0), "c": (limits["c"] - 0.05, 0)}
     assert to_send(allocation, sent, ["a", "b", "c"], 1000, 300_000) == [("a", limits["a"]), ("b", limits["b"])]
+    # A cut goes out however small: skipped, the limits out there would add up above the headroom.
+    assert to_send(allocation, {**sent, "c": (limits["c"] + 0.05, 0)}, ["c"], 1000, 300_000) == [("c", limits["c"])]
     assert to_send(allocation, sent, ["b", "c"], 1000, 300_000) == [("b", limits["b"])]
-    assert [d for d, _ in to_send(allocation, sent, ["a", "b", "c"], 300_000, 300_000)] == ["a", "c", "b"]
+    assert [d for d, _ in to_send(allocation, sent, ["a", "b", "c"], 300_000, 300_000)] == ["a", "b", "c"]  # a cut
     assert [d for d, _ in to_send(allocation, {}, ["a", "b", "c"], 0, 300_000)] == ["a", "b", "c"]
 
 

@@ -55,8 +55,17 @@ def test_traffic_follows_the_day(day: list[dict[str, Any]]) -> None:
         if m["payload"].get("type") == "passage":
             by_hour[int(hour_of_day(m["t"]))] += 1
     assert by_hour[8] > 5 * by_hour[3] and by_hour[18] > 5 * by_hour[3], by_hour
-    charging_starts = Counter(int(hour_of_day(m["t"])) for m in day if m["payload"].get("type") == "session_start")
-    assert sum(charging_starts[h] for h in range(17, 23)) > sum(charging_starts[h] for h in range(8, 14))
+
+
+def test_cars_arrive_in_the_evening_more_than_at_midday() -> None:
+    """Of 40 chargers' day (a community's 8 are too few: busy evenings hide arrivals), the sessions that start
+    after the estate came up (not the cars already plugged in at the start) are evening-heavy."""
+    community = build("sunshine", 1, counts={"charger": 40})
+    out = io.BytesIO()
+    run_to_file(community, "community", START, DAY_MS, out)
+    starts = Counter(int(hour_of_day(m["t"])) for line in out.getvalue().splitlines() if (m := orjson.loads(line))
+                     and m["payload"].get("type") == "session_start" and m["t"] > START + 60_000)
+    assert sum(starts[h] for h in range(17, 23)) > 1.5 * sum(starts[h] for h in range(8, 14)), starts
 
 
 def test_plates_have_real_formats(day: list[dict[str, Any]]) -> None:
@@ -238,3 +247,26 @@ def test_a_charger_falls_to_the_dead_man_step_when_the_hub_stops_renewing() -> N
     emits, _ = charger.step(START + 901_000)
     telemetry = [p for c, p in emits if c == "telemetry"][-1]
     assert telemetry["limit_kw"] == 1.5 and telemetry["power_kw"] <= 1.5
+
+
+def test_a_steered_past_keeps_its_chargers_under_the_sites_cap() -> None:
+    """`orderly` stands in for the hub's controller in a simulated past (the demo's history): the chargers'
+    power added up never passes the cap, though unsteered the same evening wants far more."""
+    from hub.registry import Site
+    from simulators.charger import orderly
+    from simulators.runner import messages
+
+    def peak(steered: bool) -> float:
+        community = build("sunshine", 3, counts={"charger": 20})
+        site = Site(power_cap_kw=50.0)
+        now: dict[str, float] = {}
+        top = 0.0
+        for _, topic, payload in messages(community, "community", START, START + DAY_MS,
+                                          rounds=orderly(community.devices, site) if steered else None):
+            if topic.endswith("/telemetry") and "power_kw" in payload:
+                now[topic] = payload["power_kw"]
+                top = max(top, sum(now.values()))
+        return top
+
+    assert peak(steered=False) > 70
+    assert 45 < peak(steered=True) <= 50.0
