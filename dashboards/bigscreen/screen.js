@@ -446,9 +446,12 @@ const RENDER = {
     const fits = Math.floor((size(body).w + 5) / 63) * Math.floor((size(body).h + 5) / 45) || evs.length;
     const shown = evs.length > fits ? evs.slice(0, fits - 1) : evs;
     const plan = (d) => allocation.get(`${d.site}/${d.device}`);   // the allocator's limit and why, if it steers it
+    // the car's progress: its state of charge, from the charger's telemetry or the allocator's row
+    const soc = (d) => d.telemetry.status === "charging" ? d.telemetry.soc_pct ?? plan(d)?.soc_pct ?? null : null;
     const why = (a) => a ? ` · ${t("limit")} ${num(a.limit_kw, 1)} kW · ${lang === "zh" ? a.reason.zh : a.reason.en}` : "";
-    patchList(body, shown.map((d) => `<div class="ev st-${esc(status(d))}${plan(d) ? ` al-${esc(plan(d).state)}` : ""}" data-device="${esc(d.device)}" title="${esc(word("st_", status(d)) + why(plan(d)))}">`
-      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}${plan(d) ? `<small class="lim">/${num(plan(d).limit_kw, 1)}</small>` : ""}</b></div>`)
+    patchList(body, shown.map((d) => `<div class="ev st-${esc(status(d))}${plan(d) ? ` al-${esc(plan(d).state)}` : ""}" data-device="${esc(d.device)}" title="${esc(word("st_", status(d)) + why(plan(d)) + (soc(d) != null ? ` · SoC ${num(soc(d))}%` : ""))}">`
+      + `${esc(deviceName(d))}<b>${num(d.telemetry.power_kw, 1)}${plan(d) ? `<small class="lim">/${num(plan(d).limit_kw, 1)}</small>` : ""}</b>`
+      + (soc(d) != null ? `<i class="soc" style="width:${Math.max(0, Math.min(100, soc(d)))}%"></i>` : "") + "</div>")
       .concat(more(evs.length - shown.length)));
     return evs.length > 0;
   },
