@@ -13,6 +13,8 @@ through the same pipeline, and acknowledges the vendor's QoS 1 message only afte
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -29,6 +31,19 @@ Contract = tuple[str, bytes]
 MqttHandler = Callable[[str, bytes, bool, int], Iterable[Contract | Rejected]]
 """(vendor topic, payload, retained, received ms) -> contract messages to ingest and dead letters to keep. Pure
 mapping plus whatever memory the adapter keeps; it never commits (the MQTT edge does, before acknowledging)."""
+
+
+def basic_auth(header: str) -> tuple[str, str] | None:
+    """(user, password) of an `Authorization: Basic ...` header, or None: devices that authenticate over HTTP
+    (OCPP security profile 1, vendors' pushes) give their id and the password `smarthub device add` printed."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
 
 
 class IngestHeld(Exception):

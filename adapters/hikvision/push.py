@@ -16,8 +16,6 @@ The pull alternative (`/ISAPI/Event/notification/alertStream`, for devices that 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import time
 from collections.abc import Sequence
@@ -32,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 from adapters.hikvision import body, mapping
 from adapters.hikvision.pictures import Pictures
 from hub import topics
-from hub.adapters import IngestHeld
+from hub.adapters import IngestHeld, basic_auth
 from hub.api.deps import refusal
 from hub.api.guard import bearer_token
 from hub.ingest.decode import Rejected
@@ -48,18 +46,6 @@ PICTURES_PATH = PREFIX + "/pictures/{site}/{device}/{name}"
 MAX_BODY_BYTES = 8 * 2**20
 """A post larger than this is refused (413) before it is read further: an ANPR post with four pictures is ~2 MiB."""
 PICTURES_DIR = "hikvision-pictures"
-
-
-def basic_auth(header: str) -> tuple[str, str] | None:
-    """(user, password) of an `Authorization: Basic ...` header, or None."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
 
 
 def _answer(status: int, **body_: object) -> JSONResponse:

@@ -10,8 +10,6 @@ MQTT one. The hub never sends a CALL from inside a handler (the library serves o
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import time
 import weakref
@@ -43,7 +41,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from adapters.ocpp import mapping
 from adapters.ocpp.mapping import KIND, Electrics, Message, OpenSession
 from hub import topics
-from hub.adapters import IngestHeld
+from hub.adapters import IngestHeld, basic_auth
 from hub.ingest.decode import Rejected
 from hub.storage.base import EventQuery, StorageError
 
@@ -83,18 +81,6 @@ Key = tuple[str, str]
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def basic_auth(header: str) -> tuple[str, str] | None:
-    """(user, password) of an `Authorization: Basic ...` header, or None."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        user, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return (user, password) if sep else None
 
 
 class _Socket:
