@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from devices.charging import MIN_CURRENT_A
 from simulators.charger import ARRIVALS_PER_HOUR, MAX_KW
 
 VOLTAGE_V = 230.0
 PHASES = 1
 """A residential AC pile: single phase, 32 A (7 kW as the MQTT simulator's)."""
 MAX_CURRENT_A = 32.0
-MIN_CURRENT_A = 6.0
-"""IEC 61851: below 6 A a car cannot charge; a limit under it pauses the car (SuspendedEVSE)."""
+# IEC 61851: below 6 A a car cannot charge; a limit under it pauses the car (SuspendedEVSE). The allocator's own.
 TAPER_FROM_SOC = 80.0
 """Above this state of charge the car's battery management draws less, down to a fifth at 100 %."""
 PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")

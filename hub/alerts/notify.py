@@ -49,14 +49,19 @@ def robot_text(alert: Alert) -> str:
     return "\n".join(lines)
 
 
-def webhook_body(url: str, alert: Alert) -> bytes:
-    """The contract's JSON, or a WeCom / DingTalk group-robot markdown message for their robot URLs."""
+def _body(url: str, title: str, robot: Callable[[], str], plain: Callable[[], object]) -> bytes:
+    """`plain()` as JSON, or a WeCom / DingTalk group-robot markdown message (`robot()`) for their robot URLs."""
     host = urlsplit(url).hostname or ""
     if host == "qyapi.weixin.qq.com":
-        return orjson.dumps({"msgtype": "markdown", "markdown": {"content": robot_text(alert)}})
+        return orjson.dumps({"msgtype": "markdown", "markdown": {"content": robot()}})
     if host == "oapi.dingtalk.com":
-        return orjson.dumps({"msgtype": "markdown", "markdown": {"title": alert.title, "text": robot_text(alert)}})
-    return orjson.dumps(alert.to_json())
+        return orjson.dumps({"msgtype": "markdown", "markdown": {"title": title, "text": robot()}})
+    return orjson.dumps(plain())
+
+
+def webhook_body(url: str, alert: Alert) -> bytes:
+    """The contract's JSON, or a WeCom / DingTalk group-robot markdown message for their robot URLs."""
+    return _body(url, alert.title, lambda: robot_text(alert), alert.to_json)
 
 
 def incident_json(incident: Incident) -> dict[str, object]:
@@ -78,13 +83,7 @@ def incident_robot_text(incident: Incident) -> str:
 
 
 def incident_body(url: str, incident: Incident) -> bytes:
-    host = urlsplit(url).hostname or ""
-    if host == "qyapi.weixin.qq.com":
-        return orjson.dumps({"msgtype": "markdown", "markdown": {"content": incident_robot_text(incident)}})
-    if host == "oapi.dingtalk.com":
-        return orjson.dumps({"msgtype": "markdown", "markdown": {"title": incident.title,
-                                                                 "text": incident_robot_text(incident)}})
-    return orjson.dumps(incident_json(incident))
+    return _body(url, incident.title, lambda: incident_robot_text(incident), lambda: incident_json(incident))
 
 
 class Notifier:
