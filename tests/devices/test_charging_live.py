@@ -23,9 +23,8 @@ from simulators.charger import Charger
 from simulators.community import Community
 from simulators.ocpp_charger import OcppCharger, SimClock
 from simulators.runner import LiveRun
-from tests.support.hub_fixtures import HubRun, eventually, running_hub
+from tests.support.hub_fixtures import HubRun, eventually, http_served, running_hub
 from tests.support.mqtt_fixtures import DEVICE_PASSWORD, DEVICE_USER, Broker
-from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.timeout(150)]
 
@@ -108,15 +107,8 @@ class Watch:
 @asynccontextmanager
 async def served(run: HubRun) -> AsyncIterator[str]:
     """The hub's HTTP server (its OCPP endpoint) on a free port; yields its ws:// URL."""
-    port = free_port()
-    server = run.hub.http_server("127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="the HTTP server")
-    try:
+    async with http_served(run) as port:
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from simulators.ocpp_charger import OcppCharger, SimClock
-from tests.support.hub_fixtures import HubRun, eventually
-from tests.support.processes import free_port
+from tests.support.hub_fixtures import HubRun, eventually, http_served
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
@@ -28,15 +27,8 @@ SMARTHUB = str(Path(sys.executable).with_name("smarthub"))
 @asynccontextmanager
 async def served(run: HubRun) -> AsyncIterator[str]:
     """The hub's HTTP server (its OCPP endpoint) on a free port; yields its ws:// URL."""
-    port = free_port()
-    server = run.hub.http_server("127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="the HTTP server")
-    try:
+    async with http_served(run) as port:
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @asynccontextmanager

@@ -81,6 +81,23 @@ def hub_settings(broker: Broker, root: str, data_dir: Path, influx_url: str | No
 
 
 @asynccontextmanager
+async def http_served(run: HubRun) -> AsyncIterator[int]:
+    """The hub's own HTTP server (API, WebSockets, adapters' routes) on a free port, for clients that need a
+    real socket (WebSocket, OCPP); yields the port."""
+    from tests.support.processes import free_port
+
+    port = free_port()
+    server = run.hub.http_server("127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, what="the HTTP server")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@asynccontextmanager
 async def running_hub(settings: Settings, broker: Broker) -> AsyncIterator[HubRun]:
     """Start a hub, wait until it is subscribed, and give an authenticated API client."""
     async with Hub(settings) as hub:

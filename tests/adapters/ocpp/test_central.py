@@ -37,9 +37,8 @@ from websockets.asyncio.client import connect
 
 from hub.config import Settings
 from tests.hub.storage.test_storage_faults import locked
-from tests.support.hub_fixtures import HubRun, eventually, hub_settings, running_hub
+from tests.support.hub_fixtures import HubRun, eventually, http_served, hub_settings, running_hub
 from tests.support.mqtt_fixtures import Broker
-from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -69,15 +68,8 @@ def basic(user: str, password: str) -> dict[str, str]:
 async def serving(run: HubRun) -> AsyncIterator[Served]:
     """The hub's HTTP server on a free port, with the charger's account added."""
     password = run.hub.credentials.add(run.site, "charger", CP)  # what `smarthub device add SITE charger ID` does
-    port = free_port()
-    server = run.hub.http_server("127.0.0.1", port)
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, what="the HTTP server")
-    try:
+    async with http_served(run) as port:
         yield Served(run, port, password)
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture
