@@ -1,7 +1,7 @@
 """OCPP capacity: how many charge points one `smarthub run` holds (issue 13 target: 2,000 connected with
 MeterValues and Heartbeat every 60 s, at most 30% of a core and 300 MB RSS), and the allocator's time for 500.
 
-    .venv/bin/python bench/ocpp.py [--charge-points N] [--clients 2] [--steady-s 60]
+    .venv/bin/python bench/charge_points.py [--charge-points N] [--clients 2] [--steady-s 60]
 
 Everything is real: a Mosquitto, the hub as a subprocess (embedded store, the durable outbox on), and one or two
 client processes of lightweight OCPP-J charge points (plain `websockets` frames, one coroutine each: the `ocpp`
