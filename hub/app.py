@@ -40,6 +40,7 @@ from hub.events import AlertChanged, Events, IncidentChanged, OrderChanged, Poin
 from hub.health import HealthWatch
 from hub.incidents.desk import IncidentDesk
 from hub.incidents.store import IncidentStore
+from hub.incidents.work import IncidentWork
 from hub.ingest.decode import Rejected
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -150,6 +151,7 @@ class Hub:
         self.incident_store = IncidentStore(self.alert_store)
         self.incidents = IncidentDesk(self.incident_store, self.registry, lambda i: emit(IncidentChanged(i)),
                                       window_s=s.incident_window_s)
+        self.incident_work = IncidentWork(self.incidents, self.alerts, self.desk)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.slow_figures = ScreenCache(SLOW_FIGURES_S)  # today's use: a scan of every register's readings
@@ -159,8 +161,9 @@ class Hub:
         # Each receiver on its own: a notifier that raises still lets the screens and the desk hear the alert.
         self.events.on(AlertChanged, "notifier", lambda e: self.notifier(e.alert))
         self.events.on(AlertChanged, "live-bus", lambda e: self.bus.on_alert(e.alert))
-        self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
+        # The incident first: the work order a new alert opens (the next handler) then finds it to join.
         self.events.on(AlertChanged, "incidents", lambda e: self.incidents.on_alert(e.alert))
+        self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
         self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
         self.events.on(OrderChanged, "incidents", lambda e: self.incidents.on_order(e.order))
         self.events.on(IncidentChanged, "live-bus", lambda e: self.bus.on_incident(e.incident))
