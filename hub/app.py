@@ -39,6 +39,7 @@ from hub.deadletter import DeadLetters
 from hub.events import AlertChanged, Events, IncidentChanged, OrderChanged, PointsRejected
 from hub.health import HealthWatch
 from hub.incidents.desk import IncidentDesk
+from hub.incidents.retention import forget_personal, personal_of
 from hub.incidents.store import IncidentStore
 from hub.incidents.work import IncidentWork
 from hub.ingest.decode import Rejected
@@ -312,9 +313,12 @@ class Hub:
             await asyncio.sleep(ACCOUNTS_CHECK_S)
             self.sync_device_accounts()
 
-    async def forget_personal_data(self) -> None:
-        """Delete what holds plates, subjects and id tags once it is older than the retention setting."""
-        before_ms = int((time.time() - self.settings.personal_retention_days * 86_400) * 1000)
+    async def forget_personal_data(self, now_ms: int | None = None) -> None:
+        """Delete what holds plates, subjects and id tags once it is older than the retention setting (and drop
+        them from incidents: `hub.incidents.retention`). `now_ms`: the clock, for tests."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        before_ms = now_ms - int(self.settings.personal_retention_days * 86_400_000)
+        forget_personal(self.incidents, before_ms, personal_of(self.kinds))
         for kind in self.kinds.values():
             for event_type in kind.personal_event_types:
                 await self.storage.delete_events(kind.name, event_type, before_ms)
