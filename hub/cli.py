@@ -330,6 +330,11 @@ def _broker_files(args: argparse.Namespace) -> int:
     if unknown:
         print(f"smarthub: no adapter needs a broker account {', '.join(unknown)}", file=sys.stderr)
         return 2
+    try:  # refuse before any account is made: a password made and never printed would be lost
+        broker_files([], settings.root, settings.mqtt_url, (), {login: ("", w) for login, w in writers.items()})
+    except ValueError as exc:
+        print(f"smarthub: {exc}", file=sys.stderr)
+        return 2
     credentials = Credentials(settings.data_dir)
     try:
         # A vendor system's account is made the first time (or again on --new-password): its password is
@@ -341,13 +346,8 @@ def _broker_files(args: argparse.Namespace) -> int:
         accounts = credentials.devices
     finally:
         credentials.close()
-    try:
-        vendors = {login: (hashes[login], writes) for login, writes in writers.items()}
-        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url, adapters.mqtt_filters(loaded),
-                                   vendors)
-    except ValueError as exc:
-        print(f"smarthub: {exc}", file=sys.stderr)
-        return 2
+    vendors = {login: (hashes[login], writes) for login, writes in writers.items()}
+    passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url, adapters.mqtt_filters(loaded), vendors)
     args.dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("passwd", passwd), ("acl", acl)):
         path = args.dir / name

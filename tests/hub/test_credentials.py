@@ -1,3 +1,4 @@
+import os
 import stat
 from pathlib import Path
 
@@ -81,3 +82,24 @@ def verify_line(passwd: str, login: str, password: str) -> bool:
     from hub.credentials import verify
 
     return any(verify(password, line.split(":", 1)[1]) for line in passwd.splitlines() if line.startswith(f"{login}:"))
+
+
+def test_broker_files_refused_for_the_hubs_url_makes_no_vendor_account(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A password made and never printed would be lost (the next run keeps the account): refuse first."""
+    from hub.cli import main
+
+    for name in [n for n in os.environ if n.startswith("SMARTHUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SMARTHUB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://127.0.0.1:1883")
+    assert main(["broker-files", str(tmp_path / "mosquitto")]) == 2
+    assert "user:password" in capsys.readouterr().err
+    assert Credentials(tmp_path / "data").vendors == {} and not (tmp_path / "mosquitto").exists()
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://frigate:pw@127.0.0.1:1883")
+    assert main(["broker-files", str(tmp_path / "mosquitto")]) == 2
+    assert "also a vendor" in capsys.readouterr().err and Credentials(tmp_path / "data").vendors == {}
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://hub:pw@127.0.0.1:1883")
+    assert main(["broker-files", str(tmp_path / "mosquitto")]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert set(Credentials(tmp_path / "data").vendors) == {"frigate"} and printed["vendors"]["frigate"]["password"]
