@@ -1,7 +1,8 @@
 """The one store of API users and device accounts: `accounts.db` (SQLite, WAL) in the data directory.
 
 Every process reads and writes it: the running hub, `smarthub user add` and
-`smarthub device add`, `smarthub broker-files`. Each change is one short
+`smarthub device add`, `smarthub broker-files` (which also keeps the broker accounts of vendor systems
+that publish on the broker themselves, Frigate's: `vendors`). Each change is one short
 transaction on the rows it touches (never a rewrite of the whole set from a
 copy in memory), so a CLI and the API changing accounts at the same moment
 both keep their change, and the hub sees the other processes' changes at its
@@ -38,6 +39,10 @@ CREATE TABLE IF NOT EXISTS devices (
     site TEXT NOT NULL, kind TEXT NOT NULL, device TEXT NOT NULL,
     hash TEXT NOT NULL,
     PRIMARY KEY (site, kind, device)
+);
+CREATE TABLE IF NOT EXISTS vendors (
+    login TEXT PRIMARY KEY,
+    hash TEXT NOT NULL
 );
 """
 

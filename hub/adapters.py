@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import importlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
@@ -69,6 +69,26 @@ class MqttAdapter(Protocol):
     def mqtt_handler(self, hub: Hub) -> MqttHandler:
         """The handler for messages on those filters (called once per hub)."""
         ...
+
+
+@runtime_checkable
+class BrokerWriters(Protocol):
+    """An adapter whose vendor system publishes on the hub's broker itself (Frigate) and so needs an account."""
+
+    def broker_accounts(self) -> Mapping[str, Sequence[str]]:
+        """The vendor's broker login -> the topic filters it may publish to (and nothing else: no reads)."""
+        ...
+
+
+def broker_accounts(adapters: Sequence[Adapter]) -> dict[str, list[str]]:
+    """Every vendor account the adapters need on the broker, with its write filters (`smarthub broker-files`)."""
+    out: dict[str, list[str]] = {}
+    for adapter in adapters:
+        if isinstance(adapter, BrokerWriters):
+            for login, filters in adapter.broker_accounts().items():
+                out.setdefault(login, [])
+                out[login] += [f for f in filters if f not in out[login]]
+    return out
 
 
 def mqtt_filters(adapters: Sequence[Adapter]) -> list[str]:

@@ -39,7 +39,9 @@ from hub.deadletter import DeadLetters
 from hub.events import AlertChanged, Events, IncidentChanged, OrderChanged, PointsRejected
 from hub.health import HealthWatch
 from hub.incidents.desk import IncidentDesk
+from hub.incidents.retention import forget_personal, personal_of
 from hub.incidents.store import IncidentStore
+from hub.incidents.work import IncidentWork
 from hub.ingest.decode import Rejected
 from hub.ingest.pipeline import Pipeline
 from hub.inside import InsideTracker
@@ -150,6 +152,7 @@ class Hub:
         self.incident_store = IncidentStore(self.alert_store)
         self.incidents = IncidentDesk(self.incident_store, self.registry, lambda i: emit(IncidentChanged(i)),
                                       window_s=s.incident_window_s)
+        self.incident_work = IncidentWork(self.incidents, self.alerts, self.desk)
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.slow_figures = ScreenCache(SLOW_FIGURES_S)  # today's use: a scan of every register's readings
@@ -159,8 +162,9 @@ class Hub:
         # Each receiver on its own: a notifier that raises still lets the screens and the desk hear the alert.
         self.events.on(AlertChanged, "notifier", lambda e: self.notifier(e.alert))
         self.events.on(AlertChanged, "live-bus", lambda e: self.bus.on_alert(e.alert))
-        self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
+        # The incident first: the work order a new alert opens (the next handler) then finds it to join.
         self.events.on(AlertChanged, "incidents", lambda e: self.incidents.on_alert(e.alert))
+        self.events.on(AlertChanged, "work-orders", lambda e: self.desk.on_alert(e.alert))
         self.events.on(OrderChanged, "live-bus", lambda e: self.bus.on_order(e.order))
         self.events.on(OrderChanged, "incidents", lambda e: self.incidents.on_order(e.order))
         self.events.on(IncidentChanged, "live-bus", lambda e: self.bus.on_incident(e.incident))
@@ -309,9 +313,12 @@ class Hub:
             await asyncio.sleep(ACCOUNTS_CHECK_S)
             self.sync_device_accounts()
 
-    async def forget_personal_data(self) -> None:
-        """Delete what holds plates, subjects and id tags once it is older than the retention setting."""
-        before_ms = int((time.time() - self.settings.personal_retention_days * 86_400) * 1000)
+    async def forget_personal_data(self, now_ms: int | None = None) -> None:
+        """Delete what holds plates, subjects and id tags once it is older than the retention setting (and drop
+        them from incidents: `hub.incidents.retention`). `now_ms`: the clock, for tests."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        before_ms = now_ms - int(self.settings.personal_retention_days * 86_400_000)
+        forget_personal(self.incidents, before_ms, personal_of(self.kinds))
         for kind in self.kinds.values():
             for event_type in kind.personal_event_types:
                 await self.storage.delete_events(kind.name, event_type, before_ms)

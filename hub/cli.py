@@ -324,22 +324,39 @@ def _broker_files(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    credentials = Credentials(settings.data_dir)
-    accounts = credentials.devices
-    credentials.close()
-    try:
-        vendor_reads = adapters.mqtt_filters(adapters.load(settings.adapter_modules))
-        passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url, vendor_reads)
+    loaded = adapters.load(settings.adapter_modules)
+    writers = adapters.broker_accounts(loaded)
+    unknown = sorted(set(args.new_password) - set(writers))
+    if unknown:
+        print(f"smarthub: no adapter needs a broker account {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    try:  # refuse before any account is made: a password made and never printed would be lost
+        broker_files([], settings.root, settings.mqtt_url, (), {login: ("", w) for login, w in writers.items()})
     except ValueError as exc:
         print(f"smarthub: {exc}", file=sys.stderr)
         return 2
+    credentials = Credentials(settings.data_dir)
+    try:
+        # A vendor system's account is made the first time (or again on --new-password): its password is
+        # printed once, for the vendor's own config (Frigate's mqtt.user/password); only the hash is kept.
+        known = credentials.vendors
+        new = {login: credentials.add_vendor(login) for login in writers
+               if login not in known or login in args.new_password}
+        hashes = credentials.vendors
+        accounts = credentials.devices
+    finally:
+        credentials.close()
+    vendors = {login: (hashes[login], writes) for login, writes in writers.items()}
+    passwd, acl = broker_files(accounts, settings.root, settings.mqtt_url, adapters.mqtt_filters(loaded), vendors)
     args.dir.mkdir(parents=True, exist_ok=True)
     for name, text in (("passwd", passwd), ("acl", acl)):
         path = args.dir / name
         path.write_text(text)
         path.chmod(0o640)
     print(json.dumps({"passwd": str(args.dir / "passwd"), "acl": str(args.dir / "acl"),
-                      "accounts": passwd.count("\n")}))
+                      "accounts": passwd.count("\n"),
+                      "vendors": {login: {"writes": writes, **({"password": new[login]} if login in new else {})}
+                                  for login, writes in writers.items()}}))
     return 0
 
 
@@ -430,8 +447,11 @@ def parser() -> argparse.ArgumentParser:
     user_remove.add_argument("name")
     user_remove.add_argument("--config", type=Path)
     user_remove.set_defaults(func=_user_remove)
-    files = sub.add_parser("broker-files", help="write Mosquitto passwd and acl files for every device and the hub")
+    files = sub.add_parser("broker-files", help="write Mosquitto passwd and acl files for every device, the hub and "
+                           "the vendor systems that publish on the broker (Frigate: its password printed once)")
     files.add_argument("dir", type=Path)
+    files.add_argument("--new-password", action="append", default=[], metavar="LOGIN",
+                       help="give a vendor system's account (frigate) a new password, printed once")
     files.add_argument("--config", type=Path)
     files.set_defaults(func=_broker_files)
     return p

@@ -110,7 +110,7 @@ class CoreSettings(BaseSettings):
     retention_days: float = Field(7.0, gt=0, description="How long the embedded store keeps points")
     personal_retention_days: float = Field(
         90.0, gt=0, description="Passages, access records and charging sessions (plates, subjects, id tags), and "
-        "dead letters, are deleted after this")
+        "dead letters, are deleted after this (incidents keep their record, without those personal fields)")
     inside_days: float = Field(
         7.0, gt=0, description="Vehicles inside are rebuilt at start from this many days of stored passages")
     screen_cache_s: float = Field(

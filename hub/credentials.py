@@ -5,7 +5,9 @@ and keeps only its hash (in the shared accounts store, hub/accounts.py), already
 (`$7$`: PBKDF2-HMAC-SHA512), so `smarthub broker-files DIR` can write `passwd`
 and `acl` for the broker without ever storing a password. The ACL lets a device
 publish only its own telemetry, event, state and reply, and read only its own
-cmd; the hub reads everything under the root and writes commands and alerts.
+cmd; the hub reads everything under the root and writes commands and alerts. A vendor system that
+publishes on the broker itself (Frigate, for the Frigate adapter) gets an account that writes only its
+own topics (`vendor_rules`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import hmac
 import os
 import secrets
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +96,19 @@ class Credentials:
                        (site, kind, device, mosquitto_hash(password)))
         return password
 
+    @property
+    def vendors(self) -> dict[str, str]:
+        """Vendor systems' broker logins (Frigate's) -> their password hashes."""
+        return dict(self.db.read("SELECT login, hash FROM vendors ORDER BY login"))
+
+    def add_vendor(self, login: str) -> str:
+        """Create (or replace) a vendor system's broker account; returns its new password, shown once."""
+        password = secrets.token_urlsafe(18)
+        with self.db.write() as db:
+            db.execute("INSERT INTO vendors (login, hash) VALUES (?, ?) ON CONFLICT (login) DO UPDATE SET"
+                       " hash = excluded.hash", (login, mosquitto_hash(password)))
+        return password
+
     def close(self) -> None:
         self.db.close()
 
@@ -121,6 +136,12 @@ def device_rules(root: str, site: str, kind: str, device: str) -> list[Rule]:
     return [*(("write", f"{base}/{c}") for c in DEVICE_WRITES), ("read", f"{base}/cmd")]
 
 
+def vendor_rules(writes: Sequence[str]) -> list[Rule]:
+    """A vendor system that publishes on the broker (Frigate: `frigate/#`) writes its own topics and reads
+    nothing: not the contract's root, and not even its own topics (its `.../set` commands included)."""
+    return [("write", f) for f in writes]
+
+
 def observer_rules(root: str) -> list[Rule]:
     """Read-only: someone watching the traffic (the demo's printed mosquitto_sub line) can forge nothing."""
     return [("read", f"{root}/#")]
@@ -132,17 +153,25 @@ def acl_text(rules: dict[str, list[Rule]]) -> str:
                    for user, user_rules in rules.items())
 
 
-def broker_files(accounts: list[DeviceAccount], root: str, mqtt_url: str, vendor_reads: Sequence[str] = ()
-                 ) -> tuple[str, str]:
+def broker_files(accounts: list[DeviceAccount], root: str, mqtt_url: str, vendor_reads: Sequence[str] = (),
+                 vendors: Mapping[str, tuple[str, Sequence[str]]] | None = None) -> tuple[str, str]:
     """(passwd, acl) file contents for Mosquitto: every device plus the hub's own account (which may also read
-    `vendor_reads`, the adapters' topic filters)."""
+    `vendor_reads`, the adapters' topic filters), and each vendor system that publishes on the broker itself:
+    `vendors` is login -> (password hash, the filters it may write)."""
     hub = parse_mqtt_url(mqtt_url)
     if not hub.username or not hub.password:
         raise ValueError("SMARTHUB_MQTT_URL must carry the hub's user:password for the broker files")
+    vendors = vendors or {}
+    if hub.username in vendors:
+        raise ValueError(f"the hub's broker login {hub.username!r} is also a vendor account's")
     passwd = [f"{hub.username}:{mosquitto_hash(hub.password)}"]
     rules = {hub.username: hub_rules(root, vendor_reads)}
+    for login, (hashed, writes) in sorted(vendors.items()):
+        passwd.append(f"{login}:{hashed}")
+        rules[login] = vendor_rules(writes)
     for account in sorted(accounts, key=lambda a: a.username):
         passwd.append(f"{account.username}:{account.hash}")
         rules[account.username] = device_rules(root, account.site, account.kind, account.device)
-    header = f"# Written by smarthub broker-files: the hub, then one block per device. Topic root: {root}\n"
+    header = (f"# Written by smarthub broker-files: the hub, the vendor systems that publish here, then one block"
+              f" per device. Topic root: {root}\n")
     return "\n".join(passwd) + "\n", header + acl_text(rules)

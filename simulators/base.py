@@ -206,6 +206,9 @@ class SimKind:
     """(site=, device=, rng=, building=, number=, buildings=) -> the device"""
     building: Callable[[int, int], str | None] = on_site
     """(number of the device within its kind, buildings) -> its building or None"""
+    sees: str | None = None
+    """The kind whose devices in the same building this kind's look at (a building's cameras its doors), one
+    each in turn: the registry's `sees`, so the hub merges what they report into one incident."""
 
 
 def plain(cls: type[SimDevice]) -> Callable[..., SimDevice]:

@@ -77,4 +77,4 @@ class Camera(SimDevice):
         return super().scenario(now_ms, action, **args)
 
 
-SIM = SimKind("camera", share=0.2, short="cam", make=plain(Camera), building=in_buildings)
+SIM = SimKind("camera", share=0.2, short="cam", make=plain(Camera), building=in_buildings, sees="access")

@@ -100,9 +100,28 @@ def registry_of(community: Community) -> RegistryFile:
     site's power cap: a transformer sized for half the chargers at full power (orderly charging)."""
     chargers = len(community.of("charger"))
     site = Site(name=SITE_NAMES.get(community.site), power_cap_kw=round(chargers * MAX_KW / 2, 1) or None)
+    seen = sightlines(community)
     devices = [Device(site=community.site, kind=d.kind_name, device=d.device, building=d.building,
-                      **d.registry_fields()) for d in community.devices]
+                      **({"sees": seen[d.device]} if d.device in seen else {}), **d.registry_fields())
+               for d in community.devices]
     return RegistryFile(sites={community.site: site}, devices=devices)
+
+
+def sightlines(community: Community) -> dict[str, list[str]]:
+    """device -> what it sees: a kind that `sees` another looks at that kind's devices in its own building,
+    the nth of one at the nth of the other (round again when there are fewer), so that a building door's
+    fault and its camera's detections are one incident on the wall."""
+    out: dict[str, list[str]] = {}
+    for name, sim in SIMULATORS.items():
+        if sim.sees is None:
+            continue
+        for building in sorted({d.building for d in community.of(name) if d.building is not None}):
+            watchers = [d.device for d in community.of(name) if d.building == building]
+            watched = [d.device for d in community.of(sim.sees) if d.building == building]
+            for i, device in enumerate(watchers):
+                if watched:
+                    out[device] = [watched[i % len(watched)]]
+    return out
 
 
 def plan(community: Community, scenario: str, start_ms: int) -> list[SimDevice]:

@@ -13,7 +13,7 @@ Settings (environment): `SMARTHUB_FRIGATE_URL`, the base URL of Frigate's API fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import orjson
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 ALIAS = "frigate"
 """The registry's `aliases` key that names a device's Frigate camera."""
+ACCOUNT = "frigate"
+"""Frigate's broker login (its `mqtt.user`), made by `smarthub broker-files` (the password shown once)."""
 
 
 class FrigateSettings(BaseSettings):
@@ -113,3 +115,8 @@ class FrigateAdapter:
 
     def mqtt_handler(self, hub: Hub) -> MqttHandler:
         return Intake(hub.settings.root, hub.registry, FrigateSettings())
+
+    def broker_accounts(self) -> Mapping[str, Sequence[str]]:
+        """Frigate logs in as `frigate` and publishes under its prefix only: it reads nothing on the hub's broker
+        (its own `.../set` command topics included, so nobody drives it through this broker)."""
+        return {ACCOUNT: [f"{FrigateSettings().topic_prefix}/#"]}

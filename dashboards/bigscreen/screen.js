@@ -427,13 +427,15 @@ const RENDER = {
     patch(body, list.length ? list.slice(0, fits).map((a) => {
       const device = devices.get(`${a.site}/${a.kind}/${a.device}`);
       const where = [kindTitle(a.kind), device ? deviceName(device) : a.device, device?.building && t("building", {b: device.building})];
-      const action = a.state === "open" && canAck ? `<button class="act" data-ack="${esc(a.id)}">${t("ack")}</button>`
-        : a.state === "acknowledged" ? `<span class="act dim">${t("acked_by")} ${esc(a.acknowledged_by || "")}</span>` : "<span></span>";
+      const i = incidentOf.get(a.id);   // its incident is taken as a whole: every open alert of it, one line
+      const action = a.state === "open" && canAck
+        ? `<button class="act" data-ack="${esc(a.id)}"${i ? ` data-incident="${esc(i.id)}"` : ""}>${t("ack")}</button>`
+        : a.state === "acknowledged" ? `<span class="act dim">${t("acked_by")} ${esc(i?.people.join("、") || a.acknowledged_by || "")}</span>` : "<span></span>";
       return `<div class="alert ${a.severity} ${a.state}" data-alert="${esc(a.id)}"><i class="sev ${a.severity}"></i>`
         + `<div class="title"><span class="tag ${a.severity}">${t("sev_" + a.severity)}</span> ${esc(lang === "zh" ? a.title : a.title_en || a.title)}</div>`
         + action + `<div class="meta">${esc(where.filter(Boolean).join(" · "))} · ${hhmm(a.opened_at)} · ${since(a.opened_at)}`
         + `${a.occurrences > 1 ? ` · ×${a.occurrences}` : ""}`
-        + `${incidentOf.get(a.id)?.parts.length > 1 ? ` · ${t("incident_parts", {n: incidentOf.get(a.id).parts.length})}` : ""}</div></div>`;
+        + `${i?.parts.length > 1 ? ` · ${t("incident_parts", {n: i.parts.length})}` : ""}</div></div>`;
     }).join("") : `<div class="empty ok">${t("no_alerts")}</div>`);
     return true;
   },
@@ -625,10 +627,11 @@ function fit() {
 }
 
 // ---------------------------------------------------------------- alert actions
-async function acknowledge(id) {
+async function acknowledge(id, incident) {
   try {
-    await api(`/api/alerts/${encodeURIComponent(id)}/ack`, {method: "POST", body: "{}"});
-    toast(t("ack_done"));
+    const path = incident ? `/api/incidents/${encodeURIComponent(incident)}/ack` : `/api/alerts/${encodeURIComponent(id)}/ack`;
+    await api(path, {method: "POST", body: "{}"});
+    toast(t(incident ? "ack_incident_done" : "ack_done"));
     await loadAlerts();
   } catch (error) {
     toast(`${t("ack_failed")}: ${error.message}`);
@@ -686,7 +689,7 @@ $("#logout").onclick = () => { sessionStorage.removeItem("smarthub-token"); toke
 for (const b of document.querySelectorAll(".lang-toggle")) b.onclick = toggleLanguage;
 $("[data-panel=alerts] .body").addEventListener("click", (e) => {
   const button = e.target.closest("[data-ack]");
-  if (button) { button.disabled = true; acknowledge(button.dataset.ack); }
+  if (button) { button.disabled = true; acknowledge(button.dataset.ack, button.dataset.incident); }
 });
 addEventListener("resize", fit);
 setInterval(render, RENDER_MS);

@@ -25,6 +25,7 @@ from hub.commands import Commands
 from hub.deadletter import DeadLetters
 from hub.health import HealthWatch
 from hub.incidents.store import IncidentStore
+from hub.incidents.work import IncidentWork
 from hub.inside import InsideTracker
 from hub.mqtt import MqttLink
 from hub.registry import Registry
@@ -103,6 +104,7 @@ CommandsDep = Annotated[Commands, _part("commands")]
 DeadLettersDep = Annotated[DeadLetters, _part("dead_letters")]
 DeskDep = Annotated[OrderDesk, _part("desk")]
 IncidentStoreDep = Annotated[IncidentStore, _part("incident_store")]
+IncidentWorkDep = Annotated[IncidentWork, _part("incident_work")]
 KindsDep = Annotated[Mapping[str, DeviceKind], _part("kinds")]
 LiveDep = Annotated[LiveState, _part("live")]
 MetricsDep = Annotated[CollectorRegistry, _part("metrics")]

@@ -182,8 +182,8 @@ class IncidentPartOut(BaseModel):
 class IncidentEntryOut(BaseModel):
     at: str = Field(description="ISO 8601")
     by: str
-    action: str = Field(description="alert, event, alert acknowledged, order dispatched, ...")
-    ref: str = Field(description="The alert, event or work order the line concerns")
+    action: str = Field(description="alert, event, alert acknowledged, order dispatched, incident resolved, ...")
+    ref: str = Field(description="The alert, event, work order or (worked as a whole) incident the line concerns")
     text: str | None
 
 

@@ -54,6 +54,14 @@ class IncidentDesk:
         incident_id = self._by_alert.get(ref)
         return self.active[incident_id] if incident_id is not None else self.store.of(ref)
 
+    def get(self, incident_id: str) -> Incident | None:
+        """An incident by id: an active one from memory, an older one from the store."""
+        return self.active.get(incident_id) or self.store.get(incident_id)
+
+    def amend(self, incident: Incident) -> Incident:
+        """A new version made outside the merge (worked as a whole: `hub.incidents.work`): kept and announced."""
+        return self._changed(incident)
+
     def on_alert(self, alert: Alert) -> None:
         """Alert listener: a later version updates its incident; a new alert joins one or opens one."""
         current = self._incident_of(alert.id)

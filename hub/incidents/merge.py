@@ -192,7 +192,8 @@ def place(incidents: Iterable[Incident], part: Part, window_ms: int,
     return incident
 
 
-def _person(people: tuple[str, ...], by: str | None) -> tuple[str, ...]:
+def person(people: tuple[str, ...], by: str | None) -> tuple[str, ...]:
+    """`people` with `by` added last, unless it is a machine or listed already."""
     return people if by is None or by in MACHINES or by in people else (*people, by)
 
 
@@ -203,7 +204,7 @@ def with_alert(incident: Incident, alert: Alert) -> Incident:
     changed = replace(incident, parts=parts)
     if note is not None and note.action != "opened":
         entry = Entry(note.at_ms, note.by, f"alert {note.action}", alert.id, note.text)
-        changed = replace(changed, timeline=(*changed.timeline, entry), people=_person(changed.people, note.by),
+        changed = replace(changed, timeline=(*changed.timeline, entry), people=person(changed.people, note.by),
                           last_ms=max(changed.last_ms, note.at_ms), anchor_ms=max(changed.anchor_ms, note.at_ms))
     return changed
 
@@ -213,7 +214,7 @@ def with_order(incident: Incident, order: WorkOrder) -> Incident:
     assignee among the people."""
     note = order.notes[-1] if order.notes else None
     orders = incident.orders if order.id in incident.orders else (*incident.orders, order.id)
-    people = _person(_person(incident.people, order.assignee), note.by if note else None)
+    people = person(person(incident.people, order.assignee), note.by if note else None)
     changed = replace(incident, orders=orders, people=people)
     if note is not None:
         entry = Entry(note.at_ms, note.by, f"order {note.action}", order.id, note.text)

@@ -90,5 +90,16 @@ def test_a_device_added_while_the_hub_runs_is_registered_and_in_the_broker_files
     assert sorted(registered()) == [(f"g{i}", True) for i in range(CONCURRENT)]
     files = output(cli(hub, "broker-files", str(tmp_path / "mosquitto")))
     passwd = (tmp_path / "mosquitto" / "passwd").read_text()
-    assert files["accounts"] == CONCURRENT + 1 and all(f"sunshine.gate.g{i}:$7$" in passwd for i in range(CONCURRENT))
+    # the hub, Frigate's account (the Frigate adapter is on by default: its password shown this once), the devices
+    assert files["accounts"] == CONCURRENT + 2 and all(f"sunshine.gate.g{i}:$7$" in passwd for i in range(CONCURRENT))
     assert not any(p in passwd for p in passwords)
+    frigate = files["vendors"]["frigate"]
+    assert frigate["writes"] == ["frigate/#"] and frigate["password"] not in passwd and "\nfrigate:$7$" in passwd
+    again = output(cli(hub, "broker-files", str(tmp_path / "mosquitto")))
+    assert again["vendors"] == {"frigate": {"writes": ["frigate/#"]}}  # kept: no new password, none shown
+    assert (tmp_path / "mosquitto" / "passwd").read_text().split("\nfrigate:")[1].split("\n")[0] == \
+        passwd.split("\nfrigate:")[1].split("\n")[0]
+    renewed = output(cli(hub, "broker-files", str(tmp_path / "mosquitto"), "--new-password", "frigate"))
+    assert renewed["vendors"]["frigate"]["password"] != frigate["password"]
+    refused = cli(hub, "broker-files", str(tmp_path / "mosquitto"), "--new-password", "nobody")
+    assert refused.wait(60) == 2 and "no adapter needs a broker account nobody" in refused.communicate()[1]

@@ -1,3 +1,4 @@
+import os
 import stat
 from pathlib import Path
 
@@ -49,3 +50,56 @@ def test_broker_files_need_the_hubs_credentials(tmp_path: Path) -> None:
         broker_files([], "community", "mqtt://127.0.0.1:1883")
     passwd, acl = broker_files([], "c", "mqtt://hub:pw@broker:1883")
     assert passwd.startswith("hub:$7$") and "topic read c/#" in acl
+
+
+def test_the_frigate_adapter_gets_a_broker_account_that_only_publishes_under_its_prefix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `smarthub broker-files` writes for Frigate: its own login, a hash only, and one ACL rule, write
+    `frigate/#` (Frigate's `topic_prefix`); no read at all, not the contract's root, not its own topics."""
+    from hub.adapters import broker_accounts, load
+
+    monkeypatch.delenv("SMARTHUB_FRIGATE_TOPIC_PREFIX", raising=False)
+    writers = broker_accounts(load(["adapters.ocpp", "adapters.hikvision", "adapters.frigate"]))
+    assert writers == {"frigate": ["frigate/#"]}  # the other adapters' devices have device accounts
+    monkeypatch.setenv("SMARTHUB_FRIGATE_TOPIC_PREFIX", "nvr1")
+    assert broker_accounts(load(["adapters.frigate"])) == {"frigate": ["nvr1/#"]}
+
+    creds = Credentials(tmp_path)
+    password = creds.add_vendor("frigate")
+    creds.add("sunshine", "gate", "east-1")
+    vendors = {login: (hashed, writers[login]) for login, hashed in creds.vendors.items()}
+    passwd, acl = broker_files(creds.devices, "community", "mqtt://hub:pw@broker:1883", (), vendors)
+    assert [line.split(":")[0] for line in passwd.splitlines()] == ["hub", "frigate", "sunshine.gate.east-1"]
+    assert password not in passwd and verify_line(passwd, "frigate", password)
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in acl.split("\n\n") if b.startswith("user ")}
+    assert blocks["user frigate"] == ["topic write frigate/#"]
+    assert creds.add_vendor("frigate") != password and len(creds.vendors) == 1  # a new password replaces it
+    with pytest.raises(ValueError, match="also a vendor"):
+        broker_files([], "community", "mqtt://frigate:pw@broker:1883", (), vendors)
+
+
+def verify_line(passwd: str, login: str, password: str) -> bool:
+    from hub.credentials import verify
+
+    return any(verify(password, line.split(":", 1)[1]) for line in passwd.splitlines() if line.startswith(f"{login}:"))
+
+
+def test_broker_files_refused_for_the_hubs_url_makes_no_vendor_account(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A password made and never printed would be lost (the next run keeps the account): refuse first."""
+    from hub.cli import main
+
+    for name in [n for n in os.environ if n.startswith("SMARTHUB_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SMARTHUB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://127.0.0.1:1883")
+    assert main(["broker-files", str(tmp_path / "mosquitto")]) == 2
+    assert "user:password" in capsys.readouterr().err
+    assert Credentials(tmp_path / "data").vendors == {} and not (tmp_path / "mosquitto").exists()
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://frigate:pw@127.0.0.1:1883")
+    assert main(["broker-files", str(tmp_path / "mosquitto")]) == 2
+    assert "also a vendor" in capsys.readouterr().err and Credentials(tmp_path / "data").vendors == {}
+    monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://hub:pw@127.0.0.1:1883")
+    assert main(["broker-files", str(tmp_path / "mosquitto")]) == 0
+    printed = orjson.loads(capsys.readouterr().out)
+    assert set(Credentials(tmp_path / "data").vendors) == {"frigate"} and printed["vendors"]["frigate"]["password"]

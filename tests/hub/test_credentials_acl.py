@@ -185,19 +185,22 @@ async def test_the_hubs_session_outlives_a_restart_under_its_login(broker, tmp_p
 @pytest.mark.parametrize("with_reads", [True, False])
 def test_the_hub_reads_its_adapters_vendor_topics_and_devices_cannot_forge_them(
         tmp_path: Path, with_reads: bool) -> None:
-    """`broker-files` with the adapters' filters lets the hub's account read Frigate's topics (written by a
-    Frigate account added by hand, as the README says); without them Mosquitto grants the subscription and
-    delivers nothing, which is why the files must be written again after adding an adapter."""
-    from hub.adapters import load, mqtt_filters
-    from hub.credentials import mosquitto_hash
+    """`broker-files` with the adapters' filters lets the hub's account read Frigate's topics (written by the
+    Frigate account the same files give, which may write `frigate/#` and nothing else); without them Mosquitto
+    grants the subscription and delivers nothing, which is why the files must be written again after adding
+    an adapter."""
+    from hub.adapters import broker_accounts, load, mqtt_filters
 
     binary = require_binary("mosquitto", "mosquitto")
     creds = Credentials(tmp_path / "hub-data")
     gate_password = creds.add("sunshine", "gate", "east-1")
-    reads = mqtt_filters(load(["adapters.frigate"])) if with_reads else []
-    passwd, acl = broker_files(creds.devices, "community", "mqtt://hub:hub-secret@127.0.0.1:1883", reads)
-    (tmp_path / "passwd").write_text(passwd + f"frigate:{mosquitto_hash('frigate-secret')}\n")
-    (tmp_path / "acl").write_text(acl + "user frigate\ntopic write frigate/#\n")
+    frigate_password = creds.add_vendor("frigate")
+    adapters = load(["adapters.frigate"])
+    reads = mqtt_filters(adapters) if with_reads else []
+    vendors = {login: (creds.vendors[login], writes) for login, writes in broker_accounts(adapters).items()}
+    passwd, acl = broker_files(creds.devices, "community", "mqtt://hub:hub-secret@127.0.0.1:1883", reads, vendors)
+    (tmp_path / "passwd").write_text(passwd)
+    (tmp_path / "acl").write_text(acl)
     (tmp_path / "data").mkdir()
     port = free_port()
     (tmp_path / "mosquitto.conf").write_text(shipped_config(tmp_path, port))
@@ -205,7 +208,7 @@ def test_the_hub_reads_its_adapters_vendor_topics_and_devices_cannot_forge_them(
     try:
         wait_until(lambda: port_open(port) or not service.alive(), what="mosquitto with the shipped config")
         hub = Client(port, "hub", "hub-secret")
-        nvr = Client(port, "frigate", "frigate-secret")
+        nvr = Client(port, "frigate", frigate_password)
         gate = Client(port, "sunshine.gate.east-1", gate_password)
         assert [c.connack.get(timeout=5) for c in (hub, nvr, gate)] == [0, 0, 0]
         assert hub.sub("frigate/events") == [1]
@@ -216,6 +219,20 @@ def test_the_hub_reads_its_adapters_vendor_topics_and_devices_cannot_forge_them(
         while not hub.got.empty():
             received.append(hub.got.get())
         assert received == ([("frigate/events", b'{"type": "new"}')] if with_reads else [])
+        # Frigate publishes under its prefix only: it reads nothing, and forges no contract message.
+        assert hub.sub("community/#") == [1]
+        nvr.sub("frigate/#")
+        nvr.sub("community/#")
+        nvr.pub("community/sunshine/gate/east-1/event", b'{"forged": true}')
+        gate.pub("community/sunshine/gate/east-1/event", b'{"real": true}')
+        nvr.pub("frigate/events", b'{"type": "end"}')
+        time.sleep(0.5)
+        heard = []
+        while not hub.got.empty():
+            heard.append(hub.got.get())
+        assert heard == [("community/sunshine/gate/east-1/event", b'{"real": true}')] + (
+            [("frigate/events", b'{"type": "end"}')] if with_reads else [])
+        assert nvr.got.empty(), "the Frigate account read something"
         for c in (hub, nvr, gate):
             c.stop()
     finally:

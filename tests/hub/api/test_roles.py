@@ -31,6 +31,8 @@ ROUTES = [
     ("POST", "/api/alerts/none/ack", {"by": "x"}, "maintenance"),
     ("POST", "/api/alerts/none/resolve", {"by": "x"}, "maintenance"),
     ("POST", "/api/alerts/none/order", {"by": "x"}, "maintenance"),
+    ("POST", "/api/incidents/none/ack", {"note": "x"}, "maintenance"),  # 404 once allowed
+    ("POST", "/api/incidents/none/resolve", {"note": "x"}, "maintenance"),
     ("POST", "/api/orders/none/dispatch", {"by": "x"}, "maintenance"),
     ("POST", "/api/devices/sunshine/gate/nobody/commands", {"op": "open"}, "operator"),  # 504: nobody answers
     ("GET", "/api/deadletters", None, "admin"),
