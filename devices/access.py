@@ -1,7 +1,8 @@
 """Door controllers and face / card / QR terminals (门禁).
 
 `subject` is an opaque id, never a name or a face image, and still personal
-data: a field, never a tag, and masked by the API.
+data: a field, never a tag, and masked by the API. `image`, a link to the
+terminal's snapshot (a face terminal's is a face), is personal too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from devices.base import (
     OverviewSection,
     Severity,
     TodayFigure,
+    WebLink,
 )
 from devices.rules import Clear, Deadline, Intent
 
@@ -42,6 +44,7 @@ class Access(EventPayload):
     subject: str = Field(min_length=1, max_length=128, coerce_numbers_to_str=True, description="Opaque person id")
     result: Literal["granted", "denied"]
     reason: Literal["unknown", "expired", "blacklisted", "outside_schedule", "anti_passback", "other"] | None = None
+    image: WebLink | None = Field(None, description="http(s) URL of the terminal's snapshot (a face: personal)")
 
 
 class Unlock(CommandArgs):
@@ -83,7 +86,7 @@ KIND = DeviceKind(
     events=(Access,),
     faults=FAULTS,
     commands={"unlock": Unlock},
-    personal=("subject",),
+    personal=("subject", "image"),
     settings=Settings,
     work_orders=frozenset({"door_forced"}),
     overview=OverviewSection("access", today={

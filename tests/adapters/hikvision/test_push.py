@@ -106,6 +106,22 @@ async def test_anpr_and_acs_events_are_stored_like_native_ones(devices: Devices)
     assert masked.json()[0]["image"] is None and masked.json()[0]["plate"] != "琼A12345"
 
 
+async def test_a_face_terminals_snapshot_is_personal_like_its_subject(devices: Devices) -> None:
+    run = devices.run
+    raw, content_type = multipart([("AccessControllerEvent", "application/json", load("acs_face_granted.json")),
+                                   ("FaceImage.jpg", "image/jpeg", JPEG)])
+    answer = await devices.post(TERMINAL, devices.terminal, raw, content_type)
+    assert answer.status_code == 200, answer.text
+    await run.stored()
+    (access,) = await run.events(kind="access", type="access")
+    assert access["image"].startswith("http://hub/push/hikvision/pictures/")  # the admin sees the link
+    viewer = run.hub.users.add("lobby-screen", "viewer")
+    masked = await devices.client.get("/api/events", params={"kind": "access"},
+                                      headers={"Authorization": f"Bearer {viewer}"})
+    (row,) = masked.json()
+    assert row["image"] is None and row["subject"] != "p-7f3a"
+
+
 async def test_a_replayed_serial_number_and_history_upload_are_stored_once(devices: Devices) -> None:
     run = devices.run
     acs = load("acs_card_expired.json")
