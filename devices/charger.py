@@ -188,17 +188,17 @@ OVER_CAP_STRAIN_AT = 0.2
 
 def load_against_cap(figures: Mapping[str, Any], controller: Any, site: str) -> Gauge | None:
     """The district wall's charging load: what the chargers draw now against the headroom the orderly-charging
-    allocator has for them (`charging_control`, capacity less the base load). Filling the headroom is what the
-    allocator is for, so the strain is 0 up to the cap and rises to 1 at `OVER_CAP_STRAIN_AT` above it (a
-    charger not obeying). A site that declares no capacity has a load and nothing to hold it against."""
+    allocator last had for them (`ChargingControl.load`: capacity less the base load); before its first round,
+    against the declared `power_cap_kw` (the overview's `cap_kw`). Filling the headroom is what the allocator is
+    for, so the strain is 0 up to the cap and rises to 1 at `OVER_CAP_STRAIN_AT` above it (a charger not
+    obeying). A site that declares no capacity has a load and nothing to hold it against."""
     if not figures.get("total"):
         return None
-    answer = controller.answer(site) if controller is not None else None
-    if answer is None:
-        return Gauge(figures["kw"], None, None, 0.0)
-    cap = answer.headroom_kw
-    drawn = answer.measured_kw
-    share = drawn / cap if cap > 0 else (0.0 if drawn <= 0 else float(OVER_CAP_STRAIN_AT + 1))
+    load = controller.load(site) if controller is not None else None
+    drawn, cap = load if load is not None else (figures["kw"], figures["cap_kw"])
+    if cap is None:
+        return Gauge(round(drawn, 2), None, None, 0.0)
+    share = drawn / cap if cap > 0 else (0.0 if drawn <= 0 else 1 + OVER_CAP_STRAIN_AT)
     strain = min(1.0, max(0.0, (share - 1) / OVER_CAP_STRAIN_AT))
     return Gauge(round(drawn, 2), round(cap, 2), round(share, 4), round(strain, 4))
 

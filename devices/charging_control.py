@@ -517,6 +517,15 @@ class ChargingControl:
         inputs = site_inputs(config, base, list(chargers.values()), int(ctx.settings.charging_starve_after_s * 1000))  # type: ignore[attr-defined]
         return view(site, allocate(*inputs, now), base is not None, chargers, {})
 
+    def load(self, site: str) -> tuple[float, float] | None:
+        """(kW the site's online chargers draw now, kW of headroom its last allocation had for them), the
+        figures `answer` gives without building it (the district wall asks for every community at once);
+        None before the site's first round."""
+        run = self.sites.get(site)
+        if run is None or run.allocation is None:
+            return None
+        return sum(c.seen.power_kw for c in run.chargers.values() if c.online), run.allocation.headroom_kw
+
     def set_plan(self, site: str, device: str, body: PlanIn) -> PlanOut | tuple[int, str]:
         """Keep a resident's plan with the charger's open session and run the site's allocation again; or
         (status, why) it cannot be: no orderly charging there, no such charger, no session open."""

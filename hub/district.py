@@ -4,8 +4,9 @@ A street office watches dozens of communities (sites) on one wall and must see a
 first. Per community: devices online of all, open and acknowledged alerts by severity, work orders past a
 deadline, and each kind's district gauge (`DeviceKind.district`: elevator availability, charging load against
 the cap, ...). The figures come from the sources the per-site overview reads (registry, live state, alert and
-order stores, the kinds' controllers) through the overview's own `device_figures`, so a community's tile and
-its wall never disagree; nothing is read from the time-series store.
+order stores, the kinds' controllers), counted as the overview counts them and with the kinds' own overview
+figures (`OverviewSection.live`), so a community's tile and its wall never disagree; nothing is read from the
+time-series store. The registry is walked once for every community, not once per community.
 
 Worst first is one number per community (`score`), documented in `WEIGHTS`:
 
@@ -23,14 +24,14 @@ own alerts (site `*`) concern every community alike: they are counted once for t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from devices.base import DeviceKind, Gauge
+from devices.base import DeviceKind, Gauge, LiveDevice
 from hub.alerts.models import HUB_SITE, Alert
 from hub.alerts.orders import WorkOrder
-from hub.overview import SEVERITIES, device_figures
+from hub.overview import NEVER_HEARD, SEVERITIES
 from hub.registry import Device, DeviceKey, District, Registry, Site
 from hub.state import LiveState
 from hub.times import iso
@@ -80,11 +81,51 @@ def overdue_by_site(orders: Iterable[WorkOrder], now_ms: int) -> dict[str, int]:
     return out
 
 
-def by_site(registry: Iterable[Device]) -> dict[str, list[Device]]:
-    """The registry's devices grouped by site in one pass (50 sites would otherwise each walk all of them)."""
-    out: dict[str, list[Device]] = {}
-    for device in registry:
-        out.setdefault(device.site, []).append(device)
+@dataclass(slots=True)
+class SiteDevices:
+    """One community's devices as the roll-up counts them: totals, and the live view of each kind with a
+    district gauge (what the kind's `OverviewSection.live` reads, as the overview gives it)."""
+
+    total: int = 0
+    online: int = 0
+    faulted: int = 0
+    """Online with an open fault"""
+    seen: dict[str, list[LiveDevice]] = field(default_factory=dict)
+
+
+YIELD_EVERY = 2_000
+"""Devices counted between two turns given to the event loop."""
+
+
+async def count_devices(devices: Sequence[Device], live: LiveState, sites: Collection[str], now_ms: int,
+                        kinds: Mapping[str, DeviceKind], alerting: Mapping[DeviceKey, Collection[str]]
+                        ) -> dict[str, SiteDevices]:
+    """Every community's devices in one pass over the registry (walking it once per community would cost 50
+    walks), counted as `hub.overview.device_figures` counts them (a test holds the two together); the event
+    loop gets a turn every `YIELD_EVERY` devices, so 100,000 of them never hold it for long."""
+    gauged = frozenset(name for name, k in kinds.items() if k.district is not None)
+    out = {site: SiteDevices(seen={name: [] for name in gauged}) for site in sites}
+    states = live.devices
+    for start in range(0, len(devices), YIELD_EVERY):
+        if start:
+            await asyncio.sleep(0)
+        for device in devices[start:start + YIELD_EVERY]:
+            acc = out.get(device.site)
+            kind = device.kind
+            if acc is None or kind not in kinds:
+                continue
+            acc.total += 1
+            key = device.key
+            state = states.get(key)
+            online = state is not None and state.online(now_ms, live.heartbeat_for(device))
+            faulted = online and bool(state.open_faults)  # type: ignore[union-attr]
+            acc.online += online
+            acc.faulted += faulted
+            listed = acc.seen.get(kind)
+            if listed is not None:
+                codes = alerting.get(key, ())
+                listed.append(LiveDevice(online, faulted, NEVER_HEARD, (), codes) if state is None else
+                              LiveDevice(online, faulted, state.telemetry, state.open_faults.keys(), codes))
     return out
 
 
@@ -116,25 +157,21 @@ def gauges_of(kinds: Mapping[str, DeviceKind], live_figures: Mapping[str, Mappin
     return out
 
 
-def community(slug: str, site: Site | None, devices: Sequence[Device], live: LiveState, now_ms: int,
-              kinds: Mapping[str, DeviceKind], alerts: AlertTally, overdue: int,
-              controllers: Mapping[str, Any]) -> dict[str, Any]:
+def community(slug: str, site: Site | None, devices: SiteDevices, kinds: Mapping[str, DeviceKind],
+              alerts: AlertTally, overdue: int, controllers: Mapping[str, Any]) -> dict[str, Any]:
     """One community's tile: its figures and its score (its rank is given when the district is ordered)."""
     entry = site or Site()
-    figures = device_figures(Registry({slug: entry}, list(devices)), live, slug, now_ms, kinds, alerts.codes)
-    per_kind = figures["devices"]
-    total = sum(k["total"] for k in per_kind.values())
-    online = sum(k["online"] for k in per_kind.values())
-    faulted = sum(k["faulted"] for k in per_kind.values())
+    live_figures = {name: kinds[name].overview.live(listed, [entry])  # type: ignore[union-attr]
+                    for name, listed in devices.seen.items()}
     counted = severity_counts(alerts.counts.get(slug, {}))
-    gauges = gauges_of(kinds, figures["live"], controllers, slug)
+    gauges = gauges_of(kinds, live_figures, controllers, slug)
     return {
         "site": slug, "zh": entry.name or slug, "en": entry.name_en or entry.name or slug,
-        "devices": {"total": total, "online": online, "faulted": faulted},
+        "devices": {"total": devices.total, "online": devices.online, "faulted": devices.faulted},
         "alerts": counted, "overdue_orders": overdue,
         "gauges": {name: {"zh": kind.district.zh, "en": kind.district.en, "unit": kind.district.unit,  # type: ignore[union-attr]
                           **gauge._asdict()} for name, (kind, gauge) in gauges.items()},
-        "score": score(counted, overdue, online, total, (g.strain for _, g in gauges.values())),
+        "score": score(counted, overdue, devices.online, devices.total, (g.strain for _, g in gauges.values())),
     }
 
 
@@ -164,19 +201,17 @@ async def districts(registry: Registry, live: LiveState, active: Iterable[Alert]
                     kinds: Mapping[str, DeviceKind], controllers: Mapping[str, Any], slugs: Sequence[str],
                     now_ms: int) -> list[dict[str, Any]]:
     """Each district's part of `GET /api/district`, its communities worst first. The stores and the registry
-    are read once for all of them, and the event loop gets a turn between communities, so 50 communities of
-    2,000 devices never hold it for longer than one community takes (a few ms)."""
+    are read once for all of them."""
     tally = tally_alerts(active)
     overdue = overdue_by_site(orders, now_ms)
-    devices = by_site(registry)
+    members = {slug: registry.district_sites(slug) for slug in slugs}
+    wanted = {site for sites in members.values() for site in sites}
+    counted = await count_devices(list(registry), live, wanted, now_ms, kinds, tally.codes)
     hub_alerts = severity_counts(tally.counts.get(HUB_SITE, {}))
     out = []
     for slug in slugs:
-        tiles = []
-        for site in registry.district_sites(slug):
-            await asyncio.sleep(0)
-            tiles.append(community(site, registry.sites.get(site), devices.get(site, ()), live, now_ms, kinds,
-                                   tally, overdue.get(site, 0), controllers))
+        tiles = [community(site, registry.sites.get(site), counted[site], kinds, tally, overdue.get(site, 0),
+                           controllers) for site in members[slug]]
         ordered = worst_first(tiles)
         out.append({"time": iso(now_ms), "district": district_names(slug, registry.districts.get(slug)),
                     "communities": ordered, "totals": totals(ordered), "hub_alerts": hub_alerts,

@@ -44,14 +44,20 @@ def registry_of(sites: dict[str, int], district_slug: str = "xinhe") -> Registry
                     {district_slug: District(zh="新河街道", en="Xinhe")})
 
 
-class FakeController:
-    """What a kind's gauge asks of the orderly-charging controller: its answer per site."""
+class Allocator:
+    """What the charging gauge asks of the orderly-charging controller: (drawn, headroom) per site."""
 
-    def __init__(self, answers: dict[str, Any]) -> None:
-        self.answers = answers
+    def __init__(self, loads: dict[str, tuple[float, float]]) -> None:
+        self.loads = loads
 
-    def answer(self, site: str) -> Any:
-        return self.answers.get(site)
+    def load(self, site: str) -> tuple[float, float] | None:
+        return self.loads.get(site)
+
+
+def tile(registry: Registry, live: LiveState, slug: str, tally: district.AlertTally, overdue: int = 0,
+         controllers: dict[str, Any] | None = None) -> dict[str, Any]:
+    counted = asyncio.run(district.count_devices(list(registry), live, [slug], NOW, REGISTRY, tally.codes))
+    return district.community(slug, registry.sites[slug], counted[slug], REGISTRY, tally, overdue, controllers or {})
 
 
 def test_the_score_weighs_severities_orders_offline_and_strain() -> None:
@@ -103,37 +109,57 @@ def test_a_community_rolls_up_like_its_overview() -> None:
     heard(live, "a", "elevator", "e1", {"mode": "maintenance"})
     heard(live, "a", "elevator", "e2", {"mode": "normal"}, faults=("overspeed",))  # e3 never heard
     tally = district.tally_alerts([alert("a", MAJOR, "e2")])
-    tile = district.community("a", registry.sites["a"], list(registry), live, NOW, REGISTRY, tally, 1, {})
-    overview = device_figures(registry, live, "a", NOW, REGISTRY)
-    assert tile["devices"] == {"total": 4, "online": 3, "faulted": 1} == overview["devices"]["elevator"]
-    assert tile["zh"] == "a小区" and tile["en"] == "a小区", "no English name: the Chinese one, never nothing"
-    assert tile["alerts"]["open"] == {"critical": 0, "major": 1, "minor": 0, "info": 0}
-    gauge = tile["gauges"]["elevator_availability"]
+    a = tile(registry, live, "a", tally, 1)
+    overview = device_figures(registry, live, "a", NOW, REGISTRY, tally.codes)
+    assert a["devices"] == {"total": 4, "online": 3, "faulted": 1} == overview["devices"]["elevator"]
+    assert a["zh"] == "a小区" and a["en"] == "a小区", "no English name: the Chinese one, never nothing"
+    assert a["alerts"]["open"] == {"critical": 0, "major": 1, "minor": 0, "info": 0}
+    gauge = a["gauges"]["elevator_availability"]
     assert gauge["zh"] == "电梯可用率" and gauge["en"] == "Elevator availability"
     assert (gauge["value"], gauge["of"], gauge["share"], gauge["strain"]) == (1, 4, 0.25, 0.75)
     assert overview["live"]["elevator"]["availability"] == gauge["share"], "the same figure as the site's wall"
-    assert "charging_load" not in tile["gauges"], "a community without chargers has no charging gauge"
-    assert tile["score"] == 20 + 10 + 50 * 0.25 + 30 * 0.75
+    assert "charging_load" not in a["gauges"], "a community without chargers has no charging gauge"
+    assert a["score"] == 20 + 10 + 50 * 0.25 + 30 * 0.75
 
 
 def test_the_charging_gauge_holds_the_draw_against_the_allocators_headroom() -> None:
-    registry = Registry({"a": Site(power_cap_kw=20, district="x"), "b": Site(district="x")},
-                        [Device(site=s, kind="charger", device="c1") for s in ("a", "b")],
+    registry = Registry({"a": Site(power_cap_kw=20, district="x"), "b": Site(power_cap_kw=30, district="x"),
+                         "c": Site(district="x")},
+                        [Device(site=s, kind="charger", device="c1") for s in ("a", "b", "c")],
                         {"x": District(zh="新河街道")})
     live = LiveState()
-    for s in ("a", "b"):
+    for s in ("a", "b", "c"):
         heard(live, s, "charger", "c1", {"status": "charging", "power_kw": 22.0})
-    answer = type("Answer", (), {"measured_kw": 22.0, "headroom_kw": 20.0})()
     tally = district.tally_alerts([])
-    controllers = {"charger": FakeController({"a": answer})}
-    a = district.community("a", registry.sites["a"], [registry.get(("a", "charger", "c1"))], live, NOW,  # type: ignore[list-item]
-                           REGISTRY, tally, 0, controllers)["gauges"]["charging_load"]
+    controllers = {"charger": Allocator({"a": (22.0, 20.0)})}
+    a = tile(registry, live, "a", tally, controllers=controllers)["gauges"]["charging_load"]
     assert (a["value"], a["of"], a["share"], a["unit"]) == (22.0, 20.0, 1.1, "kW")
     assert a["strain"] == pytest.approx(0.5), "10 % over the cap is half the way to the worst"
-    b = district.community("b", registry.sites["b"], [registry.get(("b", "charger", "c1"))], live, NOW,  # type: ignore[list-item]
-                           REGISTRY, tally, 0, controllers)["gauges"]["charging_load"]
-    assert (b["value"], b["of"], b["share"], b["strain"]) == (22.0, None, None, 0.0), \
+    b = tile(registry, live, "b", tally, controllers=controllers)["gauges"]["charging_load"]
+    assert (b["value"], b["of"], b["share"], b["strain"]) == (22.0, 30.0, 0.7333, 0.0), \
+        "before the allocator's first round: against the declared cap; under it, no strain"
+    c = tile(registry, live, "c", tally, controllers=controllers)["gauges"]["charging_load"]
+    assert (c["value"], c["of"], c["share"], c["strain"]) == (22.0, None, None, 0.0), \
         "no declared capacity: a load and nothing to hold it against"
+
+
+def test_devices_are_counted_as_the_overview_counts_them() -> None:
+    registry = Registry({s: Site(district="x") for s in ("a", "b")},
+                        [Device(site=s, kind=k, device=f"{k}{i}", heartbeat_s=60 if i == 0 else None)
+                         for s in ("a", "b") for k in REGISTRY for i in range(3)])
+    live = LiveState(heartbeat_s=300)
+    for d in registry:
+        if d.device.endswith("1"):
+            continue  # never heard
+        heard(live, d.site, d.kind, d.device, faults=("x",) if d.site == "a" else ())
+        if d.device.endswith("0"):
+            live.get(d.key).last_seen_ms = NOW - 120_000  # silent past its own 60 s heartbeat
+    counted = asyncio.run(district.count_devices(list(registry), live, ["a", "b"], NOW, REGISTRY, {}))
+    for s in ("a", "b"):
+        rows = device_figures(registry, live, s, NOW, REGISTRY)["devices"].values()
+        assert (counted[s].total, counted[s].online, counted[s].faulted) == tuple(
+            sum(r[f] for r in rows) for f in ("total", "online", "faulted"))
+    assert (counted["a"].total, counted["a"].online, counted["a"].faulted) == (18, 6, 6)
 
 
 def test_a_district_lists_its_communities_worst_first_with_totals() -> None:
