@@ -10,10 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hub.alerts.models import HUB_FAULTS
 from hub.config import Settings
 from tests.support.browser import ARTIFACTS, ServedHub, chromium
 from tests.support.hub_fixtures import ADMIN_TOKEN, eventually, hub_settings
-from tests.support.mqtt_fixtures import Broker, publish_many
+from tests.support.mqtt_fixtures import Broker, publish_many, start_mosquitto
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.usefixtures("playwright_available"),
@@ -120,4 +121,31 @@ async def test_an_unknown_district_says_so(mosquitto: Broker, root: str, tmp_pat
             assert await wall.page.locator(".ctile").count() == 0
             assert not [e for e in wall.errors if "pageerror" in e], wall.errors
     finally:
+        await served.stop()
+
+
+async def test_the_district_wall_says_its_data_is_stale_while_the_broker_is_gone(root: str, tmp_path: Path) -> None:
+    """As the community wall: the hub's own word (GET /api/health 503) raises the banner, with since when."""
+    broker = start_mosquitto(tmp_path / "mqtt")  # our own, to stop
+    path = tmp_path / "registry.toml"
+    path.write_text(registry(), encoding="utf-8")
+    served = ServedHub(hub_settings(broker, root, tmp_path / "data", registry=path, broker_grace_s=2.0), None,
+                       free_port())
+    await served.start()
+    try:
+        async with chromium() as open_screen:
+            wall = await open_screen(f"{served.url}/?district=xinhe&token={ADMIN_TOKEN}")
+            await wall.page.wait_for_function("window.districtState && window.districtState.ready", timeout=30_000)
+            await wall.page.wait_for_timeout(3_500)  # a health poll
+            assert await wall.page.is_hidden("#stale")
+            broker.service.stop()
+            await wall.page.wait_for_selector("#stale:not(.hidden)", timeout=20_000)
+            text = await wall.page.inner_text("#stale")
+            assert "数据已停止更新" in text and HUB_FAULTS["broker_lost"].zh in text, text
+            assert (await wall.page.evaluate("window.districtState.staleSince")) is not None
+            await wall.page.click("header .lang-toggle")
+            assert "Data stale since" in await wall.page.inner_text("#stale")
+            assert not [e for e in wall.errors if "pageerror" in e], wall.errors
+    finally:
+        broker.service.stop()
         await served.stop()
