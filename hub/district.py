@@ -153,6 +153,8 @@ def gauges_of(kinds: Mapping[str, DeviceKind], live_figures: Mapping[str, Mappin
             continue
         gauge = spec.read(live_figures[name], controllers.get(name), site)
         if gauge is not None:
+            if spec.name in out:
+                raise ValueError(f"district gauge {spec.name!r} of kind {name!r} is also {out[spec.name][0].name!r}'s")
             out[spec.name] = (kind, gauge)
     return out
 

@@ -217,3 +217,9 @@ def test_a_kind_gauge_needs_live_figures_to_read() -> None:
 def test_gauge_names_are_unique_across_kinds() -> None:
     names = [k.district.name for k in REGISTRY.values() if k.district is not None]
     assert len(names) == len(set(names)) and len(names) >= 2
+    elevator = REGISTRY["elevator"]
+    twin = replace(elevator, name="lift")
+    with pytest.raises(ValueError, match="'elevator_availability' of kind 'lift' is also 'elevator'"):
+        district.gauges_of({"elevator": elevator, "lift": twin}, {"elevator": {"total": 1, "in_service": 1,
+                           "availability": 1.0}, "lift": {"total": 1, "in_service": 1, "availability": 1.0}},
+                           {}, "a")
