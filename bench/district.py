@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -92,6 +93,26 @@ class Probe:
             self.held = max(self.held, (time.perf_counter() - before) * 1000 - 1)
 
 
+class FullCollections:
+    """Python's full (generation 2) garbage collections and their longest pause: with 100,000 devices' live
+    state and registry entries on the heap, one takes hundreds of ms whoever allocated last."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.longest_ms = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count += 1
+            self.longest_ms = max(self.longest_ms, (time.perf_counter() - self._started) * 1000)
+
+
 async def idle_held(seconds: float) -> float:
     """The loop held by the hub's own tasks alone (its controllers' rounds, the overdue check), no request."""
     probe = Probe()
@@ -135,6 +156,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 hub.desk.open(alert, None, "bench")  # overdue at once (dispatch_within_s)
             await asyncio.sleep(0.01)
             hub.desk.check_overdue()  # escalated now, not by the hub's own check while we measure
+            if args.freeze:
+                gc.collect()
+                gc.freeze()  # the set-up's objects out of the collector's way
+            collections = FullCollections()
             transport = httpx.ASGITransport(app=create_app(hub))
             async with httpx.AsyncClient(transport=transport, base_url="http://hub", timeout=120,
                                          headers={"Authorization": f"Bearer {TOKEN}"}) as api:
@@ -154,6 +179,8 @@ async def main_async(args: argparse.Namespace) -> None:
                     print(f"   {name:<30} {percentile(times, 50):>8.1f} {percentile(times, 95):>8.1f} "
                           f"{max(times):>8.1f} {held:>13.1f}")
                 print(f"   the hub's own tasks alone held the loop up to {await idle_held(10):.1f} ms over 10 s")
+                print(f"   full garbage collections: {collections.count}, the longest {collections.longest_ms:.0f} ms"
+                      f"{' (heap frozen after set-up)' if args.freeze else ''}")
                 print(f"   rss {rss_mb(os.getpid()):.0f} MB")
     finally:
         broker.service.stop()
@@ -165,6 +192,7 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=50)
     parser.add_argument("--devices", type=int, default=2000, help="per community")
     parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--freeze", action="store_true", help="gc.freeze() after the set-up")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     asyncio.run(main_async(args))
