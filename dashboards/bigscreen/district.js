@@ -17,7 +17,7 @@ Object.assign(I18N.zh, {
   d_title: "街道联动指挥中心", d_subtitle: "社区态势 · 风险优先",
   k_communities: "社区", k_overdue: "超时工单", k_hub: "平台告警", k_devices: "设备在线", k_alerts: "未处理告警",
   p_communities: "社区态势（风险由高到低）", p_ranking: "风险指数排行", p_severity: "告警构成",
-  c_online: "在线", c_overdue: "超时工单", c_score: "风险", c_acked: "已受理",
+  c_online: "在线", c_overdue: "超时工单", c_score: "风险", c_acked: "已受理", c_alerts: "告警",
   st_ok: "正常", st_major: "关注", st_critical: "紧急", st_down: "离线多",
   no_district: "未找到街道 {d}", no_communities: "该街道下暂无社区", choose_district: "请在地址中指定街道：?district=…",
   hub_ok: "平台运行正常", communities_unit: "个",
@@ -27,7 +27,7 @@ Object.assign(I18N.en, {
   d_title: "District Joint Command Center", d_subtitle: "Communities · worst first",
   k_communities: "Communities", k_overdue: "Overdue orders", k_hub: "Hub alerts", k_devices: "Devices online", k_alerts: "Open alerts",
   p_communities: "Communities (worst first)", p_ranking: "Risk ranking", p_severity: "Alerts by severity",
-  c_online: "online", c_overdue: "overdue", c_score: "risk", c_acked: "acked",
+  c_online: "online", c_overdue: "overdue", c_score: "risk", c_acked: "acked", c_alerts: "alerts",
   st_ok: "OK", st_major: "Attention", st_critical: "Critical", st_down: "Mostly offline",
   no_district: "No district {d}", no_communities: "No community in this district", choose_district: "Name a district in the address: ?district=…",
   hub_ok: "Hub healthy", communities_unit: "",
@@ -213,7 +213,10 @@ function gaugeHtml(name, g) {
 }
 function tileHtml(c) {
   const url = `/?site=${encodeURIComponent(c.site)}${lang !== "zh" ? `&lang=${lang}` : ""}`;
-  const sev = SEVERITIES.map((s) => `<span class="${c.alerts.open[s] ? s : "zero"}">${esc(t("sev_" + s))}<b>${c.alerts.open[s]}</b></span>`).join("");
+  // only the severities it has: a line that fits the smallest tile
+  const present = SEVERITIES.filter((s) => c.alerts.open[s]);
+  const sev = present.length ? present.map((s) => `<span class="${s}">${esc(t("sev_" + s))}<b>${c.alerts.open[s]}</b></span>`).join("")
+    : `<span class="zero">${esc(t("c_alerts"))}<b>0</b></span>`;
   const acked = SEVERITIES.reduce((n, s) => n + c.alerts.acknowledged[s], 0);
   return `<a class="ctile s-${status(c)}" href="${url}" data-site="${esc(c.site)}" title="${esc(named(c))}">`
     + `<div class="top"><span class="rank">#${c.rank}</span><span class="name">${esc(named(c))}</span>`
@@ -280,7 +283,7 @@ function drawCharts() {
     yAxis: {type: "category", data: top.map(named), axisLine: {lineStyle: {color: "#17406a"}}, axisTick: {show: false},
             axisLabel: {color: "#dcebff", fontSize: 12, width: 110, overflow: "truncate"}},
     series: [{type: "bar", name: t("c_score"), barMaxWidth: 16, data: top.map((c) => ({value: c.score, itemStyle: {color: STATUS_COLOURS[status(c)]}})),
-              label: {show: true, position: "right", color: "#dcebff", fontSize: 11}}],
+              label: {show: true, position: "right", color: "#dcebff", fontSize: 11, formatter: (p) => num(p.value, 0)}}],
   }, {replaceMerge: ["series", "yAxis"]});
   const totals = answer.totals.alerts.open;
   chart("severity").setOption({
