@@ -299,6 +299,38 @@ class OverviewSection:
     such as the water used today; read from the store at most once a minute (they move slowly)"""
 
 
+class Gauge(NamedTuple):
+    """One community's reading of a kind's district figure (`DistrictGauge`)."""
+
+    value: float
+    """The figure itself (cars in service, kW drawn)"""
+    of: float | None
+    """What it is measured against (cars in all, the cap in kW); None: nothing to measure against"""
+    share: float | None
+    """value / of, when there is an `of`"""
+    strain: float
+    """0 (all well) to 1 (as bad as it gets): what the district wall's worst-first score weighs"""
+
+
+DistrictReading = Callable[[Mapping[str, Any], Any, str], Gauge | None]
+"""(the kind's overview live figures at one site, the kind's controller or None, the site's slug) -> its gauge
+there, or None when the site has nothing to gauge (no such device); pure but for asking the controller."""
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictGauge:
+    """The kind's figure on the district wall (街道联动指挥中心): one gauge per community, such as the share of
+    cars in service, read from what the kind's overview figures (`OverviewSection.live`) say of that site."""
+
+    name: str
+    """Unique across kinds; the gauge's key in `GET /api/district`"""
+    zh: str
+    en: str
+    read: DistrictReading
+    unit: str | None = None
+    """Of `value` and `of` (None: a count)"""
+
+
 @dataclass(frozen=True, slots=True)
 class InsideSpec:
     """What keeps a count of things inside a site: events that say who went in or out, and whether they passed."""
@@ -425,6 +457,8 @@ class DeviceKind:
     """The kind `/api/reliability` reports when the caller names none (one kind says so)."""
     overview: OverviewSection | None = None
     """Its figures on the big screen, besides the devices online and faulted every kind gets."""
+    district: DistrictGauge | None = None
+    """Its gauge per community on the district wall; needs `overview.live` (the figures it reads)."""
     series: Mapping[str, Series] = field(default_factory=dict)
     """Named chart series the hub builds from its points (`hub.series`); names unique across kinds."""
     inside: InsideSpec | None = None
@@ -434,6 +468,8 @@ class DeviceKind:
     `async run(ctx)`, and optionally `on_message(msg, state)` and `routes()`."""
 
     def __post_init__(self) -> None:
+        if self.district is not None and (self.overview is None or self.overview.live is None):
+            raise ValueError(f"kind {self.name!r} has a district gauge but no overview live figures for it to read")
         if self.checks and not self.refusals:
             raise ValueError(f"kind {self.name!r} has checks but declares no refusals: name the dead-letter reasons "
                              "they give")

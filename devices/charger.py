@@ -17,8 +17,10 @@ from devices.base import (
     CommandArgs,
     DeviceKind,
     DevicePayload,
+    DistrictGauge,
     EventPayload,
     FaultSpec,
+    Gauge,
     KindSettings,
     LiveDevice,
     OverviewSection,
@@ -180,6 +182,27 @@ def charging(devices: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str, A
             "cap_kw": round(sum(caps), 2) if caps else None}
 
 
+OVER_CAP_STRAIN_AT = 0.2
+"""Drawing this share above the cap is as bad as the district wall's charging gauge gets."""
+
+
+def load_against_cap(figures: Mapping[str, Any], controller: Any, site: str) -> Gauge | None:
+    """The district wall's charging load: what the chargers draw now against the headroom the orderly-charging
+    allocator last had for them (`ChargingControl.load`: capacity less the base load); before its first round,
+    against the declared `power_cap_kw` (the overview's `cap_kw`). Filling the headroom is what the allocator is
+    for, so the strain is 0 up to the cap and rises to 1 at `OVER_CAP_STRAIN_AT` above it (a charger not
+    obeying). A site that declares no capacity has a load and nothing to hold it against."""
+    if not figures.get("total"):
+        return None
+    load = controller.load(site) if controller is not None else None
+    drawn, cap = load if load is not None else (figures["kw"], figures["cap_kw"])
+    if cap is None:
+        return Gauge(round(drawn, 2), None, None, 0.0)
+    share = drawn / cap if cap > 0 else (0.0 if drawn <= 0 else 1 + OVER_CAP_STRAIN_AT)
+    strain = min(1.0, max(0.0, (share - 1) / OVER_CAP_STRAIN_AT))
+    return Gauge(round(drawn, 2), round(cap, 2), round(share, 4), round(strain, 4))
+
+
 KIND = DeviceKind(
     name="charger",
     rules=(charger_temperature,),
@@ -201,6 +224,7 @@ KIND = DeviceKind(
     team="electrical",
     overview=OverviewSection("chargers", live=charging,
                              today={"kwh_today": TodayFigure("sum", "energy_kwh", {"type": "session_stop"}, digits=2)}),
+    district=DistrictGauge("charging_load", "充电负荷", "Charging load", load_against_cap, unit="kW"),
     series={"charging_power": SumOfMeans("power_kw", count_key="chargers", value_key="kw")},
     examples={
         "telemetry": (

@@ -14,7 +14,9 @@ from devices.base import (
     Accepted,
     DeviceKind,
     DevicePayload,
+    DistrictGauge,
     FaultSpec,
+    Gauge,
     KindSettings,
     LiveDevice,
     OverviewSection,
@@ -118,6 +120,15 @@ def in_service(devices: Sequence[LiveDevice], sites: Sequence[Any]) -> dict[str,
     serving = sum(d.online and not d.faulted and d.telemetry.get("mode") not in OUT_OF_SERVICE_MODES for d in devices)
     return {"total": total, "in_service": serving, "availability": round(serving / total, 4) if total else 1.0}
 
+def availability(figures: Mapping[str, Any], controller: Any, site: str) -> Gauge | None:
+    """The district wall's elevator availability: cars in service of all (strain: the share out of service)."""
+    total = figures.get("total", 0)
+    if not total:
+        return None
+    share = figures["availability"]
+    return Gauge(figures["in_service"], total, share, round(1 - share, 4))
+
+
 KIND = DeviceKind(
     name="elevator",
     rules=(elevator_trapped, elevator_door_faults),
@@ -135,6 +146,7 @@ KIND = DeviceKind(
     not_failures=frozenset({"door_faults_repeated"}),  # a maintenance hint: the door faults count themselves
     reliability_default=True,
     overview=OverviewSection("elevators", live=in_service),
+    district=DistrictGauge("elevator_availability", "电梯可用率", "Elevator availability", availability),
     examples={
         "telemetry": (
             {"floor": 7, "direction": "up", "door": "closed", "running": True, "speed_mps": 1.5,

@@ -5,6 +5,8 @@ no other service: the MQTT broker is `hub.embedded_broker`, with the accounts an
 ACL production's Mosquitto gets (generated passwords: the hub, one account per
 simulated device, and a read-only observer for the printed `mosquitto_sub` line),
 so the demo is no more open than a deployment. The store is the embedded SQLite one.
+Two small neighbouring communities are simulated beside it, all three in one district (新河街道), so the
+district wall (`/?district=xinhe`) has communities to rank.
 A third of the chargers speak OCPP 1.6J to the hub's own WebSocket instead of MQTT, each with the password
 `smarthub device add` would give it, so the wall shows both paths side by side.
 Ports are the usual ones when free, free ones otherwise.
@@ -30,6 +32,7 @@ from hub.credentials import Rule, device_rules, hub_rules, observer_rules, usern
 from hub.embedded_broker import Broker
 from hub.events import Events
 from hub.ingest.pipeline import Pipeline
+from hub.registry import District, RegistryFile
 from hub.state import LiveState
 from simulators.charger import STEER_EVERY_MS, orderly
 from simulators.community import Community, build, plan, registry_of
@@ -37,6 +40,13 @@ from simulators.ocpp_charger import OcppFleet, SimClock, choose, meter_every, pa
 from simulators.runner import LiveRun, messages
 
 log = logging.getLogger(__name__)
+
+DISTRICT = "xinhe"
+DISTRICT_NAMES = District(zh="新河街道", en="Xinhe Subdistrict")
+NEIGHBOURS = ("moonlight", "riverside")
+"""The simulated communities beside the main one, in its district."""
+NEIGHBOUR_DEVICES = 16
+SITE_NAMES_EN = {"sunshine": "Sunshine Garden", "moonlight": "Moonlight Court", "riverside": "Riverside Estate"}
 
 
 @dataclass
@@ -51,6 +61,20 @@ class DemoOptions:
     history_hours: float = 48
     ocpp_share: float = 1 / 3
     """Of the chargers, this share speaks OCPP (every third one), the rest MQTT."""
+    neighbours: int = len(NEIGHBOURS)
+    """Small communities simulated beside it, in its district (0: the main one alone, still in the district)."""
+
+
+def district_registry(communities: list[Community]) -> RegistryFile:
+    """The communities' registries, every site in the demo's district with its names in both languages."""
+    out = RegistryFile(districts={DISTRICT: DISTRICT_NAMES})
+    for community in communities:
+        part = registry_of(community)
+        out.sites.update({slug: site.model_copy(update={"district": DISTRICT, "name": site.name or slug,
+                                                         "name_en": SITE_NAMES_EN.get(slug)})
+                          for slug, site in part.sites.items()})
+        out.devices.extend(part.devices)
+    return out
 
 
 def port_or_free(host: str, wanted: int) -> int:
@@ -84,13 +108,16 @@ async def run_demo(options: DemoOptions) -> None:
     broker_port = port_or_free("127.0.0.1", options.mqtt_port)
     settings = demo_settings(options, broker_port, hub_password)
     community = build(options.site, options.seed, options.devices)
+    neighbours = [build(slug, options.seed, NEIGHBOUR_DEVICES)
+                  for slug in [n for n in NEIGHBOURS if n != options.site][:options.neighbours]]
     over_mqtt, piles = choose(community, share=options.ocpp_share)
+    over_mqtt = Community(over_mqtt.site, [*over_mqtt.devices, *(d for n in neighbours for d in n.devices)])
     logins, users, acl = accounts(over_mqtt, settings.root, hub_password, observer_password)
     start_ms = int(time.time() * 1000)
     offline = plan(community, options.scenario, start_ms) if options.scenario else []
 
     async with Broker("127.0.0.1", broker_port, users, acl) as broker, Hub(settings) as hub:
-        hub.registry.add(registry_of(community))  # buildings and the power cap for the big screen
+        hub.registry.add(district_registry([community, *neighbours]))  # buildings, power caps, the district
         host, port = settings.http_host_port
         server = hub.http_server(host, port)
         devices_target = MqttTarget("127.0.0.1", broker.port, None, None, None)
@@ -110,7 +137,7 @@ async def run_demo(options: DemoOptions) -> None:
         while not server.started:
             await asyncio.sleep(0.05)
         fleet.start()  # the piles connect to the hub's WebSocket, so only once it listens
-        print_banner(settings, broker.port, observer_password, options, len(piles))
+        print_banner(settings, broker.port, observer_password, options, len(piles), len(neighbours))
         try:
             done, _ = await asyncio.wait({asyncio.create_task(stop.wait()), serving, simulating},
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -182,13 +209,16 @@ async def backfill(hub: Hub, community: Community, hours: float, until_ms: int) 
 
 
 def print_banner(settings: Settings, broker_port: int, observer_password: str, options: DemoOptions,
-                 ocpp: int = 0) -> None:
+                 ocpp: int = 0, neighbours: int = 0) -> None:
     host, port = settings.http_host_port
     lines = [
         "",
         f"  smarthub demo: {options.devices} simulated devices in site '{options.site}' (seed {options.seed}"
         + (f", scenario {options.scenario}" if options.scenario else "") + ")",
-        f"  open         http://{host}:{port}/?token={settings.admin_token}",
+        f"  open         http://{host}:{port}/?site={options.site}&token={settings.admin_token}",
+        f"  district     http://{host}:{port}/?district={DISTRICT}&token={settings.admin_token}"
+        f"   ({DISTRICT_NAMES.zh}: '{options.site}'"
+        + (f" and {neighbours} small neighbours of {NEIGHBOUR_DEVICES} devices" if neighbours else "") + ")",
         f"  API          http://{host}:{port}/docs   (Authorization: Bearer {settings.admin_token})",
         f"  MQTT watch   mosquitto_sub -h 127.0.0.1 -p {broker_port} -u observer -P {observer_password}"
         f" -t '{settings.root}/#' -v   (read-only; topics {settings.root}/<site>/<kind>/<device>/<channel>)",

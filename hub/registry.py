@@ -3,8 +3,14 @@
 Buildings, floors, names and locations belong here, not in topics. The file is
 TOML (`SMARTHUB_REGISTRY`):
 
+    [districts.xinhe]
+    zh = "新河街道"
+    en = "Xinhe Subdistrict"
+
     [sites.sunshine]
     name = "阳光花园"
+    name_en = "Sunshine Garden"
+    district = "xinhe"
 
     [[devices]]
     site = "sunshine"
@@ -18,6 +24,9 @@ Household meters also carry `unit` (单元) and `room` (户号); the room is per
 another name says so in `aliases` (`aliases = {frigate = "b3_facade"}`), and analytics
 zones get their meaning in `zones` (`[devices.zones.b3_facade] label = "high_altitude_throw"`).
 
+A district (街道) groups sites for the district wall (`hub.district`); a site names at most one, which the
+file must declare; a site without one still works (it is on no district wall).
+
 A device heard on MQTT but missing from the file is added and flagged
 `registered = false`, so operators see it instead of it being dropped.
 """
@@ -29,7 +38,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hub.topics import DEVICE_RE, SITE_RE
 
@@ -48,9 +57,19 @@ class RegistryError(ValueError):
     """The registry file cannot be used; the message names the file and the entry."""
 
 
+class District(BaseModel):
+    """A street office's area (街道): the communities one district wall watches."""
+
+    model_config = ConfigDict(extra="forbid")
+    zh: str = Field(min_length=1, max_length=64, description="Chinese name (新河街道)")
+    en: str | None = Field(None, min_length=1, max_length=64, description="English name (the slug when not given)")
+
+
 class Site(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
+    name_en: str | None = Field(None, max_length=64, description="English name, for the walls' English view")
+    district: str | None = Field(None, pattern=SITE_RE.pattern, description="Slug of its district (`[districts.*]`)")
     power_cap_kw: float | None = Field(None, ge=0, description="Transformer capacity shared by chargers")
     transformer_kva: float | None = Field(None, gt=0, description="The transformer's rating (when no power_cap_kw)")
     power_factor: float = Field(0.9, gt=0, le=1, description="Power factor turning the kVA into kW")
@@ -128,8 +147,21 @@ def _toml_value(value: object) -> str:
 
 class RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    districts: dict[str, District] = Field(default_factory=dict)
     sites: dict[str, Site] = Field(default_factory=dict)
     devices: list[Device] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _districts_declared(self) -> RegistryFile:
+        """A site's district is one the file declares: a typo would leave the site off its wall unseen."""
+        for slug in self.districts:
+            if not SITE_RE.fullmatch(slug):
+                raise ValueError(f"district slug {slug!r} is not a slug (lowercase letters, digits, - and _)")
+        for slug, site in self.sites.items():
+            if site.district is not None and site.district not in self.districts:
+                raise ValueError(f"site {slug!r} names district {site.district!r}, which is not declared "
+                                 f"under [districts]")
+        return self
 
     def to_toml(self) -> str:
         """The file `Registry.load` reads (written by `smarthub simulate --registry-out`)."""
@@ -137,7 +169,8 @@ class RegistryFile(BaseModel):
             values = model.model_dump(exclude_none=True, exclude_defaults=True, exclude=exclude).items()
             return [header, *(f"{k} = {_toml_value(v)}" for k, v in values if v != {}), ""]
 
-        lines = [line for slug, site in self.sites.items() for line in table(f"[sites.{slug}]", site)]
+        lines = [line for slug, d in self.districts.items() for line in table(f"[districts.{slug}]", d)]
+        lines += [line for slug, site in self.sites.items() for line in table(f"[sites.{slug}]", site)]
         lines += [line for device in self.devices for line in table("[[devices]]", device, frozenset({"registered"}))]
         return "\n".join(lines)
 
@@ -145,8 +178,10 @@ class RegistryFile(BaseModel):
 class Registry:
     """Registered devices plus those discovered on the wire."""
 
-    def __init__(self, sites: dict[str, Site] | None = None, devices: list[Device] | None = None) -> None:
+    def __init__(self, sites: dict[str, Site] | None = None, devices: list[Device] | None = None,
+                 districts: dict[str, District] | None = None) -> None:
         self.sites: dict[str, Site] = dict(sites or {})
+        self.districts: dict[str, District] = dict(districts or {})
         self._devices: dict[DeviceKey, Device] = {d.key: d for d in devices or ()}
 
     @classmethod
@@ -167,7 +202,7 @@ class Registry:
         for device in data.devices:
             if device.kind not in kinds:
                 raise RegistryError(f"registry file {path}: device {device.device!r} has unknown kind {device.kind!r}")
-        return cls(data.sites, data.devices)
+        return cls(data.sites, data.devices, data.districts)
 
     def register(self, site: str, kind: str, device: str) -> None:
         """Add a device known from its broker account (`smarthub device add`) unless the file has it."""
@@ -176,9 +211,14 @@ class Registry:
             self._devices[key] = Device(site=site, kind=kind, device=device)
 
     def add(self, registry: RegistryFile) -> None:
-        """Take the sites and devices of a registry file over what is known (the demo's community)."""
+        """Take the districts, sites and devices of a registry file over what is known (the demo's community)."""
+        self.districts.update(registry.districts)
         self.sites.update(registry.sites)
         self._devices.update((d.key, d) for d in registry.devices)
+
+    def district_sites(self, district: str) -> list[str]:
+        """The slugs of the sites in a district, in the registry's order."""
+        return [slug for slug, site in self.sites.items() if site.district == district]
 
     def get(self, key: DeviceKey) -> Device | None:
         return self._devices.get(key)

@@ -21,7 +21,7 @@ SHARES = {name: sim.share for name, sim in SIMULATORS.items()}
 """How a community's devices divide between kinds (every kind gets at least one)."""
 DEVICES_PER_BUILDING = 6
 
-SITE_NAMES = {"sunshine": "阳光花园"}
+SITE_NAMES = {"sunshine": "阳光花园", "moonlight": "明月苑", "riverside": "滨江花园"}
 """Display names of the simulated sites we ship (others show their slug)."""
 
 SCENARIOS: dict[str, str] = {

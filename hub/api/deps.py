@@ -153,6 +153,29 @@ class ScreenSources:
                    hub.kinds, hub.tally, hub.slow_figures)
 
 
+@dataclass(frozen=True, slots=True)
+class DistrictSources:
+    """What the district wall's figures (`/api/district`) are computed from: the overview's live sources, the
+    work orders, and the kinds' controllers (a kind's gauge may ask its own, e.g. the charging allocator)."""
+
+    cache: ScreenCache
+    registry: Registry
+    live: LiveState
+    alert_store: AlertStore
+    order_store: OrderStore
+    kinds: Mapping[str, DeviceKind]
+    controllers: Mapping[str, object]
+    """The first controller of each kind that has one"""
+
+    @classmethod
+    def of(cls, hub: Hub) -> DistrictSources:
+        controllers: dict[str, object] = {}
+        for kind, controller in hub.controllers:
+            controllers.setdefault(kind, controller)
+        return cls(hub.screen_cache, hub.registry, hub.live, hub.alert_store, hub.order_store, hub.kinds,
+                   controllers)
+
+
 def _health_view(request: Request) -> HealthView:
     return HealthView.of(_hub(request))
 
@@ -161,7 +184,12 @@ def _screen_sources(request: Request) -> ScreenSources:
     return ScreenSources.of(_hub(request))
 
 
+def _district_sources(request: Request) -> DistrictSources:
+    return DistrictSources.of(_hub(request))
+
+
 HealthDep = Annotated[HealthView, Depends(_health_view)]
+DistrictDep = Annotated[DistrictSources, Depends(_district_sources)]
 ScreenDep = Annotated[ScreenSources, Depends(_screen_sources)]
 
 Viewer = Annotated[User, require("viewer")]

@@ -493,7 +493,7 @@ ERRORS: dict[int, str] = {
     400: "The request is malformed (e.g. a Content-Length that is not a byte count)",
     401: "No valid Bearer token (checked before the body is read)",
     403: "The token's role is below what the route needs (checked before the body is read)",
-    404: "No such alert, work order or device kind",
+    404: "No such alert, work order, device kind or district",
     409: "The alert or work order is not in a state that allows this",
     413: "The body is larger than SMARTHUB_API_MAX_BODY_BYTES (refused without reading it)",
     422: "A parameter or the body is invalid: not a slug, out of range, control characters, NaN/Infinity",

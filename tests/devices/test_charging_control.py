@@ -167,3 +167,18 @@ def test_a_residents_plan_gives_its_session_urgency_and_deferral_and_ends_with_i
     seen.fold(message("event", {"type": "session_stop", "id": "e2", "session": "S1", "energy_kwh": 4.0,
                                 "duration_s": 60, "reason": "local"}))
     assert seen.plan is None  # the session ended: its plan with it
+
+
+def test_a_sites_devices_come_from_an_index_that_follows_the_registry() -> None:
+    from devices.charging_control import ChargingControl
+    from hub.registry import Device, Registry, RegistryFile
+
+    registry = Registry({}, [Device(site=s, kind="charger", device=f"c{i}") for s in ("a", "b") for i in range(3)])
+    control = ChargingControl()
+    assert [d.device for d in control.site_devices(registry, "a")] == ["c0", "c1", "c2"]
+    registry.ensure(("a", "charger", "c9"))  # heard on the wire: the registry grew
+    assert [d.device for d in control.site_devices(registry, "a")] == ["c0", "c1", "c2", "c9"]
+    registry.add(RegistryFile(devices=[Device(site="a", kind="charger", device="c9", max_current_a=16)]))
+    assert control.site_devices(registry, "a")[-1].max_current_a == 16, "a replaced entry is read anew"
+    assert control.site_devices(registry, "nowhere") == []
+

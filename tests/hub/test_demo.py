@@ -38,12 +38,12 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         wait_until(lambda: httpx.get(f"{base}/api/health").json()["status"] == "ok", timeout=30, what="demo up")
 
         def every_kind_online() -> bool:
-            devices = httpx.get(f"{base}/api/devices", headers=auth).json()
+            devices = httpx.get(f"{base}/api/devices", headers=auth, params={"site": "sunshine"}).json()
             return len(devices) == 40 and all(d["online"] for d in devices)
 
         wait_until(every_kind_online, timeout=30, what="all 40 simulated devices online")
         assert time.monotonic() - started < 60
-        listed = httpx.get(f"{base}/api/devices", headers=auth).json()
+        listed = httpx.get(f"{base}/api/devices", headers=auth, params={"site": "sunshine"}).json()
         assert {d["kind"] for d in listed} == set(REGISTRY)
         # Some chargers came over OCPP 1.6J (their BootNotification's model), online beside the MQTT ones.
         ocpp = [d for d in listed if "OCPP" in str(d["info"].get("model"))]
@@ -64,9 +64,18 @@ def test_demo_shows_every_kind_online_with_events_flowing(tmp_path: Path) -> Non
         wait_until(every_kind_online, timeout=10, what="the community to stay online after the storm")
         page = httpx.get(f"{base}/")
         assert page.status_code == 200 and "指挥中心" in page.text
+        # Two small neighbours live beside it, the three in one district: its wall ranks them all.
+        wait_until(lambda: all(c["devices"]["online"] == c["devices"]["total"] > 0 for c in httpx.get(
+            f"{base}/api/district/xinhe", headers=auth).json()["communities"]), timeout=30,
+            what="the district's communities online")
+        district = httpx.get(f"{base}/api/district/xinhe", headers=auth).json()
+        assert {c["site"] for c in district["communities"]} == {"sunshine", "moonlight", "riverside"}
+        assert {c["zh"] for c in district["communities"]} == {"阳光花园", "明月苑", "滨江花园"}
+        assert "街道联动指挥中心" in httpx.get(f"{base}/?district=xinhe").text
         text = log.read_text()
         assert f"mosquitto_sub -h 127.0.0.1 -p {mqtt_port} -u observer -P " in text and "token=demo-token" in text
         assert f"ws://127.0.0.1:{port}/ocpp/sunshine/<id>" in text
+        assert f"http://127.0.0.1:{port}/?district=xinhe&token=demo-token" in text
         observer_cannot_write(text, mqtt_port)
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
@@ -165,9 +174,10 @@ def test_the_demo_keeps_its_charging_curve_under_the_cap_line(tmp_path: Path) ->
     try:
         wait_until(lambda: "simulated past 24 h is stored" in log.read_text(), timeout=120, what="the simulated past")
         time.sleep(5)  # a few live rounds of the controller too
-        cap = httpx.get(f"{base}/api/overview", headers=auth).json()["chargers"]["cap_kw"]
+        # the main community's wall (its small neighbours have their own chargers, caps and no simulated past)
+        cap = httpx.get(f"{base}/api/overview", headers=auth, params={"site": "sunshine"}).json()["chargers"]["cap_kw"]
         series = httpx.get(f"{base}/api/series/charging_power", headers=auth,
-                           params={"hours": 24, "every_s": 900}).json()
+                           params={"hours": 24, "every_s": 900, "site": "sunshine"}).json()
         curve = [kw for _, kw in series["kw"]]
         assert cap and len(curve) >= 96
         assert max(curve) <= cap + 0.05, (cap, [p for p in series["kw"] if p[1] > cap])

@@ -12,6 +12,7 @@ from hub.api.routes import (
     commands,
     deadletters,
     devices,
+    district,
     events,
     health,
     incident_work,
@@ -28,6 +29,6 @@ from hub.api.routes import (
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, pages.router, devices.router, events.router, deadletters.router, alerts.router, incidents.router,
     live.router, orders.router, commands.router, audit.router, users.router, series.router, overview.router,
-    screen.router, incident_work.router,
+    screen.router, incident_work.router, district.router,
 )
 """Every router the app serves, in one place (the OpenAPI tests walk the same tuple)."""

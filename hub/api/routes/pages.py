@@ -12,9 +12,11 @@ router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
 
 
 @router.get("/", response_class=FileResponse)
-async def bigscreen() -> FileResponse:
-    """The command-center screen; it asks for (or takes `?token=`) the API token itself."""
-    return FileResponse(BIGSCREEN / "index.html", media_type="text/html; charset=utf-8")
+async def bigscreen(district: str | None = None) -> FileResponse:
+    """The command-center screen (`?site=` one community's); with `?district=SLUG` the district wall, a tile per
+    community worst first. Either asks for (or takes `?token=`) the API token itself."""
+    page = "index.html" if district is None else "district.html"
+    return FileResponse(BIGSCREEN / page, media_type="text/html; charset=utf-8")
 
 
 @router.get("/m", response_class=FileResponse)

@@ -27,6 +27,8 @@ ROUTES = [
     ("GET", "/api/orders/report", None, "viewer"),
     ("GET", "/api/reliability", None, "viewer"),
     ("GET", "/api/charging/sunshine", None, "viewer"),  # 404: no capacity declared
+    ("GET", "/api/district", None, "viewer"),
+    ("GET", "/api/district/xinhe", None, "viewer"),  # 404: no district declared
     ("PUT", "/api/charging/sunshine/nobody/plan", {"energy_kwh": 10}, "operator"),  # 404 likewise
     ("POST", "/api/alerts/none/ack", {"by": "x"}, "maintenance"),
     ("POST", "/api/alerts/none/resolve", {"by": "x"}, "maintenance"),
