@@ -80,8 +80,10 @@ class Link:
         return cls(int(data["seq"]), int(data["at_ms"]), str(data["record"]), str(data["prev"]), str(data["hash"]))
 
 
-def part_record(part: Part) -> dict[str, Any]:
-    return {"type": "part", "key": part.ref, "source": part.source, "site": part.site, "kind": part.kind,
+def part_record(part: Part, index: int) -> dict[str, Any]:
+    """A part by its place in the incident: the phases of one detection share their ref, and merging only appends
+    parts or replaces one where it is."""
+    return {"type": "part", "key": f"{index}:{part.ref}", "source": part.source, "site": part.site, "kind": part.kind,
             "device": part.device, "at_ms": part.at_ms, "severity": part.severity.value, "title": part.title,
             "title_en": part.title_en, "places": sorted(part.places), "state": part.state, "fields": part.fields}
 
@@ -99,7 +101,7 @@ def header_record(incident: Incident) -> dict[str, Any]:
 
 def records(incident: Incident) -> list[dict[str, Any]]:
     """What the chain must hold of a stored incident: its header, each part, each timeline entry."""
-    return [header_record(incident), *(part_record(p) for p in incident.parts),
+    return [header_record(incident), *(part_record(p, i) for i, p in enumerate(incident.parts)),
             *(entry_record(e) for e in incident.timeline)]
 
 
@@ -188,7 +190,8 @@ def new_records(state: State, incident: Incident, evidence: dict[str, Any] | Non
     """What of this version of the incident the chain does not hold yet (pure)."""
     seen = state.seen
     out = []
-    for record in (header_record(incident), *(part_record(p) for p in incident.parts if id(p) not in seen)):
+    parts = (part_record(p, i) for i, p in enumerate(incident.parts) if id(p) not in seen)
+    for record in (header_record(incident), *parts):
         if state.latest.get((record["type"], str(record["key"]))) != canonical(record):
             out.append(record)
     if seen:  # entries are never changed, only added: one not among the last version's is new

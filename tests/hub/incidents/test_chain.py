@@ -106,7 +106,7 @@ def _stored_body(alerts: AlertStore, incident_id: str) -> dict:  # type: ignore[
 
 
 @pytest.mark.parametrize(("edit", "found"), [
-    (lambda body: body["parts"][1]["fields"].update(label="fall"), "part d1: stored differs"),
+    (lambda body: body["parts"][1]["fields"].update(label="fall"), "part 1:d1: stored differs"),
     (lambda body: body["timeline"][0].update(by="nobody"), "stored but never chained"),
     (lambda body: body["timeline"].pop(), "chained but no longer stored"),
     (lambda body: body["parts"].pop(), "chained but no longer stored (removed)"),
