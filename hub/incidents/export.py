@@ -34,8 +34,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.audit import AuditLog
 from hub.incidents.chain import ChainStore, Link, Verdict, canonical, verify
@@ -59,15 +57,14 @@ EXTENSIONS = {"snapshot": ".jpg", "clip": ".mp4", "pre_clip": ".mp4", "post_clip
 AUDIT_ACTION = "incident.export"
 
 
-class EvidenceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SMARTHUB_EVIDENCE_", extra="ignore", env_ignore_empty=True)
-    media_origins: str = Field("", description="Comma-separated origins (scheme://host[:port]) media may be "
-                               "fetched from, beside the adapters' own (Frigate's SMARTHUB_FRIGATE_URL)")
-    media_max_mb: float = Field(64.0, gt=0, description="One snapshot or clip larger than this is not fetched")
-    export_max_mb: float = Field(512.0, gt=0, description="Media beyond this much in one export are not fetched")
-    fetch_timeout_s: float = Field(10.0, gt=0, description="Connecting, or waiting for the next bytes, this long "
-                                   "gives up one fetch")
-    fetch_total_s: float = Field(120.0, gt=0, description="One fetch taking longer than this in all is given up")
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one export may fetch (the hub's `SMARTHUB_EVIDENCE_*` settings)."""
+
+    media_max_mb: float = 64.0
+    export_max_mb: float = 512.0
+    fetch_timeout_s: float = 10.0
+    fetch_total_s: float = 120.0
 
 
 def origin(url: str) -> str | None:
@@ -216,15 +213,15 @@ class Exporter:
 
     def __init__(self, chain: ChainStore, audit: AuditLog, evidence: Callable[[Incident], dict[str, Any] | None],
                  workdir: Path, allowed: frozenset[str], personal_retention_s: float,
-                 settings: EvidenceSettings | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 limits: Limits = Limits()) -> None:  # noqa: B008 - a frozen value, shared safely
         self.chain = chain
         self.audit = audit
         self.evidence = evidence
         self.workdir = workdir
-        self.settings = settings or EvidenceSettings()
-        self.allowed = allowed | origins(self.settings.media_origins.split(","))
+        self.allowed = allowed
+        """Origins media are fetched from (`origins()`); links elsewhere are listed, never fetched."""
         self.personal_retention_s = personal_retention_s
-        self.transport = transport
+        self.limits = limits
 
     def _sweep(self) -> None:
         """Remove what a stopped hub left behind (an archive it was sending)."""
@@ -235,12 +232,12 @@ class Exporter:
                 shutil.rmtree(stale, ignore_errors=True)
 
     async def _media(self, evidence: dict[str, Any] | None, into: Path) -> list[Fetched | Missing]:
-        s = self.settings
+        s = self.limits
         out: list[Fetched | Missing] = []
         budget = int(s.export_max_mb * 2**20)
         horizon_ms = (time.time() - self.personal_retention_s) * 1000
         timeout = httpx.Timeout(s.fetch_timeout_s)
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, transport=self.transport) as client:
+        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as client:
             for want in wanted(evidence):
                 if origin(want.url) not in self.allowed:
                     out.append(Missing(want, f"{origin(want.url) or 'not an http(s) URL'} is not an origin media "

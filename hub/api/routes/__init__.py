@@ -13,6 +13,7 @@ from hub.api.routes import (
     deadletters,
     devices,
     events,
+    evidence,
     health,
     incidents,
     live,
@@ -26,6 +27,7 @@ from hub.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, pages.router, devices.router, events.router, deadletters.router, alerts.router, incidents.router,
+    evidence.router,
     live.router, orders.router, commands.router, audit.router, users.router, series.router, overview.router,
     screen.router,
 )

@@ -16,7 +16,7 @@ from hub.api.deps import KindsDep, RegistryDep, Viewer
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import CatalogOut, MeOut, errors
 
-router = APIRouter(prefix="/api", tags=["screens"], route_class=GuardedRoute, responses=errors(401))
+router = APIRouter(prefix="/api", tags=["screens"], route_class=GuardedRoute, responses=errors(401, 403))
 
 
 @router.get("/me", response_model=MeOut)
