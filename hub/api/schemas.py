@@ -490,9 +490,16 @@ class SiteCatalogOut(BaseModel):
     transformer_kva: float | None = Field(None, description="Left out when the registry gives none")
 
 
+class RoleTitleOut(BaseModel):
+    zh: str
+    en: str
+
+
 class CatalogOut(BaseModel):
     kinds: dict[str, KindCatalogOut] = Field(description="Per kind; kind `hub` titles the hub's own alerts")
     sites: dict[str, SiteCatalogOut] = Field(description="Per site slug")
+    roles: dict[str, RoleTitleOut] = Field(description="Per role id (stored and sent as is), its display name: "
+                                           "`police` is 警务/Police")
 
 
 IGNORED_BY = ("Ignored, accepted for older clients: who acted is always the authenticated user (the token's name); "

@@ -84,3 +84,6 @@ async def test_police_are_refused_the_live_stream_the_device_endpoints_and_the_s
                 pass
     me = await run.api.get("/api/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 403
+    roles = (await run.api.get("/api/catalog")).json()["roles"]  # how screens name the role (stored: police)
+    assert roles["police"] == {"zh": "警务", "en": "Police"} and list(roles)[:4] == ["viewer", "maintenance",
+                                                                                    "operator", "admin"]
