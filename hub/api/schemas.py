@@ -223,7 +223,7 @@ class EvidenceDetectionOut(BaseModel):
     id: str
     site: str
     device: str = Field(description="The camera (a facade camera for a throw)")
-    camera: dict[str, str] = Field(description="The camera as registered: site, device, name, building, ...")
+    seen_by: dict[str, str] = Field(description="The camera as registered: site, device, name, building, ...")
     label: str | None
     zone: str | None
     score: float | None = Field(description="The best score of its phases")

@@ -36,11 +36,11 @@ def _detection(parts: list[Part], device: Device | None) -> dict[str, Any] | Non
         return None
     scores = [f["score"] for f in fields if isinstance(f.get("score"), int | float)]
     calibration = device.floor_calibration if device is not None else []
-    camera = {"site": first.site, "device": first.device}
+    seen_by = {"site": first.site, "device": first.device}  # the camera, as registered
     if device is not None:
-        camera |= {k: v for k in ("name", "building", "location", "place") if (v := getattr(device, k)) is not None}
+        seen_by |= {k: v for k in ("name", "building", "location", "place") if (v := getattr(device, k)) is not None}
     return {
-        "id": first.fields.get("id", first.ref), "site": first.site, "device": first.device, "camera": camera,
+        "id": first.fields.get("id", first.ref), "site": first.site, "device": first.device, "seen_by": seen_by,
         "label": first.fields.get("label"), "zone": next((f["zone"] for f in fields if f.get("zone")), None),
         "score": max(scores) if scores else None, "at_ms": first.at_ms, "at": iso(first.at_ms),
         "phases": [f.get("phase") for f in fields], "media": media, "start_top_px": top,

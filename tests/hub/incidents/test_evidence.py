@@ -61,7 +61,7 @@ def test_a_throw_incident_carries_its_camera_links_time_and_floor_band() -> None
     evidence = evidence_of(incident, {FACADE.key: FACADE}.get)
     assert evidence is not None
     [detection] = evidence["detections"]
-    assert detection["camera"] == {"site": "sunshine", "device": "cam-b3-facade", "name": "3号楼立面", "building": "3"}
+    assert detection["seen_by"] == {"site": "sunshine", "device": "cam-b3-facade", "name": "3号楼立面", "building": "3"}
     assert detection["media"] == {"snapshot": f"{API}/api/events/e1/snapshot.jpg",
                                   "pre_clip": f"{API}/api/b3_facade/start/1/end/2/clip.mp4",
                                   "post_clip": f"{API}/api/b3_facade/start/2/end/3/clip.mp4",

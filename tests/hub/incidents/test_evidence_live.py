@@ -133,7 +133,7 @@ async def test_a_simulated_throw_exports_a_package_whose_chain_verifies(
     police = {"Authorization": f"Bearer {run.hub.users.add('王警官', 'police')}"}
     evidence = (await run.api.get(f"/api/incidents/{incident['id']}/evidence", headers=police)).json()["evidence"]
     [detection] = evidence["detections"]
-    assert detection["camera"]["device"] == "cam-b3-facade" and detection["id"] == f"{event_id}:high_altitude_throw"
+    assert detection["seen_by"]["device"] == "cam-b3-facade" and detection["id"] == f"{event_id}:high_altitude_throw"
     assert detection["start_top_px"] == top
     expected = floor_band(top, frigate.FACADE_MARKS)
     assert expected.known and detection["floors"]["band"] == expected.to_json()["band"]
