@@ -333,6 +333,7 @@ class Hub:
             for event_type in kind.personal_event_types:
                 await self.storage.delete_events(kind.name, event_type, before_ms)
         self.dead_letters.forget_before(before_ms)
+        self.chain.forget_orphans()  # the hash chains of incidents that retention deleted
 
     async def _privacy_loop(self) -> None:
         while True:

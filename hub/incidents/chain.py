@@ -298,6 +298,13 @@ class ChainStore:
             state.take(m)
         return made
 
+    def forget_orphans(self) -> int:
+        """Delete the chains of incidents no longer stored: a chain holds the events' fields (plates, subjects),
+        so it lives exactly as long as its incident (whose retention decides). Returns the rows deleted."""
+        gone = self._db.execute("DELETE FROM incident_chain WHERE incident_id NOT IN (SELECT id FROM incidents)")
+        self._states.clear()
+        return gone.rowcount
+
     def forget_cached(self) -> None:
         """Drop what is kept in memory (a test that edits the table underneath)."""
         self._states.clear()

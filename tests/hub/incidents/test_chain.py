@@ -155,3 +155,15 @@ def test_an_evidence_record_is_chained_when_the_evidence_changes(tmp_path: Path)
         assert verify(chain.links(first.id), incidents.get(first.id)).ok
     finally:
         alerts.close()
+
+
+def test_a_chain_goes_with_its_incident(stores) -> None:  # type: ignore[no-untyped-def]
+    """A chain holds the events' fields (personal data): once retention deletes the incident, the chain goes at
+    the next personal-data sweep, and nothing else's chain does."""
+    alerts, incidents, chain = stores
+    kept, gone = versions()[0], versions()[0]
+    for incident in (kept, gone):
+        keep(incident, incidents, chain)
+    _tampered(alerts, "DELETE FROM incidents WHERE id = ?", gone.id)
+    assert chain.forget_orphans() == 3
+    assert chain.links(gone.id) == [] and len(chain.links(kept.id)) == 3
