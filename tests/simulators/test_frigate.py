@@ -69,6 +69,12 @@ def test_the_cli_writes_the_stream_and_its_registry(tmp_path: Path, capsys: pyte
     assert json.loads(capsys.readouterr().out)["messages"] == len(lines)
     devices = list(Registry.load(reg, set(REGISTRY)))
     assert {d.aliases["frigate"] for d in devices} == {c.name for c in frigate.CAMERAS}
+    assert not any('"label":"bottle"' in line["payload"] for line in lines)  # no throw unless asked
+    capsys.readouterr()
+    assert main(["simulate", "--vendor", "frigate", "--duration", "120", "--throws", "2", "--out", str(out)]) == 0
+    thrown = {json.loads(line["payload"])["after"]["id"] for line in map(json.loads, out.read_text().splitlines())
+              if line["topic"] == "frigate/events" and '"label":"bottle"' in line["payload"]}
+    assert len(thrown) == 2
 
 
 def test_a_simulated_throw_starts_at_a_floor_and_the_registry_calibrates_the_facade(tmp_path: Path) -> None:
