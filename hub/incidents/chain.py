@@ -15,6 +15,9 @@ fails one or the other. Someone who rewrites the whole chain consistently is cau
 elsewhere: every export's audit entry keeps the chain's head (hub/incidents/evidence.py).
 
 The incident's `last_ms` and `anchor_ms` are bookkeeping computed from its parts and actions and are not chained.
+A part changed in anything but its alert's state (the only change merging makes) is never chained as a new
+version, even when the hub saves it again (a late note on a resolved incident read back from its edited row):
+so an edit of a part's fields keeps failing verification however the incident goes on.
 """
 
 from __future__ import annotations
@@ -192,8 +195,12 @@ def new_records(state: State, incident: Incident, evidence: dict[str, Any] | Non
     out = []
     parts = (part_record(p, i) for i, p in enumerate(incident.parts) if id(p) not in seen)
     for record in (header_record(incident), *parts):
-        if state.latest.get((record["type"], str(record["key"]))) != canonical(record):
-            out.append(record)
+        chained = state.latest.get((record["type"], str(record["key"])))
+        if chained == canonical(record):
+            continue
+        if chained is not None and record["type"] == "part" and not _state_change(json.loads(chained), record):
+            continue  # merging changes only an alert part's state: anything else was edited under the hub
+        out.append(record)
     if seen:  # entries are never changed, only added: one not among the last version's is new
         out.extend(entry_record(e) for e in incident.timeline if id(e) not in seen)
     else:
@@ -205,6 +212,11 @@ def new_records(state: State, incident: Incident, evidence: dict[str, Any] | Non
         if canonical(record) != state.last_evidence:
             out.append(record)
     return out
+
+
+def _state_change(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a part changed as merging changes one (its alert's state), and in nothing else."""
+    return {**before, "state": None} == {**after, "state": None}
 
 
 def verify(links: Sequence[Link], incident: Incident | None) -> Verdict:

@@ -167,3 +167,25 @@ def test_a_chain_goes_with_its_incident(stores) -> None:  # type: ignore[no-unty
     _tampered(alerts, "DELETE FROM incidents WHERE id = ?", gone.id)
     assert chain.forget_orphans() == 3
     assert chain.links(gone.id) == [] and len(chain.links(kept.id)) == 3
+
+
+def test_an_edited_part_is_not_made_legitimate_by_a_later_change_through_the_hub(stores) -> None:  # type: ignore[no-untyped-def]
+    """A resolved incident is read back from its row when a late note comes: an edit made in that row must not
+    ride into the chain with the note."""
+    alerts, incidents, chain = stores
+    made = versions()
+    for version in made:
+        keep(version, incidents, chain)
+    incident_id = made[0].id
+    body = _stored_body(alerts, incident_id)
+    body["parts"][1]["fields"]["label"] = "fall"
+    _tampered(alerts, "UPDATE incidents SET body = ? WHERE id = ?", json.dumps(body, ensure_ascii=False), incident_id)
+    restarted = ChainStore(alerts, clock=lambda: T0)
+    edited = incidents.get(incident_id)
+    assert edited is not None
+    later = with_alert(edited, acknowledge(open_alert("sunshine", "access", "door-3", "door_forced",
+                                                      FAULTS["door_forced"], None, T0), "李四", "late note", T0 + 9000))
+    incidents.save(later)
+    restarted.follow(later)
+    problems = verify(restarted.links(incident_id), incidents.get(incident_id)).problems
+    assert any("part 1:d1: stored differs" in p for p in problems), problems
