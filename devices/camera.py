@@ -49,6 +49,10 @@ class Detection(EventPayload):
     track: str | None = Field(None, min_length=1, max_length=128, coerce_numbers_to_str=True)
     snapshot: WebLink | None = Field(None, description="http(s) URL of a still")
     clip: WebLink | None = Field(None, description="http(s) URL of the video")
+    pre_clip: WebLink | None = Field(None, description="http(s) URL of the recording just before the happening")
+    post_clip: WebLink | None = Field(None, description="http(s) URL of the recording from its start on")
+    start_top_px: float | None = Field(None, ge=0, le=100_000, description="Top edge of the track's first box: "
+                                       "its pixel row from the top of the analysed frame (a throw's start height)")
     review: Literal["alert", "detection"] | None = Field(
         None, description="The severity an NVR's review gave this happening (Frigate: alert or detection)")
 

@@ -577,7 +577,7 @@ class ChargingControl:
         # this module postpones its annotations, and FastAPI needs the real ones (imported here, not above:
         # the hub's API imports the kinds)
         charging.__annotations__ = {"site": SitePath, "user": Viewer, "return": ChargingOut}
-        router.get("/charging/{site}", response_model=ChargingOut, responses=errors(401, 404))(charging)
+        router.get("/charging/{site}", response_model=ChargingOut, responses=errors(401, 403, 404))(charging)
 
         async def plan(site: str, charger: str, body: PlanIn, audit: Any, user: Any) -> PlanOut:
             """A resident's plan for the car charging now (energy wanted, planned departure, deferrable): the

@@ -9,6 +9,8 @@ An adapter may also consume MQTT topics outside the contract on the hub's own co
 publishes on the same broker): `mqtt_filters()` names the filters, `mqtt_handler(hub)` maps one message to
 contract messages (or dead letters). The hub subscribes to the filters with its own, runs what the handler gives
 through the same pipeline, and acknowledges the vendor's QoS 1 message only after the outbox commit, as for its own.
+An adapter whose messages link a vendor's media server names its URLs in `media_origins()`, so evidence exports
+may fetch from it (hub/incidents/export.py).
 """
 
 from __future__ import annotations
@@ -98,6 +100,19 @@ def mqtt_filters(adapters: Sequence[Adapter]) -> list[str]:
         if isinstance(adapter, MqttAdapter):
             out += [f for f in adapter.mqtt_filters() if f not in out]
     return out
+
+
+def media_origins(adapters: Sequence[Adapter]) -> frozenset[str]:
+    """The origins (scheme://host:port) of the media servers adapters link to (a vendor NVR's API): an evidence
+    export fetches snapshots and clips from these only. An adapter declares them with `media_origins()`."""
+    from hub.incidents.export import origins
+
+    urls: list[str] = []
+    for adapter in adapters:
+        declared = getattr(adapter, "media_origins", None)
+        if callable(declared):
+            urls += declared()
+    return origins(urls)
 
 
 def load(modules: Sequence[str]) -> list[Adapter]:

@@ -38,7 +38,11 @@ from hub.credentials import Credentials
 from hub.deadletter import DeadLetters
 from hub.events import AlertChanged, Events, IncidentChanged, OrderChanged, PointsRejected
 from hub.health import HealthWatch
+from hub.incidents.chain import ChainStore
 from hub.incidents.desk import IncidentDesk
+from hub.incidents.evidence import evidence_of
+from hub.incidents.export import Exporter, Limits, origins
+from hub.incidents.merge import Incident
 from hub.incidents.retention import forget_personal, personal_of
 from hub.incidents.store import IncidentStore
 from hub.incidents.work import IncidentWork
@@ -153,6 +157,14 @@ class Hub:
         self.incidents = IncidentDesk(self.incident_store, self.registry, lambda i: emit(IncidentChanged(i)),
                                       window_s=s.incident_window_s)
         self.incident_work = IncidentWork(self.incidents, self.alerts, self.desk)
+        evidence = self._evidence
+        self.chain = ChainStore(self.alert_store, evidence)  # every saved version of an incident, hash-chained
+        media_from = adapters.media_origins(adapters.load(s.adapter_modules)) | origins(
+            s.evidence_media_origins.split(","))
+        self.exporter = Exporter(self.chain, self.audit, evidence, s.data_dir / "exports", media_from,
+                                 s.personal_retention_days * 86_400,
+                                 Limits(s.evidence_media_max_mb, s.evidence_export_max_mb, s.evidence_fetch_timeout_s,
+                                        s.evidence_fetch_total_s))
         self.inside = InsideTracker(int(s.inside_days * 86_400_000), self.kinds)
         self.screen_cache = ScreenCache(s.screen_cache_s)
         self.slow_figures = ScreenCache(SLOW_FIGURES_S)  # today's use: a scan of every register's readings
@@ -169,6 +181,7 @@ class Hub:
         self.events.on(OrderChanged, "incidents", lambda e: self.incidents.on_order(e.order))
         self.events.on(IncidentChanged, "live-bus", lambda e: self.bus.on_incident(e.incident))
         self.events.on(IncidentChanged, "notifier", lambda e: self.notifier.incident(e.incident))
+        self.events.on(IncidentChanged, "evidence-chain", lambda e: self.chain.follow(e.incident))
         on_message = self.events.on_message
         on_message("alert-engine", self.alerts.on_message)
         on_message("live-bus", self.bus.on_message)
@@ -217,6 +230,10 @@ class Hub:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self._stack.aclose()
+
+    def _evidence(self, incident: Incident) -> dict[str, Any] | None:
+        """An incident's evidence by the registry as it is now (floor calibration, names)."""
+        return evidence_of(incident, self.registry.get)
 
     def _on_batch(self, batch: list[RawMessage], received_ms: int) -> None:
         handle = self.pipeline.handle
@@ -323,6 +340,7 @@ class Hub:
             for event_type in kind.personal_event_types:
                 await self.storage.delete_events(kind.name, event_type, before_ms)
         self.dead_letters.forget_before(before_ms)
+        self.chain.forget_orphans()  # the hash chains of incidents that retention deleted
 
     async def _privacy_loop(self) -> None:
         while True:

@@ -76,7 +76,7 @@ def _simulate_frigate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smarthub simulate: {exc}", file=sys.stderr)
         return 2
-    messages = frigate.stream(args.seed, start_ms, duration_s, args.frigate_prefix)
+    messages = frigate.stream(args.seed, start_ms, duration_s, args.frigate_prefix, throws=args.throws)
     if args.registry_out:
         args.registry_out.write_text(frigate.registry(args.site).to_toml(), encoding="utf-8")
         print(f"smarthub simulate: registry of {len(frigate.CAMERAS)} Frigate cameras in {args.registry_out}"
@@ -317,6 +317,51 @@ def _user_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evidence_verify(args: argparse.Namespace) -> int:
+    """`smarthub evidence verify ARCHIVE [--hub]`: the archive holds together; with --hub, this hub issued it."""
+    import zipfile
+
+    from hub.incidents.export import MANIFEST, sha256_file, verify_archive
+
+    verdict = verify_archive(args.archive)
+    digest = sha256_file(args.archive)
+    if args.hub:
+        from hub.alerts.store import AlertStore
+        from hub.audit import AuditLog
+        from hub.incidents.chain import ChainStore
+        from hub.incidents.export import issued
+
+        settings = _settings(args)
+        if settings is None:
+            return 2
+        try:
+            with zipfile.ZipFile(args.archive) as z:
+                incident_id = json.loads(z.read(MANIFEST))["stored"]["id"]
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
+            incident_id = None
+        with closing(AlertStore(settings.data_dir / "alerts.db")) as alerts, \
+                closing(AuditLog(settings.data_dir / "audit.db")) as audit:
+            verdict = issued(verdict, digest, incident_id, audit, ChainStore(alerts))
+    print(json.dumps({"archive": str(args.archive), "sha256": digest, **verdict.to_json()}, ensure_ascii=False,
+                     indent=2))
+    return 0 if verdict.ok else 1
+
+
+def _evidence_chain(args: argparse.Namespace) -> int:
+    """`smarthub evidence chain INCIDENT`: the stored incident against its hash chain, from the data dir."""
+    from hub.alerts.store import AlertStore
+    from hub.incidents.chain import ChainStore, verify
+    from hub.incidents.store import IncidentStore
+
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    with closing(AlertStore(settings.data_dir / "alerts.db")) as alerts:
+        verdict = verify(ChainStore(alerts).links(args.incident), IncidentStore(alerts).get(args.incident))
+    print(json.dumps({"incident": args.incident, **verdict.to_json()}, ensure_ascii=False, indent=2))
+    return 0 if verdict.ok else 1
+
+
 def _broker_files(args: argparse.Namespace) -> int:
     from hub import adapters
     from hub.credentials import Credentials, broker_files
@@ -411,6 +456,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--rate", type=float, default=5.0, help="with --vendor hikvision: posts per second, across "
                      "the devices")
     sim.add_argument("--frigate-prefix", default="frigate", help="with --vendor frigate: Frigate's topic_prefix")
+    sim.add_argument("--throws", type=int, default=0, help="with --vendor frigate: this many high-altitude throws "
+                     "(高空抛物) from the facade camera's building, evenly spread over --duration")
     sim.set_defaults(func=_simulate)
 
     demo = sub.add_parser("demo", help="broker, store, hub, a simulated community and the dashboard in one process")
@@ -437,7 +484,8 @@ def parser() -> argparse.ArgumentParser:
     user_sub = user.add_subparsers(dest="user_command", required=True)
     user_add = user_sub.add_parser("add", help="create (or replace) an API user; prints its token once")
     user_add.add_argument("name")
-    user_add.add_argument("--role", choices=["viewer", "maintenance", "operator", "admin"], required=True)
+    user_add.add_argument("--role", choices=["viewer", "maintenance", "operator", "admin", "police"], required=True,
+                          help="police (警务): reads incidents and exports their evidence, nothing else")
     user_add.add_argument("--config", type=Path)
     user_add.set_defaults(func=_user_add)
     user_list = user_sub.add_parser("list", help="the API users and their roles (never tokens)")
@@ -447,6 +495,19 @@ def parser() -> argparse.ArgumentParser:
     user_remove.add_argument("name")
     user_remove.add_argument("--config", type=Path)
     user_remove.set_defaults(func=_user_remove)
+    evidence = sub.add_parser("evidence", help="check evidence packages and incidents' hash chains")
+    evidence_sub = evidence.add_subparsers(dest="evidence_command", required=True)
+    verify = evidence_sub.add_parser("verify", help="check an exported evidence archive (exit 1 if it fails)")
+    verify.add_argument("archive", type=Path)
+    verify.add_argument("--hub", action="store_true", help="also check against this hub's data dir that it issued "
+                       "the archive (audit log) and that its chain is the incident's chain here")
+    verify.add_argument("--config", type=Path)
+    verify.set_defaults(func=_evidence_verify)
+    chained = evidence_sub.add_parser("chain", help="check a stored incident against its hash chain (exit 1 if "
+                                      "it fails)")
+    chained.add_argument("incident")
+    chained.add_argument("--config", type=Path)
+    chained.set_defaults(func=_evidence_chain)
     files = sub.add_parser("broker-files", help="write Mosquitto passwd and acl files for every device, the hub and "
                            "the vendor systems that publish on the broker (Frigate: its password printed once)")
     files.add_argument("dir", type=Path)

@@ -129,6 +129,17 @@ class CoreSettings(BaseSettings):
         "adapters.ocpp,adapters.hikvision,adapters.frigate", description="Comma-separated modules of protocol "
         "adapters whose routes the hub serves and whose vendor MQTT topics it reads (each exposes ADAPTER; "
         "hub/adapters.py); every device they serve still needs its account and registry entry; empty: none")
+    evidence_media_origins: str = Field(
+        "", description="Comma-separated origins (scheme://host[:port]) an evidence export may fetch media from, "
+        "besides those the adapters link to (Frigate's SMARTHUB_FRIGATE_URL)")
+    evidence_media_max_mb: float = Field(64.0, gt=0, description="A snapshot or clip larger than this (MiB) is "
+                                         "listed in the export, not fetched")
+    evidence_export_max_mb: float = Field(512.0, gt=0, description="Media beyond this much (MiB) in one export "
+                                          "are listed, not fetched")
+    evidence_fetch_timeout_s: float = Field(10.0, gt=0, description="An export's media fetch gives up when "
+                                            "connecting, or waiting for the next bytes, takes this long")
+    evidence_fetch_total_s: float = Field(120.0, gt=0, description="An export's media fetch gives up after this "
+                                          "long in all")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("mqtt_url")
@@ -248,12 +259,21 @@ else:
 _TOML_FILE: dict[str, Path] = {}
 
 
+def adapter_prefixes(adapters: str | None) -> tuple[str, ...]:
+    """`SMARTHUB_<ADAPTER>_`: the variables an adapter reads itself (`SMARTHUB_FRIGATE_URL`), by the last part of
+    each adapter module's name; the adapter checks them, not this module."""
+    modules = CoreSettings.model_fields["adapters"].default if adapters is None else adapters
+    return tuple(f"SMARTHUB_{m.strip().rsplit('.', 1)[-1].upper()}_" for m in modules.split(",") if m.strip())
+
+
 def load(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from the environment (and a TOML file); ConfigError with one clear line if bad."""
     if config_file is not None and not config_file.is_file():
         raise ConfigError(f"config file {config_file} does not exist")
     known = {f"SMARTHUB_{name.upper()}" for name in Settings.model_fields}
-    unknown = sorted(k for k in os.environ if k.startswith("SMARTHUB_") and k not in known)
+    delegated = adapter_prefixes(os.environ.get("SMARTHUB_ADAPTERS"))
+    unknown = sorted(k for k in os.environ if k.startswith("SMARTHUB_") and k not in known
+                     and not k.startswith(delegated))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})")
     _TOML_FILE.clear()

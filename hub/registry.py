@@ -38,7 +38,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.topics import DEVICE_RE, SITE_RE
 
@@ -122,7 +122,24 @@ class Device(BaseModel):
     max_current_a: float | None = Field(None, gt=0, description="Rated current per phase (a device drawing power)")
     phases: int | None = Field(None, ge=1, le=3, description="Supply phases (1 or 3)")
     priority: int = Field(0, description="Served first when higher (a shared public pile, say)")
+    floor_calibration: list[tuple[float, int]] = Field(
+        default_factory=list, description="A facade camera's floor marks: `[image_y, floor]` pairs, image_y the "
+        "pixel row (from the top of the frame its analytics report boxes in) where that floor's slab meets the "
+        "facade; at least two, the roof line as the top floor + 1 (hub/incidents/floors.py)")
     registered: bool = True
+
+    @field_validator("floor_calibration")
+    @classmethod
+    def _monotonic(cls, points: list[tuple[float, int]]) -> list[tuple[float, int]]:
+        """Higher floors are higher in the picture (smaller y): anything else is a typo, refused at load."""
+        ordered = sorted(points)
+        if any(y < 0 for y, _ in ordered):
+            raise ValueError("floor_calibration: image_y is a pixel row, never negative")
+        for (y1, f1), (y2, f2) in zip(ordered, ordered[1:], strict=False):
+            if y1 == y2 or f1 <= f2:
+                raise ValueError("floor_calibration: each floor must sit at its own row, higher floors at "
+                                 f"smaller image_y ([{y1:g}, {f1}] and [{y2:g}, {f2}] do not)")
+        return ordered
 
     @property
     def key(self) -> DeviceKey:

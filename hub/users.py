@@ -3,6 +3,10 @@
 viewer reads (personal data masked); maintenance also works alerts and orders;
 operator also sends commands to devices and sees personal data whole; admin
 also manages users and reads the audit log and dead letters.
+
+`police` (警务) stands outside that line: it may read incidents and export their evidence
+(audited), and nothing else, so it is no rank above or below the staff's; a route lets it in
+only by naming it (`hub.api.deps.require(..., also=POLICE)`).
 """
 
 from __future__ import annotations
@@ -16,14 +20,22 @@ from typing import Literal
 
 from hub.accounts import AccountsDb
 
-Role = Literal["viewer", "maintenance", "operator", "admin"]
+Role = Literal["viewer", "maintenance", "operator", "admin", "police"]
 ROLES: tuple[Role, ...] = ("viewer", "maintenance", "operator", "admin")
+"""The staff's roles, each allowed what the ones before it are."""
+POLICE: Role = "police"
+ALL_ROLES: tuple[Role, ...] = (*ROLES, POLICE)
+TITLES: dict[str, tuple[str, str]] = {
+    "viewer": ("查看", "Viewer"), "maintenance": ("维保", "Maintenance"), "operator": ("值班", "Operator"),
+    "admin": ("管理员", "Administrator"), POLICE: ("警务", "Police")}
+"""Each role's display name (Chinese, English); the id is what is stored and sent."""
 LEGACY_FILE = "users.json"
 """Where earlier versions kept the users; taken into the accounts store once, then renamed `.migrated`."""
 
 
 def rank(role: str) -> int:
-    return ROLES.index(role)  # type: ignore[arg-type]
+    """A staff role's place in the line; -1 for a role outside it (police)."""
+    return ROLES.index(role) if role in ROLES else -1  # type: ignore[arg-type]
 
 
 def token_hash(token: str) -> str:
@@ -37,6 +49,10 @@ class User:
     role: Role
 
     def can(self, role: str) -> bool:
+        """Whether this user may do what `role` may: by rank among the staff; a role outside the line only
+        what names it (police can nothing a staff role can, and no staff role is police)."""
+        if role not in ROLES or self.role not in ROLES:
+            return self.role == role
         return rank(self.role) >= rank(role)
 
 
@@ -60,8 +76,8 @@ class Users:
 
     def add(self, name: str, role: Role) -> str:
         """Create a user (replacing one of the same name, whose token stops working); returns the token, shown once."""
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if role not in ALL_ROLES:
+            raise ValueError(f"role must be one of {', '.join(ALL_ROLES)}")
         token = secrets.token_urlsafe(32)
         with self.db.write() as db:
             db.execute("INSERT INTO users (name, role, token_hash) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"

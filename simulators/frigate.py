@@ -46,6 +46,12 @@ CAMERAS = (
               (("person", 6), ("bicycle", 1), ("motorcycle", 1)), (10, 40)),
     SimCamera("gate_east", "cam-gate-e", None, None, (("person", 2), ("car", 3)), (5, 20)),
 )
+FACADE = "b3_facade"
+FACADE_MARKS = [(1000.0, 1), (820.0, 4), (600.0, 8), (420.0, 12), (300.0, 16), (250.0, 19)]
+"""The simulated facade's floor marks (registry `floor_calibration`): an 18-storey building seen from below in
+a 1080-row detect frame, floor 1's slab at row 1000, the roof line (floor 19) at row 250."""
+FALL_PX_PER_S2 = 180.0
+"""How fast a thrown object's box moves down the frame (half g, in pixels: the facade is ~60 m over ~750 rows)."""
 UPDATE_EVERY_S = 5.0
 MEAN_GAP_S = 15.0
 """Mean time between two tracked objects, over all cameras."""
@@ -68,12 +74,24 @@ class _Object:
     end_s: float
     score: float
     entered: list[str] = field(default_factory=list)
+    top_px: float = 496.0
+    """The top of its first box; a facade object falls from there."""
+    thrown: bool = False
+    """Always through the facade zone (a throw, not a bird passing)."""
+
+    def box(self, at_s: float) -> list[int]:
+        """Its box at a time: a facade object falls (and leaves the frame's bottom), others stay put."""
+        top = self.top_px
+        if self.camera.name == FACADE:
+            top = min(1040.0, top + FALL_PX_PER_S2 * (at_s - self.start_s) ** 2)
+        return [432, int(top), 472, int(top) + 40]
 
 
 def registry(site: str) -> RegistryFile:
     """The registry the hub needs for this Frigate's cameras (`--registry-out`)."""
     devices = [Device(site=site, kind="camera", device=c.device, name=c.name, aliases={"frigate": c.name},
-                      zones={c.zone: c.rule} if c.zone and c.rule else {}) for c in CAMERAS]
+                      zones={c.zone: c.rule} if c.zone and c.rule else {},
+                      floor_calibration=FACADE_MARKS if c.name == FACADE else []) for c in CAMERAS]
     return RegistryFile(sites={site: Site()}, devices=devices)
 
 
@@ -83,7 +101,7 @@ def _obj_json(o: _Object, frame_s: float, zones: list[str], score: float, ended:
                          "region": [260, 446, 660, 846], "score": score, "attributes": []},
             "label": o.label, "sub_label": None, "top_score": o.score, "false_positive": False,
             "start_time": round(o.start_s, 6), "end_time": round(o.end_s, 6) if ended else None, "score": score,
-            "box": [432, 496, 544, 854], "area": 40096, "ratio": 1.25, "region": [218, 440, 693, 915],
+            "box": o.box(frame_s), "area": 1600, "ratio": 1.0, "region": [218, 440, 693, 915],
             "current_zones": zones, "entered_zones": list(o.entered), "thumbnail": None, "has_snapshot": True,
             "has_clip": ended, "active": not ended, "stationary": False, "motionless_count": 0,
             "position_changes": 1, "attributes": {}, "current_attributes": []}
@@ -101,7 +119,7 @@ def _review(o: _Object, kind: str, severity: str, end_s: float | None) -> dict[s
 def _object_messages(o: _Object, prefix: str, rng: random.Random) -> Iterator[tuple[float, str, dict[str, Any]]]:
     """(time s, topic, payload) of one tracked object's life, in time order."""
     zone, rule = o.camera.zone, o.camera.rule
-    in_zone = zone is not None and (o.camera.name != "b3_facade" or o.label != "bird" or rng.random() < 0.2)
+    in_zone = zone is not None and (o.thrown or o.camera.name != FACADE or o.label != "bird" or rng.random() < 0.2)
     before = _obj_json(o, o.start_s, [], round(o.score * 0.9, 4), False)
     t, kind = o.start_s + 0.5, "new"
     severity = "detection"
@@ -129,8 +147,18 @@ def _event_id(rng: random.Random, at_s: float) -> str:
     return f"{at_s:.6f}-" + "".join(rng.choices(string.ascii_lowercase + string.digits, k=6))
 
 
-def stream(seed: int, start_ms: int, duration_s: float, prefix: str = "frigate") -> list[Publish]:
-    """Every message a Frigate of `CAMERAS` publishes over `duration_s` from `start_ms`, in time order."""
+def _thrown(rng: random.Random, at_s: float) -> _Object:
+    """An object thrown from a window of the facade: it starts at a floor's height and falls for 2.5 s."""
+    facade = next(c for c in CAMERAS if c.name == FACADE)
+    obj = _Object(_event_id(rng, at_s), _event_id(rng, at_s), facade, "bottle", at_s, at_s + 2.5,
+                  round(rng.uniform(0.7, 0.9), 4), thrown=True)
+    obj.top_px = round(rng.uniform(FACADE_MARKS[-1][0] + 10, FACADE_MARKS[1][0]), 1)  # floors 4 to 18
+    return obj
+
+
+def stream(seed: int, start_ms: int, duration_s: float, prefix: str = "frigate", throws: int = 0) -> list[Publish]:
+    """Every message a Frigate of `CAMERAS` publishes over `duration_s` from `start_ms`, in time order; `throws`
+    high-altitude throws on the facade besides, evenly spread."""
     rng = random.Random(seed)
     start_s = start_ms / 1000
     out: list[tuple[float, int, str, dict[str, Any] | bytes, bool]] = [(start_s, 0, f"{prefix}/available",
@@ -147,6 +175,10 @@ def stream(seed: int, start_ms: int, duration_s: float, prefix: str = "frigate")
         stay = rng.uniform(*camera.stay_s)
         score = round(rng.uniform(0.6, 0.97), 4)
         obj = _Object(_event_id(rng, t), _event_id(rng, t), camera, label, t, t + stay, score)
+        n += 1
+        out += [(at, n, topic, payload, False) for at, topic, payload in _object_messages(obj, prefix, rng)]
+    for i in range(throws):
+        obj = _thrown(rng, start_s + duration_s * (i + 1) / (throws + 1))
         n += 1
         out += [(at, n, topic, payload, False) for at, topic, payload in _object_messages(obj, prefix, rng)]
     out.sort(key=lambda m: (m[0], m[1]))

@@ -113,6 +113,11 @@ class FrigateAdapter:
         prefix = FrigateSettings().topic_prefix
         return [f"{prefix}/events", f"{prefix}/reviews", f"{prefix}/available", f"{prefix}/+/status/+"]
 
+    def media_origins(self) -> list[str]:
+        """Frigate's API, which the snapshot and clip links point at: evidence exports fetch from it."""
+        url = FrigateSettings().url
+        return [url] if url else []
+
     def mqtt_handler(self, hub: Hub) -> MqttHandler:
         return Intake(hub.settings.root, hub.registry, FrigateSettings())
 

@@ -46,6 +46,10 @@ LABELS: Mapping[str, str] = {
 """Frigate's object labels (its COCO-based model) that have a contract label of their own; others only count
 through zone rules (an umbrella thrown from a balcony) and are otherwise ignored."""
 DOMAIN_LABELS = frozenset(Label.__args__)  # type: ignore[attr-defined]
+PRE_S = 10.0
+POST_S = 20.0
+"""A domain detection links the camera's recording from PRE_S before the object was first seen (who stood at the
+window) to POST_S after (the fall and where it landed): Frigate's own event clip is cut to the object's track."""
 
 
 class Message(NamedTuple):
@@ -83,6 +87,8 @@ class Tracked:
     """zone -> when the object was first seen in it without leaving (seconds, Frigate's clock)."""
     derived: set[str] = field(default_factory=set)
     """Ids of the domain detections started for this object."""
+    first_top: float | None = None
+    """The top edge (pixel row) of the first box Frigate gave this object: where its track started."""
 
 
 @dataclass(slots=True)
@@ -149,6 +155,27 @@ def media_links(api_url: str | None, event_id: str, obj: Mapping[str, Any]) -> d
     return links
 
 
+def _box_top(obj: Any) -> float | None:
+    """The top edge of a Frigate box `[x_min, y_min, x_max, y_max]` (pixels of the detect frame, y down)."""
+    box = obj.get("box") if isinstance(obj, dict) else None
+    if not isinstance(box, list) or len(box) != 4:
+        return None
+    top = box[1]
+    if isinstance(top, bool) or not isinstance(top, int | float) or not math.isfinite(top) or not 0 <= top < 1e5:
+        return None
+    return float(top)
+
+
+def recording_links(api_url: str | None, camera: str, start_s: float | None) -> dict[str, str]:
+    """Links to Frigate's recordings around a track (its `/api/<camera>/start/<ts>/end/<ts>/clip.mp4`), when a
+    base URL is set: they exist only where Frigate records that camera continuously."""
+    if not api_url or start_s is None:
+        return {}
+    base = f"{api_url.rstrip('/')}/api/{quote(camera, safe='')}"
+    return {"pre_clip": f"{base}/start/{start_s - PRE_S:.3f}/end/{start_s:.3f}/clip.mp4",
+            "post_clip": f"{base}/start/{start_s:.3f}/end/{start_s + POST_S:.3f}/clip.mp4"}
+
+
 def _rule_met(rule: ZoneRule, zone: str, label: str, entered: list[str], since: float | None, now: float) -> bool:
     if rule.objects and label not in rule.objects:
         return False
@@ -186,7 +213,8 @@ def event(payload: bytes, cameras: Mapping[str, Camera], memory: Memory, api_url
     current, entered = _zones(obj.get("current_zones")), _zones(obj.get("entered_zones"))
     tracked = memory.open.get(event_id)
     if tracked is None:
-        tracked = Tracked(name, {})
+        before = data.get("before")
+        tracked = Tracked(name, {}, first_top=_box_top(before) if _box_top(before) is not None else _box_top(obj))
         if phase != "end":
             memory.remember(event_id, tracked)
     since = {z: tracked.in_zone_since.get(z, now) for z in current}  # a zone left and entered again starts anew
@@ -204,16 +232,21 @@ def event(payload: bytes, cameras: Mapping[str, Camera], memory: Memory, api_url
             base["zone"] = current[0]
         tracked.last = base
         out.append(Message(camera.site, camera.device, "event", base))
+    evidence: dict[str, Any] = {}
+    if camera.zones:
+        evidence = recording_links(api_url, name, _seconds(obj.get("start_time")))
+        if tracked.first_top is not None:
+            evidence["start_top_px"] = tracked.first_top
     for zone, rule in camera.zones.items():
         derived_id = f"{event_id}:{rule.label}"
         started = derived_id in tracked.derived
         if not started and phase != "end" and _rule_met(rule, zone, label, entered, since.get(zone), now):
             tracked.derived.add(derived_id)
-            out.append(Message(camera.site, camera.device, "event",
-                               {**common, "id": derived_id, "label": rule.label, "phase": "start", "zone": zone}))
+            out.append(Message(camera.site, camera.device, "event", {
+                **common, **evidence, "id": derived_id, "label": rule.label, "phase": "start", "zone": zone}))
         elif started:
             out.append(Message(camera.site, camera.device, "event",
-                               {**common, "id": derived_id, "label": rule.label,
+                               {**common, **evidence, "id": derived_id, "label": rule.label,
                                 "phase": "end" if phase == "end" else "update", "zone": zone}))
     if phase == "end":
         memory.open.pop(event_id, None)

@@ -15,8 +15,8 @@ from hub.users import User
 
 log = logging.getLogger(__name__)
 
-READ = errors(401, 422)
-"""Refusals of a viewer's read with parameters."""
+READ = errors(401, 403, 422)
+"""Refusals of a viewer's read with parameters (403: police, who may read incidents only)."""
 WRITE = errors(400, 401, 403, 413, 422)
 """Refusals of any route with a body, before it runs."""
 STORE = errors(503)

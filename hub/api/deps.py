@@ -24,6 +24,8 @@ from hub.bus import LiveBus
 from hub.commands import Commands
 from hub.deadletter import DeadLetters
 from hub.health import HealthWatch
+from hub.incidents.chain import ChainStore
+from hub.incidents.export import Exporter
 from hub.incidents.store import IncidentStore
 from hub.incidents.work import IncidentWork
 from hub.inside import InsideTracker
@@ -35,7 +37,7 @@ from hub.state import LiveState
 from hub.storage.base import Storage
 from hub.storage.outbox import Outbox
 from hub.tally import TodayTally
-from hub.users import Role, User, Users
+from hub.users import POLICE, Role, User, Users
 
 if TYPE_CHECKING:  # not at run time: hub.app starts the API (`Hub.http_server`), so no import circle
     from hub.app import Hub
@@ -50,38 +52,58 @@ def _hub(connection: HTTPConnection) -> Hub:
     return connection.app.state.hub  # type: ignore[no-any-return]
 
 
-def refusal(users: Users, token: str | None, role: Role) -> HTTPException | User:
-    """The caller of `token`, or why not: 401 without a valid token, 403 below `role`.
+@dataclass(frozen=True, slots=True)
+class Access:
+    """Who may use a route: `least` and the staff roles above it, and the roles outside the line it names
+    (`also`: police reads incidents, which no rank would give it)."""
+
+    least: Role
+    also: tuple[Role, ...] = ()
+
+    def admits(self, user: User) -> bool:
+        return user.can(self.least) or user.role in self.also
+
+    def refused(self, user: User) -> HTTPException:
+        also = "".join(f" or {r}" for r in self.also)
+        return HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {self.least} role{also}; "
+                                                        f"{user.name} is {user.role}")
+
+
+def refusal(users: Users, token: str | None, role: Role | Access | None) -> HTTPException | User:
+    """The caller of `token`, or why not: 401 without a valid token, 403 when `role` does not admit it
+    (a staff role: it and those above it; None: any valid token).
 
     One function for the request guard (before the body is read) and the route dependencies (after)."""
     user = users.authenticate(token) if token else None
     if user is None:
         return HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid Bearer token is required",
                              headers={"WWW-Authenticate": "Bearer"})
-    if not user.can(role):
-        return HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role; {user.name} is {user.role}")
+    access = Access(role) if isinstance(role, str) else role
+    if access is not None and not access.admits(user):
+        return access.refused(user)
     return user
 
 
 def current_user(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> User:
-    """401 without a valid Bearer token."""
-    found = refusal(_hub(request).users, credentials.credentials if credentials else None, "viewer")
+    """401 without a valid Bearer token; what the token's role may do is `require`'s."""
+    found = refusal(_hub(request).users, credentials.credentials if credentials else None, None)
     if isinstance(found, HTTPException):
         raise found
     return found
 
 
-def require(role: Role) -> object:
-    """A dependency that lets `role` and the roles above it through (403 for the others)."""
+def require(role: Role, also: tuple[Role, ...] = ()) -> object:
+    """A dependency that lets `role`, the staff roles above it and the `also` roles through (403 for others)."""
+    access = Access(role, also)
 
     def check(user: Annotated[User, Depends(current_user)]) -> User:
-        if not user.can(role):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role} role; {user.name} is {user.role}")
+        if not access.admits(user):
+            raise access.refused(user)
         return user
 
-    setattr(check, ROLE_ATTR, role)
+    setattr(check, ROLE_ATTR, access)
     return Depends(check)
 
 
@@ -99,6 +121,8 @@ def _part(name: str) -> object:
 AlertsDep = Annotated[AlertEngine, _part("alerts")]
 AlertStoreDep = Annotated[AlertStore, _part("alert_store")]
 AuditDep = Annotated[AuditLog, _part("audit")]
+ChainDep = Annotated[ChainStore, _part("chain")]
+ExporterDep = Annotated[Exporter, _part("exporter")]
 BusDep = Annotated[LiveBus, _part("bus")]
 CommandsDep = Annotated[Commands, _part("commands")]
 DeadLettersDep = Annotated[DeadLetters, _part("dead_letters")]
@@ -196,3 +220,7 @@ Viewer = Annotated[User, require("viewer")]
 Maintenance = Annotated[User, require("maintenance")]
 Operator = Annotated[User, require("operator")]
 Admin = Annotated[User, require("admin")]
+IncidentReader = Annotated[User, require("viewer", also=(POLICE,))]
+"""Reads incidents: the staff, and police (警务), who may read nothing else."""
+EvidenceExporter = Annotated[User, require("operator", also=(POLICE,))]
+"""Exports an incident's evidence (audited): operators and admins, and police."""

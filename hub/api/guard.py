@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hub.api.deps import ROLE_ATTR, refusal
+from hub.api.deps import ROLE_ATTR, Access, refusal
 from hub.users import Role
 
 CLOSE = {"Connection": "close"}
@@ -73,18 +73,24 @@ class RequestGuard:
         return HTTPException(413, f"the request body is larger than {cap} bytes", headers=CLOSE)
 
 
-def route_role(route: BaseRoute) -> Role | None:
-    """The role of the `require(role)` dependency anywhere in the route's dependency tree, if any."""
+def route_access(route: BaseRoute) -> Access | None:
+    """Who the `require(...)` dependency anywhere in the route's dependency tree admits, if there is one."""
     if not isinstance(route, APIRoute):
         return None
     pending = list(route.dependant.dependencies)
     while pending:
         dependency = pending.pop()
-        role = getattr(dependency.call, ROLE_ATTR, None)
-        if role is not None:
-            return role  # type: ignore[no-any-return]
+        access = getattr(dependency.call, ROLE_ATTR, None)
+        if access is not None:
+            return access  # type: ignore[no-any-return]
         pending.extend(dependency.dependencies)
     return None
+
+
+def route_role(route: BaseRoute) -> Role | None:
+    """The lowest staff role a route admits, if it needs one."""
+    access = route_access(route)
+    return access.least if access is not None else None
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -143,12 +149,12 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Any:
         handler = super().get_route_handler()
-        role = route_role(self)
+        access = route_access(self)
 
         async def guarded(request: Request) -> Response:
-            if role is not None:
+            if access is not None:
                 token = bearer_token(request.headers.get("authorization"))
-                found = refusal(request.app.state.hub.users, token, role)
+                found = refusal(request.app.state.hub.users, token, access)
                 if isinstance(found, HTTPException):
                     if _has_body(request):
                         found.headers = {**(found.headers or {}), **CLOSE}

@@ -208,6 +208,55 @@ class IncidentOut(BaseModel):
     timeline: list[IncidentEntryOut] = Field(description="Oldest first")
 
 
+class FloorBandOut(BaseModel):
+    band: str = Field(description="`low-high` floors, one floor, or `unknown` (no calibration, or outside it)")
+    low: int | None
+    high: int | None
+    estimate: float | None = Field(description="The interpolated floor level of the track's first box top")
+    reason: str = Field(description="How it was computed, or why it is unknown")
+    calibration_marks: int = Field(description="The camera's registered floor marks")
+
+
+class EvidenceDetectionOut(BaseModel):
+    """One happening a camera saw (its phases merged), as evidence."""
+
+    id: str
+    site: str
+    device: str = Field(description="The camera (a facade camera for a throw)")
+    seen_by: dict[str, str] = Field(description="The camera as registered: site, device, name, building, ...")
+    label: str | None
+    zone: str | None
+    score: float | None = Field(description="The best score of its phases")
+    at_ms: int
+    at: str = Field(description="ISO 8601: its first phase")
+    phases: list[str | None]
+    media: dict[str, str] = Field(description="snapshot, pre_clip, post_clip, clip: links as the camera gave them")
+    start_top_px: float | None = Field(description="Top of the track's first box: pixel row of the analysed frame")
+    floors: FloorBandOut
+
+
+class EvidenceOut(BaseModel):
+    incident: str
+    site: str
+    title: str
+    title_en: str
+    at: str = Field(description="ISO 8601: its first detection")
+    detections: list[EvidenceDetectionOut]
+
+
+class IncidentEvidenceOut(BaseModel):
+    incident: str
+    evidence: EvidenceOut | None = Field(description="null: none of its detections links media or has a start "
+                                         "height")
+
+
+class ChainVerdictOut(BaseModel):
+    ok: bool = Field(description="The links hold and the stored incident is what the chain says")
+    length: int = Field(description="Records in the chain")
+    head: str = Field(description="SHA-256 of its last record (64 zeros for an empty chain)")
+    problems: list[str] = Field(description="Each thing that does not hold, in words")
+
+
 class ReliabilityOut(BaseModel):
     failures: int = Field(description="Major or critical device faults opened in the window")
     downtime_s: float = Field(description="Time with a failure active, overlaps counted once")
@@ -441,9 +490,16 @@ class SiteCatalogOut(BaseModel):
     transformer_kva: float | None = Field(None, description="Left out when the registry gives none")
 
 
+class RoleTitleOut(BaseModel):
+    zh: str
+    en: str
+
+
 class CatalogOut(BaseModel):
     kinds: dict[str, KindCatalogOut] = Field(description="Per kind; kind `hub` titles the hub's own alerts")
     sites: dict[str, SiteCatalogOut] = Field(description="Per site slug")
+    roles: dict[str, RoleTitleOut] = Field(description="Per role id (stored and sent as is), its display name: "
+                                           "`police` is 警务/Police")
 
 
 IGNORED_BY = ("Ignored, accepted for older clients: who acted is always the authenticated user (the token's name); "
@@ -471,12 +527,13 @@ class CommandIn(BaseModel):
 
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    role: Literal["viewer", "maintenance", "operator", "admin"]
+    role: Literal["viewer", "maintenance", "operator", "admin", "police"] = Field(
+        description="police (警务): reads incidents and exports their evidence, nothing else")
 
 
 class MeOut(BaseModel):
     name: str
-    role: Literal["viewer", "maintenance", "operator", "admin"]
+    role: Literal["viewer", "maintenance", "operator", "admin", "police"]
 
 
 class UserOut(MeOut):
@@ -492,8 +549,9 @@ class ErrorOut(BaseModel):
 ERRORS: dict[int, str] = {
     400: "The request is malformed (e.g. a Content-Length that is not a byte count)",
     401: "No valid Bearer token (checked before the body is read)",
-    403: "The token's role is below what the route needs (checked before the body is read)",
-    404: "No such alert, work order, device kind or district",
+    403: "The token's role is below what the route needs, or is police (警务), who may read incidents and export "
+         "their evidence only (checked before the body is read)",
+    404: "No such alert, work order, incident, device kind or district",
     409: "The alert or work order is not in a state that allows this",
     413: "The body is larger than SMARTHUB_API_MAX_BODY_BYTES (refused without reading it)",
     422: "A parameter or the body is invalid: not a slug, out of range, control characters, NaN/Infinity",

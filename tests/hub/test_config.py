@@ -47,6 +47,9 @@ def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.Monk
         ({"SMARTHUB_HEARTBEAT_S": "0"}, "SMARTHUB_HEARTBEAT_S"),
         ({"SMARTHUB_MQTT_PROTOCOL": "4"}, "SMARTHUB_MQTT_PROTOCOL"),
         ({"SMARTHUB_INFLUX_UR": "http://x"}, "unknown setting SMARTHUB_INFLUX_UR"),
+        ({"SMARTHUB_EVIDENCE_MEDIA_MAX": "1"}, "unknown setting SMARTHUB_EVIDENCE_MEDIA_MAX"),
+        ({"SMARTHUB_ADAPTERS": "adapters.ocpp", "SMARTHUB_FRIGATE_URL": "http://f:5000"},
+         "unknown setting SMARTHUB_FRIGATE_URL"),  # Frigate's adapter is not loaded: nobody reads it
     ],
 )
 def test_bad_settings_say_which_in_one_line(env: dict[str, str], message: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,3 +99,11 @@ def test_client_id_follows_the_login_unless_set(tmp_path: Path, monkeypatch: pyt
     assert load(conf).mqtt_client_id == "from-file"
     monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://h%40b:pw@broker:1883")
     assert load().mqtt_client_id == "h@b"  # the username as the broker sees it, unquoted
+
+
+def test_an_adapters_own_variables_are_its_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`SMARTHUB_FRIGATE_URL` is read by adapters.frigate (with the default adapters): `smarthub run` must not
+    refuse it as unknown, as it did."""
+    monkeypatch.setenv("SMARTHUB_FRIGATE_URL", "http://frigate:5000")
+    monkeypatch.setenv("SMARTHUB_EVIDENCE_MEDIA_MAX_MB", "8")
+    assert load().evidence_media_max_mb == 8.0

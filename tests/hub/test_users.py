@@ -68,3 +68,23 @@ def test_concurrent_writers_in_threads_and_processes_lose_nothing(tmp_path: Path
     assert [p.exitcode for p in procs] == [0] * 4
     names = {u.name for u in Users(tmp_path).list_users()}
     assert names == {"legacy"} | {f"{w}{n}-{i}" for w in "pt" for n in range(4) for i in range(10)}
+
+
+def test_police_stand_outside_the_staff_line() -> None:
+    """警务 may do only what names it: no staff role's reads (so they see personal data masked where they read),
+    and no staff role is police."""
+    from hub.users import ALL_ROLES, ROLES, TITLES, User
+
+    police = User("王警官", "police")
+    assert not any(police.can(role) for role in ROLES) and police.can("police")
+    assert not any(User("a", role).can("police") for role in ROLES)
+    assert TITLES["police"] == ("警务", "Police") and set(TITLES) == set(ALL_ROLES)
+
+
+def test_a_police_user_is_stored_with_its_ascii_id(tmp_path: Path) -> None:
+    users = Users(tmp_path)
+    token = users.add("王警官", "police")
+    assert users.authenticate(token).role == "police"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="police"):
+        users.add("x", "警务")  # type: ignore[arg-type]
+    users.close()

@@ -14,6 +14,7 @@ from hub.api.routes import (
     devices,
     district,
     events,
+    evidence,
     health,
     incident_work,
     incidents,
@@ -28,6 +29,7 @@ from hub.api.routes import (
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router, pages.router, devices.router, events.router, deadletters.router, alerts.router, incidents.router,
+    evidence.router,
     live.router, orders.router, commands.router, audit.router, users.router, series.router, overview.router,
     screen.router, incident_work.router, district.router,
 )

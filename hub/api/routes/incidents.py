@@ -1,4 +1,7 @@
-"""Incidents: the list, one with its timeline, and the stored events it merged (one click from the wall)."""
+"""Incidents: the list, one with its timeline, and the stored events it merged (one click from the wall).
+
+Police (警务) read these too, masked as viewers are; what they take away is the audited export
+(hub/api/routes/evidence.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from hub.api.common import READ, STORE, store_unavailable
-from hub.api.deps import IncidentStoreDep, StorageDep, Viewer
+from hub.api.deps import IncidentReader, IncidentStoreDep, StorageDep
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import AlertState, EventOut, IdPath, IncidentOut, SiteQ, TimeQ, errors
 from hub.incidents.merge import Incident
@@ -33,7 +36,7 @@ def shown(incident: Incident, user: User) -> dict[str, Any]:
 @router.get("/incidents", response_model=list[IncidentOut], responses=READ)
 async def incidents(
     store: IncidentStoreDep,
-    user: Viewer,
+    user: IncidentReader,
     site: SiteQ = None,
     state: AlertState | None = None,
     since: TimeQ = None,
@@ -55,7 +58,7 @@ def _get(store: IncidentStore, incident_id: str) -> Incident:
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut, responses=READ | errors(404))
-async def incident(incident_id: IdPath, store: IncidentStoreDep, user: Viewer) -> dict[str, Any]:
+async def incident(incident_id: IdPath, store: IncidentStoreDep, user: IncidentReader) -> dict[str, Any]:
     """One incident with its timeline and the ids of its alerts, events and work orders."""
     return shown(_get(store, incident_id), user)
 
@@ -63,7 +66,7 @@ async def incident(incident_id: IdPath, store: IncidentStoreDep, user: Viewer) -
 @router.get("/incidents/{incident_id}/events", response_model=list[EventOut], response_model_exclude_unset=True,
             responses=READ | STORE | errors(404))
 async def incident_events(incident_id: IdPath, store: IncidentStoreDep, storage: StorageDep,
-                          user: Viewer) -> list[dict[str, Any]]:
+                          user: IncidentReader) -> list[dict[str, Any]]:
     """The stored events the incident merged, as `GET /api/events` gives them, oldest first: each is looked up
     by its device and exact time (an event not stored yet, or forgotten by retention, is left out)."""
     found = _get(store, incident_id)

@@ -25,6 +25,9 @@ async def live(websocket: WebSocket, users: UsersDep, bus: BusDep, token: str | 
     if user is None:
         await websocket.close(code=4401, reason="a valid token is required")
         return
+    if not user.can("viewer"):  # police: incidents and their exports, not the live stream
+        await websocket.close(code=4403, reason=f"{user.role} may not watch the live stream")
+        return
     whole = user.can("operator")
     sub = bus.subscribe()
     closed = asyncio.create_task(_until_closed(websocket))

@@ -15,8 +15,9 @@ from hub.alerts.models import HUB_FAULTS, HUB_KIND, OFFLINE
 from hub.api.deps import KindsDep, RegistryDep, Viewer
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import CatalogOut, MeOut, errors
+from hub.users import TITLES
 
-router = APIRouter(prefix="/api", tags=["screens"], route_class=GuardedRoute, responses=errors(401))
+router = APIRouter(prefix="/api", tags=["screens"], route_class=GuardedRoute, responses=errors(401, 403))
 
 
 @router.get("/me", response_model=MeOut)
@@ -44,5 +45,6 @@ async def catalog(kinds: KindsDep, registry: RegistryDep, _user: Viewer) -> dict
                         "faults": {code: {"zh": f.zh, "en": f.en, "severity": f.severity.value}
                                    for code, f in HUB_FAULTS.items()}}
     sites = {slug: site.model_dump(exclude_none=True) for slug, site in sorted(registry.sites.items())}
-    return {"kinds": listed, "sites": sites}
+    roles = {role: {"zh": zh, "en": en} for role, (zh, en) in TITLES.items()}
+    return {"kinds": listed, "sites": sites, "roles": roles}
 

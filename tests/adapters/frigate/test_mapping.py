@@ -95,6 +95,31 @@ def test_any_object_through_a_facade_zone_is_a_high_altitude_throw() -> None:
     assert out[0].payload["clip"].endswith("/api/events/1764614500.5-zz99yy/clip.mp4")
 
 
+def test_a_throw_carries_its_start_height_and_the_recording_around_it() -> None:
+    """The evidence a floor band and the police need: the top of the track's first box (Frigate's `box` is
+    [x_min, y_min, x_max, y_max] in detect pixels), kept while the object falls, and the recording from 10 s
+    before the object was first seen to 20 s after (Frigate's /api/<camera>/start/<ts>/end/<ts>/clip.mp4)."""
+    memory = Memory()
+    [start] = messages(mapping.event(fixture("event_throw_new.json"), CAMERAS, memory, API, NOW_MS))
+    assert start.payload["start_top_px"] == 496.0
+    assert start.payload["pre_clip"] == f"{API}/api/b3_facade/start/1764614490.500/end/1764614500.500/clip.mp4"
+    assert start.payload["post_clip"] == f"{API}/api/b3_facade/start/1764614500.500/end/1764614520.500/clip.mp4"
+    falling = json.loads(fixture("event_throw_new.json"))
+    falling["type"] = "update"
+    falling["before"] = falling["after"]
+    falling["after"] = {**falling["after"], "box": [440, 700, 540, 760], "frame_time": 1764614501.6}
+    [update] = messages(mapping.event(orjson.dumps(falling), CAMERAS, memory, API, NOW_MS))
+    assert update.payload["phase"] == "update" and update.payload["start_top_px"] == 496.0  # where it started
+
+
+@pytest.mark.parametrize("box", [None, [1, 2, 3], ["a", "b", "c", "d"], [0, float("inf"), 1, 2], [0, -4, 1, 2], True])
+def test_a_box_frigate_did_not_send_well_gives_no_start_height(box: Any) -> None:
+    data = json.loads(fixture("event_throw_new.json"))
+    data["before"]["box"] = data["after"]["box"] = box
+    [start] = messages(mapping.event(orjson.dumps(data), CAMERAS, Memory(), API, NOW_MS))
+    assert "start_top_px" not in start.payload and start.payload["pre_clip"]
+
+
 @pytest.mark.parametrize(("label", "expected"), [("bicycle", ["vehicle", "ebike_in_elevator"]),
                                                  ("motorcycle", ["vehicle", "ebike_in_elevator"]),
                                                  ("person", ["person"])])
