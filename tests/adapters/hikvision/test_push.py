@@ -192,3 +192,41 @@ async def test_the_simulated_devices_are_taken(devices: Devices) -> None:
     await run.stored()
     assert await run.events(kind="gate", type="passage")
     assert await run.events(kind="access")
+
+
+def _anpr_with_plate(plate: str) -> tuple[bytes, str]:
+    xml = load("anpr.xml").replace("蓝琼A12345".encode(), f"蓝{plate}".encode())
+    return multipart([("anpr.xml", 'text/xml; charset="UTF-8"', xml), ("licensePlatePicture.jpg", "image/jpeg",
+                                                                       JPEG + plate.encode())])
+
+
+async def test_posts_at_once_are_kept_together_each_answered_once_committed(devices: Devices) -> None:
+    """Cameras posting at the same moment share a batch (one picture hop, one commit): each post is answered
+    200 with its own result, its passage stored once and linked to its own picture."""
+    import asyncio
+
+    run = devices.run
+    plates = [f"琼A{n:05d}" for n in range(24)]
+    posts = [_anpr_with_plate(p) for p in plates]
+    answers = await asyncio.gather(*(devices.post(CAMERA, devices.camera, raw, ct) for raw, ct in posts),
+                                   devices.post(CAMERA, devices.camera, *posts[0]))  # a retry among them
+    assert [a.status_code for a in answers] == [200] * 25, [a.text for a in answers]
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] * 24 + [True]
+    await run.stored()
+    stored = await run.hub.storage.query_events(EventQuery(site=run.site, kind="gate", type="passage", limit=100))
+    assert sorted(row["plate"] for row in stored) == plates
+    for row in stored:
+        picture = await run.api.get(row["image"].removeprefix("http://hub"))
+        assert picture.status_code == 200 and picture.content == JPEG + row["plate"].encode()
+
+
+async def test_a_picture_the_disk_refuses_costs_its_link_not_the_event(devices: Devices) -> None:
+    run = devices.run
+    folder = run.hub.settings.data_dir / "hikvision-pictures"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / run.site).write_bytes(b"")  # a file where the site's folder must go: every write fails
+    answer = await devices.post(CAMERA, devices.camera, *_anpr_with_plate("琼B00001"))
+    assert answer.status_code == 200, answer.text
+    await run.stored()
+    (passage,) = await run.events(kind="gate", type="passage")
+    assert passage["plate"] == "琼B00001" and passage.get("image") is None
