@@ -158,6 +158,12 @@ class HikResult:
     catch_up_s: float
     hub_cpu_pct: float
     hub_rss_mb: float
+    client_cpu_pct: float
+
+    @property
+    def cpu_ms_per_post(self) -> float:
+        """The hub's CPU (user + system) a post, from the first post until everything was stored."""
+        return 10 * self.hub_cpu_pct * (self.seconds + self.catch_up_s) / max(self.sent, 1)
 
     @property
     def rate(self) -> float:
@@ -209,9 +215,10 @@ def run_hikvision(hub, influx_url: str, cameras: list[tuple[str, str]], target: 
                                for c, (device, password) in enumerate(cameras[:connections])))
         return time.monotonic() - t0
 
-    cpu0 = cpu_seconds(hub.pid)
+    cpu0, client0 = cpu_seconds(hub.pid), time.process_time()
     t0 = time.monotonic()
     elapsed = asyncio.run(all_posters())
+    client_cpu = time.process_time() - client0
     posted = time.monotonic()
     try:
         hub.drained(timeout=120)
@@ -223,7 +230,68 @@ def run_hikvision(hub, influx_url: str, cameras: list[tuple[str, str]], target: 
     return HikResult(code, target, stats.sent, elapsed, stats.answered, 1000 * percentile(stats.latencies, 0.5),
                      1000 * percentile(stats.latencies, 0.99), stored - stored0, distinct - distinct0,
                      pictures_kept(hub.directory / "data") - pictures0, caught_up - posted,
-                     100 * cpu / (caught_up - t0), rss_mb(hub.pid))
+                     100 * cpu / (caught_up - t0), rss_mb(hub.pid), 100 * client_cpu / elapsed)
+
+
+async def _app_posts(posts: int, profile: bool) -> None:
+    """`posts` ANPR posts straight into the hub's ASGI app (no sockets, no HTTP parser), 16 at a time: the
+    adapter's and the pipeline's own CPU a post, steadier than the end-to-end figure on a shared machine."""
+    import cProfile
+    import pstats
+
+    from hub.api import create_app
+    from hub.app import Hub
+    from hub.config import Settings
+    from tests.support.processes import free_port
+
+    work = Path(tempfile.mkdtemp(prefix="bench-vendors-app-"))
+    settings = Settings(mqtt_url=f"mqtt://hub:x@127.0.0.1:{free_port()}", influx_url=f"http://127.0.0.1:{free_port()}",
+                        root="bench", data_dir=work, admin_token="bench", log_level="error",
+                        adapters="adapters.hikvision")
+    picture = jpeg(PICTURE_BYTES, 1)
+    when = datetime.now(UTC) - timedelta(seconds=30)
+    async with Hub(settings) as hub:
+        password = hub.credentials.add(SITE, "gate", "lpr-app")
+        app = create_app(hub)
+        auth = b"Basic " + base64.b64encode(f"lpr-app:{password}".encode())
+        statuses: list[int] = []
+
+        async def one(n: int) -> None:
+            raw, content_type = anpr_post("lpr-app", n, when, picture)
+            scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                     "scheme": "http", "path": f"/push/hikvision/{SITE}/lpr-app", "raw_path": b"", "root_path": "",
+                     "query_string": b"", "server": ("127.0.0.1", 8080), "client": ("127.0.0.1", 50000),
+                     "headers": [(b"host", b"hub"), (b"authorization", auth), (b"content-type", content_type),
+                                 (b"content-length", str(len(raw)).encode())]}
+            chunks = [raw[i:i + 65_536] for i in range(0, len(raw), 65_536)]
+
+            async def receive() -> dict[str, object]:
+                chunk = chunks.pop(0) if chunks else b""
+                return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+            async def send(message: dict[str, object]) -> None:
+                if message["type"] == "http.response.start":
+                    statuses.append(int(message["status"]))  # type: ignore[call-overload]
+
+            await app(scope, receive, send)
+
+        for measured in (False, True):
+            base = 100_000 if measured else 0
+            profiler = cProfile.Profile() if profile and measured else None
+            started = time.process_time()
+            if profiler:
+                profiler.enable()
+            for batch in range(0, posts, 16):
+                await asyncio.gather(*(one(base + n) for n in range(batch, min(batch + 16, posts))))
+            if profiler:
+                profiler.disable()
+            cpu = time.process_time() - started
+        assert statuses == [200] * len(statuses), sorted(set(statuses))
+        print(f"{posts} ANPR posts into the ASGI app, 16 at a time: {1000 * cpu / posts:.3f} ms of CPU a post "
+              "(this process; the pictures' worker thread included)", flush=True)
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 # -- Frigate ---------------------------------------------------------------------------------------------------
@@ -335,7 +403,7 @@ def registry_toml(frigate_cameras: int) -> str:
     return "\n".join(out)
 
 
-def start_hub(code: Path, broker, influx_url: str, work: Path, cameras: int, frigate_cameras: int):  # type: ignore[no-untyped-def]
+def start_hub(code: str, broker, influx_url: str, work: Path, cameras: int, frigate_cameras: int):  # type: ignore[no-untyped-def]
     """A `smarthub run` of the checkout `code`, with `cameras` Hikvision accounts; (hub, [(device, password)])."""
     from hub.credentials import Credentials, mosquitto_hash
     from tests.support.hub_process import HubProcess
@@ -343,7 +411,7 @@ def start_hub(code: Path, broker, influx_url: str, work: Path, cameras: int, fri
     work.mkdir(parents=True)
     registry = work / "registry.toml"
     registry.write_text(registry_toml(frigate_cameras), encoding="utf-8")
-    env = {"SMARTHUB_LOG_LEVEL": "warning", "PYTHONPATH": str(code), "SMARTHUB_REGISTRY": str(registry),
+    env = {"SMARTHUB_LOG_LEVEL": "warning", "PYTHONPATH": code, "SMARTHUB_REGISTRY": str(registry),
            "SMARTHUB_ADAPTERS": "adapters.hikvision,adapters.frigate"}
     hub = HubProcess(broker, influx_url, f"bench{work.name}", work / "hub", env=env)
     (work / "hub" / "data").mkdir(parents=True)
@@ -420,9 +488,13 @@ def _alert(now_ms: int):  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["hikvision", "frigate", "incidents", "all"], default="all")
-    parser.add_argument("--code", type=Path, nargs="+", default=[REPO],
-                        help="checkouts whose hub is run, in turn (default: this one)")
+    parser.add_argument("--part", choices=["hikvision", "app", "frigate", "incidents", "all"], default="all",
+                        help="app: Hikvision posts into the ASGI app in process (--profile for cProfile's top)")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--app-posts", type=int, default=3000)
+    parser.add_argument("--code", nargs="+", default=[str(REPO)],
+                        help="checkouts whose hub is run, in turn (default: this one); each is the hub's PYTHONPATH, "
+                             "so `DIR:EXTRA` adds a directory of extra packages after the checkout")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over --code")
     parser.add_argument("--rates", type=int, nargs="+", default=[150, 300, 500, 0],
                         help="Hikvision posts/s in all (0: as fast as answered)")
@@ -436,7 +508,9 @@ def main() -> None:
 
     if args.part in ("incidents", "all"):
         bench_incidents(args.incident_events)
-    if args.part == "incidents":
+    if args.part in ("app", "all"):
+        asyncio.run(_app_posts(args.app_posts, args.profile))
+    if args.part in ("incidents", "app"):
         return
     from tests.support.influx_fixtures import start_influxd
     from tests.support.mqtt_fixtures import start_mosquitto
@@ -450,11 +524,12 @@ def main() -> None:
     try:
         for round_ in range(args.repeat):
             for index, code in enumerate(args.code):
-                name = f"{code.resolve().name}"
-                hub, cameras = start_hub(code.resolve(), broker, influxd.url, work / f"r{round_}c{index}",
+                path = os.pathsep.join(str(Path(p).resolve()) for p in code.split(os.pathsep))
+                name = "+".join(Path(p).resolve().name for p in code.split(os.pathsep))[:16]
+                hub, cameras = start_hub(path, broker, influxd.url, work / f"r{round_}c{index}",
                                          args.connections, args.frigate_cameras)
                 try:
-                    print(f"round {round_ + 1}, hub from {code.resolve()} (pid {hub.pid})", flush=True)
+                    print(f"round {round_ + 1}, hub from {path} (pid {hub.pid})", flush=True)
                     first = 0
                     if args.part in ("hikvision", "all"):
                         for rate in args.rates:
@@ -465,8 +540,9 @@ def main() -> None:
                             print(f"  hikvision target {rate or 'max':>4}/s: {r.rate:6.0f} posts/s, "
                                   f"answers {r.answered}, p50 {r.p50_ms:.0f} ms p99 {r.p99_ms:.0f} ms, "
                                   f"stored {r.stored} (distinct {r.distinct}), pictures {r.pictures}, "
-                                  f"lost {r.lost}, catch-up {r.catch_up_s:.1f} s, hub CPU {r.hub_cpu_pct:.0f}%, "
-                                  f"RSS {r.hub_rss_mb:.0f} MB: {'sustained' if r.sustained else 'NOT sustained'}",
+                                  f"lost {r.lost}, catch-up {r.catch_up_s:.1f} s, hub CPU {r.hub_cpu_pct:.0f}% "
+                                  f"({r.cpu_ms_per_post:.2f} ms a post), RSS {r.hub_rss_mb:.0f} MB, clients' CPU "
+                                  f"{r.client_cpu_pct:.0f}%: {'sustained' if r.sustained else 'NOT sustained'}",
                                   flush=True)
                     if args.part in ("frigate", "all"):
                         for rate in args.frigate_rates:
@@ -487,12 +563,14 @@ def main() -> None:
         influxd.stop()
     if hik:
         print("\nHikvision ANPR posts with a 50 KiB picture (median over rounds)")
-        print(f"{'code':>16} {'target/s':>8} {'posts/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'lost':>5}  sustained")
+        print(f"{'code':>16} {'target/s':>8} {'posts/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms':>6} {'lost':>5}"
+              "  sustained")
         for key in dict.fromkeys((r.code, r.target) for r in hik):
             rows = [r for r in hik if (r.code, r.target) == key]
             print(f"{key[0]:>16} {key[1] or 'max':>8} {statistics.median(r.rate for r in rows):>8.0f} "
                   f"{statistics.median(r.p50_ms for r in rows):>7.0f} "
-                  f"{statistics.median(r.p99_ms for r in rows):>7.0f} {max(r.lost for r in rows):>5}  "
+                  f"{statistics.median(r.p99_ms for r in rows):>7.0f} "
+                  f"{statistics.median(r.cpu_ms_per_post for r in rows):>6.2f} {max(r.lost for r in rows):>5}  "
                   f"{sum(r.sustained for r in rows)}/{len(rows)}")
     if frig:
         print("\nFrigate events (median over rounds)")
