@@ -230,3 +230,31 @@ async def test_a_picture_the_disk_refuses_costs_its_link_not_the_event(devices: 
     await run.stored()
     (passage,) = await run.events(kind="gate", type="passage")
     assert passage["plate"] == "琼B00001" and passage.get("image") is None
+
+
+async def test_over_the_hubs_own_http_server_with_keep_alive(devices: Devices) -> None:
+    """What the devices meet: uvicorn's HTTP parser on a socket, posts one after another on one connection,
+    and a post declaring more than the cap answered 413 before its body is read, its connection closed."""
+    import asyncio
+
+    from adapters.hikvision.push import MAX_BODY_BYTES
+    from tests.support.hub_fixtures import http_served
+
+    url = f"/push/hikvision/{devices.run.site}/{CAMERA}"
+    async with http_served(devices.run) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for plate in ("琼C00001", "琼C00002", "琼C00003"):
+                raw, content_type = _anpr_with_plate(plate)
+                answer = await client.post(url, content=raw,
+                                           headers={**devices.camera, "Content-Type": content_type})
+                assert answer.status_code == 200, answer.text
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST {url} HTTP/1.1\r\nHost: hub\r\nAuthorization: {devices.camera['Authorization']}\r\n"
+                     f"Content-Type: application/xml\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+                     + b"<EventNotificationAlert>")
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).lower()
+        assert head.startswith(b"http/1.1 413") and b"connection: close" in head
+        writer.close()
+    await devices.run.stored()
+    plates = sorted(p["plate"] for p in await devices.run.events(kind="gate", type="passage"))
+    assert plates == ["琼C00001", "琼C00002", "琼C00003"]
