@@ -535,7 +535,7 @@ def main() -> None:
         for round_ in range(args.repeat):
             for index, code in enumerate(args.code):
                 path = os.pathsep.join(str(Path(p).resolve()) for p in code.split(os.pathsep))
-                name = "+".join(Path(p).resolve().name for p in code.split(os.pathsep))[:16]
+                name = "+".join(Path(p).resolve().name for p in code.split(os.pathsep))
                 hub, cameras = start_hub(path, broker, influxd.url, work / f"r{round_}c{index}",
                                          args.connections, args.frigate_cameras)
                 try:
@@ -573,11 +573,11 @@ def main() -> None:
         influxd.stop()
     if hik:
         print("\nHikvision ANPR posts with a 50 KiB picture (median over rounds)")
-        print(f"{'code':>16} {'target/s':>8} {'posts/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms':>6} {'lost':>5}"
+        print(f"{'code':<28} {'target/s':>8} {'posts/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms':>6} {'lost':>5}"
               "  sustained")
         for key in dict.fromkeys((r.code, r.target) for r in hik):
             rows = [r for r in hik if (r.code, r.target) == key]
-            print(f"{key[0]:>16} {key[1] or 'max':>8} {statistics.median(r.rate for r in rows):>8.0f} "
+            print(f"{key[0]:<28} {key[1] or 'max':>8} {statistics.median(r.rate for r in rows):>8.0f} "
                   f"{statistics.median(r.p50_ms for r in rows):>7.0f} "
                   f"{statistics.median(r.p99_ms for r in rows):>7.0f} "
                   f"{statistics.median(r.cpu_ms_per_post for r in rows):>6.2f} {max(r.lost for r in rows):>5}  "
@@ -586,7 +586,7 @@ def main() -> None:
         print("\nFrigate events (median over rounds)")
         for key in dict.fromkeys((r.code, r.target) for r in frig):
             rows = [r for r in frig if (r.code, r.target) == key]
-            print(f"{key[0]:>16} {key[1]:>8}/s {statistics.median(r.rate for r in rows):>8.0f}/s "
+            print(f"{key[0]:<28} {key[1]:>8}/s {statistics.median(r.rate for r in rows):>8.0f}/s "
                   f"stored {min(r.stored - r.sent for r in rows):+d} "
                   f"{sum(r.sustained for r in rows)}/{len(rows)} sustained")
 
