@@ -195,7 +195,7 @@ class Push:
         except body.Unreadable as exc:
             self.dead_letter(site, device, kinds[0], "unreadable", str(exc), raw)
             return _answer(400, error=str(exc))
-        direction = request.query_params.get("direction")
+        direction = request.query_params.get("direction") if request.scope.get("query_string") else None
         try:
             mapped = mapping.map_document(parsed.document, default_direction=direction)
         except mapping.Unmapped as exc:
