@@ -258,3 +258,29 @@ async def test_over_the_hubs_own_http_server_with_keep_alive(devices: Devices) -
     await devices.run.stored()
     plates = sorted(p["plate"] for p in await devices.run.events(kind="gate", type="passage"))
     assert plates == ["琼C00001", "琼C00002", "琼C00003"]
+
+
+async def test_a_failed_commit_answers_its_whole_batch_503_and_the_retries_store_each_once(
+        devices: Devices) -> None:
+    import asyncio
+    import sqlite3
+
+    run = devices.run
+    hub, failures = run.hub, []
+    commit = hub.outbox.commit
+
+    def failing_commit(*args: object, **kwargs: object) -> None:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+        commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    hub.outbox.commit = failing_commit  # type: ignore[method-assign]
+    posts = [_anpr_with_plate(f"琼D{n:05d}") for n in range(6)]
+    answers = await asyncio.gather(*(devices.post(CAMERA, devices.camera, raw, ct) for raw, ct in posts))
+    assert [a.status_code for a in answers] == [503] * 6  # one batch, one commit: none answered 200
+    again = await asyncio.gather(*(devices.post(CAMERA, devices.camera, raw, ct) for raw, ct in posts))
+    assert [a.status_code for a in again] == [200] * 6, [a.text for a in again]
+    await run.stored()
+    plates = sorted(p["plate"] for p in await run.events(kind="gate", type="passage"))
+    assert plates == [f"琼D{n:05d}" for n in range(6)]
