@@ -1,14 +1,17 @@
 """Vendor adapters' capacity (issue 14 item 5): Hikvision ISAPI posts per second one hub takes, Frigate events per
 second through the MQTT adapter, and incident merging's cost per event.
 
-    PYTHONPATH=. .venv/bin/python bench/vendors.py                       # all three parts
+    PYTHONPATH=. .venv/bin/python bench/vendors.py                       # every part
     PYTHONPATH=. .venv/bin/python bench/vendors.py --part hikvision --rates 300 500 700 --seconds 20
     PYTHONPATH=. .venv/bin/python bench/vendors.py --part hikvision --code /tmp/before . --repeat 2
+    PYTHONPATH=. .venv/bin/python bench/vendors.py --part app --profile  # posts into the ASGI app, cProfile
 
 Everything is real: a Mosquitto, an InfluxDB (Debian 1.6) and the hub as a `smarthub run` subprocess (the durable
-outbox on, as in production) from tests/support. `--code DIR...` runs the hub from each checkout in turn (say an
-export of main, then this one), alternating `--repeat` times, so before and after are measured under the same
-load of the machine.
+outbox on, as in production) from tests/support. `--code DIR...` runs the hub from each checkout in turn (say
+`git archive c837cca | tar -x -C /tmp/before`, then this one), alternating `--repeat` times, so before and after
+are measured under the same load of the machine; each is the hub's PYTHONPATH, so `/tmp/before:/tmp/hide` puts
+a directory in front of the venv's packages (one whose `httptools/__init__.py` raises ImportError runs uvicorn
+on h11, as before httptools was a dependency).
 
 - **hikvision**: several keep-alive HTTP/1.1 connections (a raw asyncio client: httpx would cost the client more
   CPU than the hub under test) post `multipart/form-data` ANPR alerts (tests/adapters/hikvision/fixtures/anpr.xml,
@@ -20,6 +23,8 @@ load of the machine.
   `end`, from tests/adapters/frigate/fixtures) for registry cameras; counted: detections in InfluxDB.
 - **incidents**: `hub.incidents.merge.place` (pure) per event joining an incident, and the desk's
   `on_message` per event (with and without an active incident at the event's place), in-process.
+- **app**: ANPR posts straight into the hub's ASGI app in process (no sockets, no HTTP parser, no store):
+  the adapter's and the pipeline's CPU a post, steadier than the end-to-end figure; `--profile` for cProfile.
 """
 
 from __future__ import annotations
@@ -506,7 +511,7 @@ def main() -> None:
                         help="checkouts whose hub is run, in turn (default: this one); each is the hub's PYTHONPATH, "
                              "so `DIR:EXTRA` adds a directory of extra packages after the checkout")
     parser.add_argument("--repeat", type=int, default=1, help="rounds over --code")
-    parser.add_argument("--rates", type=int, nargs="+", default=[150, 300, 500, 0],
+    parser.add_argument("--rates", type=int, nargs="+", default=[300, 500, 0],
                         help="Hikvision posts/s in all (0: as fast as answered)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (one camera each)")
     parser.add_argument("--frigate-rates", type=int, nargs="+", default=[1000, 2500, 5000, 8000],
