@@ -106,10 +106,13 @@ class Batches:
             try:
                 await self._keep(batch)
             except BaseException as exc:  # every post gets an answer, whatever failed (a cancelled hub included)
+                stopped = not isinstance(exc, Exception)
+                if stopped:  # nothing will keep the posts still waiting either
+                    batch, self._waiting = batch + self._waiting, []
                 for post in batch:
                     if not post.done.done():
                         post.done.set_exception(exc)
-                if not isinstance(exc, Exception):
+                if stopped:
                     raise
 
     async def _keep(self, batch: list[Post]) -> None:
