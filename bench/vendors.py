@@ -518,7 +518,8 @@ def main() -> None:
                         help="Frigate messages/s in all")
     parser.add_argument("--frigate-cameras", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=15.0)
-    parser.add_argument("--incident-events", type=int, default=20_000)
+    parser.add_argument("--incident-events", type=int, default=3_000)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (hub data, logs, pictures)")
     args = parser.parse_args()
 
     if args.part in ("incidents", "all"):
@@ -576,6 +577,8 @@ def main() -> None:
     finally:
         broker.service.stop()
         influxd.stop()
+        if not args.keep:  # thousands of 50 KiB pictures a step: gigabytes after a few rounds
+            shutil.rmtree(work, ignore_errors=True)
     if hik:
         print("\nHikvision ANPR posts with a 50 KiB picture (median over rounds)")
         print(f"{'code':<28} {'target/s':>8} {'posts/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'CPU ms':>6} {'lost':>5}"
