@@ -18,7 +18,10 @@ import hmac
 import os
 import secrets
 import sqlite3
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +31,10 @@ from hub.config import parse_mqtt_url
 MOSQUITTO_ITERATIONS = 101
 """What mosquitto_passwd 2.0 uses for `$7$` hashes."""
 DEVICE_WRITES = ("telemetry", "event", "state", "reply")
+LOGIN_TTL_S = 60.0
+"""How long a verified login is taken again without hashing (as long as no account changed meanwhile)."""
+LOGINS_KEPT = 10_000
+"""Verified logins remembered at most (one per device and kinds asked; the oldest go first)."""
 LEGACY_FILE = "credentials.json"
 """Where earlier versions kept the accounts; taken into the accounts store once, then renamed `.migrated`."""
 
@@ -67,6 +74,49 @@ class DeviceAccount:
         return username(self.site, self.kind, self.device)
 
 
+class VerifiedLogins:
+    """Logins verified recently, so a device that authenticates every request (an HTTP push, one post a second
+    or more) costs a keyed digest, not two store reads and a PBKDF2 hash each time.
+
+    No password is kept: an entry holds an HMAC-SHA256 of the password under a key random to this process, compared
+    in constant time. An entry is taken only while its `version` (the accounts store's) is unchanged and for
+    `ttl_s`: a rotated password or a deleted account stops the old one at once. A wrong password is never
+    cached; it always pays the full check."""
+
+    def __init__(self, ttl_s: float = LOGIN_TTL_S, kept: int = LOGINS_KEPT,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.kept = kept
+        self.clock = clock
+        self._key = secrets.token_bytes(32)
+        self._entries: OrderedDict[Hashable, tuple[bytes, float, Hashable, tuple[str, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _digest(self, login: Hashable, password: str) -> bytes:
+        return hmac.new(self._key, repr(login).encode() + b"\x00" + password.encode(), hashlib.sha256).digest()
+
+    def get(self, login: Hashable, password: str, version: Hashable) -> tuple[str, ...] | None:
+        """What `put` kept for this login and password, or None (unknown, expired, changed or another password)."""
+        with self._lock:
+            entry = self._entries.get(login)
+        if entry is None:
+            return None
+        digest, expires, seen, value = entry
+        if seen != version or self.clock() >= expires:
+            with self._lock:
+                self._entries.pop(login, None)
+            return None
+        return value if hmac.compare_digest(digest, self._digest(login, password)) else None
+
+    def put(self, login: Hashable, password: str, version: Hashable, value: tuple[str, ...]) -> None:
+        entry = (self._digest(login, password), self.clock() + self.ttl_s, version, value)
+        with self._lock:
+            self._entries[login] = entry
+            self._entries.move_to_end(login)
+            while len(self._entries) > self.kept:
+                self._entries.popitem(last=False)
+
+
 class Credentials:
     """The device accounts (hashes only), in the shared accounts store beside the API users.
 
@@ -76,6 +126,9 @@ class Credentials:
     def __init__(self, data_dir: Path) -> None:
         self.db = AccountsDb(data_dir)
         self.db.migrate(data_dir / LEGACY_FILE, _import_legacy)
+        self.logins = VerifiedLogins()
+        self._changes = 0
+        """Changes made through this connection: SQLite's data_version counts only other connections'."""
 
     @property
     def devices(self) -> list[DeviceAccount]:
@@ -87,6 +140,22 @@ class Credentials:
         rows = self.db.read("SELECT hash FROM devices WHERE site = ? AND kind = ? AND device = ?", (site, kind, device))
         return bool(rows) and verify(password, rows[0][0])
 
+    def version(self) -> tuple[int, int]:
+        """Moves whenever any account changes, from this process or another (one pragma, no table read)."""
+        return self.db.changed(), self._changes
+
+    def opens(self, site: str, device: str, password: str, kinds: Sequence[str]) -> list[str]:
+        """The kinds among `kinds` whose account for this device `password` opens (none: refuse). A login opened
+        within LOGIN_TTL_S, with no account changed since, is not hashed again (`VerifiedLogins`)."""
+        login, version = (site, device, tuple(kinds)), self.version()
+        known = self.logins.get(login, password, version)
+        if known is not None:
+            return list(known)
+        opened = [kind for kind in kinds if self.check(site, kind, device, password)]
+        if opened:
+            self.logins.put(login, password, version, tuple(opened))
+        return opened
+
     def add(self, site: str, kind: str, device: str) -> str:
         """Create (or replace) a device's account; returns its new password, shown once."""
         password = secrets.token_urlsafe(18)
@@ -94,6 +163,7 @@ class Credentials:
             db.execute("INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
                        " (site, kind, device) DO UPDATE SET hash = excluded.hash",
                        (site, kind, device, mosquitto_hash(password)))
+            self._changes += 1
         return password
 
     @property

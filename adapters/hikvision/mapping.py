@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -320,6 +320,13 @@ def alert_of(document: dict[str, Any]) -> dict[str, Any]:
         if isinstance(only, dict):
             return only
     return document
+
+
+def linked(mapped: Mapped, snapshot: str) -> Mapped:
+    """`mapped` with its first message (the event) linking the snapshot kept for it: what `map_document` gives
+    with `snapshot=`, without mapping the document again."""
+    first, *rest = mapped.messages
+    return replace(mapped, messages=[Message(first.channel, {**first.payload, "image": snapshot}), *rest])
 
 
 def map_document(document: dict[str, Any], default_direction: str | None = None,

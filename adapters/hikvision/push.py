@@ -11,6 +11,11 @@ of each password, and Digest needs the password (or its MD5 HA1, as good as the 
 Pictures (plate and face snapshots) are kept under the data dir, each capped (`body.MAX_PICTURE_BYTES`), deleted
 after the personal-data retention like the events that link them (`image`), and served only to operators.
 The pull alternative (`/ISAPI/Event/notification/alertStream`, for devices that cannot reach the hub) is not built.
+
+What a post costs was measured (bench/vendors.py, README's Measured section): a login verified once is not hashed
+again for a minute unless an account changes (`Credentials.opens`), and the posts that arrive while one batch is
+being kept are kept together (`Batches`): their pictures in one worker-thread hop, their events in one outbox
+commit, each post still answered only once its own events are committed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import orjson
@@ -36,7 +42,10 @@ from hub.api.guard import bearer_token
 from hub.ingest.decode import Rejected
 
 if TYPE_CHECKING:
+    from devices.base import Accepted
     from hub.app import Hub
+
+    Result = Accepted | Rejected | None
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +61,102 @@ def _answer(status: int, **body_: object) -> JSONResponse:
     return JSONResponse(body_, status_code=status)
 
 
+@dataclass(slots=True)
+class Post:
+    """One answered-to-be post in a batch: its events (with the pictures to keep and link first) and its answer."""
+
+    site: str
+    device: str
+    root: str
+    kind: str
+    mapped: mapping.Mapped
+    pictures: list[body.Picture]
+    picture_url: str
+    """The pictures' URL prefix (`.../pictures/{site}/{device}/`), a file name goes after it."""
+    done: asyncio.Future[list[Result]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+    def contract(self) -> list[tuple[str, bytes]]:
+        return [(f"{self.root}/{self.site}/{self.kind}/{self.device}/{m.channel}", orjson.dumps(m.payload))
+                for m in self.mapped.messages]
+
+
+class Batches:
+    """Posts kept together: the posts that arrive while one batch is kept form the next, so many cameras at once
+    cost one worker-thread hop for all their pictures and one outbox commit for all their events (`Hub.ingest`).
+
+    A post's future gets its own messages' results once the commit returned, or the commit's exception (IngestHeld,
+    a failed commit) for every post of the batch: none is answered 200 before its events are durable. A picture
+    the disk refuses costs that picture's link, never the event."""
+
+    def __init__(self, hub: Hub, pictures: Pictures) -> None:
+        self.hub = hub
+        self.pictures = pictures
+        self._waiting: list[Post] = []
+        self._keeper: asyncio.Task[None] | None = None
+
+    async def keep(self, post: Post) -> list[Result]:
+        self._waiting.append(post)
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._keep_all())
+        return await post.done
+
+    async def _keep_all(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._keep(batch)
+            except BaseException as exc:  # every post gets an answer, whatever failed (a cancelled hub included)
+                stopped = not isinstance(exc, Exception)
+                if stopped:  # nothing will keep the posts still waiting either
+                    batch, self._waiting = batch + self._waiting, []
+                for post in batch:
+                    if not post.done.done():
+                        post.done.set_exception(exc)
+                if stopped:
+                    raise
+
+    async def _keep(self, batch: list[Post]) -> None:
+        with_pictures = [p for p in batch if p.pictures]
+        if with_pictures:
+            saved = await asyncio.to_thread(self._save, with_pictures)
+            for post, names in zip(with_pictures, saved, strict=True):
+                if names:
+                    post.mapped = mapping.linked(post.mapped, post.picture_url + names[0])
+        contract = [p.contract() for p in batch]
+        results = self.hub.ingest([m for messages in contract for m in messages])
+        start = 0
+        for post, messages in zip(batch, contract, strict=True):
+            if not post.done.done():  # its request may be gone (the device hung up)
+                post.done.set_result(results[start:start + len(messages)])
+            start += len(messages)
+
+    def _save(self, posts: list[Post]) -> list[list[str]]:
+        """In a worker thread: each post's pictures written, or none for a post whose write the disk refused."""
+        saved = []
+        for post in posts:
+            event_id = str(post.mapped.messages[0].payload["id"])
+            try:
+                saved.append(self.pictures.save(post.site, post.device, event_id, post.pictures))
+            except OSError as exc:
+                log.warning("Hikvision %s/%s: its picture is not kept: %s", post.site, post.device, exc)
+                saved.append([])
+        return saved
+
+
 class Push:
     """The push endpoint of one hub (and the pictures it keeps)."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.pictures = Pictures(hub.settings.data_dir / PICTURES_DIR, hub.settings.personal_retention_days * 86_400)
+        self.batches = Batches(hub, self.pictures)
 
     def _kinds(self, site: str, device: str, authorization: str) -> list[str]:
         """The kinds whose account for this device the Basic login opens (none: refuse)."""
         login = basic_auth(authorization)
         if login is None or login[0] != device:
             return []
-        return [kind for kind in mapping.KINDS if self.hub.credentials.check(site, kind, device, login[1])]
+        return self.hub.credentials.opens(site, device, login[1], mapping.KINDS)
 
     def dead_letter(self, site: str, device: str, kind: str, reason: str, detail: str, raw: bytes) -> None:
         self.hub.dead_letters.add(Rejected.of(f"{PREFIX.lstrip('/')}/{site}/{device}", reason, detail, raw,
@@ -106,7 +198,7 @@ class Push:
         except body.Unreadable as exc:
             self.dead_letter(site, device, kinds[0], "unreadable", str(exc), raw)
             return _answer(400, error=str(exc))
-        direction = request.query_params.get("direction")
+        direction = request.query_params.get("direction") if request.scope.get("query_string") else None
         try:
             mapped = mapping.map_document(parsed.document, default_direction=direction)
         except mapping.Unmapped as exc:
@@ -121,12 +213,11 @@ class Push:
             detail = f"a {kind} event from a device registered as {', '.join(kinds)}"
             self.dead_letter(site, device, kinds[0], "wrong_kind", detail, parsed.raw)
             return _answer(422, error=detail, reason="wrong_kind")
-        if parsed.pictures and mapped.messages and "id" in mapped.messages[0].payload:
-            mapped = await self._with_picture(request, site, device, mapped, parsed, direction)
-        root = self.hub.settings.root
+        pictures = parsed.pictures if mapped.messages and "id" in mapped.messages[0].payload else []
+        picture_url = f"{str(request.base_url).rstrip('/')}{PREFIX}/pictures/{site}/{device}/"  # url_for's, cheaply
+        post = Post(site, device, self.hub.settings.root, kind, mapped, pictures, picture_url)
         try:
-            results = self.hub.ingest([(f"{root}/{site}/{kind}/{device}/{m.channel}", orjson.dumps(m.payload))
-                                       for m in mapped.messages])
+            results = await self.batches.keep(post)
         except IngestHeld as exc:
             return JSONResponse({"error": f"the hub cannot store now; send again later ({exc})"}, 503,
                                 headers={"Retry-After": "30"})
@@ -141,20 +232,7 @@ class Push:
         if self.pictures.sweep_due(now):  # retention of the pictures, off the event loop and off the answer
             asyncio.get_running_loop().run_in_executor(None, self.pictures.sweep, now)
         duplicate = bool(results) and all(r is None for r in results)  # stored before: a retry or a replay
-        return _answer(200, ok=True, what=mapped.what, duplicate=duplicate, cut=parsed.cut)
-
-    async def _with_picture(self, request: Request, site: str, device: str, mapped: mapping.Mapped,
-                            parsed: body.Body, direction: str | None) -> mapping.Mapped:
-        """The pictures written (in a worker thread) and the first linked from the event; a disk that fails
-        costs the picture, never the event."""
-        event_id = str(mapped.messages[0].payload["id"])
-        try:
-            names = await asyncio.to_thread(self.pictures.save, site, device, event_id, parsed.pictures)
-        except OSError as exc:
-            log.warning("Hikvision %s/%s: its picture is not kept: %s", site, device, exc)
-            return mapped
-        url = str(request.url_for("hikvision_picture", site=site, device=device, name=names[0]))
-        return mapping.map_document(parsed.document, default_direction=direction, snapshot=url)
+        return _answer(200, ok=True, what=post.mapped.what, duplicate=duplicate, cut=parsed.cut)
 
     async def picture(self, request: Request) -> Response:
         """A kept snapshot, to operators only (plates and faces are personal data)."""

@@ -30,8 +30,10 @@ def create_app(hub: Hub) -> FastAPI:
                        larger=larger)
     for router in ROUTERS:
         app.include_router(router)
-    for adapter in loaded:  # e.g. a protocol's WebSocket endpoint
-        app.router.routes.extend(adapter.routes(hub))
+    # An adapter's routes (a protocol's WebSocket endpoint, a vendor's push) go first: the router tries routes in
+    # order, and a device posting many times a second should not pay for matching every API route first (about
+    # 60 patterns, a fifth of a Hikvision post's CPU). Their paths are their own (/ocpp/, /push/): none shadowed.
+    app.router.routes[:0] = [route for adapter in loaded for route in adapter.routes(hub)]
     for router in control.routers(getattr(hub, "controllers", ())):  # a controller's own view (what it decided and why)
         app.include_router(router)
     app.mount("/bigscreen", StaticFiles(directory=BIGSCREEN), name="bigscreen")  # the page's script, style, ECharts

@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hub.credentials import Credentials, broker_files, mosquitto_hash
+from hub.credentials import Credentials, VerifiedLogins, broker_files, mosquitto_hash
 
 pytestmark = pytest.mark.unit
 
@@ -103,3 +103,54 @@ def test_broker_files_refused_for_the_hubs_url_makes_no_vendor_account(
     assert main(["broker-files", str(tmp_path / "mosquitto")]) == 0
     printed = orjson.loads(capsys.readouterr().out)
     assert set(Credentials(tmp_path / "data").vendors) == {"frigate"} and printed["vendors"]["frigate"]["password"]
+
+
+class CountingChecks(Credentials):
+    """The real store, counting the full checks (a store read and a PBKDF2 hash each)."""
+
+    checks = 0
+
+    def check(self, site: str, kind: str, device: str, password: str) -> bool:
+        self.checks += 1
+        return super().check(site, kind, device, password)
+
+
+def test_a_verified_login_is_not_hashed_again(tmp_path: Path) -> None:
+    creds = CountingChecks(tmp_path)
+    password = creds.add("sunshine", "gate", "lpr-1")
+    assert creds.opens("sunshine", "lpr-1", password, ("gate", "access")) == ["gate"]
+    full = creds.checks
+    for _ in range(5):
+        assert creds.opens("sunshine", "lpr-1", password, ("gate", "access")) == ["gate"]
+    assert creds.checks == full
+    assert creds.opens("sunshine", "lpr-1", "wrong", ("gate", "access")) == []  # never taken from the cache
+    assert creds.opens("sunshine", "lpr-2", password, ("gate", "access")) == []  # nor for another device
+    assert creds.opens("sunshine", "lpr-1", password, ("gate", "access")) == ["gate"]  # still there
+
+
+def test_a_rotated_password_stops_the_old_one_at_once(tmp_path: Path) -> None:
+    creds = Credentials(tmp_path)
+    old = creds.add("sunshine", "gate", "lpr-1")
+    assert creds.opens("sunshine", "lpr-1", old, ("gate",)) == ["gate"]
+    new = creds.add("sunshine", "gate", "lpr-1")  # this process
+    assert creds.opens("sunshine", "lpr-1", old, ("gate",)) == []
+    assert creds.opens("sunshine", "lpr-1", new, ("gate",)) == ["gate"]
+    newer = Credentials(tmp_path).add("sunshine", "gate", "lpr-1")  # another process (its own connection)
+    assert creds.opens("sunshine", "lpr-1", new, ("gate",)) == []
+    assert creds.opens("sunshine", "lpr-1", newer, ("gate",)) == ["gate"]
+
+
+def test_verified_logins_expire_and_keep_no_password() -> None:
+    now = [1000.0]
+    logins = VerifiedLogins(ttl_s=60, kept=2, clock=lambda: now[0])
+    logins.put(("s", "d1"), "pw-secret-1", 7, ("gate",))
+    assert logins.get(("s", "d1"), "pw-secret-1", 7) == ("gate",)
+    assert logins.get(("s", "d1"), "pw-secret-1", 8) is None  # an account changed: forgotten
+    logins.put(("s", "d1"), "pw-secret-1", 7, ("gate",))
+    now[0] += 60
+    assert logins.get(("s", "d1"), "pw-secret-1", 7) is None  # expired
+    for d in ("d1", "d2", "d3"):
+        logins.put(("s", d), "pw-secret-1", 7, ("gate",))
+    assert logins.get(("s", "d1"), "pw-secret-1", 7) is None and logins.get(("s", "d3"), "pw-secret-1", 7)
+    kept = repr(logins.__dict__).encode() + b"".join(e[0] for e in logins._entries.values())
+    assert b"pw-secret-1" not in kept

@@ -197,3 +197,11 @@ def test_snapshot_is_linked() -> None:
     mapped = map_document(fixture("anpr.xml"), snapshot="http://hub/push/hikvision/pictures/s/d/x-0.jpg")
     assert mapped.messages[0].payload["image"] == "http://hub/push/hikvision/pictures/s/d/x-0.jpg"
     valid("gate", mapped.messages[0])
+
+
+@pytest.mark.parametrize("name", ["anpr.xml", "anpr_history.xml", "acs_face_granted.json"])
+def test_linking_a_mapped_event_is_mapping_it_with_the_snapshot(name: str) -> None:
+    url = "http://hub/push/hikvision/pictures/s/d/x-0.jpg"
+    plain = map_document(fixture(name))
+    assert mapping.linked(plain, url) == map_document(fixture(name), snapshot=url)
+    assert "image" not in plain.messages[0].payload  # the mapped event itself is left as it was

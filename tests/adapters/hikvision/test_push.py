@@ -208,3 +208,95 @@ async def test_the_simulated_devices_are_taken(devices: Devices) -> None:
     await run.stored()
     assert await run.events(kind="gate", type="passage")
     assert await run.events(kind="access")
+
+
+def _anpr_with_plate(plate: str) -> tuple[bytes, str]:
+    xml = load("anpr.xml").replace("蓝琼A12345".encode(), f"蓝{plate}".encode())
+    return multipart([("anpr.xml", 'text/xml; charset="UTF-8"', xml), ("licensePlatePicture.jpg", "image/jpeg",
+                                                                       JPEG + plate.encode())])
+
+
+async def test_posts_at_once_are_kept_together_each_answered_once_committed(devices: Devices) -> None:
+    """Cameras posting at the same moment share a batch (one picture hop, one commit): each post is answered
+    200 with its own result, its passage stored once and linked to its own picture."""
+    import asyncio
+
+    run = devices.run
+    plates = [f"琼A{n:05d}" for n in range(24)]
+    posts = [_anpr_with_plate(p) for p in plates]
+    answers = await asyncio.gather(*(devices.post(CAMERA, devices.camera, raw, ct) for raw, ct in posts),
+                                   devices.post(CAMERA, devices.camera, *posts[0]))  # a retry among them
+    assert [a.status_code for a in answers] == [200] * 25, [a.text for a in answers]
+    assert sorted(a.json()["duplicate"] for a in answers) == [False] * 24 + [True]
+    await run.stored()
+    stored = await run.hub.storage.query_events(EventQuery(site=run.site, kind="gate", type="passage", limit=100))
+    assert sorted(row["plate"] for row in stored) == plates
+    for row in stored:
+        picture = await run.api.get(row["image"].removeprefix("http://hub"))
+        assert picture.status_code == 200 and picture.content == JPEG + row["plate"].encode()
+
+
+async def test_a_picture_the_disk_refuses_costs_its_link_not_the_event(devices: Devices) -> None:
+    run = devices.run
+    folder = run.hub.settings.data_dir / "hikvision-pictures"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / run.site).write_bytes(b"")  # a file where the site's folder must go: every write fails
+    answer = await devices.post(CAMERA, devices.camera, *_anpr_with_plate("琼B00001"))
+    assert answer.status_code == 200, answer.text
+    await run.stored()
+    (passage,) = await run.events(kind="gate", type="passage")
+    assert passage["plate"] == "琼B00001" and passage.get("image") is None
+
+
+async def test_over_the_hubs_own_http_server_with_keep_alive(devices: Devices) -> None:
+    """What the devices meet: uvicorn's HTTP parser on a socket, posts one after another on one connection,
+    and a post declaring more than the cap answered 413 before its body is read, its connection closed."""
+    import asyncio
+
+    from adapters.hikvision.push import MAX_BODY_BYTES
+    from tests.support.hub_fixtures import http_served
+
+    url = f"/push/hikvision/{devices.run.site}/{CAMERA}"
+    async with http_served(devices.run) as port:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for plate in ("琼C00001", "琼C00002", "琼C00003"):
+                raw, content_type = _anpr_with_plate(plate)
+                answer = await client.post(url, content=raw,
+                                           headers={**devices.camera, "Content-Type": content_type})
+                assert answer.status_code == 200, answer.text
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"POST {url} HTTP/1.1\r\nHost: hub\r\nAuthorization: {devices.camera['Authorization']}\r\n"
+                     f"Content-Type: application/xml\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+                     + b"<EventNotificationAlert>")
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).lower()
+        assert head.startswith(b"http/1.1 413") and b"connection: close" in head
+        writer.close()
+    await devices.run.stored()
+    plates = sorted(p["plate"] for p in await devices.run.events(kind="gate", type="passage"))
+    assert plates == ["琼C00001", "琼C00002", "琼C00003"]
+
+
+async def test_a_failed_commit_answers_its_whole_batch_503_and_the_retries_store_each_once(
+        devices: Devices) -> None:
+    import asyncio
+    import sqlite3
+
+    run = devices.run
+    hub, failures = run.hub, []
+    commit = hub.outbox.commit
+
+    def failing_commit(*args: object, **kwargs: object) -> None:
+        if not failures:
+            failures.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+        commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    hub.outbox.commit = failing_commit  # type: ignore[method-assign]
+    posts = [_anpr_with_plate(f"琼D{n:05d}") for n in range(6)]
+    answers = await asyncio.gather(*(devices.post(CAMERA, devices.camera, raw, ct) for raw, ct in posts))
+    assert [a.status_code for a in answers] == [503] * 6  # one batch, one commit: none answered 200
+    again = await asyncio.gather(*(devices.post(CAMERA, devices.camera, raw, ct) for raw, ct in posts))
+    assert [a.status_code for a in again] == [200] * 6, [a.text for a in again]
+    await run.stored()
+    plates = sorted(p["plate"] for p in await run.events(kind="gate", type="passage"))
+    assert plates == [f"琼D{n:05d}" for n in range(6)]
