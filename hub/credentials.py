@@ -15,13 +15,13 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub.accounts import AccountsDb
 from hub.config import parse_mqtt_url
+from hub.statedb import Tx
 
 MOSQUITTO_ITERATIONS = 101
 """What mosquitto_passwd 2.0 uses for `$7$` hashes."""
@@ -71,8 +71,8 @@ class Credentials:
     `devices` reads the store each time, so `broker-files` and the running hub see every account
     `device add` wrote, from any process."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.db = AccountsDb(data_dir)
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        self.db = AccountsDb(data_dir, database_url)
         self.db.migrate(data_dir / LEGACY_FILE, _import_legacy)
 
     @property
@@ -88,19 +88,19 @@ class Credentials:
     def add(self, site: str, kind: str, device: str) -> str:
         """Create (or replace) a device's account; returns its new password, shown once."""
         password = secrets.token_urlsafe(18)
-        with self.db.write() as db:
-            db.execute("INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
-                       " (site, kind, device) DO UPDATE SET hash = excluded.hash",
-                       (site, kind, device, mosquitto_hash(password)))
+        hashed = mosquitto_hash(password)
+        self.db.write(lambda tx: tx.execute(
+            "INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
+            " (site, kind, device) DO UPDATE SET hash = excluded.hash", (site, kind, device, hashed)))
         return password
 
     def close(self) -> None:
         self.db.close()
 
 
-def _import_legacy(db: sqlite3.Connection, raw: dict) -> None:  # type: ignore[type-arg]
+def _import_legacy(tx: Tx, raw: dict) -> None:  # type: ignore[type-arg]
     """`credentials.json` of earlier versions; an account the store already has keeps its store entry."""
-    db.executemany("INSERT OR IGNORE INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?)",
+    tx.executemany("INSERT OR IGNORE INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?)",
                    [(d["site"], d["kind"], d["device"], d["hash"]) for d in raw.get("devices", ())])
 
 
