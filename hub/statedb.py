@@ -235,9 +235,10 @@ class SqliteState:
 
 
 def _migrate(tx: Tx, dialect: Dialect, component: str, steps: Sequence[str]) -> int:
-    """Inside the caller's transaction (which holds the lock that makes it run once at a time)."""
+    """Inside the caller's transaction (which holds the lock that makes it run once at a time); `tx` takes
+    SQLite's SQL, the steps' type words are the dialect's."""
     tx.execute(VERSIONS)
-    rows = tx.query(dialect.sql("SELECT version FROM schema_versions WHERE component = ?"), (component,))
+    rows = tx.query("SELECT version FROM schema_versions WHERE component = ?", (component,))
     version = int(rows[0][0]) if rows else 0
     if version > len(steps):
         raise StateError(f"the {component} schema is at version {version}, newer than this hub "
@@ -247,8 +248,8 @@ def _migrate(tx: Tx, dialect: Dialect, component: str, steps: Sequence[str]) -> 
             tx.execute(statement)
         log.info("state: %s schema now at version %d", component, number)
     if len(steps) != version:
-        tx.execute(dialect.sql("INSERT INTO schema_versions (component, version) VALUES (?, ?) ON CONFLICT"
-                               " (component) DO UPDATE SET version = excluded.version"), (component, len(steps)))
+        tx.execute("INSERT INTO schema_versions (component, version) VALUES (?, ?) ON CONFLICT (component)"
+                   " DO UPDATE SET version = excluded.version", (component, len(steps)))
     return len(steps)
 
 

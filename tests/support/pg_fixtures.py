@@ -3,7 +3,9 @@
 A throwaway cluster: `initdb` into a temp dir, `postgres` in the foreground on a free loopback port
 (listening on 127.0.0.1 only, its socket in the same dir), trust auth (loopback is all it listens on),
 removed after the session. PostgreSQL refuses to run as root, so when we are root it runs as the
-`postgres` user (STACK-NOTES section 9) in a directory of its own: pytest's tmp dirs are 0700 root.
+`postgres` user (STACK-NOTES section 9) in a directory of its own: pytest's tmp dirs are 0700 root. It is
+started as that user directly (Popen's user/group), not through runuser, so our signals reach the
+postmaster itself: runuser answers SIGTERM by killing its child, which leaves the cluster's lock behind.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,8 @@ class Postgres:
     dir: Path
     argv: list[str]
     service: Service
+    as_user: dict[str, Any]
+    """Popen's user/group when we are root, else empty."""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
@@ -53,7 +58,7 @@ class Postgres:
 
     def start(self) -> None:
         """Start again (same port, same data) after `stop()` or `kill()`."""
-        self.service = Service(self.argv, self.dir / "postgres.log")
+        self.service = Service(self.argv, self.dir / "postgres.log", **self.as_user)
         _wait_ready(self)
 
     def create_database(self, name: str) -> str:
@@ -104,21 +109,21 @@ def start_postgres() -> Postgres:
     """A fresh cluster on a free loopback port (restartable on the same port), in a temp dir of its own."""
     require_binary("initdb", "postgresql")
     directory = Path(tempfile.mkdtemp(prefix="smarthub-pg-"))
-    prefix: list[str] = []
+    as_user: dict[str, Any] = {}
     if os.geteuid() == 0:
         owner = pwd.getpwnam("postgres")
         os.chown(directory, owner.pw_uid, owner.pw_gid)
-        prefix = [shutil.which("runuser") or "/usr/sbin/runuser", "-u", "postgres", "--"]
+        as_user = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": [], "cwd": str(directory)}
     data = directory / "data"
-    init = subprocess.run([*prefix, _bin("initdb"), "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8",
-                           "--locale=C.UTF-8", "--no-sync"], capture_output=True, text=True, check=False)
+    init = subprocess.run([_bin("initdb"), "-D", str(data), "-A", "trust", "-U", USER, "-E", "UTF8",
+                           "--locale=C.UTF-8", "--no-sync"], capture_output=True, text=True, check=False, **as_user)
     if init.returncode != 0:
         shutil.rmtree(directory, ignore_errors=True)
         raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
     port = free_service_port()  # restarted on the same port by the outage tests
-    argv = [*prefix, _bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(directory), *SETTINGS]
+    argv = [_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(directory), *SETTINGS]
     log = directory / "postgres.log"
-    server = Postgres(port, directory, argv, Service(argv, log))
+    server = Postgres(port, directory, argv, Service(argv, log, **as_user), as_user)
     _wait_ready(server)
     return server
 
