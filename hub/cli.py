@@ -438,8 +438,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hub.statedb import StateError
+
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except StateError as exc:  # SMARTHUB_DATABASE_URL unreachable past the retries, or a schema too new
+        print(f"smarthub: state database: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -273,18 +273,23 @@ class _PostgresTx:
         return self._conn.execute(self._sql(sql), args or None).fetchall()  # type: ignore[arg-type]
 
 
+def _line(exc: BaseException) -> str:
+    """libpq's messages run over several lines: one line for logs and the CLI."""
+    return " ".join(str(exc).split())
+
+
 class PostgresState:
     """One connection (autocommit: a statement is its own transaction), shared by the process's threads.
 
     Every call runs under `_retrying`: a connection found broken is reopened and the call run again."""
 
-    def __init__(self, url: str, retry_s: float = RETRY_S) -> None:
+    def __init__(self, url: str, retry_s: float | None = None) -> None:
         import psycopg  # only a hub configured for PostgreSQL needs the driver
 
         self._psycopg = psycopg
         self.dialect = Dialect("postgresql")
         self.url = url
-        self.retry_s = retry_s
+        self.retry_s = RETRY_S if retry_s is None else retry_s
         self._lock = threading.RLock()
         self._conn: psycopg.Connection[Any] | None = None
         self.reconnects = 0
@@ -314,16 +319,16 @@ class PostgresState:
                     with conn.transaction():
                         return work(tx)
                 except psycopg.IntegrityError as exc:
-                    raise Conflict(str(exc).strip()) from exc
+                    raise Conflict(_line(exc)) from exc
                 except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                     if self._conn is not None and not self._conn.closed and not self._conn.broken \
                             and not isinstance(exc, psycopg.errors.TransactionRollbackError):
                         raise  # an error on a live connection (a query cancelled, a disk full): not an outage
                     self._drop()
                     if time.monotonic() + delay > deadline:
-                        raise StateUnavailable(f"PostgreSQL unavailable for {self.retry_s:g} s: {exc}") from exc
+                        raise StateUnavailable(f"PostgreSQL unavailable for {self.retry_s:g} s: {_line(exc)}") from exc
                     if not lost:
-                        log.warning("state: PostgreSQL connection lost (%s); retrying", str(exc).strip())
+                        log.warning("state: PostgreSQL unreachable (%s); retrying", _line(exc))
                     lost = True
                     time.sleep(delay)
                     delay = min(delay * 2, BACKOFF_S[1])

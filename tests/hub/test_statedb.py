@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from hub import statedb
+from hub.cli import main
 from hub.statedb import Conflict, Dialect, PostgresState, StateDb, StateError, StateUnavailable, open_state
 from tests.support.pg_fixtures import Postgres, start_postgres
+from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.services]
 
@@ -143,3 +146,13 @@ def test_past_the_retry_budget_a_write_fails_loudly(own_postgres: Postgres) -> N
 def test_a_wrong_url_fails_at_open(own_postgres: Postgres) -> None:
     with pytest.raises(StateUnavailable):
         PostgresState(own_postgres.url("no_such_database"), retry_s=0.2)
+
+
+def test_the_cli_says_in_one_line_that_the_database_is_away(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(statedb, "RETRY_S", 0.3)  # the budget, shortened: nothing listens on that port
+    monkeypatch.setenv("SMARTHUB_DATABASE_URL", f"postgresql://hub@127.0.0.1:{free_port()}/hub")
+    monkeypatch.setenv("SMARTHUB_DATA_DIR", str(tmp_path))
+    assert main(["user", "list"]) == 1
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("smarthub: state database: PostgreSQL unavailable for 0.3 s")
