@@ -108,7 +108,8 @@ class Hub:
         self._accounts_version = -1
         self.sync_device_accounts()
         self.live = LiveState(s.heartbeat_s)
-        self.dead_letters = DeadLetters(s.data_dir / "deadletter.db", max_bytes=int(s.deadletter_max_mb * 2**20))
+        self.dead_letters = DeadLetters(s.data_dir / "deadletter.db", max_bytes=int(s.deadletter_max_mb * 2**20),
+                                        database_url=s.database_url)
         self.storage = make_storage(s)
         self.outbox = Outbox(s.data_dir / "outbox.db", wire=self.storage, max_bytes=int(s.outbox_max_mb * 2**20))
         self.events = Events()

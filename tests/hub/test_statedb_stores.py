@@ -25,6 +25,8 @@ from hub.alerts.orders import close as close_order
 from hub.alerts.store import AlertStore, OrderStore
 from hub.audit import AuditLog
 from hub.credentials import Credentials
+from hub.deadletter import DeadLetters, Filter
+from hub.ingest.decode import Rejected
 from hub.registry import Registry
 from hub.state import LiveState
 from hub.users import Users
@@ -219,6 +221,44 @@ def test_two_desks_open_one_order(alerts: tuple[AlertStore, AlertStore]) -> None
              for s in alerts]
     made = [desk._changed(create(a1, "elevator-maintenance", Sla(), "hub", T0 + i)) for i, desk in enumerate(desks)]
     assert made[0] == made[1] and [o.id for o in notified] == [made[0].id]
+
+
+# --- dead letters ---------------------------------------------------------------------------------------------------
+
+
+def letter(i: int, payload: bytes = b"x" * 100, kind: str = "gate") -> Rejected:
+    return Rejected(f"c/s/{kind}/d{i:03d}/telemetry", "not_json", f"bad {i:03d}", payload, 1_000 + i, kind)
+
+
+def test_dead_letters_keep_within_caps_shared_by_every_copy(state_url: str | None, tmp_path: Path) -> None:
+    one = DeadLetters(tmp_path / "probe.db")  # the size of one letter, on its own file
+    one.add(letter(0))
+    one.flush()
+    size = one.size_bytes
+    one.close()
+    a, b = two(lambda: DeadLetters(tmp_path / "dl.db", max_rows=30, max_bytes=20 * size, database_url=state_url))
+    for i in range(25):
+        (a if i % 2 else b).add(letter(i))
+        if i % 5 == 4:
+            a.flush()
+            b.flush()
+    a.flush()
+    b.flush()
+    def kept(store: DeadLetters) -> list[int]:
+        return sorted(r["received"] - 1_000 for r in store.page(1_000)[0])
+
+    assert kept(a) == list(range(5, 25)) and a.dropped + b.dropped == 5  # the oldest went, whoever added them
+    assert (b.rows, b.size_bytes) == (20, 20 * size)  # the totals of both copies' rows
+    a.add(letter(99, payload=b"\xff\xfe" + "琼A12345".encode()))
+    a.flush()  # past the byte cap again: one more of the oldest goes
+    [odd] = b.page(1)[0]
+    assert odd["payload_encoding"] == "hex" and bytes.fromhex(odd["payload"]).endswith("琼A12345".encode())
+    assert a.dropped + b.dropped == 6 and kept(b) == [*range(6, 25), 99]
+    window = b.page(100, Filter(since_ms=1_020, until_ms=1_022))[0]
+    assert sorted(r["received"] for r in window) == [1_020, 1_021, 1_022]
+    assert b.forget_before(1_015) == 9 and kept(a) == [*range(15, 25), 99] and b.rows == 11
+    a.close()
+    b.close()
 
 
 # --- the SQLite files of earlier versions ---------------------------------------------------------------------------
