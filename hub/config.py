@@ -87,7 +87,7 @@ class CoreSettings(BaseSettings):
     http: str = Field("127.0.0.1:8080", description="host:port of the API and dashboard")
     data_dir: Path = Field(Path("data"), description="State, embedded store, outbox, dead letters")
     database_url: str | None = Field(
-        None, description="PostgreSQL for the shared state (accounts, audit, alerts, work orders), "
+        None, description="PostgreSQL for the shared state (accounts, audit, alerts, work orders, dead letters), "
         "postgresql://user:pass@host:5432/db, so several hub copies share it; unset: SQLite files in the data dir")
     outbox_max_mb: float = Field(
         1024.0, gt=0, description="Disk cap of the outbox (MiB) while the store is away: at 80 % the hub says so, "
