@@ -1,7 +1,7 @@
 """The hub's shared state (accounts, audit, alerts, work orders, dead letters): one seam, two databases.
 
 Without `SMARTHUB_DATABASE_URL` each store keeps its SQLite file in the data directory, as before (zero
-setup); with it, the stores on this seam live in that PostgreSQL database, so several hub copies share them
+setup); with it, the stores on this seam live in that PostgreSQL database, so several hub copies share them.
 Stores write one SQL, SQLite's: `?` placeholders, `ON CONFLICT ... DO UPDATE SET x = excluded.x` and
 `ON CONFLICT DO NOTHING` (both databases take them as they are), `INSERT OR IGNORE` (rewritten for
 PostgreSQL), and in schemas the type words `{id}`, `{int}` and `{blob}` (`Dialect.ddl`). What differs
