@@ -1,4 +1,5 @@
-"""The one store of API users and device accounts: `accounts.db` (SQLite, WAL) in the data directory.
+"""The one store of API users and device accounts: `accounts.db` (SQLite, WAL) in the data directory, or
+the shared PostgreSQL database when `SMARTHUB_DATABASE_URL` is set (`hub.statedb`).
 
 Every process reads and writes it: the running hub, `smarthub user add` and
 `smarthub device add`, `smarthub broker-files` (which also keeps the broker accounts of vendor systems
@@ -15,21 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
-from hub.sqlite import connect
+from hub.statedb import Row, Tx, open_state
 
 FILE = "accounts.db"
 BUSY_TIMEOUT_MS = 10_000
 """How long a writer waits for another process's transaction: each lasts microseconds, so this is only a bound."""
 MIGRATED = ".migrated"
 
-SCHEMA = """
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -40,13 +41,25 @@ CREATE TABLE IF NOT EXISTS devices (
     hash TEXT NOT NULL,
     PRIMARY KEY (site, kind, device)
 );
+""",
+    """
+CREATE TABLE IF NOT EXISTS accounts_version (id INTEGER PRIMARY KEY, n {int} NOT NULL);
+INSERT INTO accounts_version (id, n) VALUES (1, 0) ON CONFLICT DO NOTHING;
+""",
+    """
 CREATE TABLE IF NOT EXISTS vendors (
     login TEXT PRIMARY KEY,
     hash TEXT NOT NULL
 );
-"""
+""",
+)
+"""Schema steps (`hub.statedb`): the first is the schema of the SQLite-only versions, so their files take it
+as they are; `accounts_version` counts changes, which is how every process (on either database) sees
+another's; `vendors` keeps the broker accounts of vendor systems (Frigate's)."""
+BUMP = "UPDATE accounts_version SET n = n + 1 WHERE id = 1"
 
-Importer = Callable[[sqlite3.Connection, dict], None]  # type: ignore[type-arg]
+T = TypeVar("T")
+Importer = Callable[[Tx, dict], None]  # type: ignore[type-arg]
 """Inserts the rows of one legacy JSON file, inside the open transaction."""
 
 
@@ -60,56 +73,49 @@ def _create_private(path: Path) -> None:
 
 
 class AccountsDb:
-    """One connection to `accounts.db`, shared by the threads of its process (hence the lock)."""
+    """The accounts tables, in `accounts.db` or in PostgreSQL (`database_url`); shared by the process's threads."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
         self.path = data_dir / FILE
         data_dir.mkdir(parents=True, exist_ok=True)
-        _create_private(self.path)
-        self._db = connect(self.path, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS};\n{SCHEMA}")
-        self._lock = threading.Lock()
+        if not database_url:
+            _create_private(self.path)
+        self.state = open_state(database_url, self.path, BUSY_TIMEOUT_MS)
+        self.state.migrate("accounts", MIGRATIONS)
 
-    def read(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:  # type: ignore[type-arg]
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    def read(self, sql: str, args: tuple[object, ...] = ()) -> list[Row]:
+        return self.state.query(sql, args)
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: BEGIN IMMEDIATE takes the write lock first, so no other writer slips in between."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def write(self, work: Callable[[Tx], T]) -> T:
+        """`work` in one write transaction that also counts the change (`changed`); run again whole if the
+        connection to PostgreSQL was lost (SQLite: BEGIN IMMEDIATE, so no other writer slips in between)."""
+        def counted(tx: Tx) -> T:
+            result = work(tx)
+            tx.execute(BUMP)
+            return result
+
+        return self.state.transact(counted)
 
     def changed(self) -> int:
-        """SQLite's `data_version`: it moves when another connection commits, so polling it costs nothing."""
-        with self._lock:
-            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        """A number that moves whenever any process changes the accounts: polling it is one indexed read."""
+        row = self.state.one("SELECT n FROM accounts_version WHERE id = 1")
+        return int(row[0]) if row else 0
 
     def migrate(self, legacy: Path, importer: Importer) -> None:
-        """Take a JSON file of an earlier version in once, then rename it (under the write lock, so once only)."""
+        """Take a JSON file of an earlier version in, then rename it. The import inserts only what is missing,
+        so two processes that both find the file before either renamed it take it in once between them."""
         if not legacy.exists():
             return
-        done = legacy.with_name(legacy.name + MIGRATED)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            renamed = False
+        def take(tx: Tx) -> None:
             try:
-                if legacy.exists():  # else another process took it in while this one waited for the lock
-                    importer(self._db, orjson.loads(legacy.read_bytes()))
-                    legacy.replace(done)
-                    renamed = True
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                if renamed:  # nothing was taken in: the file stays for the next open
-                    done.replace(legacy)
-                raise
+                raw = legacy.read_bytes()
+            except FileNotFoundError:  # another process took it in while this one waited for the lock
+                return
+            importer(tx, orjson.loads(raw))
+
+        self.write(take)
+        with contextlib.suppress(FileNotFoundError):  # the other process renamed it first
+            legacy.replace(legacy.with_name(legacy.name + MIGRATED))
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.state.close()

@@ -208,7 +208,7 @@ def _ocpp_fleet(args: argparse.Namespace, community: Any, start_ms: int) -> Any:
     if settings is None:
         return 2
     over_mqtt, piles = choose(community, count=args.ocpp_chargers)
-    credentials = Credentials(settings.data_dir)
+    credentials = Credentials(settings.data_dir, settings.database_url)
     try:
         passwords = passwords_for(piles, credentials.add)
     finally:
@@ -256,7 +256,7 @@ def _device_add(args: argparse.Namespace) -> int:
     if not SITE_RE.fullmatch(args.site) or not DEVICE_RE.fullmatch(args.device) or args.kind not in REGISTRY:
         print(f"smarthub: site, kind or device is not valid (kinds: {', '.join(sorted(REGISTRY))})", file=sys.stderr)
         return 2
-    credentials = Credentials(settings.data_dir)
+    credentials = Credentials(settings.data_dir, settings.database_url)
     password = credentials.add(args.site, args.kind, args.device)
     credentials.close()
     print(json.dumps({"site": args.site, "kind": args.kind, "device": args.device,
@@ -269,7 +269,7 @@ def _audited_by_cli(settings: Settings, action: str, target: str, detail: dict[s
     """A change made from the command line goes into the same audit log as the API's."""
     from hub.audit import AuditLog
 
-    audit = AuditLog(settings.data_dir / "audit.db")
+    audit = AuditLog(settings.data_dir / "audit.db", settings.database_url)
     try:
         audit.record("cli", "admin", action, target, "ok", detail)
     finally:
@@ -282,7 +282,7 @@ def _user_add(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    with closing(Users(settings.data_dir)) as users:
+    with closing(Users(settings.data_dir, database_url=settings.database_url)) as users:
         token = users.add(args.name, args.role)
     _audited_by_cli(settings, "user.add", args.name, {"role": args.role})
     print(json.dumps({"name": args.name, "role": args.role, "token": token}, ensure_ascii=False))
@@ -295,7 +295,7 @@ def _user_list(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    with closing(Users(settings.data_dir)) as users:
+    with closing(Users(settings.data_dir, database_url=settings.database_url)) as users:
         listed = users.list_users()
     print(json.dumps([{"name": u.name, "role": u.role} for u in listed], ensure_ascii=False))
     return 0
@@ -307,7 +307,7 @@ def _user_remove(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return 2
-    with closing(Users(settings.data_dir)) as users:
+    with closing(Users(settings.data_dir, database_url=settings.database_url)) as users:
         removed = users.remove(args.name)
     if not removed:
         print(f"smarthub: no user {args.name!r}", file=sys.stderr)
@@ -380,7 +380,7 @@ def _broker_files(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"smarthub: {exc}", file=sys.stderr)
         return 2
-    credentials = Credentials(settings.data_dir)
+    credentials = Credentials(settings.data_dir, settings.database_url)
     try:
         # A vendor system's account is made the first time (or again on --new-password): its password is
         # printed once, for the vendor's own config (Frigate's mqtt.user/password); only the hash is kept.
@@ -519,8 +519,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hub.statedb import StateError
+
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except StateError as exc:  # SMARTHUB_DATABASE_URL unreachable past the retries, or a schema too new
+        print(f"smarthub: state database: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -86,6 +86,9 @@ class CoreSettings(BaseSettings):
     root: str = Field("community", description="Topic root")
     http: str = Field("127.0.0.1:8080", description="host:port of the API and dashboard")
     data_dir: Path = Field(Path("data"), description="State, embedded store, outbox, dead letters")
+    database_url: str | None = Field(
+        None, description="PostgreSQL for the shared state (accounts, audit, alerts, work orders, dead letters), "
+        "postgresql://user:pass@host:5432/db, so several hub copies share it; unset: SQLite files in the data dir")
     outbox_max_mb: float = Field(
         1024.0, gt=0, description="Disk cap of the outbox (MiB) while the store is away: at 80 % the hub says so, "
         "at the cap it stops acknowledging MQTT and the broker queues")
@@ -148,6 +151,13 @@ class CoreSettings(BaseSettings):
         parse_mqtt_url(value)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("postgresql", "postgres"):
+            raise ValueError("must look like postgresql://user:pass@host:5432/dbname")
+        return value
+
     @model_validator(mode="after")
     def _client_id_from_login(self) -> CoreSettings:
         if "mqtt_client_id" not in self.model_fields_set:
@@ -176,9 +186,11 @@ class CoreSettings(BaseSettings):
         for key in ("admin_token", "influx_token"):
             if data[key]:
                 data[key] = "***"
-        parts = urlsplit(self.mqtt_url)
-        if parts.password:
-            data["mqtt_url"] = self.mqtt_url.replace(f":{parts.password}@", ":***@", 1)
+        for key in ("mqtt_url", "database_url"):
+            url = getattr(self, key)
+            password = urlsplit(url).password if url else None
+            if password:
+                data[key] = url.replace(f":{password}@", ":***@", 1)
         return data
 
     @property

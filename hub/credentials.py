@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from hub.accounts import AccountsDb
 from hub.config import parse_mqtt_url
+from hub.statedb import Tx
 
 MOSQUITTO_ITERATIONS = 101
 """What mosquitto_passwd 2.0 uses for `$7$` hashes."""
@@ -123,8 +123,8 @@ class Credentials:
     `devices` reads the store each time, so `broker-files` and the running hub see every account
     `device add` wrote, from any process."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.db = AccountsDb(data_dir)
+    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+        self.db = AccountsDb(data_dir, database_url)
         self.db.migrate(data_dir / LEGACY_FILE, _import_legacy)
         self.logins = VerifiedLogins()
         self._changes = 0
@@ -159,11 +159,11 @@ class Credentials:
     def add(self, site: str, kind: str, device: str) -> str:
         """Create (or replace) a device's account; returns its new password, shown once."""
         password = secrets.token_urlsafe(18)
-        with self.db.write() as db:
-            db.execute("INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
-                       " (site, kind, device) DO UPDATE SET hash = excluded.hash",
-                       (site, kind, device, mosquitto_hash(password)))
-            self._changes += 1
+        hashed = mosquitto_hash(password)
+        self.db.write(lambda tx: tx.execute(
+            "INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
+            " (site, kind, device) DO UPDATE SET hash = excluded.hash", (site, kind, device, hashed)))
+        self._changes += 1
         return password
 
     @property
@@ -174,18 +174,19 @@ class Credentials:
     def add_vendor(self, login: str) -> str:
         """Create (or replace) a vendor system's broker account; returns its new password, shown once."""
         password = secrets.token_urlsafe(18)
-        with self.db.write() as db:
-            db.execute("INSERT INTO vendors (login, hash) VALUES (?, ?) ON CONFLICT (login) DO UPDATE SET"
-                       " hash = excluded.hash", (login, mosquitto_hash(password)))
+        hashed = mosquitto_hash(password)
+        self.db.write(lambda tx: tx.execute(
+            "INSERT INTO vendors (login, hash) VALUES (?, ?) ON CONFLICT (login) DO UPDATE SET"
+            " hash = excluded.hash", (login, hashed)))
         return password
 
     def close(self) -> None:
         self.db.close()
 
 
-def _import_legacy(db: sqlite3.Connection, raw: dict) -> None:  # type: ignore[type-arg]
+def _import_legacy(tx: Tx, raw: dict) -> None:  # type: ignore[type-arg]
     """`credentials.json` of earlier versions; an account the store already has keeps its store entry."""
-    db.executemany("INSERT OR IGNORE INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?)",
+    tx.executemany("INSERT OR IGNORE INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?)",
                    [(d["site"], d["kind"], d["device"], d["hash"]) for d in raw.get("devices", ())])
 
 

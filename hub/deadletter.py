@@ -4,7 +4,9 @@ Rows are buffered and written in one transaction per pipeline flush, so a flood
 of bad messages costs one commit, not one per message, and never slows good ones.
 The store is capped in rows and in bytes: past either cap the oldest rows go
 first, each one counted (`dropped`), so a misbehaving device cannot fill the disk
-and the loss is visible in `/metrics`.
+and the loss is visible in `/metrics`. It is `deadletter.db`, or the shared PostgreSQL
+database (`hub.statedb`): there the totals the caps are checked against are one row that
+every copy's flush moves in its own transaction, so the caps hold for all copies together.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import orjson
 
 from hub.events import PointsRejected
 from hub.ingest.decode import Rejected
-from hub.sqlite import connect
+from hub.statedb import Dialect, Tx, open_state
 
 _LINE_HEAD = re.compile(rb"((?:[^\\, \n]|\\.)+)((?:,(?:[^\\ \n]|\\.)*)?)")
 """A line's measurement and its `,tag=value` run (escapes kept), as `lineproto` writes them."""
@@ -49,19 +51,26 @@ def refused_kind(body: bytes) -> str:
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rejected (
-    id INTEGER PRIMARY KEY,
-    received_ms INTEGER NOT NULL,
+    id {id},
+    received_ms {int} NOT NULL,
     topic TEXT NOT NULL,
     kind TEXT NOT NULL,
     reason TEXT NOT NULL,
     detail TEXT NOT NULL,
-    payload BLOB NOT NULL
+    payload {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejected_reason ON rejected (reason, id);
 CREATE INDEX IF NOT EXISTS rejected_kind ON rejected (kind, id);
 CREATE INDEX IF NOT EXISTS rejected_time ON rejected (received_ms);
 """
 """The indexes serve the filters of `GET /api/deadletters` (newest first, by id) and `forget_before`."""
+TOTALS = """
+CREATE TABLE IF NOT EXISTS deadletter_totals (id INTEGER PRIMARY KEY, n_rows {int} NOT NULL, n_bytes {int} NOT NULL);
+INSERT INTO deadletter_totals (id, n_rows, n_bytes)
+    SELECT 1, count(*), coalesce(sum(%s), 0) FROM rejected WHERE true ON CONFLICT DO NOTHING;
+"""
+"""Step 2: the rows and bytes kept, counted once from the rows there (SQLite wants the WHERE before an
+INSERT ... SELECT's ON CONFLICT)."""
 
 MAX_ROWS = 200_000
 """Oldest rows beyond this are dropped, so a misbehaving device cannot fill the disk."""
@@ -70,7 +79,21 @@ ROW_OVERHEAD_BYTES = 40
 """Counted per row beside its text and payload: the id, the time and SQLite's record header, roughly."""
 ROW_BYTES = ("length(payload) + length(CAST(topic AS BLOB)) + length(CAST(kind AS BLOB)) + "
              f"length(CAST(reason AS BLOB)) + length(CAST(detail AS BLOB)) + {ROW_OVERHEAD_BYTES}")
-"""A row's size in SQL, as `_row_bytes` counts it in Python (text as UTF-8)."""
+"""A row's size in SQLite's SQL, as `_row_bytes` counts it in Python (text as UTF-8)."""
+PG_ROW_BYTES = ("octet_length(payload) + octet_length(topic) + octet_length(kind) + octet_length(reason) + "
+                f"octet_length(detail) + {ROW_OVERHEAD_BYTES}")
+"""The same in PostgreSQL's (which has no BLOB to cast to; SQLite 3.40 has no octet_length)."""
+DROP_PAGE = 512
+"""Oldest rows looked at per step while dropping: a cap passed by a flush costs a page, not a scan."""
+
+
+def row_bytes_sql(dialect: Dialect) -> str:
+    return PG_ROW_BYTES if dialect.name == "postgresql" else ROW_BYTES
+
+
+def migrations(dialect: Dialect) -> tuple[str, ...]:
+    """Schema steps (`hub.statedb`); the first is the schema of the SQLite-only versions."""
+    return SCHEMA, TOTALS % row_bytes_sql(dialect)
 
 
 def _row_bytes(row: tuple[int, str, str, str, str, bytes]) -> int:
@@ -99,17 +122,20 @@ class Filter:
 
 
 class DeadLetters:
-    def __init__(self, path: Path, max_rows: int = MAX_ROWS, max_bytes: int = MAX_BYTES_DEFAULT) -> None:
+    def __init__(self, path: Path, max_rows: int = MAX_ROWS, max_bytes: int = MAX_BYTES_DEFAULT,
+                 database_url: str | None = None) -> None:
         self.path = path
         self.max_rows = max_rows
         self.max_bytes = max_bytes
-        self._db = connect(path, SCHEMA)
+        self.state = open_state(database_url, path)
+        self.state.migrate("deadletters", migrations(self.state.dialect))
+        self._row_bytes = row_bytes_sql(self.state.dialect)
         self._pending: list[Rejected] = []
-        rows, size = self._db.execute(f"SELECT count(*), coalesce(sum({ROW_BYTES}), 0) FROM rejected").fetchone()
+        rows, size = self.state.one("SELECT n_rows, n_bytes FROM deadletter_totals WHERE id = 1") or (0, 0)
         self.rows = int(rows)
-        """Rows kept, a running total (counted at open)."""
+        """Rows kept (all copies'), as of this process's last write."""
         self.size_bytes = int(size)
-        """Bytes of the rows kept (`ROW_BYTES`), a running total (summed at open)."""
+        """Bytes of the rows kept (`ROW_BYTES`), as of this process's last write."""
         self.dropped = 0
         """Rows dropped to keep within the caps since the hub started (oldest first)."""
 
@@ -130,30 +156,38 @@ class DeadLetters:
             return
         rows = [(r.received_ms, r.topic, r.kind, r.reason, r.detail, r.payload) for r in self._pending]
         self._pending = []
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
+        added = sum(_row_bytes(row) for row in rows)
+
+        def write(tx: Tx) -> tuple[int, int, int]:
+            tx.executemany(
                 "INSERT INTO rejected (received_ms, topic, kind, reason, detail, payload) VALUES (?,?,?,?,?,?)", rows
             )
-            self.rows += len(rows)
-            self.size_bytes += sum(_row_bytes(row) for row in rows)
-            if self.rows > self.max_rows or self.size_bytes > self.max_bytes:
-                self._drop_oldest()
+            n, size = _moved(tx, len(rows), added)
+            if n > self.max_rows or size > self.max_bytes:
+                return self._drop_oldest(tx, n, size)
+            return n, size, 0
 
-    def _drop_oldest(self) -> None:
-        """Inside flush's transaction: the oldest rows until both caps hold (a row per step: rare, and small)."""
-        excess_rows = self.rows - self.max_rows
-        excess_bytes = self.size_bytes - self.max_bytes
+        self.rows, self.size_bytes, dropped = self.state.transact(write)
+        self.dropped += dropped
+
+    def _drop_oldest(self, tx: Tx, n: int, size: int) -> tuple[int, int, int]:
+        """Inside flush's transaction: the oldest rows until both caps hold, a page of ids at a time;
+        returns the totals after, and how many rows went."""
+        excess_rows, excess_bytes = n - self.max_rows, size - self.max_bytes
         last, dropped, freed = 0, 0, 0
-        for row_id, size in self._db.execute(f"SELECT id, {ROW_BYTES} FROM rejected ORDER BY id"):
-            if dropped >= excess_rows and freed >= excess_bytes:
+        while dropped < excess_rows or freed < excess_bytes:
+            page = tx.query(f"SELECT id, {self._row_bytes} FROM rejected WHERE id > ? ORDER BY id LIMIT ?",
+                            (last, DROP_PAGE))
+            for row_id, row_size in page:
+                if dropped >= excess_rows and freed >= excess_bytes:
+                    break
+                last, dropped, freed = row_id, dropped + 1, freed + row_size
+            if len(page) < DROP_PAGE:
                 break
-            last, dropped, freed = row_id, dropped + 1, freed + size
-        if dropped:
-            self._db.execute("DELETE FROM rejected WHERE id <= ?", (last,))
-            self.rows -= dropped
-            self.size_bytes -= freed
-            self.dropped += dropped
+        if not dropped:
+            return n, size, 0
+        tx.execute("DELETE FROM rejected WHERE id <= ?", (last,))
+        return (*_moved(tx, -dropped, -freed), dropped)
 
     def page(self, limit: int = 100, where: Filter = Filter()) -> tuple[list[dict[str, Any]], int | None]:
         """Newest rejected messages first, and the cursor of the next page (None on the last one): pass it as
@@ -163,7 +197,8 @@ class DeadLetters:
         query = ("SELECT id, received_ms, topic, kind, reason, detail, payload"
                  f" FROM rejected{sql} ORDER BY id DESC LIMIT ?")
         out = []
-        for row_id, received_ms, topic, kind, why, detail, payload in self._db.execute(query, (*args, limit + 1)):
+        for row_id, received_ms, topic, kind, why, detail, payload in self.state.query(query, (*args, limit + 1)):
+            payload = bytes(payload)
             try:
                 text, encoding = payload.decode("utf-8"), "utf-8"
             except UnicodeDecodeError:
@@ -182,12 +217,22 @@ class DeadLetters:
     def forget_before(self, before_ms: int) -> int:
         """Delete rejected messages received before `before_ms` (they may hold personal data)."""
         self.flush()
-        sizes = self._db.execute(f"DELETE FROM rejected WHERE received_ms < ? RETURNING {ROW_BYTES}",
-                                 (before_ms,)).fetchall()
-        self.rows -= len(sizes)
-        self.size_bytes -= sum(size for (size,) in sizes)
-        return len(sizes)
+
+        def forget(tx: Tx) -> tuple[int, int, int]:
+            sizes = tx.query(f"DELETE FROM rejected WHERE received_ms < ? RETURNING {self._row_bytes}", (before_ms,))
+            return (*_moved(tx, -len(sizes), -sum(size for (size,) in sizes)), len(sizes))
+
+        self.rows, self.size_bytes, forgotten = self.state.transact(forget)
+        return forgotten
 
     def close(self) -> None:
         self.flush()
-        self._db.close()
+        self.state.close()
+
+
+def _moved(tx: Tx, rows: int, size: int) -> tuple[int, int]:
+    """Move the shared totals inside the caller's transaction; returns them as they now are (the row lock
+    makes concurrent flushes of several copies take turns, each seeing the other's rows)."""
+    [(n, total)] = tx.query("UPDATE deadletter_totals SET n_rows = n_rows + ?, n_bytes = n_bytes + ? WHERE id = 1"
+                            " RETURNING n_rows, n_bytes", (rows, size))
+    return int(n), int(total)

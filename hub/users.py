@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from hub.accounts import AccountsDb
+from hub.statedb import Tx
 
 Role = Literal["viewer", "maintenance", "operator", "admin", "police"]
 ROLES: tuple[Role, ...] = ("viewer", "maintenance", "operator", "admin")
@@ -62,8 +62,8 @@ class Users:
     Nothing is cached: each check looks the token's hash up in the store (one indexed read), so a user
     another process adds, replaces or removes counts from the next request on."""
 
-    def __init__(self, data_dir: Path, admin_token: str | None = None) -> None:
-        self.db = AccountsDb(data_dir)
+    def __init__(self, data_dir: Path, admin_token: str | None = None, database_url: str | None = None) -> None:
+        self.db = AccountsDb(data_dir, database_url)
         self.db.migrate(data_dir / LEGACY_FILE, _import_legacy)
         self._admin_hash = token_hash(admin_token) if admin_token else None
 
@@ -79,15 +79,14 @@ class Users:
         if role not in ALL_ROLES:
             raise ValueError(f"role must be one of {', '.join(ALL_ROLES)}")
         token = secrets.token_urlsafe(32)
-        with self.db.write() as db:
-            db.execute("INSERT INTO users (name, role, token_hash) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
-                       " SET role = excluded.role, token_hash = excluded.token_hash", (name, role, token_hash(token)))
+        self.db.write(lambda tx: tx.execute(
+            "INSERT INTO users (name, role, token_hash) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET role = excluded.role, token_hash = excluded.token_hash", (name, role, token_hash(token))))
         return token
 
     def remove(self, name: str) -> bool:
         """Delete a user; its token stops working at once. False when there was none of that name."""
-        with self.db.write() as db:
-            return db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+        return self.db.write(lambda tx: tx.execute("DELETE FROM users WHERE name = ?", (name,))) > 0
 
     def list_users(self) -> list[User]:
         return [User(name, role) for name, role in self.db.read("SELECT name, role FROM users ORDER BY name")]
@@ -96,7 +95,7 @@ class Users:
         self.db.close()
 
 
-def _import_legacy(db: sqlite3.Connection, raw: dict) -> None:  # type: ignore[type-arg]
+def _import_legacy(tx: Tx, raw: dict) -> None:  # type: ignore[type-arg]
     """`users.json` of earlier versions; a user the store already has keeps its store entry."""
-    db.executemany("INSERT OR IGNORE INTO users (name, role, token_hash) VALUES (?, ?, ?)",
+    tx.executemany("INSERT OR IGNORE INTO users (name, role, token_hash) VALUES (?, ?, ?)",
                    [(u["name"], u["role"], u["token_hash"]) for u in raw.get("users", ())])

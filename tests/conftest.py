@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins = ["tests.support.mqtt_fixtures", "tests.support.influx_fixtures", "tests.support.hub_fixtures",
-                  "tests.support.browser"]
+                  "tests.support.browser", "tests.support.pg_fixtures"]
 
 KINDS_OF_TEST = ("unit", "integration")
 SERVICE_FIXTURES = frozenset({
     "mosquitto", "influxd_server", "influxd", "storage", "hub_run", "embedded_hub", "playwright_available",
-    "fault_broker", "fault_influxd", "hub_process", "load",
+    "fault_broker", "fault_influxd", "hub_process", "load", "postgres_server", "postgres_url", "state_url",
 })
 
 

@@ -44,9 +44,12 @@ class OrderDesk:
         self.clock = clock
 
     def _changed(self, order: WorkOrder) -> WorkOrder:
-        self.store.save(order)
-        self.notify(order)
-        return order
+        """Persist and announce; an open order another copy made first for the same alert is returned instead,
+        unannounced (that copy announced it)."""
+        stored = self.store.save(order)
+        if stored is order:
+            self.notify(order)
+        return stored
 
     def on_alert(self, alert: Alert) -> None:
         """Alert listener: a new alert of a chosen code becomes an order for its team by itself."""

@@ -70,8 +70,12 @@ class AlertEngine:
         self._memory: dict[tuple[str, str, str], dict[str, object]] = {}
 
     def _changed(self, alert: Alert) -> Alert:
-        """Persist, index and announce a new version of an alert."""
-        self.store.save(alert)
+        """Persist, index and announce a new version of an alert. Another copy may have opened this device's
+        alert first: its alert is indexed instead, and not announced again (that copy did)."""
+        stored = self.store.save(alert)
+        if stored is not alert:
+            self.active[stored.key] = stored
+            return stored
         if alert.active:
             self.active[alert.key] = alert
         else:

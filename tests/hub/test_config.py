@@ -70,8 +70,16 @@ def test_unknown_key_in_the_file(tmp_path: Path) -> None:
 def test_redacted_hides_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMARTHUB_MQTT_URL", "mqtt://hub:s3cret@broker:1883")
     monkeypatch.setenv("SMARTHUB_INFLUX_TOKEN", "tok")
+    monkeypatch.setenv("SMARTHUB_DATABASE_URL", "postgresql://hub:pgs3cret@db:5432/hub")
     shown = str(load().redacted())
-    assert "s3cret" not in shown and "tok'" not in shown and "***" in shown
+    assert "s3cret" not in shown and "tok'" not in shown and "***" in shown and "pgs3cret" not in shown
+
+
+def test_a_database_url_must_be_postgresql(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load().database_url is None  # the default: SQLite files in the data dir
+    monkeypatch.setenv("SMARTHUB_DATABASE_URL", "mysql://db/hub")
+    with pytest.raises(ConfigError, match="SMARTHUB_DATABASE_URL"):
+        load()
 
 
 def test_outbox_cap_defaults_to_a_gibibyte_and_refuses_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
