@@ -73,6 +73,19 @@ class Dialect:
     def sql(self, text: str) -> str:
         return _postgres_sql(text) if self.name == "postgresql" else text
 
+    @property
+    def now_ms(self) -> str:
+        """The database's own clock in epoch ms, as an SQL expression: leases are judged by one clock, the
+        database's, never by the copies' (whose clocks may differ by seconds)."""
+        if self.name == "postgresql":
+            return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+        return "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+    @property
+    def for_share(self) -> str:
+        """Row lock a reader holds to its commit (PostgreSQL); SQLite's write transaction locks the file."""
+        return " FOR SHARE" if self.name == "postgresql" else ""
+
     def ddl(self, text: str) -> str:
         """A schema script: `{id}` an auto-numbered primary key, `{int}` a 64-bit integer, `{blob}` bytes."""
         types = _PG_TYPES if self.name == "postgresql" else _SQLITE_TYPES
