@@ -13,7 +13,7 @@ from devices.camera import DERIVED
 from hub.alerts.models import open_alert
 from hub.alerts.store import AlertStore
 from hub.audit import AuditLog
-from hub.incidents.chain import ChainStore
+from hub.incidents.chain import ChainStore, personal_values
 from hub.incidents.evidence import evidence_of
 from hub.incidents.export import Fetched, Missing, Wanted, origin, sha256_file, verify_archive, wanted, write_archive
 from hub.incidents.merge import Incident, alert_part, event_part, place, places_of
@@ -118,12 +118,16 @@ def package(tmp_path: Path) -> Path:
     record = {"type": "export", "key": "x-1", "at_ms": T0, "by": "王警官", "role": "police",
               "incident_sha256": hashlib.sha256(canonical(stored).encode()).hexdigest(),
               "evidence_sha256": hashlib.sha256(canonical(evidence).encode()).hexdigest(),
-              "media": [m.to_json() for m in media], "missing": [m.to_json() for m in missing]}
+              "media": chain.seal_links(incident.id, [m.to_json() for m in media]),
+              "missing": chain.seal_links(incident.id, [m.to_json() for m in missing])}
     [last] = chain.append(incident.id, [record])
     links = chain.links(incident.id)
+    salt = chain.salt(incident.id)
+    assert salt is not None
     manifest = {"format": "smarthub-evidence/1", "export_id": "x-1", "incident": incident.to_json(), "stored": stored,
-                "evidence": evidence, "media": record["media"], "missing": record["missing"],
-                "chain": {"length": len(links), "head": last.hash}}
+                "evidence": evidence, "media": [m.to_json() for m in media],
+                "missing": [m.to_json() for m in missing], "chain": {"length": len(links), "head": last.hash},
+                "personal": {"salt": salt.hex(), "values": personal_values(links, incident, salt)}}
     out = tmp_path / "evidence.zip"
     write_archive(out, manifest, links, media)
     alerts.close()
