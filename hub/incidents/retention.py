@@ -6,6 +6,9 @@ it, as the stored events themselves are deleted (`Hub.forget_personal_data`). Th
 severity, alerts, work orders and the staff who worked it are the estate's operational record (alerts are kept
 for reliability figures the same way), and none of that identifies a resident or a car. A forgotten part says
 so (`forgotten: true` in its fields), so a reader knows the plate was there and is gone, not never known.
+The incident's hash chain holds those fields only as salted digests (hub/incidents/chain.py): a forgotten part
+still verifies there, and once an incident holds no personal value its salt is deleted in the same transaction,
+so the digests can no longer be linked to a plate.
 
 Only incidents that can still hold something to forget are read: a part is never older than its incident's
 opening, and an incident whose latest part was older than the previous run's horizon was done then. That
