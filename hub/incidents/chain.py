@@ -355,6 +355,17 @@ def verify(links: Sequence[Link], incident: Incident | None, salt: bytes | None 
     return verdict
 
 
+def uses_salt(record: dict[str, Any]) -> bool:
+    """Whether a record holds a digest: only then is a new salt saved (an incident whose personal values are all
+    forgotten gets no salt back from a later record that holds none)."""
+    if record.get("personal"):
+        return True
+    if record.get("type") == "evidence":
+        return any(d.get("media") for d in record.get("detections", ()))
+    return any(isinstance(item.get("url"), dict) for item in (*record.get("media", ()), *record.get("missing", ()))
+               if isinstance(item, dict))
+
+
 def personal_values(links: Sequence[Link], incident: Incident, salt: bytes | None) -> list[dict[str, Any]]:
     """The personal values the stored incident still holds where its chain has their digests, each with the
     digest it must match: what an export gives police to check by hand (`README`: the evidence package)."""
@@ -438,7 +449,7 @@ class ChainStore:
         made = extend(state.head, state.length, new, self.clock())
         self._db.execute("BEGIN")
         try:
-            if not state.salt_saved and state.salt is not None:
+            if not state.salt_saved and state.salt is not None and any(map(uses_salt, new)):
                 self._db.execute("INSERT OR REPLACE INTO incident_chain_salt (incident_id, salt) VALUES (?, ?)",
                                  (incident_id, state.salt.hex()))
             self._db.executemany(
@@ -449,13 +460,15 @@ class ChainStore:
             self._db.execute("ROLLBACK")
             self._states.pop(incident_id, None)  # read back from the table next time, nothing skipped
             raise
-        state.salt_saved = True
+        state.salt_saved = state.salt_saved or any(map(uses_salt, new))
         for m in made:
             state.take(m)
         return made
 
     def seal_links(self, incident_id: str, items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """An export's media list as its chained record holds it (`sealed_links`, the incident's salt)."""
+        if not items:
+            return []
         salt = self._salted(incident_id).salt
         assert salt is not None
         return sealed_links(items, salt)

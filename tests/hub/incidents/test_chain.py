@@ -343,3 +343,20 @@ def test_sealing_is_pure_and_leaves_other_kinds_and_fields_alone() -> None:
     assert evidence["detections"][0]["media"] == {"snapshot": digest(salt, "http://x/1.jpg")}
     assert sealed_links([{"url": "http://x/1.jpg", "sha256": "ab"}], salt) == [
         {"url": digest(salt, "http://x/1.jpg"), "sha256": "ab"}]
+
+
+def test_a_salt_is_kept_only_once_a_record_holds_a_digest(stores) -> None:  # type: ignore[no-untyped-def]
+    _, incidents, chain = stores
+    first, second, third = versions()  # a forced door and a detection without media: nothing personal
+    for version in (first, second, third):
+        keep(version, incidents, chain)
+    assert chain.salt(first.id) is None
+    part = event_part("sunshine", "gate", "lane-2", "p1", T0 + 2000, "passage", places_of(GATE, "lane-2"),
+                      dict(PASSAGE))
+    joined = place([third], part, WINDOW)
+    assert joined is not None and joined.id == first.id
+    keep(joined, incidents, chain)
+    salt = chain.salt(first.id)
+    assert salt is not None and chain.verdict(first.id, incidents.get(first.id)).ok
+    chain.forget_cached()  # a restart: the same salt is read back, nothing is chained again
+    assert keep(joined, incidents, chain) == 0 and chain.salt(first.id) == salt

@@ -123,6 +123,17 @@ async def test_a_chain_keeps_no_plate_past_the_retention_and_still_verifies(
         assert PLATE.encode() not in whole and SUBJECT.encode() not in whole and b"nvr.local" not in whole
         assert PLATE.encode() not in rows and SUBJECT.encode() not in rows
 
+        later = await run.api.post(f"/api/incidents/{incident_id}/export", headers=police)  # a later export
+        assert later.status_code == 200, later.text
+        archive = tmp_path / "later.zip"
+        archive.write_bytes(later.content)
+        verdict = verify_archive(archive)
+        assert verdict.ok and len(verdict.forgotten) == 2, verdict.problems
+        with zipfile.ZipFile(archive) as z:
+            assert json.loads(z.read("manifest.json"))["personal"] | {"digest": None} == {
+                "salt": None, "values": [], "digest": None}
+        assert _chain_rows(db_path, incident_id)[1] == 0, "an export brought a salt back for nothing"
+
         # Someone with the file turns the car round in a part retention forgot: the chain still shows it.
         db = sqlite3.connect(db_path)
         body = json.loads(db.execute("SELECT body FROM incidents WHERE id = ?", (incident_id,)).fetchone()[0])

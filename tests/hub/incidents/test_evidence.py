@@ -173,6 +173,11 @@ def _chain_edit(data: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _linked(manifest: dict) -> dict:  # type: ignore[type-arg]
+    """The fields of the first stored part that carries a snapshot link."""
+    return next(p["fields"] for p in manifest["stored"]["parts"] if "snapshot" in p["fields"])
+
+
 @pytest.mark.parametrize(("entry", "change", "found"), [
     ("media/1800000000.5-zz99yy_high_altitude_throw-snapshot.jpg", lambda d: d + b"!", "changed"),
     ("media/1800000000.5-zz99yy_high_altitude_throw-clip.mp4", lambda d: None, "removed"),
@@ -185,6 +190,14 @@ def _chain_edit(data: bytes) -> bytes:
      "evidence is not the one"),
     ("manifest.json", _manifest_edit(lambda m: m["missing"].clear()), "media list differs"),
     ("manifest.json", lambda d: b"{not json", "not a readable evidence archive"),
+    ("manifest.json", _manifest_edit(lambda m: _linked(m).update(snapshot="http://frigate:5000/other.jpg")),
+     "personal field 'snapshot' differs from the chained digest"),
+    ("manifest.json", _manifest_edit(lambda m: m["personal"]["values"][0].update(value="http://elsewhere/x.jpg")),
+     "manifest's personal values"),
+    ("manifest.json", _manifest_edit(lambda m: m["personal"].update(salt="00" * 32)), "differs from the chained"),
+    ("manifest.json", _manifest_edit(lambda m: m["personal"].update(salt=None)), "no salt to check them with"),
+    ("manifest.json", _manifest_edit(lambda m: m["media"][0].update(url="http://elsewhere/x.jpg")),
+     "media list differs"),
 ])
 def test_a_changed_archive_entry_is_found(tmp_path: Path, entry: str, change, found: str) -> None:  # type: ignore[no-untyped-def]
     verdict = verify_archive(rewritten(package(tmp_path), entry, change))
