@@ -82,11 +82,13 @@ def new_salt() -> bytes:
 def digest(salt: bytes, value: Any) -> dict[str, str]:
     """A personal value as the chain holds it: `{"sha256": hex of sha256(salt + the value's canonical JSON)}`.
 
-    Salted, because the values are few: China has some tens of millions of plates and a building a few hundred
-    access subjects, so an unsalted SHA-256 of a plate is found again by hashing every plate in minutes and
-    would be the plate kept for ever. With 32 random bytes per incident, kept beside the chain and deleted by
-    retention once the incident holds no personal value, the digest can be checked against a value while the
-    value exists and never linked to one after."""
+    Salted, because the values are few: a plate is a province, a letter and five or six characters (some 10^10
+    in all, far fewer in one city), an estate's access subjects a few hundred, so an unsalted SHA-256 of one is
+    found again by hashing every candidate (seconds on a GPU) and would be the plate kept for ever. With 32
+    random bytes per incident, the same plate hashes differently in every incident, and once retention deletes
+    the salt (when the incident holds no personal value) no amount of trying links a digest to a plate. While
+    the salt exists the digest can be checked against a value; so could it be found, but then the value itself
+    is still in the incident's row."""
     return {DIGEST: hashlib.sha256(salt + canonical(value).encode("utf-8")).hexdigest()}
 
 
