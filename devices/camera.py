@@ -1,7 +1,10 @@
 """Cameras as event sources (智能摄像头): high-altitude throws (高空抛物), e-bikes in lifts, fire lanes.
 
 One happening keeps one `id` through its `start`, `update` and `end` phases;
-`label` is a tag so dashboards can count detections by type.
+`label` is a tag so dashboards can count detections by type. Its media links
+(`snapshot`, `clip`, `pre_clip`, `post_clip`) lead to pictures of people and
+cars: personal data, as a gate's `image` is (masked below operator, forgotten
+after the retention, digested in an incident's hash chain).
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ class Detection(EventPayload):
         None, description="The severity an NVR's review gave this happening (Frigate: alert or detection)")
 
 
+MEDIA = ("snapshot", "clip", "pre_clip", "post_clip")
+"""The detection's links: personal (what they show is people and cars)."""
+
 FAULTS = {
     "video_loss": FaultSpec(Severity.MAJOR, "视频丢失", "Video loss"),
     "tamper": FaultSpec(Severity.MAJOR, "遮挡/移位", "Camera tampered"),
@@ -75,9 +81,9 @@ def camera_incidents(msg: Accepted, telemetry: Mapping[str, Any], memory: dict[s
     payload = msg.payload
     if msg.channel != "event" or payload.type != "detection" or payload.phase != "start":  # type: ignore[attr-defined]
         return ()
-    link = payload.snapshot or payload.clip  # type: ignore[attr-defined]
     where = f" in {payload.zone}" if payload.zone else ""  # type: ignore[attr-defined]
-    detail = f"score {payload.score:.2f}{where}" + (f"; snapshot {link}" if link else "")  # type: ignore[attr-defined]
+    # No media link in the detail: an alert is kept for years and shown to viewers, a link is personal data.
+    detail = f"score {payload.score:.2f}{where}"  # type: ignore[attr-defined]
     if payload.label == "high_altitude_throw":  # type: ignore[attr-defined]
         return (Raise("high_altitude_throw", detail),)
     if payload.label in ("smoke", "fire"):  # type: ignore[attr-defined]
@@ -96,6 +102,7 @@ KIND = DeviceKind(
     event_tags={"detection": ("label",)},
     derived=DERIVED,
     work_orders=frozenset({"high_altitude_throw", "fire_detected"}),
+    personal=MEDIA,
     # a detection is one id through its phases: its start counts it once
     overview=OverviewSection(None, today={
         "detections_today": TodayFigure("count", "score", {"type": "detection", "phase": "start"})}),

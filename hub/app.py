@@ -162,7 +162,8 @@ class Hub:
                                       window_s=s.incident_window_s)
         self.incident_work = IncidentWork(self.incidents, self.alerts, self.desk)
         evidence = self._evidence
-        self.chain = ChainStore(incidents_file, evidence)  # every saved version of an incident, hash-chained
+        # every saved version of an incident, hash-chained, personal values as salted digests
+        self.chain = ChainStore(incidents_file, evidence, personal=personal_of(self.kinds))
         media_from = adapters.media_origins(adapters.load(s.adapter_modules)) | origins(
             s.evidence_media_origins.split(","))
         self.exporter = Exporter(self.chain, self.audit, evidence, s.data_dir / "exports", media_from,
@@ -339,7 +340,7 @@ class Hub:
         them from incidents: `hub.incidents.retention`). `now_ms`: the clock, for tests."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         before_ms = now_ms - int(self.settings.personal_retention_days * 86_400_000)
-        forget_personal(self.incidents, before_ms, personal_of(self.kinds))
+        forget_personal(self.incidents, before_ms, personal_of(self.kinds), self.chain.unsalt)
         for kind in self.kinds.values():
             for event_type in kind.personal_event_types:
                 await self.storage.delete_events(kind.name, event_type, before_ms)

@@ -350,14 +350,14 @@ def _evidence_verify(args: argparse.Namespace) -> int:
 def _evidence_chain(args: argparse.Namespace) -> int:
     """`smarthub evidence chain INCIDENT`: the stored incident against its hash chain, from the data dir."""
     from hub.alerts.store import AlertStore
-    from hub.incidents.chain import ChainStore, verify
+    from hub.incidents.chain import ChainStore
     from hub.incidents.store import IncidentStore
 
     settings = _settings(args)
     if settings is None:
         return 2
     with closing(AlertStore(settings.data_dir / "alerts.db")) as alerts:
-        verdict = verify(ChainStore(alerts).links(args.incident), IncidentStore(alerts).get(args.incident))
+        verdict = ChainStore(alerts).verdict(args.incident, IncidentStore(alerts).get(args.incident))
     print(json.dumps({"incident": args.incident, **verdict.to_json()}, ensure_ascii=False, indent=2))
     return 0 if verdict.ok else 1
 

@@ -29,5 +29,10 @@ def masked(row: dict[str, Any], kind: str) -> dict[str, Any]:
     for name in spec.personal:
         value = out.get(name)
         if isinstance(value, str):
-            out[name] = mask(value) if name != "image" else None
+            out[name] = None if _link(value) else mask(value)
     return out
+
+
+def _link(value: str) -> bool:
+    """A picture or clip link (a gate's `image`, a camera's `snapshot`): masked it would be no use, so it goes."""
+    return value[:8].lower().startswith(("http://", "https://"))

@@ -230,7 +230,8 @@ class EvidenceDetectionOut(BaseModel):
     at_ms: int
     at: str = Field(description="ISO 8601: its first phase")
     phases: list[str | None]
-    media: dict[str, str] = Field(description="snapshot, pre_clip, post_clip, clip: links as the camera gave them")
+    media: dict[str, str] = Field(description="snapshot, pre_clip, post_clip, clip: links as the camera gave them "
+                                  "(personal: empty below operator, police see them)")
     start_top_px: float | None = Field(description="Top of the track's first box: pixel row of the analysed frame")
     floors: FloorBandOut
 
@@ -255,6 +256,8 @@ class ChainVerdictOut(BaseModel):
     length: int = Field(description="Records in the chain")
     head: str = Field(description="SHA-256 of its last record (64 zeros for an empty chain)")
     problems: list[str] = Field(description="Each thing that does not hold, in words")
+    forgotten: list[str] = Field(description="Parts whose personal fields retention dropped (they verify on the "
+                                 "rest; a note, not a problem)")
 
 
 class ReliabilityOut(BaseModel):

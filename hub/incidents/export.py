@@ -3,6 +3,8 @@ fetch, and the check that an archive is what the hub gave out.
 
     manifest.json   format, who exported it and when, the incident (as the API shows it whole, and as stored),
                     its evidence, the media fetched (name, link, SHA-256, bytes) and those not fetched (why)
+                    and `personal`: the incident's salt and the personal values it still holds with their digests,
+                    so whoever receives it can check them against the chain (which holds only the digests)
     chain.jsonl     the incident's hash chain (hub/incidents/chain.py), one link a line, ending in this export
     media/...       the snapshots and clips, as their server sent them
 
@@ -36,7 +38,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from hub.audit import AuditLog
-from hub.incidents.chain import ChainStore, Link, Verdict, canonical, verify
+from hub.incidents.chain import ChainStore, Link, Verdict, canonical, personal_values, sealed_links, verify
 from hub.incidents.evidence import MEDIA_ROLES
 from hub.incidents.merge import Incident
 from hub.incidents.store import dump, load
@@ -55,6 +57,8 @@ STALE_S = 3600.0
 """Export files left behind by a stopped hub are removed at the next export after this long."""
 EXTENSIONS = {"snapshot": ".jpg", "clip": ".mp4", "pre_clip": ".mp4", "post_clip": ".mp4"}
 AUDIT_ACTION = "incident.export"
+PERSONAL_DIGEST = ('{"sha256": sha256(bytes.fromhex(salt) + the value\'s canonical JSON)}: how the chain holds each '
+                   "personal value (part fields listed in its `personal`, media links, urls)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +271,7 @@ class Exporter:
             incident = current(incident.id) or incident
             evidence = self.evidence(incident)
             # Checked, never chained here: chaining what is stored now would make an edit to it look legitimate.
-            stored_chain = verify(self.chain.links(incident.id), incident)
+            stored_chain = self.chain.verdict(incident.id, incident)
             fetched = [m for m in media if isinstance(m, Fetched)]
             missing = [m for m in media if isinstance(m, Missing)]
             export_id = f"x-{int(time.time() * 1000)}-{secrets.token_hex(4)}"
@@ -276,13 +280,18 @@ class Exporter:
             record = {"type": "export", "key": export_id, "at_ms": now_ms, "by": user.name, "role": user.role,
                       "incident_sha256": hashlib.sha256(canonical(stored).encode()).hexdigest(),
                       "evidence_sha256": hashlib.sha256(canonical(evidence or {}).encode()).hexdigest(),
-                      "media": [m.to_json() for m in fetched], "missing": [m.to_json() for m in missing]}
+                      "media": self.chain.seal_links(incident.id, [m.to_json() for m in fetched]),
+                      "missing": self.chain.seal_links(incident.id, [m.to_json() for m in missing])}
             [last] = self.chain.append(incident.id, [record])
             links = self.chain.links(incident.id, upto=last.seq)
+            salt = self.chain.salt(incident.id)
             manifest = {
                 "format": FORMAT, "export_id": export_id, "exported_at": iso(now_ms),
                 "exported_by": {"name": user.name, "role": user.role}, "incident": incident.to_json(),
-                "stored": stored, "evidence": evidence, "media": record["media"], "missing": record["missing"],
+                "stored": stored, "evidence": evidence, "media": [m.to_json() for m in fetched],
+                "missing": [m.to_json() for m in missing],
+                "personal": {"salt": salt.hex() if salt is not None else None, "digest": PERSONAL_DIGEST,
+                             "values": personal_values(links, incident, salt)},
                 "chain": {"file": CHAIN, "length": len(links), "head": last.hash,
                           "hash": "sha256(prev hash as 64 hex characters + the record's canonical JSON text)",
                           "at_export": stored_chain.to_json()},
@@ -337,8 +346,12 @@ def verify_archive(path: Path) -> Verdict:
 def _verify_opened(z: zipfile.ZipFile, manifest: dict[str, Any], links: list[Link]) -> Verdict:
     stored = manifest.get("stored")
     incident = load(json.dumps(stored)) if isinstance(stored, dict) else None
-    verdict = verify(links, incident)
+    personal = manifest.get("personal") or {}
+    salt = bytes.fromhex(personal["salt"]) if personal.get("salt") else None
+    verdict = verify(links, incident, salt)
     problems = verdict.problems
+    if incident is not None and personal.get("values") != personal_values(links, incident, salt):
+        problems.append("the manifest's personal values are not the stored incident's, or not their digests")
     if manifest.get("format") != FORMAT:
         problems.append(f"format {manifest.get('format')!r} is not {FORMAT}")
     if incident is not None and incident.to_json() != manifest.get("incident"):
@@ -356,7 +369,11 @@ def _verify_opened(z: zipfile.ZipFile, manifest: dict[str, Any], links: list[Lin
     evidence = manifest.get("evidence")
     if export.get("evidence_sha256") != hashlib.sha256(canonical(evidence or {}).encode()).hexdigest():
         problems.append("the manifest's evidence is not the one the export record hashed")
-    if manifest.get("media") != export.get("media") or manifest.get("missing") != export.get("missing"):
+    media, missing = manifest.get("media", []), manifest.get("missing", [])
+    if salt is None and any("url" in item for item in (*media, *missing)):
+        problems.append("the manifest lists media links but carries no salt to check them with")
+    elif (sealed_links(media, salt) if salt else media) != export.get("media") or (
+            sealed_links(missing, salt) if salt else missing) != export.get("missing"):
         problems.append("the manifest's media list differs from the export record's")
     listed = {m["name"]: m for m in export.get("media", ())}
     present = {n for n in z.namelist() if n.startswith(MEDIA_DIR) and not n.endswith("/")}

@@ -6,6 +6,9 @@ it, as the stored events themselves are deleted (`Hub.forget_personal_data`). Th
 severity, alerts, work orders and the staff who worked it are the estate's operational record (alerts are kept
 for reliability figures the same way), and none of that identifies a resident or a car. A forgotten part says
 so (`forgotten: true` in its fields), so a reader knows the plate was there and is gone, not never known.
+The incident's hash chain holds those fields only as salted digests (hub/incidents/chain.py): a forgotten part
+still verifies there, and once an incident holds no personal value its salt is deleted in the same transaction,
+so the digests can no longer be linked to a plate.
 
 Only incidents that can still hold something to forget are read: a part is never older than its incident's
 opening, and an incident whose latest part was older than the previous run's horizon was done then. That
@@ -14,7 +17,7 @@ horizon is kept beside the incidents (in their SQLite file), so a restart does n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from devices.base import DeviceKind
@@ -58,10 +61,17 @@ def forgotten(incident: Incident, before_ms: int, personal: Personal) -> Inciden
     return replace(incident, parts=parts)
 
 
-def forget_personal(desk: IncidentDesk, before_ms: int, personal: Personal) -> int:
+def holds_personal(incident: Incident, personal: Personal) -> bool:
+    """Whether any of its parts still carries a personal field."""
+    return any(not names.isdisjoint(p.fields) for p in incident.parts if (names := personal.get(p.kind)))
+
+
+def forget_personal(desk: IncidentDesk, before_ms: int, personal: Personal,
+                    unsalt: Callable[[Sequence[str]], None] = lambda ids: None) -> int:
     """Drop the personal fields older than `before_ms` from the stored incidents and the desk's active ones;
     returns how many incidents changed. Not announced: nothing a screen shows changes (viewers never saw the
-    fields, and an incident this old is off the wall)."""
+    fields, and an incident this old is off the wall). `unsalt` gets, in the same transaction, the incidents
+    that hold no personal value any more (`ChainStore.unsalt`: their chain's digests become unlinkable)."""
     db = desk.store._db
     db.executescript(SCHEMA)
     row = db.execute("SELECT before_ms FROM incident_retention WHERE what = ?", (HORIZON,)).fetchone()
@@ -72,6 +82,7 @@ def forget_personal(desk: IncidentDesk, before_ms: int, personal: Personal) -> i
     db.execute("BEGIN")
     try:
         db.executemany("UPDATE incidents SET body = ? WHERE id = ?", [(dump(i), i.id) for i in changed])
+        unsalt([i.id for i in changed if not holds_personal(i, personal)])
         db.execute("INSERT INTO incident_retention (what, before_ms) VALUES (?, ?) ON CONFLICT (what)"
                    " DO UPDATE SET before_ms = max(before_ms, excluded.before_ms)", (HORIZON, before_ms))
         db.execute("COMMIT")

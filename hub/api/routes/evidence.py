@@ -17,9 +17,9 @@ from hub.api.common import READ
 from hub.api.deps import ChainDep, EvidenceExporter, ExporterDep, IncidentReader, IncidentStoreDep
 from hub.api.guard import GuardedRoute
 from hub.api.schemas import ChainVerdictOut, IdPath, IncidentEvidenceOut, errors
-from hub.incidents.chain import verify
 from hub.incidents.merge import Incident
 from hub.incidents.store import IncidentStore
+from hub.users import POLICE
 
 router = APIRouter(prefix="/api", route_class=GuardedRoute, tags=["incidents"])
 ZIP = {200: {"content": {"application/zip": {}}, "description": "The evidence package (zip)"}}
@@ -34,17 +34,21 @@ def _get(store: IncidentStore, incident_id: str) -> Incident:
 
 @router.get("/incidents/{incident_id}/evidence", response_model=IncidentEvidenceOut, responses=READ | errors(404))
 async def evidence(incident_id: IdPath, store: IncidentStoreDep, exporter: ExporterDep,
-                   _user: IncidentReader) -> dict[str, Any]:
+                   user: IncidentReader) -> dict[str, Any]:
     """The incident's evidence as the hub computes it now (null when none of its detections links media or
-    carries a start height): per detection the camera, the media links, the time and the floor band."""
-    return {"incident": incident_id, "evidence": exporter.evidence(_get(store, incident_id))}
+    carries a start height): per detection the camera, the media links, the time and the floor band. The links
+    are personal data: those who may export them (operators, police) see them, viewers and maintenance none."""
+    found = exporter.evidence(_get(store, incident_id))
+    if found is not None and not (user.can("operator") or user.role == POLICE):
+        found = {**found, "detections": [{**d, "media": {}} for d in found["detections"]]}
+    return {"incident": incident_id, "evidence": found}
 
 
 @router.get("/incidents/{incident_id}/chain", response_model=ChainVerdictOut, responses=READ | errors(404))
 async def chain(incident_id: IdPath, store: IncidentStoreDep, chains: ChainDep,
                 _user: IncidentReader) -> dict[str, Any]:
     """Whether the incident's hash chain holds and the stored incident is what it says (`ok`, `problems`)."""
-    return verify(chains.links(incident_id), _get(store, incident_id)).to_json()
+    return chains.verdict(incident_id, _get(store, incident_id)).to_json()
 
 
 @router.post("/incidents/{incident_id}/export", response_class=FileResponse,

@@ -170,7 +170,8 @@ def test_camera_gate_and_door_rules(rig: Rig) -> None:
     rig.message("camera", "cam1", "event", {"type": "detection", "label": "high_altitude_throw", "phase": "start",
                                              "score": 0.93, "zone": "facade", "snapshot": "http://nvr/1.jpg"})
     throw = rig.engine.active[("s1", "camera", "cam1", "high_altitude_throw")]
-    assert throw.severity.value == "critical" and "http://nvr/1.jpg" in (throw.detail or "")
+    assert throw.severity.value == "critical" and throw.detail == "score 0.93 in facade"
+    assert "nvr" not in (throw.detail or ""), "a media link is personal: never in an alert (kept, shown to viewers)"
     rig.message("gate", "g1", "event", {"type": "barrier", "state": "stuck"})
     assert ("s1", "gate", "g1", "barrier_stuck") in rig.engine.active
     rig.message("gate", "g1", "event", {"type": "barrier", "state": "closed"})

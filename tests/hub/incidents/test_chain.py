@@ -6,17 +6,32 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from devices import REGISTRY as KINDS
 from devices.access import FAULTS
 from hub.alerts.models import acknowledge, open_alert
 from hub.alerts.store import AlertStore
-from hub.incidents.chain import GENESIS, ChainStore, canonical, verify, verify_links
+from hub.incidents.chain import (
+    GENESIS,
+    ChainStore,
+    canonical,
+    digest,
+    new_salt,
+    sealed,
+    sealed_evidence,
+    sealed_links,
+    verify,
+    verify_links,
+)
+from hub.incidents.desk import IncidentDesk
 from hub.incidents.merge import Incident, alert_part, event_part, place, places_of, with_alert
+from hub.incidents.retention import forget_personal, personal_of
 from hub.incidents.store import IncidentStore
-from hub.registry import Device
+from hub.registry import Device, Registry
 
 pytestmark = pytest.mark.unit
 
@@ -189,3 +204,159 @@ def test_an_edited_part_is_not_made_legitimate_by_a_later_change_through_the_hub
     restarted.follow(later)
     problems = verify(restarted.links(incident_id), incidents.get(incident_id)).problems
     assert any("part 1:d1: stored differs" in p for p in problems), problems
+
+
+GATE = Device(site="sunshine", kind="gate", device="lane-2", place="east-entrance")
+PLATE = "琼A12345"
+PASSAGE = {"type": "passage", "id": "p1", "plate": PLATE, "direction": "in", "decision": "allowed",
+           "image": "http://nvr.local/lane-2/p1.jpg"}
+DAY_MS = 86_400_000
+
+
+def with_passage(fields: dict | None = None) -> list[Incident]:  # type: ignore[type-arg]
+    """The forced door's versions, then a gate passage with its plate joining it."""
+    made = versions()
+    part = event_part("sunshine", "gate", "lane-2", "p1", T0 + 2000, "passage", places_of(GATE, "lane-2"),
+                      dict(fields or PASSAGE))
+    joined = place([made[-1]], part, WINDOW)
+    assert joined is not None
+    return [*made, joined]
+
+
+def test_personal_values_are_chained_as_digests_salted_per_incident(stores) -> None:  # type: ignore[no-untyped-def]
+    alerts, incidents, chain = stores
+    for version in with_passage():
+        keep(version, incidents, chain)
+    incident_id = versions()[0].id  # another incident (a new id), the same plate
+    other = with_passage()
+    for version in other:
+        keep(version, incidents, chain)
+    texts = " ".join(link.text for i in (incident_id, other[0].id) for link in chain.links(i))
+    assert PLATE not in texts and "nvr.local" not in texts
+    [part] = [r.record for r in chain.links(other[0].id) if r.record.get("device") == "lane-2"]
+    salt = chain.salt(other[0].id)
+    assert salt is not None and len(salt) == 32
+    assert part["personal"] == ["image", "plate"] and part["fields"]["direction"] == "in"
+    by_hand = hashlib.sha256(salt + json.dumps(PLATE, ensure_ascii=False).encode()).hexdigest()  # the README's
+    assert part["fields"]["plate"] == {"sha256": by_hand}
+    assert digest(salt, PLATE) != digest(new_salt(), PLATE)  # the same plate, unlinkable across incidents
+    verdict = verify(chain.links(other[0].id), incidents.get(other[0].id), salt)
+    assert verdict.ok and verdict.forgotten == [], verdict.problems
+    assert not verify(chain.links(other[0].id), incidents.get(other[0].id), None).ok  # a plate, no salt: unchecked
+
+
+def _retained(alerts: AlertStore, incidents: IncidentStore, chain: ChainStore, now_ms: int) -> IncidentDesk:
+    """Retention as the hub runs it, with the chain's salts deleted in its transaction."""
+    desk = IncidentDesk(incidents, Registry(devices=[DOOR, CAM, GATE]), lambda i: None, window_s=300)
+    forget_personal(desk, now_ms, personal_of(KINDS), chain.unsalt)
+    return desk
+
+
+def test_a_part_retention_forgot_verifies_with_a_note_and_the_salt_goes(stores) -> None:  # type: ignore[no-untyped-def]
+    alerts, incidents, chain = stores
+    made = with_passage()
+    for version in made:
+        keep(version, incidents, chain)
+    incident_id = made[0].id
+    _retained(alerts, incidents, chain, T0 + DAY_MS)
+    stored = incidents.get(incident_id)
+    assert stored is not None and PLATE not in str(stored) and chain.salt(incident_id) is None
+    verdict = chain.verdict(incident_id, stored)
+    assert verdict.ok, verdict.problems
+    assert verdict.forgotten == ["2:p1"] and verdict.to_json()["forgotten"] == ["2:p1"]
+    assert keep(stored, incidents, chain) == 0  # the forgotten version is never chained
+    raw = _raw_rows(alerts, "SELECT * FROM incident_chain") + _raw_rows(alerts, "SELECT * FROM incident_chain_salt")
+    assert PLATE.encode() not in raw and b"nvr.local" not in raw
+
+
+def test_an_incident_still_holding_a_plate_keeps_its_salt(stores) -> None:  # type: ignore[no-untyped-def]
+    alerts, incidents, chain = stores
+    made = with_passage()
+    late = event_part("sunshine", "gate", "lane-2", "p2", T0 + 3 * DAY_MS, "passage", places_of(GATE, "lane-2"),
+                      dict(PASSAGE, id="p2"))
+    made.append(replace(made[-1], parts=(*made[-1].parts, late)))
+    for version in made:
+        keep(version, incidents, chain)
+    _retained(alerts, incidents, chain, T0 + DAY_MS)  # the first passage is old, the second is not
+    assert chain.salt(made[0].id) is not None  # the second plate is still checked against its digest
+    verdict = chain.verdict(made[0].id, incidents.get(made[0].id))
+    assert verdict.ok and verdict.forgotten == ["2:p1"], verdict.problems
+
+
+def _raw_rows(alerts: AlertStore, sql: str) -> bytes:
+    return repr(alerts._db.execute(sql).fetchall()).encode("utf-8", "backslashreplace") + "".join(
+        str(v) for row in alerts._db.execute(sql).fetchall() for v in row).encode()
+
+
+def _edit_part(alerts: AlertStore, incident_id: str, change) -> None:  # type: ignore[no-untyped-def]
+    body = _stored_body(alerts, incident_id)
+    [part] = [p for p in body["parts"] if p["device"] == "lane-2"]
+    change(part["fields"])
+    _tampered(alerts, "UPDATE incidents SET body = ? WHERE id = ?", json.dumps(body, ensure_ascii=False), incident_id)
+
+
+@pytest.mark.parametrize(("retained", "change", "found"), [
+    (False, lambda f: f.update(plate="琼B99999"), "personal field 'plate' differs from the chained digest"),
+    (False, lambda f: f.update(direction="out"), "stored differs"),
+    (False, lambda f: f.pop("plate"), "without its personal field 'plate' but not forgotten"),
+    (False, lambda f: f.update(forgotten=True), "marked forgotten but keeps every personal field"),
+    (False, lambda f: (f.pop("plate"), f.pop("image"), f.update(forgotten=True, decision="denied")), "stored differs"),
+    (True, lambda f: f.update(direction="out"), "stored differs"),
+    (True, lambda f: f.update(forgotten=False), "stored differs"),
+    (True, lambda f: f.update(plate=PLATE), "salt is gone (cannot be checked)"),
+    (True, lambda f: f.update(plate={"sha256": "0" * 64}), "salt is gone"),
+])
+def test_tampering_shows_before_and_after_retention(stores, retained: bool, change, found: str) -> None:  # type: ignore[no-untyped-def]
+    alerts, incidents, chain = stores
+    made = with_passage()
+    for version in made:
+        keep(version, incidents, chain)
+    incident_id = made[0].id
+    if retained:
+        _retained(alerts, incidents, chain, T0 + DAY_MS)
+    _edit_part(alerts, incident_id, change)
+    verdict = chain.verdict(incident_id, incidents.get(incident_id))
+    assert not verdict.ok and any(found in p for p in verdict.problems), verdict.problems
+
+
+def test_a_removed_forgotten_part_shows(stores) -> None:  # type: ignore[no-untyped-def]
+    alerts, incidents, chain = stores
+    made = with_passage()
+    for version in made:
+        keep(version, incidents, chain)
+    _retained(alerts, incidents, chain, T0 + DAY_MS)
+    body = _stored_body(alerts, made[0].id)
+    body["parts"].pop()
+    _tampered(alerts, "UPDATE incidents SET body = ? WHERE id = ?", json.dumps(body, ensure_ascii=False), made[0].id)
+    problems = chain.verdict(made[0].id, incidents.get(made[0].id)).problems
+    assert any("part 2:p1: chained but no longer stored (removed)" in p for p in problems), problems
+
+
+def test_sealing_is_pure_and_leaves_other_kinds_and_fields_alone() -> None:
+    record = {"type": "part", "fields": {"plate": PLATE, "direction": "in"}}
+    salt = b"\x01" * 32
+    out = sealed(record, salt, frozenset({"plate", "image"}))
+    assert out["fields"] == {"plate": digest(salt, PLATE), "direction": "in"} and out["personal"] == ["plate"]
+    assert record["fields"]["plate"] == PLATE  # not changed in place
+    assert sealed(record, salt, None)["fields"] == record["fields"] and sealed(record, salt, None)["personal"] == []
+    evidence = sealed_evidence({"detections": [{"id": "d", "media": {"snapshot": "http://x/1.jpg"}}]}, salt)
+    assert evidence["detections"][0]["media"] == {"snapshot": digest(salt, "http://x/1.jpg")}
+    assert sealed_links([{"url": "http://x/1.jpg", "sha256": "ab"}], salt) == [
+        {"url": digest(salt, "http://x/1.jpg"), "sha256": "ab"}]
+
+
+def test_a_salt_is_kept_only_once_a_record_holds_a_digest(stores) -> None:  # type: ignore[no-untyped-def]
+    _, incidents, chain = stores
+    first, second, third = versions()  # a forced door and a detection without media: nothing personal
+    for version in (first, second, third):
+        keep(version, incidents, chain)
+    assert chain.salt(first.id) is None
+    part = event_part("sunshine", "gate", "lane-2", "p1", T0 + 2000, "passage", places_of(GATE, "lane-2"),
+                      dict(PASSAGE))
+    joined = place([third], part, WINDOW)
+    assert joined is not None and joined.id == first.id
+    keep(joined, incidents, chain)
+    salt = chain.salt(first.id)
+    assert salt is not None and chain.verdict(first.id, incidents.get(first.id)).ok
+    chain.forget_cached()  # a restart: the same salt is read back, nothing is chained again
+    assert keep(joined, incidents, chain) == 0 and chain.salt(first.id) == salt

@@ -13,7 +13,7 @@ from devices.camera import DERIVED
 from hub.alerts.models import open_alert
 from hub.alerts.store import AlertStore
 from hub.audit import AuditLog
-from hub.incidents.chain import ChainStore
+from hub.incidents.chain import ChainStore, personal_values
 from hub.incidents.evidence import evidence_of
 from hub.incidents.export import Fetched, Missing, Wanted, origin, sha256_file, verify_archive, wanted, write_archive
 from hub.incidents.merge import Incident, alert_part, event_part, place, places_of
@@ -118,12 +118,16 @@ def package(tmp_path: Path) -> Path:
     record = {"type": "export", "key": "x-1", "at_ms": T0, "by": "王警官", "role": "police",
               "incident_sha256": hashlib.sha256(canonical(stored).encode()).hexdigest(),
               "evidence_sha256": hashlib.sha256(canonical(evidence).encode()).hexdigest(),
-              "media": [m.to_json() for m in media], "missing": [m.to_json() for m in missing]}
+              "media": chain.seal_links(incident.id, [m.to_json() for m in media]),
+              "missing": chain.seal_links(incident.id, [m.to_json() for m in missing])}
     [last] = chain.append(incident.id, [record])
     links = chain.links(incident.id)
+    salt = chain.salt(incident.id)
+    assert salt is not None
     manifest = {"format": "smarthub-evidence/1", "export_id": "x-1", "incident": incident.to_json(), "stored": stored,
-                "evidence": evidence, "media": record["media"], "missing": record["missing"],
-                "chain": {"length": len(links), "head": last.hash}}
+                "evidence": evidence, "media": [m.to_json() for m in media],
+                "missing": [m.to_json() for m in missing], "chain": {"length": len(links), "head": last.hash},
+                "personal": {"salt": salt.hex(), "values": personal_values(links, incident, salt)}}
     out = tmp_path / "evidence.zip"
     write_archive(out, manifest, links, media)
     alerts.close()
@@ -169,6 +173,11 @@ def _chain_edit(data: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _linked(manifest: dict) -> dict:  # type: ignore[type-arg]
+    """The fields of the first stored part that carries a snapshot link."""
+    return next(p["fields"] for p in manifest["stored"]["parts"] if "snapshot" in p["fields"])
+
+
 @pytest.mark.parametrize(("entry", "change", "found"), [
     ("media/1800000000.5-zz99yy_high_altitude_throw-snapshot.jpg", lambda d: d + b"!", "changed"),
     ("media/1800000000.5-zz99yy_high_altitude_throw-clip.mp4", lambda d: None, "removed"),
@@ -181,6 +190,14 @@ def _chain_edit(data: bytes) -> bytes:
      "evidence is not the one"),
     ("manifest.json", _manifest_edit(lambda m: m["missing"].clear()), "media list differs"),
     ("manifest.json", lambda d: b"{not json", "not a readable evidence archive"),
+    ("manifest.json", _manifest_edit(lambda m: _linked(m).update(snapshot="http://frigate:5000/other.jpg")),
+     "personal field 'snapshot' differs from the chained digest"),
+    ("manifest.json", _manifest_edit(lambda m: m["personal"]["values"][0].update(value="http://elsewhere/x.jpg")),
+     "manifest's personal values"),
+    ("manifest.json", _manifest_edit(lambda m: m["personal"].update(salt="00" * 32)), "differs from the chained"),
+    ("manifest.json", _manifest_edit(lambda m: m["personal"].update(salt=None)), "no salt to check them with"),
+    ("manifest.json", _manifest_edit(lambda m: m["media"][0].update(url="http://elsewhere/x.jpg")),
+     "media list differs"),
 ])
 def test_a_changed_archive_entry_is_found(tmp_path: Path, entry: str, change, found: str) -> None:  # type: ignore[no-untyped-def]
     verdict = verify_archive(rewritten(package(tmp_path), entry, change))

@@ -138,6 +138,14 @@ async def test_a_simulated_throw_exports_a_package_whose_chain_verifies(
     expected = floor_band(top, frigate.FACADE_MARKS)
     assert expected.known and detection["floors"]["band"] == expected.to_json()["band"]
     assert set(detection["media"]) == {"snapshot", "pre_clip", "post_clip", "clip"}
+    whole = (await run.api.get(f"/api/incidents/{incident['id']}/evidence")).json()["evidence"]  # the admin's
+    assert whole["detections"][0]["media"] == detection["media"]
+    viewer = {"Authorization": f"Bearer {run.hub.users.add('lobby-screen', 'viewer')}"}
+    seen = (await run.api.get(f"/api/incidents/{incident['id']}/evidence", headers=viewer)).json()["evidence"]
+    assert [d["media"] for d in seen["detections"]] == [{}], "the links are personal: operators' and police's"
+    parts = (await run.api.get(f"/api/incidents/{incident['id']}", headers=viewer)).json()["parts"]
+    assert any(p["fields"].get("phase") for p in parts)
+    assert all(p["fields"].get(role) is None for p in parts for role in ("snapshot", "clip", "pre_clip", "post_clip"))
 
     export = asyncio.create_task(run.api.post(f"/api/incidents/{incident['id']}/export", headers=police))
     await eventually(lambda: any(r.endswith("/snapshot.jpg") for r in FrigateMedia.requests), what="the fetch")
