@@ -202,14 +202,17 @@ async def test_a_heartbeat_makes_the_terminal_online(devices: Devices) -> None:
     assert state.online_flag is True
 
 
-async def test_the_simulated_devices_are_taken(devices: Devices) -> None:
-    """`smarthub simulate --vendor hikvision` against the hub: every post answered 200, stored as events."""
+@pytest.mark.parametrize("use_digest", [False, True], ids=["basic", "digest"])
+async def test_the_simulated_devices_are_taken(devices: Devices, use_digest: bool) -> None:
+    """`smarthub simulate --vendor hikvision [--digest]` against the hub: every post answered 200 (a Digest
+    device's challenge once per device aside), stored as events."""
     from simulators import hikvision
 
     run = devices.run
     logins = [hikvision.Login("gate", CAMERA, devices.camera_password),
               hikvision.Login("access", TERMINAL, devices.terminal_password)]
-    stats = await hikvision.run(devices.client, run.site, logins, rate_per_s=200, duration_s=1.0, seed=5)
+    stats = await hikvision.run(devices.client, run.site, logins, rate_per_s=200, duration_s=1.0, seed=5,
+                                digest=use_digest)
     assert stats.sent > 20 and stats.answered == {200: stats.sent}
     await run.stored()
     assert await run.events(kind="gate", type="passage")
