@@ -65,7 +65,9 @@ def parse(header: str) -> dict[str, str] | None:
             return None
         key, value = found.group(1).lower(), found.group(2)
         if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            value = value[1:-1]
+            if "\\" in value:
+                value = re.sub(r"\\(.)", r"\1", value)
         if key in params:
             return None
         params[key] = value
