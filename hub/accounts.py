@@ -52,10 +52,14 @@ CREATE TABLE IF NOT EXISTS vendors (
     hash TEXT NOT NULL
 );
 """,
+    """
+ALTER TABLE devices ADD COLUMN ha1 TEXT;
+""",
 )
 """Schema steps (`hub.statedb`): the first is the schema of the SQLite-only versions, so their files take it
 as they are; `accounts_version` counts changes, which is how every process (on either database) sees
-another's; `vendors` keeps the broker accounts of vendor systems (Frigate's)."""
+another's; `vendors` keeps the broker accounts of vendor systems (Frigate's); `devices.ha1` is the HTTP Digest key
+of an account (`hub.credentials.digest_ha1`), NULL for the accounts made before it (Basic only)."""
 BUMP = "UPDATE accounts_version SET n = n + 1 WHERE id = 1"
 
 T = TypeVar("T")

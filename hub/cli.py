@@ -120,7 +120,8 @@ def _simulate_vendor(args: argparse.Namespace) -> int:
 
     async def go() -> hikvision.PushStats:
         async with httpx.AsyncClient(base_url=hub_url, timeout=10) as client:
-            return await hikvision.run(client, args.site, logins, args.rate, args.duration or 60.0, args.seed)
+            return await hikvision.run(client, args.site, logins, args.rate, args.duration or 60.0, args.seed,
+                                       digest=args.digest)
 
     try:
         stats = asyncio.run(go())
@@ -453,6 +454,8 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--login", action="append", metavar="KIND/DEVICE:PASSWORD",
                      help="with --vendor hikvision: a device account (smarthub device add SITE KIND DEVICE); "
                      "repeatable")
+    sim.add_argument("--digest", action="store_true", help="with --vendor hikvision: log in with HTTP Digest "
+                     "(MD5, as the devices' HTTP listening host login does) instead of Basic")
     sim.add_argument("--rate", type=float, default=5.0, help="with --vendor hikvision: posts per second, across "
                      "the devices")
     sim.add_argument("--frigate-prefix", default="frigate", help="with --vendor frigate: Frigate's topic_prefix")

@@ -8,6 +8,12 @@ publish only its own telemetry, event, state and reply, and read only its own
 cmd; the hub reads everything under the root and writes commands and alerts. A vendor system that
 publishes on the broker itself (Frigate, for the Frigate adapter) gets an account that writes only its
 own topics (`vendor_rules`).
+
+Beside the hash, each account made by this version keeps its HTTP Digest key, HA1 = MD5(device:smarthub:password)
+(`digest_ha1`), for devices that can only log in to an HTTP host with Digest (Hikvision's push). An HA1 opens
+Digest logins in the realm "smarthub" for that one device id, and nothing else: the passwords are random
+144-bit tokens, so it cannot be turned back into the password (no dictionary holds them, no search finds one),
+and the password stays what the broker, Basic and OCPP check, against the PBKDF2 hash.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ LOGIN_TTL_S = 60.0
 """How long a verified login is taken again without hashing (as long as no account changed meanwhile)."""
 LOGINS_KEPT = 10_000
 """Verified logins remembered at most (one per device and kinds asked; the oldest go first)."""
+DIGEST_REALM = "smarthub"
+"""The one HTTP Digest realm of the hub's device logins: it is inside every kept HA1, so it never changes."""
 LEGACY_FILE = "credentials.json"
 """Where earlier versions kept the accounts; taken into the accounts store once, then renamed `.migrated`."""
 
@@ -56,6 +64,11 @@ def verify(password: str, stored: str) -> bool:
         return hmac.compare_digest(given, base64.b64decode(digest))
     except ValueError:  # also binascii.Error: a hash that is not ours
         return False
+
+
+def digest_ha1(user: str, password: str, realm: str = DIGEST_REALM) -> str:
+    """RFC 7616's HA1 for MD5: MD5(user:realm:password) in hex; what Digest verification needs of a password."""
+    return hashlib.md5(f"{user}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
 
 
 def username(site: str, kind: str, device: str) -> str:
@@ -156,13 +169,22 @@ class Credentials:
             self.logins.put(login, password, version, tuple(opened))
         return opened
 
+    def digest_keys(self, site: str, device: str, kinds: Sequence[str]) -> dict[str, str | None]:
+        """kind -> HA1 (`digest_ha1`) of this device's accounts among `kinds`; None for an account made before
+        Digest keys were kept (Basic still opens it). One indexed read and no hashing: a Digest check costs a few
+        MD5s, so it does not go through `VerifiedLogins`, and no key is kept in memory past the check."""
+        rows = self.db.read("SELECT kind, ha1 FROM devices WHERE site = ? AND device = ?", (site, device))
+        return {kind: ha1 for kind, ha1 in rows if kind in kinds}
+
     def add(self, site: str, kind: str, device: str) -> str:
-        """Create (or replace) a device's account; returns its new password, shown once."""
+        """Create (or replace) a device's account; returns its new password, shown once. Its PBKDF2 hash and
+        its Digest HA1 are kept, never the password."""
         password = secrets.token_urlsafe(18)
-        hashed = mosquitto_hash(password)
+        hashed, ha1 = mosquitto_hash(password), digest_ha1(device, password)
         self.db.write(lambda tx: tx.execute(
-            "INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?) ON CONFLICT"
-            " (site, kind, device) DO UPDATE SET hash = excluded.hash", (site, kind, device, hashed)))
+            "INSERT INTO devices (site, kind, device, hash, ha1) VALUES (?, ?, ?, ?, ?) ON CONFLICT"
+            " (site, kind, device) DO UPDATE SET hash = excluded.hash, ha1 = excluded.ha1",
+            (site, kind, device, hashed, ha1)))
         self._changes += 1
         return password
 

@@ -126,20 +126,27 @@ def post_of(login: Login, rng: random.Random, now_ms: int, serial: int) -> tuple
 
 
 async def run(client: httpx.AsyncClient, site: str, logins: list[Login], rate_per_s: float, duration_s: float,
-              seed: int = 1) -> PushStats:
-    """Post at about `rate_per_s` across the devices for `duration_s` (wall clock); 2% of posts are sent twice."""
+              seed: int = 1, digest: bool = False) -> PushStats:
+    """Post at about `rate_per_s` across the devices for `duration_s` (wall clock); 2% of posts are sent twice.
+    With `digest` each device logs in with HTTP Digest as the real ones do (challenge once, then its nonce again
+    with the next count), else with Basic."""
     rng = random.Random(seed)
     stats = PushStats()
     serials = {login.device: rng.randint(1, 10_000) for login in logins}
+    digests = {login.device: httpx.DigestAuth(login.device, login.password) for login in logins} if digest else {}
     deadline = time.monotonic() + duration_s
     while time.monotonic() < deadline:
         login = rng.choice(logins)
         serials[login.device] += 1
         content, content_type = post_of(login, rng, int(time.time() * 1000), serials[login.device])
-        token = base64.b64encode(f"{login.device}:{login.password}".encode()).decode()
-        headers = {"Authorization": f"Basic {token}", "Content-Type": content_type}
+        headers = {"Content-Type": content_type}
+        if not digest:
+            token = base64.b64encode(f"{login.device}:{login.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        auth = digests.get(login.device, httpx.USE_CLIENT_DEFAULT)
         for _ in range(2 if rng.random() < 0.02 else 1):
-            answer = await client.post(f"/push/hikvision/{site}/{login.device}", content=content, headers=headers)
+            answer = await client.post(f"/push/hikvision/{site}/{login.device}", content=content, headers=headers,
+                                       auth=auth)
             stats.sent += 1
             stats.answered[answer.status_code] = stats.answered.get(answer.status_code, 0) + 1
         await asyncio.sleep(rng.expovariate(rate_per_s) if rate_per_s > 0 else 0)

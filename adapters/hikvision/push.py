@@ -1,12 +1,14 @@
 """Hikvision ISAPI event push: the thin HTTP edge between devices' "HTTP listening host" posts and the pipeline.
 
-A device posts to `POST /push/hikvision/{site}/{device}` with HTTP Basic auth: the user is the device id, the
-password the one `smarthub device add SITE gate|access ID` gave (the account's kind is the kind the device's events
-must map to). The body is read within a cap, parsed (`body`, defused XML), mapped (`mapping`, pure) and handed to
+A device posts to `POST /push/hikvision/{site}/{device}` with HTTP Digest (MD5, qop=auth: what the devices'
+HTTP listening host login speaks, `digest`) or Basic auth: the user is the device id, the password the one
+`smarthub device add SITE gate|access ID` gave (the account's kind is the kind the device's events must map to);
+a post without a valid login is answered 401 with both challenges, Digest first.
+The body is read within a cap, parsed (`body`, defused XML), mapped (`mapping`, pure) and handed to
 `Hub.ingest`, which commits before the device gets its 200, so an answered post is as durable as an acknowledged
 MQTT message; a replayed one is stored once (stable event ids). What cannot be read or mapped is dead-lettered
-with the vendor's payload and answered 4xx with why. Digest auth is not offered: the hub keeps only a PBKDF2 hash
-of each password, and Digest needs the password (or its MD5 HA1, as good as the password) on the server.
+with the vendor's payload and answered 4xx with why. For Digest the accounts store keeps each account's HA1
+beside its PBKDF2 hash (`hub.credentials`); accounts made before that open with Basic only.
 
 Pictures (plate and face snapshots) are kept under the data dir, each capped (`body.MAX_PICTURE_BYTES`), deleted
 after the personal-data retention like the events that link them (`image`), and served only to operators.
@@ -33,7 +35,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from adapters.hikvision import body, mapping
+from adapters.hikvision import body, digest, mapping
 from adapters.hikvision.pictures import Pictures
 from hub import topics
 from hub.adapters import IngestHeld, basic_auth
@@ -150,13 +152,30 @@ class Push:
         self.hub = hub
         self.pictures = Pictures(hub.settings.data_dir / PICTURES_DIR, hub.settings.personal_retention_days * 86_400)
         self.batches = Batches(hub, self.pictures)
+        self.nonces = digest.Nonces()
 
-    def _kinds(self, site: str, device: str, authorization: str) -> list[str]:
-        """The kinds whose account for this device the Basic login opens (none: refuse)."""
+    def _login(self, site: str, device: str, request: Request) -> digest.Opened:
+        """The kinds whose account for this device the request's Digest or Basic login opens (none: refuse)."""
+        authorization = request.headers.get("authorization", "")
+        if authorization[:7].lower() == "digest ":
+            raw_path = request.scope.get("raw_path") or request.url.path.encode()
+            query = request.scope.get("query_string", b"")
+            target = (raw_path + b"?" + query if query else raw_path).decode("latin-1")
+            return digest.verify(authorization, request.method, target, device, mapping.KINDS, self.nonces,
+                                 lambda: self.hub.credentials.digest_keys(site, device, mapping.KINDS))
         login = basic_auth(authorization)
         if login is None or login[0] != device:
-            return []
-        return self.hub.credentials.opens(site, device, login[1], mapping.KINDS)
+            return digest.Opened(why="bad or missing auth")
+        kinds = self.hub.credentials.opens(site, device, login[1], mapping.KINDS)
+        return digest.Opened(tuple(kinds), why="" if kinds else "a wrong Basic password")
+
+    def _refused(self, site: str, device: str, opened: digest.Opened) -> Response:
+        log.warning("Hikvision %s/%s refused: %s", site, device, opened.why)
+        answer = JSONResponse({"error": "the device id and its password are required (HTTP Digest or Basic)"}, 401)
+        answer.headers.append("WWW-Authenticate", digest.challenge(self.nonces.issue(), self.nonces.opaque,
+                                                                   opened.stale))
+        answer.headers.append("WWW-Authenticate", f'Basic realm="{digest.REALM}"')
+        return answer
 
     def dead_letter(self, site: str, device: str, kind: str, reason: str, detail: str, raw: bytes) -> None:
         self.hub.dead_letters.add(Rejected.of(f"{PREFIX.lstrip('/')}/{site}/{device}", reason, detail, raw,
@@ -180,11 +199,10 @@ class Push:
         site, device = request.path_params["site"], request.path_params["device"]
         if not topics.SITE_RE.fullmatch(site) or not topics.DEVICE_RE.fullmatch(device):
             return _answer(404, error="no such device")
-        kinds = self._kinds(site, device, request.headers.get("authorization", ""))
-        if not kinds:
-            log.warning("Hikvision %s/%s refused: bad or missing Basic auth", site, device)
-            return JSONResponse({"error": "the device id and its password are required (HTTP Basic)"}, 401,
-                                headers={"WWW-Authenticate": 'Basic realm="smarthub"'})
+        opened = self._login(site, device, request)
+        if not opened.kinds:
+            return self._refused(site, device, opened)
+        kinds = list(opened.kinds)
         try:
             raw = await self._read(request)
         except ClientDisconnect:

@@ -1,3 +1,4 @@
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -5,7 +6,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hub.credentials import Credentials, VerifiedLogins, broker_files, mosquitto_hash
+from hub.accounts import MIGRATIONS
+from hub.credentials import Credentials, VerifiedLogins, broker_files, digest_ha1, mosquitto_hash
+from hub.statedb import open_state
 
 pytestmark = pytest.mark.unit
 
@@ -154,3 +157,29 @@ def test_verified_logins_expire_and_keep_no_password() -> None:
     assert logins.get(("s", "d1"), "pw-secret-1", 7) is None and logins.get(("s", "d3"), "pw-secret-1", 7)
     kept = repr(logins.__dict__).encode() + b"".join(e[0] for e in logins._entries.values())
     assert b"pw-secret-1" not in kept
+
+
+def test_the_digest_key_is_kept_beside_the_hash_and_never_the_password(tmp_path: Path) -> None:
+    creds = Credentials(tmp_path)
+    password = creds.add("sunshine", "gate", "lpr-1")
+    assert creds.digest_keys("sunshine", "lpr-1", ("gate", "access")) == {"gate": digest_ha1("lpr-1", password)}
+    assert digest_ha1("lpr-1", password) == hashlib.md5(f"lpr-1:smarthub:{password}".encode()).hexdigest()
+    assert creds.digest_keys("sunshine", "lpr-1", ("access",)) == {}
+    rotated = creds.add("sunshine", "gate", "lpr-1")
+    assert creds.digest_keys("sunshine", "lpr-1", ("gate",)) == {"gate": digest_ha1("lpr-1", rotated)}
+    creds.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("accounts.db*"))
+    assert rotated.encode() not in raw and digest_ha1("lpr-1", rotated).encode() in raw
+
+
+def test_accounts_of_a_version_before_digest_keys_have_none_and_basic_still_opens(tmp_path: Path) -> None:
+    old = open_state(None, tmp_path / "accounts.db")
+    old.migrate("accounts", MIGRATIONS[:3])  # the schema before `devices.ha1`
+    old.transact(lambda tx: tx.execute("INSERT INTO devices (site, kind, device, hash) VALUES (?, ?, ?, ?)",
+                                       ("sunshine", "gate", "lpr-1", mosquitto_hash("old-password"))))
+    old.close()
+    creds = Credentials(tmp_path)
+    assert creds.digest_keys("sunshine", "lpr-1", ("gate",)) == {"gate": None}
+    assert creds.opens("sunshine", "lpr-1", "old-password", ("gate",)) == ["gate"]
+    new = creds.add("sunshine", "gate", "lpr-1")  # `smarthub device add` again
+    assert creds.digest_keys("sunshine", "lpr-1", ("gate",)) == {"gate": digest_ha1("lpr-1", new)}

@@ -24,7 +24,7 @@ from hub.alerts.orders import Sla, WorkOrder, create, dispatch
 from hub.alerts.orders import close as close_order
 from hub.alerts.store import AlertStore, OrderStore
 from hub.audit import AuditLog
-from hub.credentials import Credentials
+from hub.credentials import Credentials, digest_ha1
 from hub.deadletter import DeadLetters, Filter
 from hub.ingest.decode import Rejected
 from hub.registry import Registry
@@ -87,6 +87,7 @@ def test_device_accounts_of_another_copy_are_seen_and_checked(state_url: str | N
     assert hub.check("sunshine", "gate", "east-1", password) and not hub.check("sunshine", "gate", "east-1", "x")
     again = cli.add("sunshine", "gate", "east-1")  # a new password replaces the account
     assert again != password and len(hub.devices) == 1 and hub.check("sunshine", "gate", "east-1", again)
+    assert hub.digest_keys("sunshine", "east-1", ("gate",)) == {"gate": digest_ha1("east-1", again)}  # ha1 column
     unchanged = hub.db.changed()
     assert hub.db.changed() == unchanged  # nothing changed: the poll sees nothing
     hub.close()

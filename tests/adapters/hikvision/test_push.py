@@ -1,9 +1,10 @@
 """Hikvision ISAPI pushes against a running hub (real Mosquitto, each store): as the devices post them, with HTTP
-Basic; what they say must come out as gate and access events exactly like an MQTT device's."""
+Basic or Digest; what they say must come out as gate and access events exactly like an MQTT device's."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from adapters.hikvision import body
+from adapters.hikvision import body, digest
+from adapters.hikvision.push import Push
 from hub.api import create_app
 from hub.config import Settings
 from hub.storage.base import EventQuery
@@ -45,6 +48,7 @@ class Devices:
     client: httpx.AsyncClient
     camera_password: str
     terminal_password: str
+    app: FastAPI
 
     @property
     def camera(self) -> dict[str, str]:
@@ -66,9 +70,9 @@ async def devices(settings_for: Callable[..., Settings], mosquitto: Broker, back
     async with running_hub(settings, mosquitto) as run:
         camera = run.hub.credentials.add(run.site, "gate", CAMERA)  # `smarthub device add SITE gate ID`
         terminal = run.hub.credentials.add(run.site, "access", TERMINAL)
-        transport = httpx.ASGITransport(app=create_app(run.hub))
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
-            yield Devices(run, client, camera, terminal)
+        app = create_app(run.hub)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+            yield Devices(run, client, camera, terminal, app)
 
 
 async def test_anpr_and_acs_events_are_stored_like_native_ones(devices: Devices) -> None:
@@ -142,7 +146,9 @@ async def test_wrong_password_and_wrong_device_get_401(devices: Devices) -> None
     for auth in (basic(CAMERA, "wrong"), {}, basic(TERMINAL, "x"), {"Authorization": "Digest username=x"}):
         answer = await devices.post(CAMERA, auth, anpr, "application/xml")
         assert answer.status_code == 401
-        assert answer.headers["WWW-Authenticate"].startswith("Basic")
+        offered = answer.headers.get_list("WWW-Authenticate")
+        assert offered[0].startswith('Digest realm="smarthub", qop="auth", algorithm=MD5, nonce="')
+        assert offered[1] == 'Basic realm="smarthub"'
     # the terminal's own password, on the camera's URL, opens nothing
     password = devices.terminal["Authorization"]
     assert (await devices.post(CAMERA, {"Authorization": password}, anpr, "application/xml")).status_code == 401
@@ -196,14 +202,17 @@ async def test_a_heartbeat_makes_the_terminal_online(devices: Devices) -> None:
     assert state.online_flag is True
 
 
-async def test_the_simulated_devices_are_taken(devices: Devices) -> None:
-    """`smarthub simulate --vendor hikvision` against the hub: every post answered 200, stored as events."""
+@pytest.mark.parametrize("use_digest", [False, True], ids=["basic", "digest"])
+async def test_the_simulated_devices_are_taken(devices: Devices, use_digest: bool) -> None:
+    """`smarthub simulate --vendor hikvision [--digest]` against the hub: every post answered 200 (a Digest
+    device's challenge once per device aside), stored as events."""
     from simulators import hikvision
 
     run = devices.run
     logins = [hikvision.Login("gate", CAMERA, devices.camera_password),
               hikvision.Login("access", TERMINAL, devices.terminal_password)]
-    stats = await hikvision.run(devices.client, run.site, logins, rate_per_s=200, duration_s=1.0, seed=5)
+    stats = await hikvision.run(devices.client, run.site, logins, rate_per_s=200, duration_s=1.0, seed=5,
+                                digest=use_digest)
     assert stats.sent > 20 and stats.answered == {200: stats.sent}
     await run.stored()
     assert await run.events(kind="gate", type="passage")
@@ -300,3 +309,109 @@ async def test_a_failed_commit_answers_its_whole_batch_503_and_the_retries_store
     await run.stored()
     plates = sorted(p["plate"] for p in await run.events(kind="gate", type="passage"))
     assert plates == [f"琼D{n:05d}" for n in range(6)]
+
+
+# --- HTTP Digest, as the devices' "HTTP listening host" login speaks it ------------------------------------------
+
+
+async def test_a_device_doing_the_digest_challenge_gets_its_post_stored(devices: Devices) -> None:
+    run = devices.run
+    auth = httpx.DigestAuth(CAMERA, devices.camera_password)  # challenge, then response; later posts reuse the nonce
+    for plate in ("琼E00001", "琼E00002", "琼E00003"):
+        answer = await devices.client.post(f"/push/hikvision/{run.site}/{CAMERA}", auth=auth,
+                                           content=_anpr_with_plate(plate)[0],
+                                           headers={"Content-Type": _anpr_with_plate(plate)[1]})
+        assert answer.status_code == 200, answer.text
+    acs = await devices.client.post(f"/push/hikvision/{run.site}/{TERMINAL}", content=load("acs_face_granted.json"),
+                                    auth=httpx.DigestAuth(TERMINAL, devices.terminal_password),
+                                    headers={"Content-Type": "application/json"}, params={"direction": "in"})
+    assert acs.status_code == 200, acs.text  # a query string is part of the uri the response covers
+    await run.stored()
+    plates = sorted(p["plate"] for p in await run.events(kind="gate", type="passage"))
+    assert plates == ["琼E00001", "琼E00002", "琼E00003"]
+    assert await run.events(kind="access", type="access")
+
+
+def _push(devices: Devices) -> digest.Nonces:
+    """The running endpoint's nonces (to age them: its clock)."""
+    for route in devices.app.router.routes:
+        owner = getattr(getattr(route, "endpoint", None), "__self__", None)
+        if isinstance(owner, Push):
+            return owner.nonces
+    raise AssertionError("no Hikvision push route")
+
+
+async def _challenge(devices: Devices) -> tuple[str, str, bool]:
+    answer = await devices.post(CAMERA, {}, load("anpr.xml"), "application/xml")
+    assert answer.status_code == 401
+    offered = digest.parse(answer.headers.get_list("WWW-Authenticate")[0])
+    assert offered is not None
+    return offered["nonce"], offered["opaque"], offered.get("stale") == "true"
+
+
+def _digest(user: str, password: str, nonce: str, opaque: str, nc: int, uri: str) -> dict[str, str]:
+    """An Authorization header as a device computes it (its own code, not the hub's verifier)."""
+    cnonce, nc_hex = "0a4f113bdeadbeef", f"{nc:08x}"
+    ha1 = hashlib.md5(f"{user}:smarthub:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"POST:{uri}".encode()).hexdigest()
+    response = hashlib.md5(f"{ha1}:{nonce}:{nc_hex}:{cnonce}:auth:{ha2}".encode()).hexdigest()
+    return {"Authorization": f'Digest username="{user}", realm="smarthub", nonce="{nonce}", uri="{uri}",'
+                             f' algorithm=MD5, qop=auth, nc={nc_hex}, cnonce="{cnonce}", response="{response}",'
+                             f' opaque="{opaque}"'}
+
+
+async def test_digest_refuses_wrong_passwords_replays_forged_nonces_other_uris_and_other_devices(
+        devices: Devices) -> None:
+    run, anpr = devices.run, load("anpr.xml")
+    uri = f"/push/hikvision/{run.site}/{CAMERA}"
+    nonce, opaque, _ = await _challenge(devices)
+    right = _digest(CAMERA, devices.camera_password, nonce, opaque, 1, uri)
+    assert (await devices.post(CAMERA, right, anpr, "application/xml")).status_code == 200
+    forged = nonce.rsplit(".", 1)[0] + "." + "0" * 32
+    refused = {
+        "replayed nc": right,
+        "wrong password": _digest(CAMERA, "wrong", nonce, opaque, 2, uri),
+        "forged nonce": _digest(CAMERA, devices.camera_password, forged, opaque, 1, uri),
+        "wrong uri": _digest(CAMERA, devices.camera_password, nonce, opaque, 3,
+                             f"/push/hikvision/{run.site}/{TERMINAL}"),
+        "the terminal's login": _digest(TERMINAL, devices.terminal_password, nonce, opaque, 4, uri),
+        "the camera's id, the terminal's password": _digest(CAMERA, devices.terminal_password, nonce, opaque, 5, uri),
+    }
+    for what, auth in refused.items():
+        answer = await devices.post(CAMERA, auth, anpr, "application/xml")
+        assert answer.status_code == 401, what
+        assert answer.headers.get_list("WWW-Authenticate")[0].startswith("Digest "), what
+    wrong_uri = _digest(CAMERA, devices.camera_password, nonce, opaque, 6, uri)
+    assert (await devices.post(CAMERA, wrong_uri, anpr, "application/xml", query="?x=1")).status_code == 401
+    assert (await devices.post(CAMERA, _digest(CAMERA, devices.camera_password, nonce, opaque, 7, uri), anpr,
+                               "application/xml")).status_code == 200  # the refusals used no count up
+    await run.stored()
+    assert len(await run.events(kind="gate", type="passage")) == 1
+
+
+async def test_an_expired_nonce_is_answered_stale_and_httpx_takes_the_next(devices: Devices) -> None:
+    run, anpr = devices.run, load("anpr.xml")
+    uri = f"/push/hikvision/{run.site}/{CAMERA}"
+    nonce, opaque, _ = await _challenge(devices)
+    nonces = _push(devices)
+    real = nonces.clock
+    nonces.clock = lambda: real() + digest.NONCE_TTL_S
+    answer = await devices.post(CAMERA, _digest(CAMERA, devices.camera_password, nonce, opaque, 1, uri), anpr,
+                                "application/xml")
+    assert answer.status_code == 401
+    assert answer.headers.get_list("WWW-Authenticate")[0].endswith(", stale=true")
+    taken = await devices.client.post(uri, content=anpr, headers={"Content-Type": "application/xml"},
+                                      auth=httpx.DigestAuth(CAMERA, devices.camera_password))
+    assert taken.status_code == 200, taken.text
+
+
+async def test_an_account_made_before_digest_keys_opens_with_basic_only(
+        devices: Devices, caplog: pytest.LogCaptureFixture) -> None:
+    run, anpr = devices.run, load("anpr.xml")
+    run.hub.credentials.db.write(lambda tx: tx.execute("UPDATE devices SET ha1 = NULL WHERE device = ?", (CAMERA,)))
+    digest_post = await devices.client.post(f"/push/hikvision/{run.site}/{CAMERA}", content=anpr,
+                                            headers={"Content-Type": "application/xml"},
+                                            auth=httpx.DigestAuth(CAMERA, devices.camera_password))
+    assert digest_post.status_code == 401
+    assert "run `smarthub device add` again" in caplog.text
+    assert (await devices.post(CAMERA, devices.camera, anpr, "application/xml")).status_code == 200
