@@ -9,7 +9,6 @@
 const DISTRICT_MS = 5_000;      // the whole district again: device counts and gauges move slowly
 const REFRESH_SOON_MS = 1_000;  // after a live alert or order: at most one extra request a second
 const HEALTH_MS = 3_000;        // /api/health: is the hub still receiving? (a stale-data banner if not)
-const TZ = "Asia/Shanghai";
 const RANKED = 12;              // communities in the ranking chart
 const TILE_MAX_PX = 190;        // a few communities get tiles this high, not the whole wall
 
@@ -34,20 +33,10 @@ Object.assign(I18N.en, {
   score_hint: "Risk = 200×critical + 20×major + 4×minor + 1×info (acknowledged count half) + 10×overdue order + 50×share offline + 30×each gauge's strain (elevators out, charging over cap). Click a community to open its wall.",
 });
 
-const params = new URLSearchParams(location.search);
-const $ = (s, root = document) => root.querySelector(s);
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 const SEVERITIES = ["critical", "major", "minor", "info"];
 const SEV_COLOURS = {critical: "#ff4d5e", major: "#ff9b3d", minor: "#f5d547", info: "#5ab0ff"};
 
 // ---------------------------------------------------------------- language (as the community wall)
-let lang = params.get("lang") || localStorage.getItem("smarthub-lang") || "zh";
-if (!I18N[lang]) lang = "zh";
-const t = (key, vars) => {
-  let s = I18N[lang][key] ?? I18N.zh[key] ?? key;
-  for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
-  return s;
-};
 const named = (x) => (lang === "zh" ? x.zh : x.en) || x.zh || x.slug || x.site;
 function applyLanguage() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -66,23 +55,8 @@ function applyLanguage() {
   setLink(link);
   draw();
 }
-function toggleLanguage() {
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("smarthub-lang", lang);
-  const url = new URL(location.href);
-  url.searchParams.set("lang", lang);
-  history.replaceState(null, "", url);
-  applyLanguage();
-}
 
 // ---------------------------------------------------------------- formatting
-const clockFmt = () => new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB",
-  {timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", weekday: "short",
-   hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
-const dayLabel = (iso) => new Date(iso).toLocaleDateString("en-CA", {timeZone: TZ}).slice(5);
-const num = (n, digits = 0) => n == null ? "–" : Number(n).toLocaleString("en-US", {maximumFractionDigits: digits, minimumFractionDigits: digits});
-const pct = (x) => x == null ? "–" : (x * 100).toFixed(1);
-function tickClock() { $("#clock").textContent = clockFmt().format(new Date()); }
 
 // ---------------------------------------------------------------- state
 let token = params.get("token") || sessionStorage.getItem("smarthub-token") || "";

@@ -12,22 +12,11 @@ const SERIES_MS = 60_000;       // charts: hourly and daily buckets move slowly
 const DEVICES_MS = 30_000;      // full device list: catches devices that went silent (offline)
 const HEALTH_MS = 3_000;        // /api/health: is the hub still receiving? (a stale-data banner if not)
 const LIST_MAX = 30;            // rows kept per event list
-const TZ = "Asia/Shanghai";     // the community's clock, wherever the browser is
 
-const params = new URLSearchParams(location.search);
-const $ = (s, root = document) => root.querySelector(s);
-const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 /** Only an http(s) link becomes an href: the hub refuses others, but the store may hold older events. */
 const webLink = (url) => typeof url === "string" && /^https?:\/\/[^\s]+$/i.test(url);
 
 // ---------------------------------------------------------------- language
-let lang = params.get("lang") || localStorage.getItem("smarthub-lang") || "zh";
-if (!I18N[lang]) lang = "zh";
-const t = (key, vars) => {
-  let s = I18N[lang][key] ?? I18N.zh[key] ?? key;
-  for (const [k, v] of Object.entries(vars || {})) s = s.replace(`{${k}}`, v);
-  return s;
-};
 const word = (prefix, value) => (value == null ? "" : (I18N[lang][prefix + value] ?? String(value)));
 function applyLanguage() {
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
@@ -48,24 +37,10 @@ function applyLanguage() {
   setLink(link);
   markAll();
 }
-function toggleLanguage() {
-  lang = lang === "zh" ? "en" : "zh";
-  localStorage.setItem("smarthub-lang", lang);
-  const url = new URL(location.href);
-  url.searchParams.set("lang", lang);
-  history.replaceState(null, "", url);
-  applyLanguage();
-}
 
 // ---------------------------------------------------------------- formatting
-const clockFmt = () => new Intl.DateTimeFormat(lang === "zh" ? "zh-CN" : "en-GB",
-  {timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", weekday: "short",
-   hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
 const hhmm = (iso) => iso ? new Date(iso).toLocaleTimeString("en-GB", {timeZone: TZ, hour: "2-digit", minute: "2-digit", hour12: false}) : "";
 const hour = (iso) => new Date(iso).toLocaleTimeString("en-GB", {timeZone: TZ, hour: "2-digit", hour12: false});
-const dayLabel = (iso) => new Date(iso).toLocaleDateString("en-CA", {timeZone: TZ}).slice(5);
-const num = (n, digits = 0) => n == null ? "–" : Number(n).toLocaleString("en-US", {maximumFractionDigits: digits, minimumFractionDigits: digits});
-const pct = (x) => x == null ? "–" : (x * 100).toFixed(1);
 function since(iso) {
   const minutes = Math.floor((Date.now() - new Date(iso).getTime()) / 60_000);
   return minutes < 1 ? t("just_now") : t("ago", {m: minutes});
@@ -693,7 +668,6 @@ $("[data-panel=alerts] .body").addEventListener("click", (e) => {
 });
 addEventListener("resize", fit);
 setInterval(render, RENDER_MS);
-function tickClock() { $("#clock").textContent = clockFmt().format(new Date()); }
 setInterval(tickClock, 1000);
 applyLanguage();
 if (token) start(); else showLogin();

@@ -4,6 +4,7 @@ one line acknowledges every alert of it, the phone's one card resolves it with i
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 import pytest
@@ -12,6 +13,11 @@ from hub.config import Settings
 from tests.support.browser import chromium, served_hub
 from tests.support.hub_fixtures import ADMIN_TOKEN, eventually
 from tests.support.mqtt_fixtures import Broker
+
+
+async def none_of(locator: Any) -> bool:
+    """True once the page shows no element of `locator` (a redraw may still be on its way)."""
+    return await locator.count() == 0
 
 pytestmark = [pytest.mark.integration, pytest.mark.services, pytest.mark.usefixtures("playwright_available"),
               pytest.mark.timeout(240)]
@@ -42,11 +48,13 @@ async def test_the_wall_acknowledges_an_incident_and_the_phone_resolves_it(
         await eventually(lambda: {hub.alerts.find(ref).state for ref in hub.incidents.get(incident_id).alerts}  # type: ignore[union-attr]
                          == {"acknowledged"}, what="both alerts acknowledged")
         await line.filter(has_text="已受理 admin").wait_for(timeout=10_000)
-        assert await screen.page.locator("[data-panel=alerts] .alert", has_text="遮挡").count() == 0  # one line
+        tamper_lines = screen.page.locator("[data-panel=alerts] .alert", has_text="遮挡")
+        await eventually(lambda: none_of(tamper_lines), what="one line for the incident, no line of the tamper alert")
 
         card = phone.page.locator(".card", has_text="强行开门")
         await card.filter(has_text="处理人 admin").wait_for(timeout=10_000)
-        assert await card.locator("button", has_text="受理整个事件").count() == 0  # acknowledged already
+        await eventually(lambda: none_of(card.locator("button", has_text="受理整个事件")),
+                         what="no acknowledge button on an acknowledged incident")
         await card.locator("textarea").fill("门锁已修好")
         await card.locator("button", has_text="事件已处理").click()
         await eventually(lambda: incident_id not in hub.incidents.active, what="the incident resolved")
