@@ -1,7 +1,8 @@
 "use strict";
 // What the community wall (screen.js) and the district wall (district.js) share: the page's address, the
 // language (Chinese first, English on the toggle, remembered), and how numbers and times are written.
-// A classic script: its top-level names are the pages' globals. Each page defines `applyLanguage()`.
+// A classic script: its top-level names are the pages' globals. Each page defines `applyLanguage()`,
+// `showStale()` (what its banner says, and where it records it for the tests), `link` and `socket`.
 
 const TZ = "Asia/Shanghai";     // the community's clock, wherever the browser is
 const params = new URLSearchParams(location.search);
@@ -33,3 +34,36 @@ const dayLabel = (iso) => new Date(iso).toLocaleDateString("en-CA", {timeZone: T
 const num = (n, digits = 0) => n == null ? "–" : Number(n).toLocaleString("en-US", {maximumFractionDigits: digits, minimumFractionDigits: digits});
 const pct = (x) => x == null ? "–" : (x * 100).toFixed(1);
 function tickClock() { $("#clock").textContent = clockFmt().format(new Date()); }
+
+class Unauthorised extends Error {}
+
+// ---------------------------------------------------------------- link and stale data
+// The wall must never look live when it is not: a banner with since when, while the hub says ingest is
+// not receiving (GET /api/health is 503), or the hub cannot be reached, or our own WebSocket is down.
+let hubStale = null;                       // {since, reasons} while the hub is not receiving
+let linkLostAt = null;
+function setLink(state) {
+  if (state === "reconnecting" && link !== "reconnecting") linkLostAt = new Date().toISOString();
+  link = state;
+  const el = $("#link");
+  el.className = "link-state " + ({live: "live", reconnecting: "down"}[state] || "");
+  $("b", el).textContent = t(state);
+  showStale();
+}
+async function checkHealth() {
+  try {
+    const response = await fetch("/api/health", {cache: "no-store"});
+    const health = await response.json();
+    hubStale = health.receiving ? null : {since: health.since, reasons: health.reasons};
+  } catch (error) {                        // no answer at all: stale since the first miss
+    hubStale = {since: hubStale?.since || new Date().toISOString(), reasons: []};
+  }
+  showStale();
+}
+function showLogin(message = "") {
+  if (socket) { socket.onclose = null; socket.close(); socket = null; }
+  $("#stage").classList.add("hidden");
+  $("#login").classList.remove("hidden");
+  $("#login-error").textContent = message;
+  $("#token").focus();
+}

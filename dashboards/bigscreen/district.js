@@ -68,7 +68,6 @@ let link = "connecting";
 // What tests read: readiness, the order drawn, how often it was refreshed, what failed.
 window.districtState = {ready: false, order: [], refreshes: 0, stale: false, staleSince: null, errors: []};
 
-class Unauthorised extends Error {}
 class NotFound extends Error {}
 async function api(path) {
   const response = await fetch(path, {headers: {Authorization: `Bearer ${token}`}});
@@ -106,15 +105,6 @@ function refreshSoon() {
 // ---------------------------------------------------------------- live
 let socket = null;
 let backoff = 1000;
-let linkLostAt = null;
-function setLink(state) {
-  if (state === "reconnecting" && link !== "reconnecting") linkLostAt = new Date().toISOString();
-  link = state;
-  const el = $("#link");
-  el.className = "link-state " + ({live: "live", reconnecting: "down"}[state] || "");
-  $("b", el).textContent = t(state);
-  showStale();
-}
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   socket = new WebSocket(`${scheme}://${location.host}/api/live?token=${encodeURIComponent(token)}`);
@@ -136,18 +126,7 @@ function connect() {
   };
 }
 
-// ---------------------------------------------------------------- stale data (as the community wall)
-let hubStale = null;
-async function checkHealth() {
-  try {
-    const response = await fetch("/api/health", {cache: "no-store"});
-    const health = await response.json();
-    hubStale = health.receiving ? null : {since: health.since, reasons: health.reasons};
-  } catch (error) {
-    hubStale = {since: hubStale?.since || new Date().toISOString(), reasons: []};
-  }
-  showStale();
-}
+// ---------------------------------------------------------------- stale data (the banner; common.js keeps the state)
 const hubFault = (code) => catalog.kinds?.hub?.faults?.[code]?.[lang] ?? code;
 function showStale() {
   const el = $("#stale");
@@ -292,13 +271,6 @@ function failed(error) {
   if (error instanceof Unauthorised) { showLogin(t("bad_token")); return; }
   window.districtState.errors.push(String(error));
   console.warn(error);
-}
-function showLogin(message = "") {
-  if (socket) { socket.onclose = null; socket.close(); socket = null; }
-  $("#stage").classList.add("hidden");
-  $("#login").classList.remove("hidden");
-  $("#login-error").textContent = message;
-  $("#token").focus();
 }
 let timers = [];
 async function start() {

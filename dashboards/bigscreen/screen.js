@@ -94,7 +94,6 @@ const keyOf = (d) => `${d.site}/${d.kind}/${d.device}`;
 window.screenState = {stale: false, staleSince: null, ready: false, renders: 0, renderMsTotal: 0, renderMsMax: 0, panelMs: {}, liveMessages: 0, liveMs: 0, resyncs: 0, errors: []};
 
 // ---------------------------------------------------------------- API
-class Unauthorised extends Error {}
 async function api(path, options = {}) {
   const response = await fetch(path, {...options, headers: {Authorization: `Bearer ${token}`,
     ...(options.body ? {"Content-Type": "application/json"} : {}), ...(options.headers || {})}});
@@ -161,30 +160,8 @@ async function resync() {
 // ---------------------------------------------------------------- live
 let socket = null;
 let backoff = 1000;
-function setLink(state) {
-  if (state === "reconnecting" && link !== "reconnecting") linkLostAt = new Date().toISOString();
-  link = state;
-  const el = $("#link");
-  el.className = "link-state " + ({live: "live", reconnecting: "down"}[state] || "");
-  $("b", el).textContent = t(state);
-  showStale();
-}
 
-// ---------------------------------------------------------------- stale data
-// The wall must never look live when it is not: a banner with since when, while the hub says ingest is
-// not receiving (GET /api/health is 503), or the hub cannot be reached, or our own WebSocket is down.
-let hubStale = null;                       // {since, reasons} while the hub is not receiving
-let linkLostAt = null;
-async function checkHealth() {
-  try {
-    const response = await fetch("/api/health", {cache: "no-store"});
-    const health = await response.json();
-    hubStale = health.receiving ? null : {since: health.since, reasons: health.reasons};
-  } catch (error) {                        // no answer at all: stale since the first miss
-    hubStale = {since: hubStale?.since || new Date().toISOString(), reasons: []};
-  }
-  showStale();
-}
+// ---------------------------------------------------------------- stale data (the banner; common.js keeps the state)
 function showStale() {
   const el = $("#stale");
   const lost = link === "reconnecting";
@@ -626,13 +603,6 @@ function failed(error) {
   if (error instanceof Unauthorised) { showLogin(t("bad_token")); return; }
   window.screenState.errors.push(String(error));
   console.warn(error);
-}
-function showLogin(message = "") {
-  if (socket) { socket.onclose = null; socket.close(); socket = null; }
-  $("#stage").classList.add("hidden");
-  $("#login").classList.remove("hidden");
-  $("#login-error").textContent = message;
-  $("#token").focus();
 }
 let timers = [];
 async function start() {
